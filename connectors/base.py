@@ -1,0 +1,157 @@
+"""The one interface every connector implements, and the plain records that cross it.
+
+The delivery pipeline (jobs) owns the database: it claims deliveries, hands a connector plain
+``DeliveryItem`` records, and stores the ``DeliveryResult`` each one comes back with. Connectors never
+touch the database; they turn our records into wire calls (client) through a mapping, and back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class ItemKind(StrEnum):
+    CALL = "call"  # a finalised call (payload: CallPayload below)
+    DEAL_WON = "deal_won"  # a deal won in the CRM (payload: DealPayload below)
+
+
+class Outcome(StrEnum):
+    DONE = "done"  # arrived; external_id says where
+    RETRY = "retry"  # a passing failure (429, 5xx, timeout, "too recent"); retry_after when known
+    DEAD = "dead"  # permanent (validation error, expired click); error says why
+    SKIPPED = "skipped"  # deliberately not sent (e.g. older than the platform's window); error says why
+
+
+@dataclass(frozen=True)
+class DeliveryItem:
+    """One thing to deliver to one destination account.
+
+    ``key`` is stable for the life of the item (e.g. ``otkuda-call-42``): connectors send it where the
+    platform keeps an id of ours (amoCRM ``uniq``/``source_uid``, Google ``order_id``) so a re-send after a
+    crash can be recognised. ``payload`` is a JSON-able snapshot taken when the item was queued.
+    """
+
+    id: int
+    kind: ItemKind
+    key: str
+    payload: dict[str, Any]
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    id: int
+    outcome: Outcome
+    external_id: str | None = None
+    error: str | None = None
+    retry_after: float | None = None  # seconds
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Enforced by the pipeline with a token bucket per destination account."""
+
+    per_second: float
+    burst: int = 1
+    daily: int | None = None  # requests (or operations) per day, when the platform counts them
+
+
+@dataclass(frozen=True)
+class SpendRow:
+    """Ad spend for one day and one campaign (ad group and keyword when the platform reports them).
+
+    Rows are keyed by (platform, account, day, campaign_id, ad_group_id, keyword_id): a re-pull replaces.
+    """
+
+    day: dt.date
+    campaign_id: str
+    campaign_name: str
+    cost: Decimal  # in ``currency``, VAT as configured on the connection
+    currency: str
+    impressions: int = 0
+    clicks: int = 0
+    ad_group_id: str = ""
+    ad_group_name: str = ""
+    keyword_id: str = ""
+    keyword: str = ""
+
+
+@dataclass(frozen=True)
+class DealUpdate:
+    """A deal as the CRM sees it now. ``status`` is ``open``, ``won`` or ``lost``."""
+
+    external_id: str
+    status: str
+    amount: Decimal
+    currency: str
+    updated_at: dt.datetime
+    name: str = ""
+    pipeline_id: str = ""
+    status_id: str = ""
+    contact_phones: tuple[str, ...] = ()
+    # Our ids the CRM carries back (the call key we sent), so the deal links to its call and session.
+    call_keys: tuple[str, ...] = ()
+    closed_at: dt.datetime | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+class TokenExpired(Exception):
+    """The access token was refused (401); the pipeline refreshes the connection and retries."""
+
+
+class AuthRevoked(Exception):
+    """The grant is gone (invalid_grant, 403 block): the connection needs re-authorisation."""
+
+
+class Connector(Protocol):
+    """What the pipeline calls. Each method may raise TokenExpired / AuthRevoked; other failures
+    of a whole request are reported per item as RETRY (transient) or DEAD (permanent)."""
+
+    name: str
+
+    def rate_limit(self) -> RateLimit: ...
+
+    def push(self, items: Sequence[DeliveryItem]) -> list[DeliveryResult]:
+        """Send a batch; return one result per item, in any order."""
+        ...
+
+    def find_delivered(self, items: Sequence[DeliveryItem]) -> dict[int, str]:
+        """For items in doubt (sent, outcome unknown): those that did arrive, item id -> external id."""
+        ...
+
+    def pull_spend(self, start: dt.date, end: dt.date) -> Iterable[SpendRow]:
+        """Spend rows for every day in [start, end]. Connectors without spend return nothing."""
+        ...
+
+    def pull_deals(self, since: dt.datetime) -> Iterable[DealUpdate]:
+        """Deals changed since ``since``. Connectors that are not CRMs return nothing."""
+        ...
+
+
+# --- Payload shapes (documented as TypedDict-free dict keys to stay JSON-able) -------------------------
+#
+# CallPayload: {
+#   "call_id": int, "client_id": int, "key": str,
+#   "caller": "+79991234567" | None, "tracking_number": "+74950000000", "static": bool,
+#   "called_at": ISO-8601 UTC, "answered_at": ISO | None, "ended_at": ISO | None,
+#   "wait_seconds": int, "talk_seconds": int,
+#   "status": "answered" | "missed" | "busy" | "failed", "abandoned": bool, "first_time": bool,
+#   "recording_url": str | None, "call_url": str (the call's page in the hub),
+#   "channel": str | None, "tags": [str],
+#   "timezone": "Europe/Moscow", "currency": "RUB",
+#   "session": None | {
+#       "landing_url", "referrer", "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term",
+#       "gclid", "gbraid", "wbraid", "yclid", "ym_client_id", "ga_client_id", "device"
+#   },
+# }
+# DealPayload: {
+#   "deal_id": int, "client_id": int, "key": str, "external_id": str (CRM id),
+#   "amount": "12500.00", "currency": "RUB", "won_at": ISO-8601 UTC,
+#   "caller": str | None, "call": CallPayload | None (the first call of the deal, with its session),
+#   "timezone": "Europe/Moscow",
+# }

@@ -1,0 +1,7 @@
+"""The REST API under /api/v1 (token auth). Each module adds its routes and its OpenAPI paths."""
+
+from flask import Blueprint
+
+bp = Blueprint("api", __name__)
+
+from hub.api import openapi, resources  # noqa: E402,F401  (registers the routes)

@@ -1,0 +1,39 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from hub.config import load_config
+from hub.extensions import init_db
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    """Create the hub. ``overrides`` replaces configuration values (tests pass DATABASE_URL and such)."""
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.update(load_config(overrides))
+    logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
+    init_db(app)
+
+    from hub.api import bp as api_bp
+    from hub.public import bp as public_bp
+    from hub.web import bp as web_bp
+
+    app.register_blueprint(web_bp)
+    app.register_blueprint(api_bp, url_prefix="/api/v1")
+    app.register_blueprint(public_bp, url_prefix="/t/v1")
+
+    @app.errorhandler(HTTPException)
+    def _json_errors_for_machines(exc: HTTPException) -> Any:
+        # Machines (the API, the snippet, telephony webhooks) get JSON; people get Flask's HTML page.
+        if request.path.startswith(("/api/", "/t/", "/hooks/")):
+            resp = jsonify(error=(exc.name or "error").lower().replace(" ", "_"), message=exc.description)
+            resp.status_code = exc.code or 500
+            return resp
+        return exc
+
+    return app

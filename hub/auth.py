@@ -1,0 +1,74 @@
+"""Who is asking: a logged-in browser (session cookie) or an API client (bearer token)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import abort, g, jsonify, redirect, request, session, url_for
+from sqlalchemy.orm import Session
+
+from hub.extensions import db
+from tracking.accounts import can_edit, can_see_client, user_for_token
+from tracking.models import Client, User
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def current_user() -> User | None:
+    if "current_user" in g:
+        return g.current_user
+    user: User | None = None
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        user = user_for_token(db(), header[7:].strip())
+        if user is not None:
+            db().commit()
+    elif "user_id" in session:
+        user = db().get(User, session["user_id"])
+    g.current_user = user
+    return user
+
+
+def login_required(view: F) -> F:
+    """For web pages: redirect anonymous visitors to the login page."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if current_user() is None:
+            return redirect(url_for("web.login", next=request.full_path))
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def api_auth_required(view: F) -> F:
+    """For the REST API: a missing or unknown token answers 401 JSON."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if current_user() is None:
+            resp = jsonify(error="unauthorized", message="A valid API token is required.")
+            resp.status_code = 401
+            resp.headers["WWW-Authenticate"] = "Bearer"
+            return resp
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def client_or_404(client_id: int, *, edit: bool = False, session_: Session | None = None) -> Client:
+    """The client if the caller may see it; otherwise 404, so a foreign id reveals nothing.
+
+    ``edit=True`` also requires a role that may change things: a viewer asking to change its own client
+    gets 403 (it already knows the client exists).
+    """
+    user = current_user()
+    client = (session_ or db()).get(Client, client_id)
+    if user is None or not can_see_client(user, client):
+        abort(404)
+    if edit and not can_edit(user):
+        abort(403)
+    assert client is not None
+    return client

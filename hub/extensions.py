@@ -1,0 +1,33 @@
+"""The database as the hub sees it: one engine per app, one SQLAlchemy session per request."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, g
+from sqlalchemy.orm import Session, sessionmaker
+
+from tracking.db import make_engine, make_session_factory
+
+
+def init_db(app: Flask) -> None:
+    engine = make_engine(app.config["DATABASE_URL"])
+    app.extensions["otkuda.engine"] = engine
+    app.extensions["otkuda.sessions"] = make_session_factory(engine)
+
+    @app.teardown_appcontext
+    def _close_session(exc: BaseException | None) -> None:
+        session: Session | None = g.pop("db_session", None)
+        if session is not None:
+            if exc is not None:
+                session.rollback()
+            session.close()
+
+
+def session_factory() -> sessionmaker[Session]:
+    return current_app.extensions["otkuda.sessions"]
+
+
+def db() -> Session:
+    """The request's SQLAlchemy session (created on first use, closed at teardown)."""
+    if "db_session" not in g:
+        g.db_session = session_factory()()
+    return g.db_session

@@ -1,0 +1,7 @@
+"""Server-rendered pages for people: login, clients, numbers, pools, sessions."""
+
+from flask import Blueprint
+
+bp = Blueprint("web", __name__, template_folder="../templates")
+
+from hub.web import pages  # noqa: E402,F401  (registers the routes)

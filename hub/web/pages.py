@@ -1,0 +1,49 @@
+"""Login and the clients list (first cut)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import redirect, render_template, request, session, url_for
+
+from hub.auth import client_or_404, current_user, login_required
+from hub.extensions import db
+from hub.web import bp
+from tracking.accounts import authenticate, visible_clients
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    error = None
+    if request.method == "POST":
+        user = authenticate(db(), request.form.get("email", ""), request.form.get("password", ""))
+        if user is not None:
+            session.clear()
+            session["user_id"] = user.id
+            target = request.args.get("next", "")
+            # Only local paths: an absolute URL here would make the login page an open redirect.
+            if not target.startswith("/") or target.startswith("//"):
+                target = url_for("web.clients")
+            return redirect(target)
+        error = "Wrong email or password."
+    return render_template("login.html", error=error), (401 if error else 200)
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    session.clear()
+    return redirect(url_for("web.login"))
+
+
+@bp.get("/")
+@login_required
+def clients() -> Any:
+    user = current_user()
+    assert user is not None
+    return render_template("clients.html", clients=db().scalars(visible_clients(user)).all())
+
+
+@bp.get("/clients/<int:client_id>")
+@login_required
+def client(client_id: int) -> Any:
+    return render_template("client.html", client=client_or_404(client_id))

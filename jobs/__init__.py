@@ -1,0 +1,1 @@
+"""Background jobs: the scheduler process that runs connectors on schedules, with retries."""

@@ -1,0 +1,36 @@
+"""In-process hooks fired by the domain inside its own database transaction.
+
+The delivery pipeline subscribes to them to queue outbox rows in the *same* transaction as the event,
+so no event can be lost between a call being finalised and its deliveries being queued; the domain
+itself never imports the pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+Listener = Callable[[Session, Any], None]
+
+
+class Hook:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._listeners: list[Listener] = []
+
+    def connect(self, listener: Listener) -> Listener:
+        if listener not in self._listeners:
+            self._listeners.append(listener)
+        return listener
+
+    def fire(self, db: Session, subject: Any) -> None:
+        # An exception propagates and rolls the caller's transaction back: the event and its
+        # deliveries commit together or not at all.
+        for listener in list(self._listeners):
+            listener(db, subject)
+
+
+call_finalised = Hook("call_finalised")  # subject: tracking Call, flushed, status final
+deal_won = Hook("deal_won")  # subject: Deal, flushed, status "won"

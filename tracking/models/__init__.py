@@ -1,0 +1,21 @@
+"""All mapped tables. Importing this package registers every model on ``Base.metadata``."""
+
+from tracking.models.numbers import Channel, Pool, PoolChannel, TrackingNumber
+from tracking.models.sessions import FallbackEvent, NumberAssignment, VisitSession
+from tracking.models.tenancy import Agency, ApiToken, Client, Role, Site, User
+
+__all__ = [
+    "Agency",
+    "ApiToken",
+    "Channel",
+    "Client",
+    "FallbackEvent",
+    "NumberAssignment",
+    "Pool",
+    "PoolChannel",
+    "Role",
+    "Site",
+    "TrackingNumber",
+    "User",
+    "VisitSession",
+]
