@@ -8,7 +8,7 @@ touch the database; they turn our records into wire calls (client) through a map
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -108,6 +108,43 @@ class AuthRevoked(Exception):
     """The grant is gone (invalid_grant, 403 block): the connection needs re-authorisation."""
 
 
+@dataclass(frozen=True)
+class AccountContext:
+    """Everything a connector needs to talk to one destination account, built by the pipeline."""
+
+    connection_id: int
+    provider: str  # OAuth provider name, e.g. "amocrm", "yandex", "google"
+    api_base: str  # the API's base URL (configurable: tests point it at local fakes)
+    account: Mapping[str, str]  # external ids: subdomain, counter_id, client_login, customer_id, ...
+    settings: Mapping[str, Any]  # per-connection choices: pipeline/status ids, goal ids, field ids, ...
+    access_token: Callable[[], str]  # a currently valid token; the pipeline refreshes behind it
+    hub_base_url: str = "http://127.0.0.1:5000"  # for links back to the hub (call pages)
+    timezone: str = "Europe/Moscow"
+    currency: str = "RUB"
+    extra: Mapping[str, str] = field(default_factory=dict)  # e.g. Google developer token
+
+
+@dataclass(frozen=True)
+class OAuthProvider:
+    """How the hub's generic connect flow talks to one OAuth 2 provider.
+
+    Endpoints and credentials come from configuration under ``OTKUDA_<PREFIX>_…`` (CLIENT_ID, CLIENT_SECRET,
+    AUTHORIZE_URL, TOKEN_URL, API_BASE), defaulting to the values here, so tests can point them at fakes.
+    """
+
+    name: str
+    title: str
+    authorize_url: str
+    token_url: str
+    api_base: str
+    scopes: tuple[str, ...] = ()
+    config_prefix: str = ""
+    authorize_params: Mapping[str, str] = field(default_factory=dict)
+    token_endpoint_auth_method: str = "client_secret_post"  # noqa: S105  (a method name)
+    # Learns account facts from the callback (e.g. amoCRM's ``referer`` gives the account host).
+    account_from_callback: Callable[[Mapping[str, str], Mapping[str, Any]], dict[str, str]] | None = None
+
+
 class Connector(Protocol):
     """What the pipeline calls. Each method may raise TokenExpired / AuthRevoked; other failures
     of a whole request are reported per item as RETRY (transient) or DEAD (permanent)."""
@@ -141,7 +178,7 @@ class Connector(Protocol):
 #   "called_at": ISO-8601 UTC, "answered_at": ISO | None, "ended_at": ISO | None,
 #   "wait_seconds": int, "talk_seconds": int,
 #   "status": "answered" | "missed" | "busy" | "failed", "abandoned": bool, "first_time": bool,
-#   "recording_url": str | None, "call_url": str (the call's page in the hub),
+#   "recording_url": str | None, "call_path": "/clients/<cid>/calls/<id>" (prefix ctx.hub_base_url),
 #   "channel": str | None, "tags": [str],
 #   "timezone": "Europe/Moscow", "currency": "RUB",
 #   "session": None | {

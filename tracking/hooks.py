@@ -8,9 +8,27 @@ itself never imports the pipeline.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
+
+
+@dataclass(frozen=True)
+class CallFinalised:
+    client_id: int
+    call_id: int
+    key: str  # stable delivery key, "otkuda-call-<id>"
+    payload: dict[str, Any]  # the CallPayload documented in connectors.base
+
+
+@dataclass(frozen=True)
+class DealWon:
+    client_id: int
+    deal_id: int
+    key: str  # "otkuda-deal-<id>"
+    payload: dict[str, Any]  # the DealPayload documented in connectors.base
+
 
 Listener = Callable[[Session, Any], None]
 
@@ -25,12 +43,16 @@ class Hook:
             self._listeners.append(listener)
         return listener
 
-    def fire(self, db: Session, subject: Any) -> None:
+    def disconnect(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def fire(self, db: Session, event: Any) -> None:
         # An exception propagates and rolls the caller's transaction back: the event and its
         # deliveries commit together or not at all.
         for listener in list(self._listeners):
-            listener(db, subject)
+            listener(db, event)
 
 
-call_finalised = Hook("call_finalised")  # subject: tracking Call, flushed, status final
-deal_won = Hook("deal_won")  # subject: Deal, flushed, status "won"
+call_finalised = Hook("call_finalised")  # event: CallFinalised
+deal_won = Hook("deal_won")  # event: DealWon

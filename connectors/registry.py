@@ -1,0 +1,29 @@
+"""Which connectors exist and how to load them.
+
+Modules are imported only when used, so a web worker that never pushes to Google Ads never imports
+``google.ads`` (a large import). Each connector package exposes:
+
+- ``PROVIDER``: its ``connectors.base.OAuthProvider``;
+- ``CAPABILITIES``: a set drawn from {"push_calls", "push_deals", "spend", "deals"};
+- ``make_connector(ctx: AccountContext) -> Connector``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+CONNECTORS: dict[str, str] = {
+    "amocrm": "connectors.amocrm",
+    "metrika": "connectors.metrika",
+    "yandex_direct": "connectors.yandex_direct",
+    "google_ads": "connectors.google_ads",
+}
+
+
+def load(name: str) -> ModuleType:
+    try:
+        module_path = CONNECTORS[name]
+    except KeyError:
+        raise LookupError(f"unknown connector {name!r}") from None
+    return importlib.import_module(module_path)
