@@ -61,7 +61,7 @@ def test_static_number_gives_its_channel(db: Session, setup) -> None:
 
 def test_single_live_holder_wins_with_high_confidence(db: Session, setup) -> None:
     t, integ, ch = setup
-    p = h.pool(db, t, "+7495222000", 3)
+    p = h.pool(db, t, "+749522200", 3)
     s = h.visit(db, t, ch["ads"], started=T0, last_seen=T0 + 3 * M, gclid="g1")
     h.hold(db, s, p.numbers[0], T0, T0 + 18 * M)
     call = _call(db, integ, p.numbers[0].e164, T0 + 4 * M)
@@ -74,7 +74,7 @@ def test_single_live_holder_wins_with_high_confidence(db: Session, setup) -> Non
 
 def test_recent_active_session_beats_an_earlier_holder_in_grace(db: Session, setup) -> None:
     t, integ, ch = setup
-    p = h.pool(db, t, "+7495222000", 3)
+    p = h.pool(db, t, "+749522200", 3)
     number = p.numbers[1]
     early = h.visit(db, t, ch["seo"], started=T0, last_seen=T0 + 2 * M, left=T0 + 3 * M)
     h.hold(db, early, number, T0, T0 + 17 * M, ended=T0 + 3 * M)
@@ -89,7 +89,7 @@ def test_recent_active_session_beats_an_earlier_holder_in_grace(db: Session, set
 
 def test_uncertain_session_but_certain_channel(db: Session, setup) -> None:
     t, integ, ch = setup
-    p = h.pool(db, t, "+7495222000", 3)
+    p = h.pool(db, t, "+749522200", 3)
     number = p.numbers[2]
     a = h.visit(db, t, ch["ads"], started=T0, last_seen=T0 + 4 * M, left=T0 + 5 * M)
     h.hold(db, a, number, T0, T0 + 19 * M, ended=T0 + 5 * M)
@@ -103,7 +103,7 @@ def test_uncertain_session_but_certain_channel(db: Session, setup) -> None:
 
 def test_returning_caller_picks_the_known_visitor(db: Session, setup) -> None:
     t, integ, ch = setup
-    p = h.pool(db, t, "+7495222000", 2)
+    p = h.pool(db, t, "+749522200", 2)
     first = h.visit(db, t, ch["seo"], started=T0, last_seen=T0 + M, visitor="v-known")
     h.hold(db, first, p.numbers[0], T0, T0 + 16 * M)
     earlier = _call(db, integ, p.numbers[0].e164, T0 + 2 * M, caller="+79005550000")
@@ -124,7 +124,7 @@ def test_returning_caller_picks_the_known_visitor(db: Session, setup) -> None:
 
 def test_holds_outside_the_window_are_not_candidates(db: Session, setup) -> None:
     t, integ, ch = setup
-    p = h.pool(db, t, "+7495222000", 2, channels=[ch["ads"]])
+    p = h.pool(db, t, "+749522200", 2, channels=[ch["ads"]])
     old = h.visit(db, t, ch["seo"], started=T0, last_seen=T0)
     h.hold(db, old, p.numbers[0], T0, T0 + 15 * M, ended=T0 + 15 * M)
     # Grace is 5 minutes: a call 30 minutes after the hold ended has nobody to match.
@@ -134,14 +134,14 @@ def test_holds_outside_the_window_are_not_candidates(db: Session, setup) -> None
     # The pool serves one channel, so the channel is known even though the session is not.
     assert call.channel_id == ch["ads"].id
     # A pool serving several channels gives no channel rather than pretending "direct".
-    p2 = h.pool(db, t, "+7495333000", 1, channels=[ch["ads"], ch["seo"]])
+    p2 = h.pool(db, t, "+749533300", 1, channels=[ch["ads"], ch["seo"]])
     call2 = _call(db, integ, p2.numbers[0].e164, T0)
     assert call2.attribution_method == AttributionMethod.DYNAMIC_UNIDENTIFIED and call2.channel_id is None
 
 
 def test_a_hold_within_grace_still_counts(db: Session, setup) -> None:
     t, integ, ch = setup
-    p = h.pool(db, t, "+7495222000", 1)
+    p = h.pool(db, t, "+749522200", 1)
     s = h.visit(db, t, ch["seo"], started=T0, last_seen=T0 + M, left=T0 + 2 * M)
     h.hold(db, s, p.numbers[0], T0, T0 + 16 * M, ended=T0 + 2 * M)
     call = _call(db, integ, p.numbers[0].e164, T0 + 6 * M)
@@ -152,7 +152,7 @@ def test_a_hold_within_grace_still_counts(db: Session, setup) -> None:
 
 def test_fallback_number_is_overflow_with_the_channels_it_was_shown_to(db: Session, setup) -> None:
     t, integ, ch = setup
-    p = h.pool(db, t, "+7495222000", 1)
+    p = h.pool(db, t, "+749522200", 1)
     for i in range(3):
         s = h.visit(db, t, ch["ads"] if i else ch["seo"], started=T0 + i * M)
         db.add(FallbackEvent(pool_id=p.pool.id, session_id=s.id, at=T0 + i * M))
@@ -164,7 +164,7 @@ def test_fallback_number_is_overflow_with_the_channels_it_was_shown_to(db: Sessi
 
 def test_promo_code_and_manual_channel_keep_history(db: Session, setup) -> None:
     t, integ, ch = setup
-    p = h.pool(db, t, "+7495222000", 1)
+    p = h.pool(db, t, "+749522200", 1)
     shown = h.visit(db, t, ch["ads"], started=T0 - 30 * M, promo="K7Q2")
     h.visit(db, t, ch["seo"], started=T0 + 30 * M, promo="K7Q2")  # after the call: cannot be the caller
     call = _call(db, integ, p.numbers[0].e164, T0)
