@@ -1,0 +1,182 @@
+"""Telephony webhooks: /hooks/v1/<provider>/<integration_key>/...
+
+Each request is matched to an integration by the key in its URL, verified with that integration's secret,
+parsed by the provider's adapter and ingested in one transaction. Anything refused (unknown key, bad
+signature, unreadable payload) answers 4xx, stores nothing, and is logged without secrets or bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy import select
+
+from hub.extensions import db
+from tracking.calls import CallConflict, ingest
+from tracking.crypto import SecretUnreadable, decrypt_json
+from tracking.db import utcnow
+from tracking.models import TelephonyIntegration, TrackingNumber
+from tracking.telephony import generic, mango, twilio, zadarma
+from tracking.telephony.base import CallEvent, PayloadInvalid, SignatureInvalid
+
+bp = Blueprint("webhooks", __name__)
+log = logging.getLogger(__name__)
+
+# Telephony payloads are small; anything larger is not a call event.
+MAX_BODY = 64 * 1024
+
+
+class Refused(Exception):
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message = status, error, message
+
+
+@bp.errorhandler(Refused)
+def _refused(exc: Refused) -> Any:
+    # The key is logged shortened: enough to tell integrations apart, useless for calling the hook.
+    key = (request.view_args or {}).get("key", "")
+    log.warning(
+        "webhook refused: %s %s key=%s… status=%s reason=%s",
+        request.method,
+        request.path.split("/")[3] if request.path.count("/") >= 3 else "",
+        key[:4],
+        exc.status,
+        exc.message,
+    )
+    db().rollback()
+    resp = jsonify(error=exc.error, message=exc.message)
+    resp.status_code = exc.status
+    return resp
+
+
+def _integration(providers: tuple[str, ...], key: str) -> tuple[TelephonyIntegration, dict[str, str]]:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise Refused(413, "payload_too_large", "webhook body is too large")
+    integ = db().scalar(select(TelephonyIntegration).where(TelephonyIntegration.integration_key == key))
+    if integ is None or not integ.active or integ.provider not in providers:
+        raise Refused(404, "unknown_integration", "no active integration with this key")
+    try:
+        secrets = decrypt_json(current_app.config["ENCRYPTION_KEY"], integ.secrets_encrypted)
+    except SecretUnreadable:
+        raise Refused(403, "invalid_signature", "integration secret is unreadable; re-enter it") from None
+    return integ, secrets
+
+
+def _ingest(integ: TelephonyIntegration, event: CallEvent | None) -> None:
+    if event is None:
+        return
+    try:
+        ingest(db(), integ, event)
+    except CallConflict as exc:
+        raise Refused(409, "conflict", str(exc)) from None
+    db().commit()
+
+
+def _guard(fn: Any) -> Any:
+    try:
+        return fn()
+    except SignatureInvalid as exc:
+        raise Refused(403, "invalid_signature", str(exc)) from None
+    except PayloadInvalid as exc:
+        raise Refused(400, "invalid_payload", str(exc)) from None
+
+
+# --- Twilio -------------------------------------------------------------------------------------------
+
+
+def _twilio_urls() -> list[str]:
+    query = request.query_string.decode()
+    path = request.path + (f"?{query}" if query else "")
+    # Behind a proxy Twilio signed the public URL; locally it signed the URL this server sees.
+    return [current_app.config["BASE_URL"] + path, request.url]
+
+
+def _twiml(body: str) -> Response:
+    return Response(body, mimetype="application/xml")
+
+
+@bp.post("/twilio/<key>/voice")
+def twilio_voice(key: str) -> Any:
+    integ, secrets = _integration(("twilio",), key)
+    form = request.form
+    _guard(lambda: twilio.verify(secrets, _twilio_urls(), form, request.headers))
+    event = _guard(lambda: twilio.parse_voice(form, utcnow()))
+    forward_to = db().scalar(
+        select(TrackingNumber.forward_to).where(
+            TrackingNumber.e164 == event.called, TrackingNumber.client_id == integ.client_id
+        )
+    )
+    _ingest(integ, event)
+    status_url = f"{current_app.config['BASE_URL']}/hooks/v1/twilio/{key}/status"
+    return _twiml(twilio.dial_twiml(forward_to, status_url, caller_id=event.caller))
+
+
+@bp.post("/twilio/<key>/status")
+def twilio_status(key: str) -> Any:
+    integ, secrets = _integration(("twilio",), key)
+    form = request.form
+    _guard(lambda: twilio.verify(secrets, _twilio_urls(), form, request.headers))
+    _ingest(integ, _guard(lambda: twilio.parse_status(form, utcnow())))
+    # Also the <Dial action> target: an empty response ends the call once the forwarded leg is over.
+    return _twiml(twilio.EMPTY_TWIML)
+
+
+# --- Zadarma / Novofon -----------------------------------------------------------------------------------
+
+
+@bp.route("/<any(zadarma, novofon):provider>/<key>", methods=["GET", "POST"])
+def zadarma_notify(provider: str, key: str) -> Any:
+    integ, secrets = _integration((provider,), key)
+    if request.method == "GET":
+        echo = request.args.get("zd_echo")
+        if not echo:
+            raise Refused(400, "invalid_payload", "zd_echo is required")
+        return Response(echo, mimetype="text/plain")
+    form = request.form
+    _guard(lambda: zadarma.verify(secrets.get("api_secret", ""), form, request.headers))
+    tz = integ.settings.get("timezone") or "UTC"
+    _ingest(integ, _guard(lambda: zadarma.parse(form, utcnow(), provider=provider, tz=tz)))
+    return jsonify(ok=True)
+
+
+# --- Mango Office ------------------------------------------------------------------------------------------
+
+
+@bp.route("/mango/<key>/ping", methods=["GET", "POST"])
+def mango_ping(key: str) -> Any:
+    _integration(("mango",), key)
+    return jsonify(result=1000)
+
+
+@bp.post("/mango/<key>/events/<any(call, summary):kind>")
+def mango_event(key: str, kind: str) -> Any:
+    integ, secrets = _integration(("mango",), key)
+    form = request.form
+    _guard(lambda: mango.verify(secrets, form))
+    parser = mango.parse_call if kind == "call" else mango.parse_summary
+    _ingest(integ, _guard(lambda: parser(form, utcnow())))
+    return jsonify(result=1000)
+
+
+@bp.post("/mango/<key>/events/<other>")
+def mango_other(key: str, other: str) -> Any:
+    # Recording, DTMF and other notifications are signed like the rest; accepted so Mango does not retry,
+    # but they carry nothing a call record needs.
+    _integ, secrets = _integration(("mango",), key)
+    _guard(lambda: mango.verify(secrets, request.form))
+    return jsonify(result=1000)
+
+
+# --- Generic PBX ------------------------------------------------------------------------------------------
+
+
+@bp.post("/generic/<key>")
+def generic_event(key: str) -> Any:
+    integ, secrets = _integration(("generic",), key)
+    body = request.get_data(cache=False)
+    _guard(lambda: generic.verify(secrets.get("secret", ""), request.headers, body, utcnow()))
+    _ingest(integ, _guard(lambda: generic.parse(body)))
+    return jsonify(ok=True)

@@ -1,0 +1,297 @@
+"""Ingestion: one provider event at a time, converging on one call record per (provider, call id).
+
+Every event is stored (``call_events``) and the call is recomputed from *all* of its events, so the result
+does not depend on the order or number of deliveries: an end before its start, a recording before the end,
+or the same event three times give the same record. The call row is created with an insert that ignores a
+conflict and then locked (``SELECT … FOR UPDATE`` on PostgreSQL), so concurrent deliveries of one call
+serialise on that row and never make two.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from tracking import attribution, hooks
+from tracking.db import utcnow
+from tracking.models import (
+    AttributionMethod,
+    Call,
+    CallStatus,
+    Channel,
+    Client,
+    TelephonyIntegration,
+    TrackingNumber,
+    VisitSession,
+)
+from tracking.models import CallEvent as CallEventRow
+from tracking.telephony.base import CallEvent, EventKind, Outcome
+
+log = logging.getLogger(__name__)
+
+# An unanswered call that rang this briefly is "abandoned": the caller hung up before anyone could answer.
+ABANDON_SECONDS = 15
+
+
+class CallConflict(Exception):
+    """The provider call id belongs to a call of another integration."""
+
+
+@dataclass(frozen=True)
+class Ingested:
+    call: Call
+    duplicate: bool  # the event had been received before; nothing changed
+    finalised: bool  # this event made the call final (and fired ``call_finalised``)
+
+
+def _insert(db: Session):  # type: ignore[no-untyped-def]
+    return postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _locked_call(db: Session, integration: TelephonyIntegration, event: CallEvent) -> Call:
+    provider = integration.provider
+    db.execute(
+        _insert(db)(Call)
+        .values(
+            client_id=integration.client_id,
+            integration_id=integration.id,
+            provider=provider,
+            provider_call_id=event.provider_call_id,
+            status=CallStatus.IN_PROGRESS,
+            attribution_method=AttributionMethod.UNMATCHED,
+            tags=[],
+            notes="",
+            first_time=True,
+            created_at=utcnow(),
+            updated_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["provider", "provider_call_id"])
+    )
+    call = db.scalars(
+        select(Call)
+        .where(Call.provider == provider, Call.provider_call_id == event.provider_call_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    if call.integration_id != integration.id:
+        raise CallConflict("call id already used by another integration")
+    return call
+
+
+def ingest(db: Session, integration: TelephonyIntegration, event: CallEvent) -> Ingested:
+    """Apply one event to its call inside the caller's transaction (the caller commits)."""
+    call = _locked_call(db, integration, event)
+    inserted = db.execute(
+        _insert(db)(CallEventRow)
+        .values(
+            call_id=call.id,
+            kind=event.kind.value,
+            fingerprint=event.fingerprint(),
+            occurred_at=event.occurred_at,
+            received_at=utcnow(),
+            data=event.data(),
+        )
+        .on_conflict_do_nothing(index_elements=["call_id", "fingerprint"])
+    )
+    if inserted.rowcount == 0:
+        return Ingested(call, duplicate=True, finalised=False)
+
+    events = [
+        CallEvent.from_data(row.data)
+        for row in db.scalars(
+            select(CallEventRow).where(CallEventRow.call_id == call.id).order_by(CallEventRow.id)
+        )
+    ]
+    is_new = len(events) == 1
+    before = (call.tracking_number_id, call.called_at, call.caller)
+    final = _fold(call, events)
+    _match_number(db, call)
+    changed = is_new or before != (call.tracking_number_id, call.called_at, call.caller)
+    if changed:
+        call.first_time = is_first_time(db, call)
+        # An operator's choice (promo code, manual channel) is never overridden by a late event.
+        if call.attribution_method not in (AttributionMethod.PROMO, AttributionMethod.MANUAL):
+            attribution.attribute(db, call)
+    finalised = False
+    if final and call.finalised_at is None:
+        call.finalised_at = utcnow()
+        db.flush()
+        hooks.call_finalised.fire(
+            db,
+            hooks.CallFinalised(
+                client_id=call.client_id,
+                call_id=call.id,
+                key=delivery_key(call),
+                payload=call_payload(db, call),
+            ),
+        )
+        finalised = True
+    call.updated_at = utcnow()
+    db.flush()
+    return Ingested(call, duplicate=False, finalised=finalised)
+
+
+def _first(values: list) -> object:  # type: ignore[type-arg]
+    return next((v for v in values if v is not None), None)
+
+
+def _fold(call: Call, events: list[CallEvent]) -> bool:
+    """Recompute the call's facts from all its events; True when the call is over."""
+    ordered = sorted(events, key=lambda e: (e.occurred_at, list(EventKind).index(e.kind)))
+    starts = [e for e in ordered if e.kind == EventKind.START]
+    answers = [e for e in ordered if e.kind == EventKind.ANSWER]
+    ends = [e for e in ordered if e.kind == EventKind.END]
+
+    call.caller = _first([e.caller for e in starts] + [e.caller for e in ordered])  # type: ignore[assignment]
+    called = _first([e.called for e in starts] + [e.called for e in ordered])
+    call.called_number = called  # type: ignore[assignment]
+    start_times = [e.started_at for e in ordered if e.started_at] + [e.occurred_at for e in starts]
+    call.called_at = min(start_times) if start_times else min(e.occurred_at for e in ordered)
+
+    answer_times = [e.answered_at for e in ordered if e.answered_at]
+    answered_at = min(answer_times) if answer_times else None
+    end_times = [e.ended_at for e in ends if e.ended_at]
+    ended_at = min(end_times) if end_times else None
+    talks = [e.talk_seconds for e in ordered if e.talk_seconds]
+    talk = max(talks) if talks else None
+    outcomes = {e.outcome for e in ends if e.outcome}
+    answered = bool(answers) or Outcome.ANSWERED in outcomes
+    if answered and answered_at is None and ended_at is not None and talk is not None:
+        answered_at = ended_at - dt.timedelta(seconds=talk)
+    if answered_at is not None and answered_at < call.called_at:
+        answered_at = call.called_at
+    if ended_at is not None and answered_at is not None and ended_at < answered_at:
+        ended_at = answered_at + dt.timedelta(seconds=talk or 0)
+    call.answered_at, call.ended_at = answered_at, ended_at
+
+    final = bool(ends)
+    if not final:
+        call.status = CallStatus.IN_PROGRESS
+    elif answered:
+        call.status = CallStatus.ANSWERED
+    elif Outcome.BUSY in outcomes:
+        call.status = CallStatus.BUSY
+    elif Outcome.FAILED in outcomes and Outcome.MISSED not in outcomes:
+        call.status = CallStatus.FAILED
+    else:
+        call.status = CallStatus.MISSED
+
+    wait_until = answered_at or ended_at
+    call.wait_seconds = max(0, round((wait_until - call.called_at).total_seconds())) if wait_until else 0
+    if talk is None and answered_at and ended_at:
+        talk = round((ended_at - answered_at).total_seconds())
+    call.talk_seconds = max(0, talk or 0) if answered else 0
+    call.abandoned = call.status == CallStatus.MISSED and call.wait_seconds < ABANDON_SECONDS
+
+    forwarded = [e.forwarded_to for e in answers if e.forwarded_to] + [e.forwarded_to for e in ordered]
+    call.forwarded_to = _first(forwarded)  # type: ignore[assignment]
+    recordings = [e.recording_url for e in reversed(ordered)]
+    call.recording_url = _first(recordings) or call.recording_url  # type: ignore[assignment]
+    call.recording_ref = _first([e.recording_ref for e in reversed(ordered)]) or call.recording_ref  # type: ignore[assignment]
+    return final
+
+
+def _match_number(db: Session, call: Call) -> None:
+    if call.called_number is None:
+        call.tracking_number_id = None
+        return
+    call.tracking_number_id = db.scalar(
+        select(TrackingNumber.id).where(
+            TrackingNumber.e164 == call.called_number, TrackingNumber.client_id == call.client_id
+        )
+    )
+
+
+def is_first_time(db: Session, call: Call) -> bool:
+    """No earlier call from this caller to this client within the client's window.
+
+    A withheld caller cannot be recognised, so it never counts as first-time.
+    """
+    if call.caller is None or call.called_at is None:
+        return False
+    window = db.scalar(select(Client.first_call_window_days).where(Client.id == call.client_id)) or 180
+    since = call.called_at - dt.timedelta(days=window)
+    earlier = db.scalar(
+        select(func.count())
+        .select_from(Call)
+        .where(
+            Call.client_id == call.client_id,
+            Call.caller == call.caller,
+            Call.id != call.id,
+            Call.called_at >= since,
+            (Call.called_at < call.called_at) | ((Call.called_at == call.called_at) & (Call.id < call.id)),
+        )
+    )
+    return not earlier
+
+
+def delivery_key(call: Call) -> str:
+    return f"otkuda-call-{call.id}"
+
+
+def call_path(call: Call) -> str:
+    return f"/clients/{call.client_id}/calls/{call.id}"
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.astimezone(dt.UTC).isoformat() if value else None
+
+
+SESSION_FIELDS = (
+    "landing_url",
+    "referrer",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_content",
+    "utm_term",
+    "gclid",
+    "gbraid",
+    "wbraid",
+    "yclid",
+    "ym_client_id",
+    "ga_client_id",
+    "device",
+)
+
+
+def session_payload(session: VisitSession | None) -> dict[str, str | None] | None:
+    if session is None:
+        return None
+    return {name: getattr(session, name) for name in SESSION_FIELDS}
+
+
+def call_payload(db: Session, call: Call) -> dict:  # type: ignore[type-arg]
+    """The CallPayload documented in ``connectors.base``: a JSON-able snapshot for deliveries."""
+    client = db.get(Client, call.client_id)
+    number = db.get(TrackingNumber, call.tracking_number_id) if call.tracking_number_id else None
+    channel = db.get(Channel, call.channel_id) if call.channel_id else None
+    session = db.get(VisitSession, call.session_id) if call.session_id else None
+    return {
+        "call_id": call.id,
+        "client_id": call.client_id,
+        "key": delivery_key(call),
+        "caller": call.caller,
+        "tracking_number": number.e164 if number else call.called_number,
+        "static": bool(number is not None and number.pool_id is None),
+        "called_at": _iso(call.called_at),
+        "answered_at": _iso(call.answered_at),
+        "ended_at": _iso(call.ended_at),
+        "wait_seconds": call.wait_seconds,
+        "talk_seconds": call.talk_seconds,
+        "status": call.status.value if call.status != CallStatus.IN_PROGRESS else "missed",
+        "abandoned": call.abandoned,
+        "first_time": call.first_time,
+        "recording_url": call.recording_url,
+        "call_path": call_path(call),
+        "channel": channel.name if channel else None,
+        "tags": list(call.tags or []),
+        "timezone": client.timezone if client else "UTC",
+        "currency": client.currency if client else "RUB",
+        "session": session_payload(session),
+    }

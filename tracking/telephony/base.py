@@ -1,0 +1,144 @@
+"""The normalised call event every provider adapter produces, and the errors adapters raise."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import phonenumbers
+
+
+class SignatureInvalid(Exception):
+    """The request is not signed with the integration's secret (or the signature is stale)."""
+
+
+class PayloadInvalid(Exception):
+    """The request is signed (or unsigned where that is allowed) but cannot be understood."""
+
+
+class EventKind(enum.StrEnum):
+    START = "start"  # the call reached the number
+    ANSWER = "answer"  # someone picked up
+    END = "end"  # the call is over; carries the outcome
+    RECORD = "record"  # a recording is available
+
+
+class Outcome(enum.StrEnum):
+    ANSWERED = "answered"
+    MISSED = "missed"
+    BUSY = "busy"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    """One thing a provider told us about one call. Unknown fields stay None: the call is recomputed from
+    all of its events, so each event only has to carry what it knows."""
+
+    provider: str
+    provider_call_id: str
+    kind: EventKind
+    # When it happened by the provider's clock, or when we received it if the provider sends no time.
+    occurred_at: dt.datetime
+    caller: str | None = None
+    called: str | None = None
+    started_at: dt.datetime | None = None
+    answered_at: dt.datetime | None = None
+    ended_at: dt.datetime | None = None
+    talk_seconds: int | None = None
+    outcome: Outcome | None = None
+    forwarded_to: str | None = None
+    recording_url: str | None = None
+    recording_ref: str | None = None
+    # True when the times are our receipt time: a redelivery then differs only in them and must still be
+    # recognised as the same event.
+    received_times: bool = False
+
+    def fingerprint(self) -> str:
+        data = self.data()
+        if self.received_times:
+            for name in ("occurred_at", "started_at", "answered_at", "ended_at"):
+                data.pop(name, None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+    def data(self) -> dict[str, Any]:
+        """JSON-able form, stored with the event and hashed to recognise redeliveries."""
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if isinstance(value, dt.datetime):
+                value = value.astimezone(dt.UTC).isoformat()
+            elif isinstance(value, enum.Enum):
+                value = value.value
+            out[name] = value
+        return out
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> CallEvent:
+        values = dict(data)
+        for name in ("occurred_at", "started_at", "answered_at", "ended_at"):
+            if values.get(name):
+                values[name] = dt.datetime.fromisoformat(values[name])
+        values["kind"] = EventKind(values["kind"])
+        if values.get("outcome"):
+            values["outcome"] = Outcome(values["outcome"])
+        return cls(**values)
+
+
+# What providers put in the caller field when the number is withheld.
+_WITHHELD = {"", "anonymous", "unknown", "restricted", "private", "unavailable", "withheld", "+266696687"}
+
+
+def to_e164(raw: str | None, region: str = "RU") -> str | None:
+    """E.164 for a phone number as a provider wrote it; None for a withheld caller.
+
+    Providers write numbers with or without "+", with a trunk prefix ("8 495 ...") or as SIP extensions;
+    what cannot be read as a phone number is kept as given (digits and "+", trimmed) rather than lost.
+    """
+    if raw is None:
+        return None
+    text = raw.strip()
+    if text.lower() in _WITHHELD:
+        return None
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    attempts = [(text, None)] if text.startswith("+") else [(text, region), ("+" + text, None)]
+    for candidate, reg in attempts:
+        try:
+            parsed = phonenumbers.parse(candidate, reg)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(parsed):
+            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    kept = "".join(ch for ch in text if ch.isdigit() or ch == "+")[:32]
+    return kept or None
+
+
+def parse_int(value: Any, field: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        raise PayloadInvalid(f"{field} is not a number") from None
+
+
+def from_unix(value: Any, field: str) -> dt.datetime | None:
+    seconds = parse_int(value, field)
+    if not seconds:
+        return None
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        raise PayloadInvalid(f"{field} is not a valid time") from None
+
+
+def require(fields: Any, name: str) -> str:
+    value = fields.get(name)
+    if value is None or str(value).strip() == "":
+        raise PayloadInvalid(f"{name} is required")
+    return str(value).strip()

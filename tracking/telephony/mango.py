@@ -1,0 +1,142 @@
+"""Mango Office VPBX: ``events/call`` (per call-leg state) and ``events/summary`` (one per finished call).
+
+Each request is a form with ``vpbx_api_key``, ``sign`` and ``json``; ``sign`` is the lowercase hex SHA-256
+of ``vpbx_api_key + json + vpbx_api_salt`` over the json string exactly as received. ``entry_id`` is common
+to every leg and the summary of one call, so it is the call's id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from tracking.telephony.base import (
+    CallEvent,
+    EventKind,
+    Outcome,
+    PayloadInvalid,
+    SignatureInvalid,
+    from_unix,
+    parse_int,
+    to_e164,
+)
+
+PROVIDER = "mango"
+
+
+def sign(api_key: str, json_text: str, salt: str) -> str:
+    return hashlib.sha256((api_key + json_text + salt).encode()).hexdigest()
+
+
+def verify(secrets: Mapping[str, str], form: Mapping[str, str]) -> None:
+    api_key = secrets.get("api_key", "")
+    given_key = form.get("vpbx_api_key", "")
+    given_sign = (form.get("sign") or "").lower()
+    if not given_key or not given_sign:
+        raise SignatureInvalid("vpbx_api_key and sign are required")
+    if not hmac.compare_digest(given_key.encode(), api_key.encode()):
+        raise SignatureInvalid("vpbx_api_key is not this integration's")
+    expected = sign(api_key, form.get("json", ""), secrets.get("api_salt", ""))
+    if not hmac.compare_digest(expected.encode(), given_sign.encode()):
+        raise SignatureInvalid("sign does not match")
+
+
+def _load(form: Mapping[str, str]) -> dict[str, Any]:
+    try:
+        data = json.loads(form.get("json") or "")
+    except ValueError:
+        raise PayloadInvalid("json is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise PayloadInvalid("json must be an object")
+    if not data.get("entry_id"):
+        raise PayloadInvalid("entry_id is required")
+    return data
+
+
+def _party(data: dict[str, Any], side: str) -> dict[str, Any]:
+    value = data.get(side) or {}
+    if not isinstance(value, dict):
+        raise PayloadInvalid(f"{side} must be an object")
+    return value
+
+
+def _called(data: dict[str, Any]) -> str | None:
+    # The dialled line is ``line_number`` (top level in summaries, under ``to`` in call events);
+    # ``to.number`` is the extension or the forwarding target once the call is routed.
+    to = _party(data, "to")
+    return to_e164(data.get("line_number") or to.get("line_number") or to.get("number"))
+
+
+def parse_call(form: Mapping[str, str], received_at: dt.datetime) -> CallEvent | None:
+    data = _load(form)
+    state = str(data.get("call_state") or "")
+    at = from_unix(data.get("timestamp"), "timestamp") or received_at
+    call_id = str(data["entry_id"])
+    caller = to_e164(_party(data, "from").get("number"))
+    if state == "Appeared":
+        return CallEvent(
+            provider=PROVIDER,
+            provider_call_id=call_id,
+            kind=EventKind.START,
+            occurred_at=at,
+            started_at=at,
+            caller=caller,
+            called=_called(data),
+        )
+    if state == "Connected":
+        to = _party(data, "to")
+        return CallEvent(
+            provider=PROVIDER,
+            provider_call_id=call_id,
+            kind=EventKind.ANSWER,
+            occurred_at=at,
+            answered_at=at,
+            caller=caller,
+            forwarded_to=str(to.get("extension") or to.get("number") or "") or None,
+        )
+    if state in ("Disconnected", "OnHold"):
+        # A leg ending is not the call ending (the call may go on to another operator); the summary says
+        # when the whole call is over.
+        return None
+    raise PayloadInvalid(f"unknown call_state {state!r}")
+
+
+def parse_summary(form: Mapping[str, str], received_at: dt.datetime) -> CallEvent | None:
+    data = _load(form)
+    # call_direction 1 = inbound (UNCONFIRMED mapping); outbound and internal calls are not tracked.
+    direction = parse_int(data.get("call_direction"), "call_direction")
+    if direction is not None and direction != 1:
+        return None
+    created = from_unix(data.get("create_time"), "create_time")
+    ended = from_unix(data.get("end_time"), "end_time") or received_at
+    raw_talk = parse_int(data.get("talk_time"), "talk_time") or 0
+    # talk_time is the unix time the conversation began, 0 when nobody answered (UNCONFIRMED: a small value
+    # is read as a duration in seconds instead).
+    if raw_talk > 10**9:
+        answered: dt.datetime | None = dt.datetime.fromtimestamp(raw_talk, dt.UTC)
+        talk = max(0, int((ended - answered).total_seconds()))
+    elif raw_talk > 0:
+        answered, talk = ended - dt.timedelta(seconds=raw_talk), raw_talk
+    else:
+        answered, talk = None, 0
+    result = parse_int(data.get("entry_result"), "entry_result")
+    outcome = Outcome.ANSWERED if (answered is not None or result == 1) else Outcome.MISSED
+    to = _party(data, "to")
+    return CallEvent(
+        provider=PROVIDER,
+        provider_call_id=str(data["entry_id"]),
+        kind=EventKind.END,
+        occurred_at=ended,
+        started_at=created,
+        answered_at=answered,
+        ended_at=ended,
+        talk_seconds=talk,
+        outcome=outcome,
+        caller=to_e164(_party(data, "from").get("number")),
+        called=_called(data),
+        forwarded_to=str(to.get("extension") or "") or None if outcome == Outcome.ANSWERED else None,
+    )

@@ -1,0 +1,143 @@
+"""Zadarma (and Novofon v1, which speaks the same protocol): NOTIFY_* webhooks.
+
+Each event is signed over a few of its fields; the ``Signature`` header is base64 of the *hex* digest of
+HMAC-SHA1 (PHP's ``hash_hmac`` returns hex), as the protocol notes describe.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Mapping
+from zoneinfo import ZoneInfo
+
+from tracking.telephony.base import (
+    CallEvent,
+    EventKind,
+    Outcome,
+    PayloadInvalid,
+    SignatureInvalid,
+    parse_int,
+    require,
+    to_e164,
+)
+
+SIGNATURE_HEADER = "Signature"
+
+# The fields each event's signature covers, concatenated in this order.
+SIGNED_FIELDS: dict[str, tuple[str, ...]] = {
+    "NOTIFY_START": ("caller_id", "called_did", "call_start"),
+    "NOTIFY_INTERNAL": ("caller_id", "called_did", "call_start"),
+    "NOTIFY_ANSWER": ("caller_id", "destination", "call_start"),
+    "NOTIFY_END": ("caller_id", "called_did", "call_start"),
+    "NOTIFY_OUT_START": ("internal", "destination", "call_start"),
+    "NOTIFY_OUT_END": ("internal", "destination", "call_start"),
+    "NOTIFY_RECORD": ("pbx_call_id", "call_id_with_rec"),
+}
+
+# The disposition values are UNCONFIRMED in the protocol notes; anything not listed counts as failed.
+_DISPOSITION = {
+    "answered": Outcome.ANSWERED,
+    "busy": Outcome.BUSY,
+    "cancel": Outcome.MISSED,
+    "no answer": Outcome.MISSED,
+    "noanswer": Outcome.MISSED,
+    "no-answer": Outcome.MISSED,
+}
+
+
+def signature(secret: str, fields: Mapping[str, str]) -> str:
+    event = fields.get("event", "")
+    names = SIGNED_FIELDS.get(event)
+    if names is None:
+        raise PayloadInvalid(f"unknown event {event!r}")
+    text = "".join(fields.get(name, "") for name in names)
+    hex_digest = hmac.new(secret.encode(), text.encode(), hashlib.sha1).hexdigest()
+    return base64.b64encode(hex_digest.encode()).decode()
+
+
+def verify(secret: str, fields: Mapping[str, str], headers: Mapping[str, str]) -> None:
+    given = headers.get(SIGNATURE_HEADER, "")
+    if not given:
+        raise SignatureInvalid("missing Signature header")
+    if not hmac.compare_digest(signature(secret, fields).encode(), given.strip().encode()):
+        raise SignatureInvalid("Signature does not match")
+
+
+def _call_start(raw: str, tz: ZoneInfo) -> dt.datetime:
+    # "YYYY-MM-DD HH:MM:SS" in the account's time zone (UNCONFIRMED: the zone is not documented, so it is a
+    # per-integration setting); a unix timestamp is accepted too.
+    if raw.isdigit():
+        return dt.datetime.fromtimestamp(int(raw), dt.UTC)
+    try:
+        local = dt.datetime.strptime(raw, "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        raise PayloadInvalid("call_start is not 'YYYY-MM-DD HH:MM:SS'") from None
+    return local.replace(tzinfo=tz).astimezone(dt.UTC)
+
+
+def parse(
+    fields: Mapping[str, str], received_at: dt.datetime, provider: str = "zadarma", tz: str = "UTC"
+) -> CallEvent | None:
+    """The normalised event, or None for events that are not about incoming calls (outgoing, IVR, SMS)."""
+    event = require(fields, "event")
+    zone = ZoneInfo(tz)
+    if event in ("NOTIFY_OUT_START", "NOTIFY_OUT_END", "NOTIFY_INTERNAL", "NOTIFY_IVR"):
+        return None
+    call_id = require(fields, "pbx_call_id")
+    if event == "NOTIFY_START":
+        start = _call_start(require(fields, "call_start"), zone)
+        return CallEvent(
+            provider=provider,
+            provider_call_id=call_id,
+            kind=EventKind.START,
+            occurred_at=start,
+            started_at=start,
+            caller=to_e164(fields.get("caller_id")),
+            called=to_e164(require(fields, "called_did")),
+        )
+    if event == "NOTIFY_ANSWER":
+        # No answer time is sent: the moment we receive it is the best estimate.
+        return CallEvent(
+            provider=provider,
+            provider_call_id=call_id,
+            kind=EventKind.ANSWER,
+            occurred_at=received_at,
+            answered_at=received_at,
+            received_times=True,
+            started_at=_call_start(require(fields, "call_start"), zone),
+            caller=to_e164(fields.get("caller_id")),
+            forwarded_to=fields.get("destination") or None,
+        )
+    if event == "NOTIFY_END":
+        start = _call_start(require(fields, "call_start"), zone)
+        disposition = (fields.get("disposition") or "").strip().lower()
+        outcome = _DISPOSITION.get(disposition, Outcome.FAILED if disposition else Outcome.MISSED)
+        duration = parse_int(fields.get("duration"), "duration") or 0
+        recorded = fields.get("is_recorded") == "1" and fields.get("call_id_with_rec")
+        return CallEvent(
+            provider=provider,
+            provider_call_id=call_id,
+            kind=EventKind.END,
+            occurred_at=received_at,
+            ended_at=received_at,
+            received_times=True,
+            started_at=start,
+            caller=to_e164(fields.get("caller_id")),
+            called=to_e164(require(fields, "called_did")),
+            talk_seconds=duration if outcome == Outcome.ANSWERED else 0,
+            outcome=outcome,
+            recording_ref=fields["call_id_with_rec"] if recorded else None,
+        )
+    if event == "NOTIFY_RECORD":
+        return CallEvent(
+            provider=provider,
+            provider_call_id=call_id,
+            kind=EventKind.RECORD,
+            occurred_at=received_at,
+            received_times=True,
+            recording_ref=require(fields, "call_id_with_rec"),
+        )
+    raise PayloadInvalid(f"unknown event {event!r}")
