@@ -9,8 +9,20 @@ from tracking.models.calls import (
     CallStatus,
     TelephonyIntegration,
 )
+from tracking.models.deals import Deal, DealStatus
+from tracking.models.delivery import (
+    Connection,
+    ConnectionClient,
+    ConnectionStatus,
+    Delivery,
+    DeliveryStatus,
+    SchedulerLease,
+    SyncRun,
+)
 from tracking.models.numbers import Channel, Pool, PoolChannel, TrackingNumber
+from tracking.models.pool_stats import PoolStat
 from tracking.models.sessions import FallbackEvent, NumberAssignment, VisitSession
+from tracking.models.spend import CampaignMapping, ManualSpend, SpendRow
 from tracking.models.tenancy import Agency, ApiToken, Client, Role, Site, User
 
 __all__ = [
@@ -23,14 +35,27 @@ __all__ = [
     "TelephonyIntegration",
     "Agency",
     "ApiToken",
+    "CampaignMapping",
     "Channel",
     "Client",
+    "Connection",
+    "ConnectionClient",
+    "ConnectionStatus",
+    "Deal",
+    "DealStatus",
+    "Delivery",
+    "DeliveryStatus",
     "FallbackEvent",
+    "ManualSpend",
     "NumberAssignment",
     "Pool",
     "PoolChannel",
+    "PoolStat",
     "Role",
+    "SchedulerLease",
     "Site",
+    "SpendRow",
+    "SyncRun",
     "TrackingNumber",
     "User",
     "VisitSession",
