@@ -7,6 +7,7 @@ itself, so a refresh token lives in one place and rotation or revocation is hand
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,12 @@ from connectors.google_ads.mapping import RowError
 API_VERSION = "v26"
 FAILURE_METADATA_KEY = f"google.ads.googleads.{API_VERSION}.errors.googleadsfailure-bin"
 DEFAULT_TIMEOUT = 120.0  # seconds per request; the pipeline owns retries
+
+# At INFO the library logs whole requests (caller phone numbers, click ids). Unless the operator chose a
+# level for it, keep it to the one-line fault summaries.
+_library_log = logging.getLogger("google.ads.googleads.client")
+if _library_log.level == logging.NOTSET:
+    _library_log.setLevel(logging.WARNING)
 
 
 class PipelineCredentials(ga_credentials.Credentials):
@@ -111,6 +118,11 @@ class GoogleAdsApi:
         self._failure_type = type(self._client.get_type("GoogleAdsFailure"))
         self._timeout = timeout
         self._services: dict[str, Any] = {}
+
+    def prepare(self) -> None:
+        """Load the services (and open their channel) ahead of the first request."""
+        for name in ("ConversionUploadService", "GoogleAdsService"):
+            self._service(name)
 
     def _service(self, name: str) -> Any:
         if name not in self._services:
