@@ -130,9 +130,21 @@ class GoogleAdsConnector:
                 if sent:
                     self._sleep(gap)
                 sent += 1
-                batch_results = self._send(service, batch)
+                try:
+                    batch_results = self._send(service, batch)
+                except (TokenExpired, AuthRevoked) as exc:
+                    if sent == 1:
+                        raise
+                    # Earlier batches arrived: report them, and let the rest come back on the next push,
+                    # which meets the same refusal first and raises it to the pipeline.
+                    stop = DeliveryResult(0, Outcome.RETRY, error=f"{type(exc).__name__}: {exc}")
+                    batch_results = [
+                        DeliveryResult(p.item.id, Outcome.RETRY, error=stop.error) for p in batch
+                    ]
+                    results.extend(batch_results)
+                    continue
                 results.extend(batch_results)
-                stop = next((r for r in batch_results if r.error and r.error.startswith(_QUOTA)), None)
+                stop = next((r for r in batch_results if r.error and r.error.startswith(_QUOTA)), stop)
         return results
 
     def _send(self, service: str, batch: list[Planned]) -> list[DeliveryResult]:
@@ -169,7 +181,8 @@ class GoogleAdsConnector:
             errors = result.row_errors.get(i)
             if not errors:
                 if result.request_errors:
-                    # A failure that names no row leaves every row without a verdict: try them again.
+                    # A failure that names no row leaves every row without a verdict: try them again
+                    # (rows that did apply come back as "already exists" and turn DONE then).
                     text = "; ".join(map(str, result.request_errors))
                     out.append(DeliveryResult(p.item.id, Outcome.RETRY, error=text))
                 else:

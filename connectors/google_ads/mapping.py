@@ -296,6 +296,11 @@ class _Totals:
         self.clicks += int(row.get("metrics.clicks") or 0)
         self.impressions += int(row.get("metrics.impressions") or 0)
 
+    def merge(self, other: _Totals) -> None:
+        self.micros += other.micros
+        self.clicks += other.clicks
+        self.impressions += other.impressions
+
     def minus(self, other: _Totals) -> _Totals:
         return _Totals(
             max(self.micros - other.micros, 0),
@@ -364,23 +369,13 @@ def spend_rows(
     kw_by_group: dict[tuple[str, str, str], _Totals] = defaultdict(_Totals)
     for (day, cid, gid, kid), totals in sorted(kw_total.items()):
         out.append(row(day, cid, totals, gid, kid))
-        g = kw_by_group[(day, cid, gid)]
-        g.micros, g.clicks, g.impressions = (
-            g.micros + totals.micros,
-            g.clicks + totals.clicks,
-            g.impressions + totals.impressions,
-        )
+        kw_by_group[(day, cid, gid)].merge(totals)
     groups_by_campaign: dict[tuple[str, str], _Totals] = defaultdict(_Totals)
     for (day, cid, gid), totals in sorted(group_total.items()):
         rest = totals.minus(kw_by_group.get((day, cid, gid), _Totals()))
         if rest:
             out.append(row(day, cid, rest, gid))
-        c = groups_by_campaign[(day, cid)]
-        c.micros, c.clicks, c.impressions = (
-            c.micros + totals.micros,
-            c.clicks + totals.clicks,
-            c.impressions + totals.impressions,
-        )
+        groups_by_campaign[(day, cid)].merge(totals)
     for (day, cid), totals in sorted(camp_total.items()):
         rest = totals.minus(groups_by_campaign.get((day, cid), _Totals()))
         if rest or (day, cid) not in groups_by_campaign:

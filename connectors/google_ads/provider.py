@@ -11,6 +11,8 @@ SCOPE = "https://www.googleapis.com/auth/adwords"
 PROVIDER = OAuthProvider(
     name="google",
     title="Google Ads",
+    # Google documents /o/oauth2/v2/auth; the older /o/oauth2/auth (used by google-auth-oauthlib) answers
+    # the same way. Either can be configured through OTKUDA_GOOGLE_AUTHORIZE_URL.
     authorize_url="https://accounts.google.com/o/oauth2/v2/auth",
     token_url="https://oauth2.googleapis.com/token",  # noqa: S106  (an endpoint, not a secret)
     api_base=DEFAULT_API_BASE,

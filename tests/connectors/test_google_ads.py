@@ -554,3 +554,80 @@ def test_pull_spend_expired_token_raises(ads: FakeGoogleAds, session: Session) -
 
 def test_pull_deals_is_empty(ads: FakeGoogleAds, session: Session) -> None:
     assert list(connector(ads, session).pull_deals(NOW)) == []
+
+
+def test_deal_from_call_asset_call_uploads_call_conversion_with_value(
+    ads: FakeGoogleAds, session: Session
+) -> None:
+    at = dt.datetime(2026, 11, 18, 8, 0, 0, tzinfo=dt.UTC)
+    ads.customers[CUSTOMER].calls.add(("+79991234567", "2026-11-18 08:00:00"))
+    deal = deal_item(5, call_item(50, tracking=ASSET_NUMBER, at=at), amount="99000")
+    [result] = connector(ads, session).push([deal])
+    assert result.outcome == Outcome.DONE, result.error
+    [stored] = ads.customers[CUSTOMER].call_conversions
+    assert stored["conversion_date_time"] == "2026-11-18 14:00:00+03:00"  # won three hours after the call
+    assert (stored["value"], stored["currency"], stored["action_id"]) == (99000.0, "RUB", CALL_ASSET_ACTION)
+
+
+def test_token_refused_between_batches_keeps_the_first_batch_result(
+    ads: FakeGoogleAds, session: Session
+) -> None:
+    at = NOW - dt.timedelta(days=1)
+    items = []
+    for n in range(1, 5):
+        click(ads, f"gclid-midway-{n}", at - dt.timedelta(minutes=1))
+        items.append(call_item(n, gclid=f"gclid-midway-{n}", at=at))
+    ads.fail_next(
+        "UploadClickConversions",
+        grpc.StatusCode.UNAUTHENTICATED,
+        [("authentication_error", "OAUTH_TOKEN_EXPIRED", "Authentication token expired.")],
+        after=1,
+    )
+    results = by_id(connector(ads, session, batch_size=2).push(items))
+    assert [results[n].outcome for n in (1, 2)] == [Outcome.DONE, Outcome.DONE]
+    assert [results[n].outcome for n in (3, 4)] == [Outcome.RETRY, Outcome.RETRY]
+    assert "TokenExpired" in results[3].error
+    assert len(ads.customers[CUSTOMER].click_conversions) == 2
+
+
+def test_two_accounts_push_concurrently_each_with_its_own_token(
+    ads: FakeGoogleAds, oauth: FakeGoogleOAuth
+) -> None:
+    import threading
+
+    other = ads.add_customer("5550001111", currency="EUR")  # a direct account, no manager
+    other.actions[CALL_ACTION] = "click"
+    sessions = {CUSTOMER: Session(oauth), "5550001111": Session(oauth)}
+    for s in sessions.values():
+        s.connect()
+    at = NOW - dt.timedelta(days=1)
+    for cid in sessions:
+        for n in range(20):
+            ads.customers[cid].clicks[f"gclid-{cid}-{n:02d}"] = at - dt.timedelta(minutes=1)
+    outcomes: dict[str, list[Outcome]] = {}
+
+    def run(cid: str) -> None:
+        ctx = make_ctx(ads, sessions[cid], batch_size=5)
+        account = {"customer_id": cid}
+        if cid == CUSTOMER:
+            account["login_customer_id"] = MANAGER
+        ctx = AccountContext(**{**ctx.__dict__, "account": account})
+        from connectors.google_ads import make_connector
+
+        conn = make_connector(ctx)
+        items = [call_item(n, gclid=f"gclid-{cid}-{n:02d}", at=at) for n in range(20)]
+        outcomes[cid] = [r.outcome for r in conn.push(items)]
+
+    threads = [threading.Thread(target=run, args=(cid,)) for cid in sessions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert outcomes == {cid: [Outcome.DONE] * 20 for cid in sessions}
+    for received in ads.calls_to("UploadClickConversions"):
+        cid = received.request.customer_id
+        assert received.metadata["authorization"] == f"Bearer {sessions[cid].session.token['access_token']}"
+        assert all(c.gclid.startswith(f"gclid-{cid}-") for c in received.request.conversions)
+    assert {cid: len(ads.customers[cid].click_conversions) for cid in sessions} == {
+        cid: 20 for cid in sessions
+    }

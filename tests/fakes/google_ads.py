@@ -288,6 +288,7 @@ class Injected:
     errors: list[tuple]  # (category, name, message) or (category, name, message, row index)
     retry_delay: int | None = None
     with_failure: bool = True
+    after: int = 0  # let this many calls through first
 
 
 class _Abort(Exception):
@@ -375,9 +376,10 @@ class FakeGoogleAds:
         retry_delay: int | None = None,
         times: int = 1,
         with_failure: bool = True,
+        after: int = 0,
     ) -> None:
         for _ in range(times):
-            self.injected[method].append(Injected(code, list(errors), retry_delay, with_failure))
+            self.injected[method].append(Injected(code, list(errors), retry_delay, with_failure, after))
 
     def calls_to(self, method: str) -> list[Received]:
         return [r for r in self.received if r.method == method]
@@ -466,7 +468,9 @@ class FakeGoogleAds:
                 grpc.StatusCode.UNAUTHENTICATED,
                 [ads_error("authentication_error", "DEVELOPER_TOKEN_INVALID", "Developer token is invalid.")],
             )
-        if self.injected[method]:
+        if self.injected[method] and self.injected[method][0].after > 0:
+            self.injected[method][0].after -= 1
+        elif self.injected[method]:
             inj = self.injected[method].popleft()
             errors = [
                 ads_error(*e[:3], index=e[3] if len(e) > 3 else None, retry_delay=inj.retry_delay)
