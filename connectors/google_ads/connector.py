@@ -113,7 +113,9 @@ class GoogleAdsConnector:
             elif planned.service:
                 queues[planned.service].append(planned)
 
-        gap = 1.0 / self.rate_limit().per_second
+        limit = self.rate_limit()
+        self._cap_to_daily_quota(queues, results, limit.daily)
+        gap = 1.0 / limit.per_second
         stop: DeliveryResult | None = None  # after a quota error the rest waits for the same delay
         sent = 0
         for service, planned_rows in queues.items():
@@ -146,6 +148,29 @@ class GoogleAdsConnector:
                 results.extend(batch_results)
                 stop = next((r for r in batch_results if r.error and r.error.startswith(_QUOTA)), stop)
         return results
+
+    def _cap_to_daily_quota(
+        self, queues: dict[str, list[Planned]], results: list[DeliveryResult], daily: int | None
+    ) -> None:
+        """One push never spends more than a day's operations; the excess waits for the quota reset.
+        (Across pushes the pipeline enforces ``rate_limit().daily``.)"""
+        if daily is None:
+            return
+        room = daily
+        wait = _until_quota_reset(dt.datetime.now(dt.UTC))
+        for service, planned_rows in queues.items():
+            keep, over = planned_rows[:room], planned_rows[room:]
+            room -= len(keep)
+            queues[service] = keep
+            results.extend(
+                DeliveryResult(
+                    p.item.id,
+                    Outcome.RETRY,
+                    error=f"{_QUOTA}: over {daily} operations a day",
+                    retry_after=wait,
+                )
+                for p in over
+            )
 
     def _send(self, service: str, batch: list[Planned]) -> list[DeliveryResult]:
         upload = self.api.upload_click_conversions if service == CLICK else self.api.upload_call_conversions

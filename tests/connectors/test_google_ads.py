@@ -12,6 +12,7 @@ import datetime as dt
 import os
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -79,12 +80,13 @@ class Session:
 
     def __init__(self, oauth: FakeGoogleOAuth) -> None:
         self.oauth = oauth
+        provider = registry.load("google_ads").PROVIDER
         self.session = OAuth2Session(
             oauth.client_id,
             oauth.client_secret,
-            scope="https://www.googleapis.com/auth/adwords",
+            scope=" ".join(provider.scopes),
             redirect_uri="http://127.0.0.1:5000/connections/callback",
-            token_endpoint_auth_method="client_secret_post",
+            token_endpoint_auth_method=provider.token_endpoint_auth_method,
         )
         self.token_calls = 0
 
@@ -221,7 +223,8 @@ def test_package_exposes_provider_and_capabilities_without_importing_google_ads(
         "import sys; from connectors import registry; m = registry.load('google_ads'); "
         "print(m.PROVIDER.name, sorted(m.CAPABILITIES), 'google.ads' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["google", "['push_calls',", "'push_deals',", "'spend']", "False"]
 
 
@@ -631,3 +634,15 @@ def test_two_accounts_push_concurrently_each_with_its_own_token(
     assert {cid: len(ads.customers[cid].click_conversions) for cid in sessions} == {
         cid: 20 for cid in sessions
     }
+
+
+def test_one_push_never_exceeds_the_daily_operations(ads: FakeGoogleAds, session: Session) -> None:
+    at = NOW - dt.timedelta(days=1)
+    items = []
+    for n in range(1, 6):
+        click(ads, f"gclid-daily-{n}", at - dt.timedelta(minutes=1))
+        items.append(call_item(n, gclid=f"gclid-daily-{n}", at=at))
+    results = by_id(connector(ads, session, daily_operations=3).push(items))
+    assert [results[n].outcome for n in range(1, 6)] == [Outcome.DONE] * 3 + [Outcome.RETRY] * 2
+    assert 60 <= results[4].retry_after <= 25 * 3600  # until midnight Pacific
+    assert ads.operations_used == 3
