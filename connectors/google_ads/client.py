@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+import proto
 from google.ads.googleads.client import GoogleAdsClient
 from google.ads.googleads.errors import GoogleAdsException
 from google.api_core.exceptions import GoogleAPICallError
@@ -147,6 +148,12 @@ class GoogleAdsApi:
         response = self._call("ConversionUploadService", "upload_call_conversions", request)
         return self._partial(response, len(rows))
 
+    def list_accessible_customers(self) -> list[str]:
+        """Customer resource names (``customers/123``) the authorising Google user can reach directly."""
+        request = self._client.get_type("ListAccessibleCustomersRequest")
+        response = self._call("CustomerService", "list_accessible_customers", request)
+        return list(response.resource_names)
+
     def search_stream(self, customer_id: str, query: str, fields: Sequence[str]) -> Iterator[dict[str, Any]]:
         """GAQL rows as ``{field path: value}`` for the selected ``fields``."""
         service = self._service("GoogleAdsService")
@@ -157,7 +164,7 @@ class GoogleAdsApi:
             )
             for batch in stream:
                 for row in batch.results:
-                    yield {path: _get_path(row, path) for path in fields}
+                    yield {path: _plain(_get_path(row, path)) for path in fields}
         except GoogleAdsException as exc:
             raise self._api_error(exc) from None
         except (grpc.RpcError, GoogleAPICallError) as exc:
@@ -229,8 +236,15 @@ class GoogleAdsApi:
         )
 
 
+def _plain(value: Any) -> Any:
+    """Enum members become their names (``UPLOAD_CLICKS``); everything else is already plain."""
+    return value.name if isinstance(value, proto.Enum) else value
+
+
 def _get_path(message: Any, path: str) -> Any:
     value = message
     for part in path.split("."):
-        value = getattr(value, part)
+        # proto-plus appends "_" to field names that are Python builtins or keywords (type → type_).
+        fields = type(value).meta.fields
+        value = getattr(value, part if part in fields else part + "_")
     return value

@@ -65,7 +65,9 @@ class GoogleAdsConnector:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.ctx = ctx
-        self.customer_id = mapping.customer_id(ctx.account["customer_id"])
+        # Unset only while connecting, before the user has picked an account (accessible_customers).
+        raw_customer = ctx.account.get("customer_id") or ""
+        self.customer_id = mapping.customer_id(raw_customer) if raw_customer else ""
         manager = ctx.account.get("login_customer_id") or ""
         self.login_customer_id = mapping.customer_id(manager) if manager else None
         developer_token = ctx.extra.get("developer_token") or ""
@@ -99,7 +101,13 @@ class GoogleAdsConnector:
 
     # --- push ---------------------------------------------------------------------------------------
 
+    def _require_customer(self) -> str:
+        if not self.customer_id:
+            raise ValueError("no Google Ads customer id chosen for this connection")
+        return self.customer_id
+
     def push(self, items: Sequence[DeliveryItem]) -> list[DeliveryResult]:
+        self._require_customer()
         results: list[DeliveryResult] = []
         queues: dict[str, list[Planned]] = {CLICK: [], CALL: []}
         for item in items:
@@ -248,19 +256,45 @@ class GoogleAdsConnector:
 
     # --- pull ---------------------------------------------------------------------------------------
 
+    def _search(self, query: str) -> list[dict[str, object]]:
+        fields = [f.strip() for f in query.split("SELECT", 1)[1].split("FROM", 1)[0].split(",")]
+        try:
+            return list(self.api.search_stream(self._require_customer(), query, fields))
+        except ApiError as exc:
+            self._raise_auth(exc)
+            raise
+
     def pull_spend(self, start: dt.date, end: dt.date) -> Iterable[SpendRow]:
-        queries = mapping.spend_queries(start, end)
-        levels = {}
-        for level, query in queries.items():
-            fields = [f.strip() for f in query.split("SELECT", 1)[1].split("FROM", 1)[0].split(",")]
-            try:
-                levels[level] = list(self.api.search_stream(self.customer_id, query, fields))
-            except ApiError as exc:
-                self._raise_auth(exc)
-                raise
+        levels = {level: self._search(query) for level, query in mapping.spend_queries(start, end).items()}
         return mapping.spend_rows(
             levels["campaign"], levels["ad_group"], levels["keyword"], self.ctx.currency
         )
 
     def pull_deals(self, since: dt.datetime) -> Iterable[DealUpdate]:
         return []
+
+    # --- connect-time helpers (not part of the Connector protocol) ---------------------------------
+
+    def accessible_customers(self) -> list[str]:
+        """Customer ids (digits) the authorising user can reach directly, for the account picker."""
+        try:
+            names = self.api.list_accessible_customers()
+        except ApiError as exc:
+            self._raise_auth(exc)
+            raise
+        return [name.rsplit("/", 1)[-1] for name in names]
+
+    def conversion_actions(self) -> list[dict[str, str]]:
+        """Enabled import actions of the account: ``{"id", "name", "kind"}`` with kind ``click`` (for
+        call_conversion_action / deal_conversion_action) or ``call`` (for the call-asset settings)."""
+        rows = self._search(mapping.CONVERSION_ACTIONS_QUERY)
+        kinds = {"UPLOAD_CLICKS": "click", "UPLOAD_CALLS": "call"}
+        return [
+            {
+                "id": str(r["conversion_action.id"]),
+                "name": str(r["conversion_action.name"]),
+                "kind": kinds[str(r["conversion_action.type"])],
+            }
+            for r in rows
+            if str(r["conversion_action.type"]) in kinds
+        ]

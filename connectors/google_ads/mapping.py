@@ -260,6 +260,13 @@ def _too_recent_delay(error: RowError) -> int | None:
     return int(hinted.group(1)) * 3600 if hinted else _DEFAULT_TOO_RECENT[error.name]
 
 
+CONVERSION_ACTIONS_QUERY = (
+    "SELECT conversion_action.id, conversion_action.name, conversion_action.type "
+    "FROM conversion_action WHERE conversion_action.status = 'ENABLED' "
+    "AND conversion_action.type IN ('UPLOAD_CLICKS', 'UPLOAD_CALLS')"
+)
+
+
 # --- Spend ------------------------------------------------------------------------------------------------
 
 

@@ -646,3 +646,26 @@ def test_one_push_never_exceeds_the_daily_operations(ads: FakeGoogleAds, session
     assert [results[n].outcome for n in range(1, 6)] == [Outcome.DONE] * 3 + [Outcome.RETRY] * 2
     assert 60 <= results[4].retry_after <= 25 * 3600  # until midnight Pacific
     assert ads.operations_used == 3
+
+
+def test_connect_helpers_list_accounts_and_import_actions(ads: FakeGoogleAds, session: Session) -> None:
+    from connectors.google_ads import make_connector
+
+    ads.add_customer("5550001111")
+    ads.customers[CUSTOMER].actions[444] = "webpage"  # a site tag, not an import action
+    ads.customers[CUSTOMER].actions[555] = "click"
+    ads.customers[CUSTOMER].removed_actions.add(555)
+    ads.customers[CUSTOMER].action_names[CALL_ACTION] = "Calls (Otkuda)"
+    ctx = make_ctx(ads, session)
+    picker = make_connector(AccountContext(**{**ctx.__dict__, "account": {}}))
+    assert picker.accessible_customers() == ["5550001111", MANAGER]
+    with pytest.raises(ValueError, match="customer id"):
+        picker.push([call_item(1, gclid="gclid-nowhere")])
+    actions = make_connector(ctx).conversion_actions()
+    assert actions == [
+        {"id": str(CALL_ACTION), "name": "Calls (Otkuda)", "kind": "click"},
+        {"id": str(DEAL_ACTION), "name": f"Action {DEAL_ACTION}", "kind": "click"},
+        {"id": str(CALL_ASSET_ACTION), "name": f"Action {CALL_ASSET_ACTION}", "kind": "call"},
+    ]
+    [query] = [r.request.query for r in ads.calls_to("SearchStream")]
+    assert "FROM conversion_action" in query

@@ -49,6 +49,10 @@ from google.ads.googleads.v26.services.types.conversion_upload_service import (
     UploadClickConversionsRequest,
     UploadClickConversionsResponse,
 )
+from google.ads.googleads.v26.services.types.customer_service import (
+    ListAccessibleCustomersRequest,
+    ListAccessibleCustomersResponse,
+)
 from google.ads.googleads.v26.services.types.google_ads_service import (
     GoogleAdsRow,
     SearchGoogleAdsStreamRequest,
@@ -62,6 +66,7 @@ FAILURE_KEY = f"google.ads.googleads.{VERSION}.errors.googleadsfailure-bin"
 FAILURE_TYPE_URL = f"type.googleapis.com/google.ads.googleads.{VERSION}.errors.GoogleAdsFailure"
 CONVERSION_SERVICE = f"google.ads.googleads.{VERSION}.services.ConversionUploadService"
 ADS_SERVICE = f"google.ads.googleads.{VERSION}.services.GoogleAdsService"
+CUSTOMER_SERVICE = f"google.ads.googleads.{VERSION}.services.CustomerService"
 MAX_CONVERSIONS = 2000
 CLIENT_ID = "cid.apps.googleusercontent.com"
 CLIENT_SECRET = "csecret"
@@ -267,7 +272,9 @@ class Customer:
     customer_id: str
     manager_id: str | None = None  # when set, requests must carry login-customer-id = manager
     currency: str = "RUB"
-    actions: dict[int, str] = field(default_factory=dict)  # id -> "click" | "call"
+    actions: dict[int, str] = field(default_factory=dict)  # id -> "click" | "call" | "webpage"
+    action_names: dict[int, str] = field(default_factory=dict)
+    removed_actions: set[int] = field(default_factory=set)
     clicks: dict[str, dt.datetime] = field(default_factory=dict)  # gclid/gbraid/wbraid -> click time
     calls: set[tuple[str, str]] = field(default_factory=set)  # (caller E.164, start 'yyyy-mm-dd hh:mm:ss')
     click_conversions: list[dict[str, Any]] = field(default_factory=list)
@@ -412,7 +419,17 @@ class FakeGoogleAds:
                 )
             },
         )
-        return [conversions, ads]
+        customers = grpc.method_handlers_generic_handler(
+            CUSTOMER_SERVICE,
+            {
+                "ListAccessibleCustomers": grpc.unary_unary_rpc_method_handler(
+                    self._wrap("ListAccessibleCustomers", self._list_accessible),
+                    request_deserializer=ListAccessibleCustomersRequest.deserialize,
+                    response_serializer=ListAccessibleCustomersResponse.serialize,
+                )
+            },
+        )
+        return [conversions, ads, customers]
 
     def _abort(self, context: grpc.ServicerContext, exc: _Abort, request_id: str) -> None:
         failure = GoogleAdsFailure(errors=exc.errors, request_id=request_id)
@@ -477,6 +494,8 @@ class FakeGoogleAds:
                 for e in inj.errors
             ]
             raise _Abort(inj.code, errors if inj.with_failure else [], "injected")
+        if not hasattr(request, "customer_id"):
+            return  # ListAccessibleCustomers: about the user, not an account
         customer = self.customers.get(request.customer_id)
         login = metadata.get("login-customer-id")
         if customer is None or (customer.manager_id and login != customer.manager_id):
@@ -760,6 +779,13 @@ class FakeGoogleAds:
             return err("CALL_CONVERSION_ALREADY_EXISTS", "The imported call conversion already exists.")
         return []
 
+    # --- CustomerService ----------------------------------------------------------------------------
+
+    def _list_accessible(self, request: Any, request_id: str) -> Any:
+        """The user reaches managers and unmanaged accounts directly; managed ones only through a manager."""
+        ids = {c.manager_id or c.customer_id for c in self.customers.values()}
+        return ListAccessibleCustomersResponse(resource_names=[f"customers/{i}" for i in sorted(ids)])
+
     # --- GoogleAdsService.SearchStream ------------------------------------------------------------
 
     _QUERY = re.compile(
@@ -796,7 +822,47 @@ class FakeGoogleAds:
         "keyword_view": set(_FIELDS),
     }
 
+    _ACTIONS_QUERY = re.compile(
+        r"^\s*SELECT\s+(?P<fields>.+?)\s+FROM\s+conversion_action"
+        r"(?:\s+WHERE\s+conversion_action\.status\s*=\s*'(?P<status>\w+)')?"
+        r"(?:\s+AND\s+conversion_action\.type\s+IN\s+\((?P<types>[^)]*)\))?\s*$",
+        re.IGNORECASE | re.DOTALL,
+    )
+    _ACTION_TYPES = {"click": "UPLOAD_CLICKS", "call": "UPLOAD_CALLS", "webpage": "WEBPAGE"}
+
+    def _conversion_actions(self, m: re.Match[str], customer: Customer, request_id: str) -> Iterator[Any]:
+        fields = [f.strip() for f in m.group("fields").split(",")]
+        allowed = {"conversion_action.id", "conversion_action.name", "conversion_action.type"}
+        if not set(fields) <= allowed:
+            raise _Abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                [ads_error("query_error", "BAD_FIELD_NAME", "Unrecognized field in the query.")],
+            )
+        types = {t.strip().strip("'") for t in (m.group("types") or "").split(",") if t.strip()}
+        rows = []
+        for action_id, kind in sorted(customer.actions.items()):
+            status = "REMOVED" if action_id in customer.removed_actions else "ENABLED"
+            if (m.group("status") and status != m.group("status")) or (
+                types and self._ACTION_TYPES[kind] not in types
+            ):
+                continue
+            row = GoogleAdsRow()
+            if "conversion_action.id" in fields:
+                row.conversion_action.id = action_id
+            if "conversion_action.name" in fields:
+                row.conversion_action.name = customer.action_names.get(action_id, f"Action {action_id}")
+            if "conversion_action.type" in fields:
+                # proto-plus spells the GAQL field ``type`` as ``type_`` (a Python builtin)
+                enum = type(row.conversion_action).meta.fields["type_"].enum
+                row.conversion_action.type_ = enum[self._ACTION_TYPES[kind]]
+            rows.append(row)
+        yield SearchGoogleAdsStreamResponse(results=rows, request_id=request_id)
+
     def _search_stream(self, request: SearchGoogleAdsStreamRequest, request_id: str) -> Iterator[Any]:
+        actions = self._ACTIONS_QUERY.match(request.query)
+        if actions:
+            yield from self._conversion_actions(actions, self.customers[request.customer_id], request_id)
+            return
         m = self._QUERY.match(request.query)
         if not m:
             raise _Abort(
