@@ -180,14 +180,14 @@ class GoogleAdsConnector:
                 for p in over
             )
 
-    def _send(self, service: str, batch: list[Planned]) -> list[DeliveryResult]:
+    def _send(self, service: str, batch: list[Planned], *, resend: bool = True) -> list[DeliveryResult]:
         upload = self.api.upload_click_conversions if service == CLICK else self.api.upload_call_conversions
         try:
             outcome = upload(self.customer_id, [p.conversion for p in batch])  # type: ignore[misc]
         except ApiError as exc:
             self._raise_auth(exc)
             located = [e for e in exc.errors if e.index is not None and 0 <= e.index < len(batch)]
-            if exc.status == "INVALID_ARGUMENT" and located and len(located) == len(exc.errors):
+            if resend and exc.status == "INVALID_ARGUMENT" and located and len(located) == len(exc.errors):
                 return self._drop_and_resend(service, batch, exc)
             return [self._whole_request_result(p.item, exc) for p in batch]
         return self._per_row(batch, outcome)
@@ -205,7 +205,7 @@ class GoogleAdsConnector:
         rest = [p for i, p in enumerate(batch) if i not in bad]
         if rest:
             self._sleep(1.0 / self.rate_limit().per_second)
-            results.extend(self._send(service, rest))
+            results.extend(self._send(service, rest, resend=False))
         return results
 
     def _per_row(self, batch: list[Planned], result: UploadResult) -> list[DeliveryResult]:

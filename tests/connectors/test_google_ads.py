@@ -44,7 +44,8 @@ CALL_ACTION = 111
 DEAL_ACTION = 222
 CALL_ASSET_ACTION = 333
 ASSET_NUMBER = "+74950000001"
-NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+# The fake's clock: "too recent" and "expired" depend on it, never on the machine's date.
+NOW = dt.datetime(2026, 11, 22, 12, 0, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +69,7 @@ def oauth(tokens: TokenStore) -> Iterator[FakeGoogleOAuth]:
 
 @pytest.fixture
 def ads(tls: TlsFiles, tokens: TokenStore) -> Iterator[FakeGoogleAds]:
-    server = FakeGoogleAds(tls, tokens).start()
+    server = FakeGoogleAds(tls, tokens, now=lambda: NOW).start()
     customer = server.add_customer(CUSTOMER, manager_id=MANAGER, currency="RUB")
     customer.actions.update({CALL_ACTION: "click", DEAL_ACTION: "click", CALL_ASSET_ACTION: "call"})
     yield server
@@ -311,7 +312,6 @@ def test_batches_of_at_most_2000_with_pause_between_requests(ads: FakeGoogleAds,
 
 
 def test_partial_failure_maps_each_row(ads: FakeGoogleAds, session: Session) -> None:
-    ads.now = lambda: NOW
     old = NOW - dt.timedelta(days=200)
     click(ads, "gclid-fine-00", NOW - dt.timedelta(days=1))
     click(ads, "gclid-recent0", NOW - dt.timedelta(hours=1))
