@@ -68,11 +68,10 @@ class ApiError(Exception):
 
 @dataclass(frozen=True)
 class UploadResult:
-    """Per row: ``None`` when applied, else its errors (from ``partial_failure_error``)."""
+    """Rows absent from ``row_errors`` were applied (decoded from ``partial_failure_error``)."""
 
     row_errors: dict[int, list[RowError]]
     request_errors: list[RowError]  # partial-failure errors that point at no row
-    size: int
 
 
 def _errors_from_failure(failure: Any) -> tuple[list[RowError], float | None]:
@@ -196,7 +195,7 @@ class GoogleAdsApi:
                     row_errors.setdefault(err.index, []).append(err)
         if status.code and not row_errors and not request_errors:
             request_errors.append(RowError("status", str(status.code), status.message))
-        return UploadResult(row_errors=row_errors, request_errors=request_errors, size=size)
+        return UploadResult(row_errors=row_errors, request_errors=request_errors)
 
     def _api_error(self, exc: GoogleAdsException) -> ApiError:
         errors, retry_after = _errors_from_failure(exc.failure)
