@@ -669,3 +669,26 @@ def test_connect_helpers_list_accounts_and_import_actions(ads: FakeGoogleAds, se
     ]
     [query] = [r.request.query for r in ads.calls_to("SearchStream")]
     assert "FROM conversion_action" in query
+
+
+def test_wrong_developer_token_is_auth_revoked(ads: FakeGoogleAds, session: Session) -> None:
+    ctx = make_ctx(ads, session)
+    ctx = AccountContext(**{**ctx.__dict__, "extra": {"developer_token": "someone-elses"}})
+    from connectors.google_ads import make_connector
+
+    with pytest.raises(AuthRevoked, match="DEVELOPER_TOKEN_INVALID"):
+        list(make_connector(ctx).pull_spend(dt.date(2026, 11, 1), dt.date(2026, 11, 1)))
+    assert ads.calls_to("SearchStream")[0].metadata["developer-token"] == "someone-elses"
+
+
+def test_wbraid_and_a_broken_payload(ads: FakeGoogleAds, session: Session) -> None:
+    at = NOW - dt.timedelta(days=3)
+    click(ads, "wbraid-0BBBBB", at - dt.timedelta(minutes=2))
+    good = call_item(60, at=at, wbraid="wbraid-0BBBBB")
+    broken = call_item(61, gclid="gclid-broken1")
+    del broken.payload["called_at"]
+    results = by_id(connector(ads, session).push([good, broken]))
+    assert results[60].outcome == Outcome.DONE
+    assert results[61].outcome == Outcome.DEAD and "called_at" in results[61].error
+    [conv] = ads.calls_to("UploadClickConversions")[0].request.conversions
+    assert (conv.wbraid, conv.gclid, conv.gbraid) == ("wbraid-0BBBBB", "", "")
