@@ -80,11 +80,11 @@
     }
   }
   function scan(root) {
+    if (root && root.nodeType === 9) root = root.body;
     if (!root || ignored(root.nodeType === 1 ? root : root.parentElement)) return;
     if (root.nodeType === 3) { if (rules.length) swapText(root); return; }
-    if (root.nodeType !== 1 && root.nodeType !== 9) return;
-    var el = root.nodeType === 9 ? root.body : root;
-    if (!el) return;
+    if (root.nodeType !== 1) return;
+    var el = root;
     if (rules.length) {
       var tw = d.createTreeWalker(el, 4, {
         acceptNode: function (n) { return ignored(n.parentElement) ? 2 : 1; }
