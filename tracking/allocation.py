@@ -186,9 +186,14 @@ def live_assignment(db: Session, session: VisitSession) -> NumberAssignment | No
 
 
 def _move_hold(
-    db: Session, session: VisitSession, now: dt.datetime, *, seconds_of: str
+    db: Session,
+    session: VisitSession,
+    now: dt.datetime,
+    assignment: NumberAssignment | None,
+    *,
+    seconds_of: str,
 ) -> dt.datetime | None:
-    assignment = live_assignment(db, session)
+    assignment = assignment or live_assignment(db, session)
     if assignment is None:
         return None
     pool = db.get(Pool, assignment.pool_id)
@@ -213,17 +218,21 @@ def _move_hold(
     return until
 
 
-def extend_hold(db: Session, session: VisitSession, now: dt.datetime) -> dt.datetime | None:
+def extend_hold(
+    db: Session, session: VisitSession, now: dt.datetime, assignment: NumberAssignment | None = None
+) -> dt.datetime | None:
     """Activity: keep the session's pool number for ``hold_seconds`` more (never past the cap).
 
     Returns the new end, or None when the session no longer holds a number (expired, reclaimed, capped).
     """
-    return _move_hold(db, session, now, seconds_of="hold_seconds")
+    return _move_hold(db, session, now, assignment, seconds_of="hold_seconds")
 
 
-def release_hold(db: Session, session: VisitSession, now: dt.datetime) -> dt.datetime | None:
+def release_hold(
+    db: Session, session: VisitSession, now: dt.datetime, assignment: NumberAssignment | None = None
+) -> dt.datetime | None:
     """The visitor left: keep the number only for the pool's grace period (never past the cap)."""
-    return _move_hold(db, session, now, seconds_of="grace_seconds")
+    return _move_hold(db, session, now, assignment, seconds_of="grace_seconds")
 
 
 def end_hold(db: Session, session: VisitSession, now: dt.datetime) -> None:

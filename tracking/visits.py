@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from tracking import allocation
 from tracking.channels import VisitSource, resolve_channel
 from tracking.db import is_postgres, utcnow
-from tracking.models import Pool, Site, TrackingNumber, VisitSession
+from tracking.models import NumberAssignment, Pool, Site, TrackingNumber, VisitSession
 
 T = TypeVar("T")
 
@@ -187,39 +187,42 @@ def _heartbeat_seconds(hold_seconds: int) -> int:
     return max(10, min(120, hold_seconds // 3))
 
 
-def _pool_hold_seconds(db: Session, session: VisitSession) -> int:
-    assignment = allocation.live_assignment(db, session)
+def _pool_hold_seconds(db: Session, assignment: NumberAssignment | None) -> int:
     pool = db.get(Pool, assignment.pool_id) if assignment is not None else None
     return pool.hold_seconds if pool is not None else allocation.STATIC_SESSION_SECONDS
 
 
-def _holds_pool_number(db: Session, session: VisitSession) -> bool:
-    return allocation.live_assignment(db, session) is not None
+@dataclass
+class _State:
+    live: bool
+    assignment: NumberAssignment | None  # the session's open pool hold, if it has one
 
 
-def _is_live(db: Session, session: VisitSession, now: dt.datetime) -> bool:
+def _state(db: Session, session: VisitSession, now: dt.datetime) -> _State:
     if session.hold_until is None or session.hold_until < now:
-        return False
-    if _holds_pool_number(db, session):
-        number = (
-            db.get(TrackingNumber, session.number_id, populate_existing=True) if session.number_id else None
-        )
-        return (
-            number is not None
-            and number.held_by_session_id == session.id
-            and number.held_until is not None
-            and number.held_until >= now
-        )
-    return True
+        return _State(False, None)
+    assignment = allocation.live_assignment(db, session)
+    if assignment is None:
+        return _State(True, None)  # static, fallback or no number: the session's own hold is all there is
+    number = db.get(TrackingNumber, assignment.number_id, populate_existing=True)
+    live = (
+        number is not None
+        and number.held_by_session_id == session.id
+        and number.held_until is not None
+        and number.held_until >= now
+    )
+    return _State(live, assignment)
 
 
-def _touch(db: Session, session: VisitSession, now: dt.datetime, *, leaving: bool = False) -> bool:
+def _touch(
+    db: Session, session: VisitSession, now: dt.datetime, state: _State, *, leaving: bool = False
+) -> bool:
     """Move a live session's hold after activity (or the leave beacon). False when it is no longer live."""
-    if not _is_live(db, session, now):
+    if not state.live:
         return False
-    if _holds_pool_number(db, session):
+    if state.assignment is not None:
         fn = allocation.release_hold if leaving else allocation.extend_hold
-        until = fn(db, session, now)
+        until = fn(db, session, now, state.assignment)
         if until is None:
             return False
         session.hold_until = until
@@ -329,9 +332,10 @@ def visit(
     def work() -> VisitResult:
         site = _site_or_raise(db, site_key)
         previous = _latest_session(db, site, parsed.visitor_id)
-        if previous is not None and _is_live(db, previous, when):
+        state = _state(db, previous, when) if previous is not None else None
+        if previous is not None and state is not None and state.live:
             if not _new_ad_click(previous, parsed):
-                _touch(db, previous, when)
+                _touch(db, previous, when, state)
                 number = db.get(TrackingNumber, previous.number_id) if previous.number_id else None
                 return VisitResult(
                     site,
@@ -339,7 +343,7 @@ def visit(
                     number,
                     previous.hold_until,
                     True,
-                    _heartbeat_seconds(_pool_hold_seconds(db, previous)),
+                    _heartbeat_seconds(_pool_hold_seconds(db, state.assignment)),
                 )
             allocation.end_hold(db, previous, when)
             previous.hold_until = min(previous.hold_until or when, when)
@@ -364,9 +368,10 @@ def _keep(db: Session, site_key: str, data: Any, now: dt.datetime | None, *, lea
     def work() -> VisitResult:
         site = _site_or_raise(db, site_key)
         session = _session_of(db, site, public_id)
-        live = _touch(db, session, when, leaving=leaving)
+        state = _state(db, session, when)
+        live = _touch(db, session, when, state, leaving=leaving)
         number = db.get(TrackingNumber, session.number_id) if session.number_id else None
-        hb = _heartbeat_seconds(_pool_hold_seconds(db, session))
+        hb = _heartbeat_seconds(_pool_hold_seconds(db, state.assignment))
         return VisitResult(site, session, number, session.hold_until, live, hb)
 
     return run_with_retry(db, work)
