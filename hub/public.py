@@ -147,15 +147,14 @@ def _handle(site_key: str, action: str) -> Response:
         resp.headers["Access-Control-Allow-Headers"] = "Content-Type"
         resp.headers["Access-Control-Max-Age"] = "86400"
         return _cors(resp, origin or "")
-    db().rollback()  # end the read transaction of the checks; the service runs its own
     try:
         data = _read_json()
         if action == "visit":
-            result = visits.visit(db(), site_key, data, user_agent=request.headers.get("User-Agent"))
+            result = visits.visit(db(), site, data, user_agent=request.headers.get("User-Agent"))
         elif action == "heartbeat":
-            result = visits.heartbeat(db(), site_key, data)
+            result = visits.heartbeat(db(), site, data)
         else:
-            result = visits.release(db(), site_key, data)
+            result = visits.release(db(), site, data)
     except _TooLarge:
         return _error(413, "body_too_large", "The request body is too large.", origin)
     except visits.VisitError as exc:

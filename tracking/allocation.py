@@ -124,12 +124,13 @@ def take_number(db: Session, pool: Pool, session: VisitSession, now: dt.datetime
             # SET expressions see the old row: remember when the previous hold ended.
             released_at=func.coalesce(TrackingNumber.held_until, TrackingNumber.released_at),
         )
-        .returning(TrackingNumber.id)
-        .execution_options(synchronize_session=False)
+        .returning(TrackingNumber)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    number_id = db.execute(stmt).scalar_one_or_none()
-    if number_id is None:
+    number = db.execute(stmt).scalar_one_or_none()
+    if number is None:
         return None
+    number_id = number.id
     # Close the previous holder's assignment at the moment its hold really ended.
     db.execute(
         update(NumberAssignment)
@@ -142,8 +143,6 @@ def take_number(db: Session, pool: Pool, session: VisitSession, now: dt.datetime
             number_id=number_id, session_id=session.id, pool_id=pool.id, started_at=now, hold_until=hold_until
         )
     )
-    number = db.get(TrackingNumber, number_id, populate_existing=True)
-    assert number is not None
     return number
 
 

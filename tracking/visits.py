@@ -315,7 +315,10 @@ def _latest_session(db: Session, site: Site, visitor_id: str) -> VisitSession | 
     )
 
 
-def _site_or_raise(db: Session, site_key: str) -> Site:
+def _site_or_raise(db: Session, site_key: str | Site) -> Site:
+    # Callers that already looked the site up (the public endpoints check its origin first) pass it.
+    if isinstance(site_key, Site):
+        return site_key
     site = site_by_key(db, site_key)
     if site is None:
         raise UnknownSite("unknown site key")
@@ -323,7 +326,11 @@ def _site_or_raise(db: Session, site_key: str) -> Site:
 
 
 def visit(
-    db: Session, site_key: str, data: Any, now: dt.datetime | None = None, user_agent: str | None = None
+    db: Session,
+    site_key: str | Site,
+    data: Any,
+    now: dt.datetime | None = None,
+    user_agent: str | None = None,
 ) -> VisitResult:
     """A page view: continue the visitor's live session (extending its hold) or start a new one."""
     parsed = parse_visit(data, user_agent)
@@ -361,7 +368,9 @@ def _session_of(db: Session, site: Site, public_id: str) -> VisitSession:
     return session
 
 
-def _keep(db: Session, site_key: str, data: Any, now: dt.datetime | None, *, leaving: bool) -> VisitResult:
+def _keep(
+    db: Session, site_key: str | Site, data: Any, now: dt.datetime | None, *, leaving: bool
+) -> VisitResult:
     public_id = _session_id(data)
     when = now or utcnow()
 
@@ -377,11 +386,11 @@ def _keep(db: Session, site_key: str, data: Any, now: dt.datetime | None, *, lea
     return run_with_retry(db, work)
 
 
-def heartbeat(db: Session, site_key: str, data: Any, now: dt.datetime | None = None) -> VisitResult:
+def heartbeat(db: Session, site_key: str | Site, data: Any, now: dt.datetime | None = None) -> VisitResult:
     """The page is still open and visible: extend the hold. ``live`` is False once the hold is over."""
     return _keep(db, site_key, data, now, leaving=False)
 
 
-def release(db: Session, site_key: str, data: Any, now: dt.datetime | None = None) -> VisitResult:
+def release(db: Session, site_key: str | Site, data: Any, now: dt.datetime | None = None) -> VisitResult:
     """The visitor left the page: the hold runs on only for the pool's grace period."""
     return _keep(db, site_key, data, now, leaving=True)
