@@ -5,8 +5,8 @@ starts gunicorn (2 sync workers) on 127.0.0.1 and drives it from separate proces
 
 * closed loop with wrk (fixed connections, as fast as it answers): new visitors, one repeat visitor, and a
   hello-world route served by the same app and gunicorn configuration;
-* open loop at a fixed 200 requests/s (new visitors), latency measured from each request's scheduled send
-  time so a stall is not hidden by the generator waiting for it.
+* open loop at fixed 100 and 200 requests/s (new visitors), latency measured from each request's
+  scheduled send time so a stall is not hidden by the generator waiting for it.
 
 Ratios are against the hello-world route measured in the same run. Every phase has a fixed duration, and
 the whole run is bounded by ``--budget`` seconds.
@@ -39,6 +39,8 @@ PG_ADMIN_URL = os.environ.get("OTKUDA_BENCH_PG_URL", "postgresql+psycopg://postg
 # Holds are short so new visitors keep reclaiming expired numbers, the usual state of a busy pool.
 POOL_SIZE = 1000
 HOLD_SECONDS = 3
+# 200 req/s is the figure asked for; 100 req/s shows the latency below saturation on small machines.
+RATES = (100, 200)
 
 
 def make_wsgi() -> Any:
@@ -274,13 +276,13 @@ def run_backend(backend: str, seconds: int) -> dict[str, Any]:
                 hello = wrk(base + "/bench/hello", seconds)
                 new = wrk(f"{base}/t/v1/{key}/visit", seconds, script, ["new", "bench-new"])
                 repeat = wrk(f"{base}/t/v1/{key}/visit", seconds, script, ["repeat", "x"])
-                rate = fixed_rate(server.port, key, 200, seconds)
+                rates = [fixed_rate(server.port, key, r, seconds) for r in RATES]
             finally:
                 server.stop()
             counts = _counts(db.url)
         finally:
             db.drop()
-    return {"backend": backend, "hello": hello, "new": new, "repeat": repeat, "rate200": rate, **counts}
+    return {"backend": backend, "hello": hello, "new": new, "repeat": repeat, "rates": rates, **counts}
 
 
 def _counts(url: str) -> dict[str, int]:
@@ -313,11 +315,11 @@ def report(r: dict[str, Any]) -> str:
             f"{name:<16}{m['rps']:>9.0f}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}"
             f"{m['rps'] / h['rps']:>13.3f}{m['non_2xx']:>9}"
         )
-    f = r["rate200"]
-    lines.append(
-        f"new visits at a fixed {f['rate']} req/s: p50 {f['p50_ms']:.2f} ms, p99 {f['p99_ms']:.2f} ms, "
-        f"failures {f['failures']}"
-    )
+    for f in r["rates"]:
+        lines.append(
+            f"new visits at a fixed {f['rate']} req/s: p50 {f['p50_ms']:.2f} ms, p99 {f['p99_ms']:.2f} ms, "
+            f"failures {f['failures']}"
+        )
     lines.append(
         f"sessions {r['sessions']}, pool holds {r['assignments']}, fallbacks {r['fallbacks']} "
         f"(pool of {POOL_SIZE}, hold {HOLD_SECONDS} s)"

@@ -7,6 +7,7 @@ Numbers arrive from people (settings forms), telephony webhooks and web pages, w
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 
@@ -26,6 +27,12 @@ def normalize(raw: str, region: str = DEFAULT_REGION) -> str:
     """
     if not isinstance(raw, str):
         raise InvalidPhoneNumber("a phone number must be a string")
+    return _normalize(raw, region)
+
+
+# Parsing with phonenumbers is the costly part of a visit response and the same few numbers recur.
+@lru_cache(maxsize=4096)
+def _normalize(raw: str, region: str) -> str:
     text = raw.strip()
     if not text or not _ALLOWED.match(text):
         raise InvalidPhoneNumber(f"not a phone number: {raw!r}")
@@ -55,6 +62,7 @@ def _parse_e164(e164: str) -> phonenumbers.PhoneNumber:
     return phonenumbers.parse(e164, None)
 
 
+@lru_cache(maxsize=4096)
 def format_display(e164: str, template: str | None = None) -> str:
     """Write ``e164`` with ``template`` where each ``X`` takes the next national digit.
 
@@ -72,6 +80,11 @@ def format_display(e164: str, template: str | None = None) -> str:
 
 
 def digit_patterns(e164: str) -> list[str]:
+    return list(_digit_patterns(e164))
+
+
+@lru_cache(maxsize=4096)
+def _digit_patterns(e164: str) -> tuple[str, ...]:
     """The digit sequences under which ``e164`` may be written on a page, longest first.
 
     The snippet ignores spaces, dashes, dots and brackets between digits and compares what is left with
@@ -91,4 +104,4 @@ def digit_patterns(e164: str) -> list[str]:
     for p in sorted(patterns, key=len, reverse=True):
         if p not in seen:
             seen.append(p)
-    return seen
+    return tuple(seen)
