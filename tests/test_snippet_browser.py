@@ -15,6 +15,7 @@ from werkzeug.serving import make_server
 
 from tests.factories import make_tenant
 from tests.tracking_factories import make_pool
+from tracking.db import utcnow
 from tracking.models import VisitSession
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -364,3 +365,32 @@ def test_foreign_page_gets_nothing(browser, hub, landing, tenant, db, open_page)
     assert p.page.evaluate("Otkuda.status") == "failed"
     assert p.text("#p1") == "Call +7 (495) 123-45-67 today"
     assert db.scalars(select(VisitSession)).all() == []
+
+
+def test_expired_hold_gets_a_new_number_swapped_in(browser, hub, landing, db, open_page) -> None:
+    t = make_tenant(db, "Sleepy")
+    t.site.domains = ["127.0.0.1"]
+    t.site.replace_numbers = ["+74951234567"]
+    db.commit()
+    make_pool(db, t.site, 2, hold_seconds=1, grace_seconds=1)
+    landing.pages["/"] = PAGE.format(tag=tag(hub, t.site.site_key))
+    p = open_page()
+    p.open(landing.url + "/")
+    first = p.page.evaluate("Otkuda.number")
+    assert p.text("#p1") == f"Call {first['display']} today"
+    session = db.scalars(select(VisitSession)).one()
+    # Let the one-second hold run out, as in a tab left in the background, then bring the tab back.
+    deadline = time.monotonic() + 10
+    while _session(db, session.public_id).hold_until >= utcnow() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.1)
+    p.page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    p.page.wait_for_function(f"Otkuda.number && Otkuda.number.e164 !== {first['e164']!r}", timeout=15000)
+    second = p.page.evaluate("Otkuda.number")
+    # The number shown before is replaced too, wherever the snippet had put it.
+    p.page.wait_for_function(f"document.getElementById('p1').innerText.includes({second['display']!r})")
+    assert p.text("#p1") == f"Call {second['display']} today"
+    assert p.page.get_attribute("#link", "href") == f"tel:{second['e164']}"
+    assert p.page.evaluate("window.seen") == [["event", first["e164"]], ["event", second["e164"]]]
+    assert len(db.scalars(select(VisitSession)).all()) == 2
+    assert p.console_errors() == []
