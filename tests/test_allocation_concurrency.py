@@ -84,14 +84,14 @@ def _assert_no_overlapping_holds(db) -> int:
     return sum(len(r) for r in by_number.values())
 
 
-def test_parallel_new_visitors_never_share_a_number_and_fallback_only_when_full(db, database_url) -> None:
+def test_parallel_new_visitors_never_share_a_number_and_all_numbers_are_used(db, database_url) -> None:
     t = make_tenant(db)
     pool = make_pool(db, t.site, 30, hold_seconds=3600)
     visits_each = 25
     _run(database_url, t.site.site_key, visits_each, synthetic=False)
     total = WORKERS * visits_each
     assert db.scalar(select(func.count()).select_from(VisitSession)) == total
-    # Every pool number was taken exactly once before anyone got the fallback number.
+    # Every pool number was taken exactly once (holds are long) and everyone else got the fallback.
     assert _assert_no_overlapping_holds(db) == 30
     held = db.scalars(select(NumberAssignment.number_id)).all()
     assert len(set(held)) == 30
@@ -102,6 +102,17 @@ def test_parallel_new_visitors_never_share_a_number_and_fallback_only_when_full(
         .where(VisitSession.number_id == pool.fallback_number_id)
     )
     assert fallback_sessions == total - 30
+
+
+def test_parallel_visitors_never_fall_back_while_a_number_is_free(db, database_url) -> None:
+    """As many numbers as visitors: any fallback would have been handed out while a number was free."""
+    t = make_tenant(db)
+    visits_each = 15
+    make_pool(db, t.site, WORKERS * visits_each, hold_seconds=3600)
+    _run(database_url, t.site.site_key, visits_each, synthetic=False)
+    assert db.scalar(select(func.count()).select_from(FallbackEvent)) == 0
+    assert _assert_no_overlapping_holds(db) == WORKERS * visits_each
+    assert len(set(db.scalars(select(NumberAssignment.number_id)).all())) == WORKERS * visits_each
 
 
 def test_parallel_allocation_with_expiry_release_and_heartbeats(db, database_url) -> None:
