@@ -338,3 +338,27 @@ def test_unknown_site_and_session(db) -> None:
     with pytest.raises(visits.UnknownSession):
         visits.release(db, t.site.site_key, {"session_id": r.session.public_id}, now=T0)
     assert count(db, VisitSession) == 1
+
+
+def test_number_quarantined_while_held_is_not_extended(db) -> None:
+    t = make_tenant(db)
+    make_pool(db, t.site, 2)
+    r = v(db, t.site, "visitor-0001", T0)
+    db.get(TrackingNumber, r.number.id).status = NumberStatus.QUARANTINED
+    db.commit()
+    hb = visits.heartbeat(db, t.site.site_key, {"session_id": r.session.public_id}, now=T0 + sec(10))
+    assert not hb.live
+    again = v(db, t.site, "visitor-0001", T0 + sec(20))
+    assert again.session.id != r.session.id and again.number.id != r.number.id
+
+
+def test_static_number_retired_mid_session_moves_the_visitor_on(db) -> None:
+    t = make_tenant(db)
+    ch = make_channel(db, t.site, "Yandex", [{"utm_source": "yandex"}])
+    first, second = make_static(db, ch), make_static(db, ch)
+    r = v(db, t.site, "visitor-0001", T0, utm_source="yandex")
+    assert r.number.id == first.id
+    db.get(TrackingNumber, first.id).status = NumberStatus.RETIRED
+    db.commit()
+    again = v(db, t.site, "visitor-0001", T0 + sec(5), utm_source="yandex")
+    assert again.session.id != r.session.id and again.number.id == second.id

@@ -24,6 +24,7 @@ from tracking import allocation
 from tracking.channels import VisitSource, resolve_channel
 from tracking.db import is_postgres, utcnow
 from tracking.models import NumberAssignment, Pool, Site, TrackingNumber, VisitSession
+from tracking.models.numbers import NumberStatus
 
 T = TypeVar("T")
 
@@ -203,10 +204,15 @@ def _state(db: Session, session: VisitSession, now: dt.datetime) -> _State:
         return _State(False, None)
     assignment = allocation.live_assignment(db, session)
     if assignment is None:
-        return _State(True, None)  # static, fallback or no number: the session's own hold is all there is
+        # Static, fallback or no number: the session's own hold is all there is, unless its number was
+        # taken out of service meanwhile.
+        shown = db.get(TrackingNumber, session.number_id) if session.number_id else None
+        return _State(shown is None or shown.status == NumberStatus.ACTIVE, None)
     number = db.get(TrackingNumber, assignment.number_id, populate_existing=True)
+    # A number quarantined or retired while held is not extended: the visitor's next visit moves on.
     live = (
         number is not None
+        and number.status == NumberStatus.ACTIVE
         and number.held_by_session_id == session.id
         and number.held_until is not None
         and number.held_until >= now
