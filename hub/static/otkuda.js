@@ -145,7 +145,7 @@
     ready(function () {
       quietly(function () { scan(d); });
       observe();
-      notify();
+      if (api.number) notify(); // no number applies (e.g. no pool for this channel): nothing to announce
     });
     schedule(res.heartbeat_seconds);
   }
