@@ -6,7 +6,8 @@ POST, so a POST without one is refused too.
 
 Allowed origins: an entry of ``sites.domains`` is a host name ("example.ru") and allows exactly that host,
 over http or https, on any port; an entry starting with "*." ("*.example.ru") allows every subdomain of it
-(but not the bare domain, which is listed on its own when wanted).
+(but not the bare domain, which is listed on its own when wanted). An entry typed as a URL or with a port
+means its host name.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from hub.extensions import db
 from tracking import phones, visits
+from tracking.channels import referrer_domain
 from tracking.models import Site
 
 bp = Blueprint("public", __name__)
@@ -57,9 +59,13 @@ def origin_allowed(site: Site, origin: str | None) -> bool:
     for entry in site.domains or []:
         if not isinstance(entry, str):
             continue
-        want = entry.strip().lower().rstrip(".")
-        if want.startswith("*."):
-            if host.endswith(want[1:]) and host != want[2:]:
+        wildcard = entry.strip().startswith("*.")
+        # Entries typed as URLs or with a port ("https://example.ru", "example.ru:8080") mean their host.
+        want = referrer_domain(entry.strip()[2:] if wildcard else entry)
+        if not want:
+            continue
+        if wildcard:
+            if host.endswith("." + want):
                 return True
         elif host == want:
             return True

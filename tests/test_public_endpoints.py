@@ -31,7 +31,7 @@ def post(client, path: str, body, origin: str | None = ORIGIN, content_type: str
 @pytest.fixture
 def tenant(db):
     t = make_tenant(db, "Acme")
-    t.site.domains = ["acme.example", "*.shop.example"]
+    t.site.domains = ["acme.example", "*.shop.example", "https://Typed.Example/", "port.example:8443"]
     t.site.replace_numbers = ["+74951234567", "8 (800) 555-35-35"]
     db.commit()
     make_pool(db, t.site, 2)
@@ -89,6 +89,8 @@ def test_promo_code_returned_when_enabled(client, db, tenant) -> None:
         ("https://www.acme.example", False),  # no implicit subdomains
         ("https://acme.example.evil.test", False),
         ("https://evilacme.example", False),
+        ("https://typed.example", True),
+        ("https://port.example", True),
         ("null", False),
         ("ftp://acme.example", False),
         (None, False),
