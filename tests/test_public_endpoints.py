@@ -186,3 +186,26 @@ def test_snippet_is_served_with_key_hub_and_cache_headers(client, db, tenant) ->
 def test_snippet_is_small() -> None:
     raw = SNIPPET_PATH.read_bytes()
     assert len(gzip.compress(raw, compresslevel=9)) <= 5 * 1024
+
+
+def test_no_number_applies_means_nothing_to_replace(client, db) -> None:
+    t = make_tenant(db, "Bare")
+    t.site.domains = ["acme.example"]
+    db.commit()  # no pool, no static number
+    body = post(client, f"/t/v1/{t.site.site_key}/visit", {"visitor_id": "visitor-0001"}).get_json()
+    assert body["number"] is None and body["replace"] == [] and body["session_id"]
+
+
+def test_fallback_number_is_returned_when_the_pool_is_full(client, db, tenant) -> None:
+    from tracking.models import Pool, TrackingNumber
+
+    key = tenant.site.site_key
+    url = f"/t/v1/{key}/visit"
+    taken = {
+        post(client, url, {"visitor_id": f"visitor-000{i}"}).get_json()["number"]["e164"] for i in range(2)
+    }
+    body = post(client, f"/t/v1/{key}/visit", {"visitor_id": "visitor-0009"}).get_json()
+    pool = db.scalars(select(Pool)).one()
+    fallback = db.get(TrackingNumber, pool.fallback_number_id)
+    assert len(taken) == 2 and body["number"]["e164"] == fallback.e164
+    assert [r["number"]["e164"] for r in body["replace"]] == [fallback.e164, fallback.e164]
