@@ -347,19 +347,13 @@ def visit(
         previous = _latest_session(db, site, parsed.visitor_id)
         state = _state(db, previous, when) if previous is not None else None
         if previous is not None and state is not None and state.live:
-            if not _new_ad_click(previous, parsed):
-                _touch(db, previous, when, state)
+            if _new_ad_click(previous, parsed):
+                allocation.end_hold(db, previous, when)
+                previous.hold_until = min(previous.hold_until or when, when)
+            elif _touch(db, previous, when, state):
                 number = db.get(TrackingNumber, previous.number_id) if previous.number_id else None
-                return VisitResult(
-                    site,
-                    previous,
-                    number,
-                    previous.hold_until,
-                    True,
-                    _heartbeat_seconds(_pool_hold_seconds(db, state.assignment)),
-                )
-            allocation.end_hold(db, previous, when)
-            previous.hold_until = min(previous.hold_until or when, when)
+                hb = _heartbeat_seconds(_pool_hold_seconds(db, state.assignment))
+                return VisitResult(site, previous, number, previous.hold_until, True, hb)
         return _start_session(db, site, parsed, when)
 
     return run_with_retry(db, work)
