@@ -215,7 +215,11 @@ def test_swaps_every_format_link_and_number_and_keeps_the_rest(
 ) -> None:
     tenant.site.promo_codes_enabled = True
     db.commit()
-    landing.pages["/"] = PAGE.format(tag=tag(hub, tenant.site.site_key))
+    analytics = (
+        '<script>document.cookie = "_ym_uid=1700000000123456789; path=/";'
+        'document.cookie = "_ga=GA1.1.111.222; path=/";</script>'
+    )
+    landing.pages["/"] = PAGE.format(tag=analytics + tag(hub, tenant.site.site_key))
     p = open_page()
     p.open(landing.url + "/?utm_source=yandex&utm_medium=cpc&gclid=G1")
     state = p.page.evaluate("({status: Otkuda.status, number: Otkuda.number, promo: Otkuda.promo})")
@@ -237,6 +241,8 @@ def test_swaps_every_format_link_and_number_and_keeps_the_rest(
     # What the hub recorded about this visit.
     session = db.scalar(select(VisitSession).where(VisitSession.visitor_id.is_not(None)))
     assert (session.utm_source, session.gclid, session.device) == ("yandex", "G1", "desktop")
+    assert (session.ym_client_id, session.ga_client_id) == ("1700000000123456789", "111.222")
+    assert session.screen and "x" in session.screen
     assert session.number.e164 == e164 and session.landing_url.startswith(landing.url)
     assert p.console_errors() == []
 

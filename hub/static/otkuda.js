@@ -157,7 +157,9 @@
     var body = {
       visitor_id: vid, url: location.href.slice(0, 4096), referrer: d.referrer.slice(0, 4096) || null,
       screen: w.screen ? screen.width + "x" + screen.height : null,
-      ym_uid: cookie("_ym_uid"), ga: cookie("_ga")
+      // Cookies of other scripts are sent only in their expected shape: a bad one must not cost the visit.
+      ym_uid: /^\d{1,64}$/.test(cookie("_ym_uid") || "") ? cookie("_ym_uid") : null,
+      ga: (cookie("_ga") || "").slice(0, 128) || null
     }, p = params();
     for (var k in p) body[k] = p[k];
     return post("visit", body).then(apply);
