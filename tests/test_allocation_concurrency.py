@@ -161,3 +161,14 @@ def test_a_number_being_taken_is_skipped_not_waited_for(db, engine, database_url
     finally:
         first.close()
         second.close()
+
+
+def test_parallel_promo_codes_stay_unique(db, database_url) -> None:
+    t = make_tenant(db)
+    t.site.promo_codes_enabled = True
+    db.commit()
+    make_pool(db, t.site, 10, hold_seconds=3600)
+    _run(database_url, t.site.site_key, 15, synthetic=False)
+    codes = db.scalars(select(VisitSession.promo_code)).all()
+    assert len(codes) == WORKERS * 15 and all(c and c.isdigit() for c in codes)
+    assert len(set(codes)) == len(codes)
