@@ -1,0 +1,255 @@
+"""Which number a visitor session is shown, and for how long it is reserved for that session.
+
+The live hold is kept on the number row (``held_by_session_id``, ``held_until``): a number is free when
+nobody holds it or its hold has run out (``held_until < now``), so an expired hold needs no sweeper job —
+the next allocation reclaims it and closes the old holder's row in ``number_assignments``.
+
+A free number is taken with a single ``UPDATE … WHERE id = (SELECT … LIMIT 1 [FOR UPDATE SKIP LOCKED])
+RETURNING id``. On PostgreSQL the sub-select skips rows another transaction is taking and the outer
+``WHERE`` re-checks freeness on the newest row version; on SQLite the statement runs under the database's
+single write lock, which serialises allocations (callers retry when the lock wait times out, see
+:func:`tracking.visits.run_with_retry`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from tracking.db import is_postgres
+from tracking.models import (
+    Channel,
+    FallbackEvent,
+    NumberAssignment,
+    Pool,
+    PoolChannel,
+    Site,
+    TrackingNumber,
+    VisitSession,
+)
+from tracking.models.numbers import NumberStatus
+
+# Sessions shown a static number (or none) have no pool to take hold times from.
+STATIC_SESSION_SECONDS = 30 * 60
+
+
+class Kind:
+    POOL = "pool"
+    STATIC = "static"
+    FALLBACK = "fallback"
+    NONE = "none"  # no pool or static number applies: the page keeps its own numbers
+
+
+@dataclass
+class Allocation:
+    kind: str
+    number: TrackingNumber | None
+    hold_until: dt.datetime
+    pool: Pool | None = None
+
+
+def static_number_for(db: Session, channel_id: int) -> TrackingNumber | None:
+    return db.scalar(
+        select(TrackingNumber)
+        .where(
+            TrackingNumber.channel_id == channel_id,
+            TrackingNumber.pool_id.is_(None),
+            TrackingNumber.status == NumberStatus.ACTIVE,
+        )
+        .order_by(TrackingNumber.id)
+        .limit(1)
+    )
+
+
+def pool_for(db: Session, site_id: int, channel_id: int) -> Pool | None:
+    """The site's pool for a channel: one that names the channel, else one that serves every channel."""
+    pools = db.scalars(
+        select(Pool).where(Pool.site_id == site_id, Pool.active.is_(True)).order_by(Pool.id)
+    ).all()
+    if not pools:
+        return None
+    served: dict[int, set[int]] = {p.id: set() for p in pools}
+    for pool_id, ch_id in db.execute(
+        select(PoolChannel.pool_id, PoolChannel.channel_id).where(PoolChannel.pool_id.in_(served))
+    ):
+        served[pool_id].add(ch_id)
+    for pool in pools:
+        if channel_id in served[pool.id]:
+            return pool
+    for pool in pools:
+        if not served[pool.id]:
+            return pool
+    return None
+
+
+def _cap(pool: Pool, started_at: dt.datetime) -> dt.datetime:
+    return started_at + dt.timedelta(seconds=pool.max_hold_seconds)
+
+
+def _free(now: dt.datetime):  # noqa: ANN202  (an SQL expression)
+    return or_(TrackingNumber.held_by_session_id.is_(None), TrackingNumber.held_until < now)
+
+
+def take_number(db: Session, pool: Pool, session: VisitSession, now: dt.datetime) -> TrackingNumber | None:
+    """Atomically hold the pool's longest-rested free number for ``session``; None when all are held."""
+    hold_until = min(now + dt.timedelta(seconds=pool.hold_seconds), _cap(pool, now))
+    candidate = (
+        select(TrackingNumber.id)
+        .where(
+            TrackingNumber.pool_id == pool.id,
+            TrackingNumber.status == NumberStatus.ACTIVE,
+            _free(now),
+        )
+        # A free number's last hold ended at its (past) held_until, or at released_at when the hold was
+        # cleared early; never-used numbers (both NULL) go first.
+        .order_by(
+            func.coalesce(TrackingNumber.held_until, TrackingNumber.released_at).asc().nulls_first(),
+            TrackingNumber.id,
+        )
+        .limit(1)
+    )
+    if pool.fallback_number_id is not None:
+        candidate = candidate.where(TrackingNumber.id != pool.fallback_number_id)
+    if is_postgres(db):
+        candidate = candidate.with_for_update(skip_locked=True)
+    stmt = (
+        update(TrackingNumber)
+        .where(TrackingNumber.id == candidate.scalar_subquery(), _free(now))
+        .values(
+            held_by_session_id=session.id,
+            held_until=hold_until,
+            # SET expressions see the old row: remember when the previous hold ended.
+            released_at=func.coalesce(TrackingNumber.held_until, TrackingNumber.released_at),
+        )
+        .returning(TrackingNumber)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    number = db.execute(stmt).scalar_one_or_none()
+    if number is None:
+        return None
+    number_id = number.id
+    # Close the previous holder's assignment at the moment its hold really ended.
+    db.execute(
+        update(NumberAssignment)
+        .where(NumberAssignment.number_id == number_id, NumberAssignment.ended_at.is_(None))
+        .values(ended_at=NumberAssignment.hold_until)
+        .execution_options(synchronize_session=False)
+    )
+    db.add(
+        NumberAssignment(
+            number_id=number_id, session_id=session.id, pool_id=pool.id, started_at=now, hold_until=hold_until
+        )
+    )
+    return number
+
+
+def _fallback(db: Session, pool: Pool, session: VisitSession, now: dt.datetime) -> Allocation:
+    db.add(FallbackEvent(pool_id=pool.id, session_id=session.id, at=now))
+    number = pool.fallback_number
+    if number is not None and number.status != NumberStatus.ACTIVE:
+        number = None
+    hold_until = now + dt.timedelta(seconds=pool.hold_seconds)
+    return Allocation(Kind.FALLBACK if number else Kind.NONE, number, hold_until, pool)
+
+
+def allocate(
+    db: Session, site: Site, channel: Channel, session: VisitSession, now: dt.datetime
+) -> Allocation:
+    """Choose the number for a new session: the channel's static number, else a pool number, else fallback.
+
+    ``session`` must be flushed (it needs an id). The caller stores the result on the session.
+    """
+    static = static_number_for(db, channel.id)
+    if static is not None:
+        return Allocation(Kind.STATIC, static, now + dt.timedelta(seconds=STATIC_SESSION_SECONDS))
+    pool = pool_for(db, site.id, channel.id)
+    if pool is None:
+        return Allocation(Kind.NONE, None, now + dt.timedelta(seconds=STATIC_SESSION_SECONDS))
+    number = take_number(db, pool, session, now)
+    if number is None:
+        return _fallback(db, pool, session, now)
+    assert number.held_until is not None
+    return Allocation(Kind.POOL, number, number.held_until, pool)
+
+
+def live_assignment(db: Session, session: VisitSession) -> NumberAssignment | None:
+    return db.scalar(
+        select(NumberAssignment)
+        .where(NumberAssignment.session_id == session.id, NumberAssignment.ended_at.is_(None))
+        .order_by(NumberAssignment.id.desc())
+        .limit(1)
+    )
+
+
+def _move_hold(
+    db: Session,
+    session: VisitSession,
+    now: dt.datetime,
+    assignment: NumberAssignment | None,
+    *,
+    seconds_of: str,
+) -> dt.datetime | None:
+    assignment = assignment or live_assignment(db, session)
+    if assignment is None:
+        return None
+    pool = db.get(Pool, assignment.pool_id)
+    assert pool is not None
+    until = min(now + dt.timedelta(seconds=getattr(pool, seconds_of)), _cap(pool, assignment.started_at))
+    if until < now:
+        return None
+    taken = db.execute(
+        update(TrackingNumber)
+        .where(
+            TrackingNumber.id == assignment.number_id,
+            TrackingNumber.held_by_session_id == session.id,
+            TrackingNumber.held_until >= now,
+        )
+        .values(held_until=until)
+        .returning(TrackingNumber.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if taken is None:
+        return None
+    assignment.hold_until = until
+    return until
+
+
+def extend_hold(
+    db: Session, session: VisitSession, now: dt.datetime, assignment: NumberAssignment | None = None
+) -> dt.datetime | None:
+    """Activity: keep the session's pool number for ``hold_seconds`` more (never past the cap).
+
+    Returns the new end, or None when the session no longer holds a number (expired, reclaimed, capped).
+    """
+    return _move_hold(db, session, now, assignment, seconds_of="hold_seconds")
+
+
+def release_hold(
+    db: Session, session: VisitSession, now: dt.datetime, assignment: NumberAssignment | None = None
+) -> dt.datetime | None:
+    """The visitor left: keep the number only for the pool's grace period (never past the cap)."""
+    return _move_hold(db, session, now, assignment, seconds_of="grace_seconds")
+
+
+def end_hold(db: Session, session: VisitSession, now: dt.datetime) -> None:
+    """End the session's hold at once (it was superseded by a new session of the same visitor)."""
+    assignment = live_assignment(db, session)
+    if assignment is None:
+        return
+    freed = db.execute(
+        update(TrackingNumber)
+        .where(
+            TrackingNumber.id == assignment.number_id,
+            TrackingNumber.held_by_session_id == session.id,
+            TrackingNumber.held_until >= now,
+        )
+        .values(held_by_session_id=None, held_until=None, released_at=now)
+        .returning(TrackingNumber.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if freed is not None:
+        assignment.hold_until = now
+        assignment.ended_at = now

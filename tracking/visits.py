@@ -1,0 +1,396 @@
+"""The visit service behind the snippet: a page view becomes a session with a number reserved for it.
+
+``visit`` starts or continues a session, ``heartbeat`` keeps its number while the page stays open and
+``release`` starts the grace period when the visitor leaves. Each call is one transaction and commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+from sqlalchemy import exists, select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from tracking import allocation
+from tracking.channels import VisitSource, resolve_channel
+from tracking.db import is_postgres, utcnow
+from tracking.models import NumberAssignment, Pool, Site, TrackingNumber, VisitSession
+from tracking.models.numbers import NumberStatus
+
+T = TypeVar("T")
+
+_VISITOR_ID = re.compile(r"^[A-Za-z0-9_.\-]{8,64}$")
+_CLICK_KEYS = ("gclid", "gbraid", "wbraid", "yclid")
+_UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
+_URL_LIMIT = 4096
+_PROMO_DIGITS = 5
+
+
+class VisitError(Exception):
+    status = 400
+    error = "bad_request"
+
+
+class InvalidVisit(VisitError):
+    status = 400
+    error = "invalid_body"
+
+
+class UnknownSite(VisitError):
+    status = 404
+    error = "unknown_site"
+
+
+class UnknownSession(VisitError):
+    status = 404
+    error = "unknown_session"
+
+
+@dataclass
+class VisitInput:
+    visitor_id: str
+    url: str | None = None
+    referrer: str | None = None
+    screen: str | None = None
+    ym_client_id: str | None = None
+    ga_client_id: str | None = None
+    user_agent: str | None = None
+    marks: dict[str, str | None] | None = None  # utm_* and click ids
+
+    def mark(self, key: str) -> str | None:
+        return (self.marks or {}).get(key)
+
+
+@dataclass
+class VisitResult:
+    site: Site
+    session: VisitSession
+    number: TrackingNumber | None
+    hold_until: dt.datetime | None
+    live: bool
+    heartbeat_seconds: int
+
+
+def site_by_key(db: Session, site_key: str) -> Site | None:
+    if not site_key or len(site_key) > 64:
+        return None
+    return db.scalar(select(Site).where(Site.site_key == site_key))
+
+
+def device_from_user_agent(ua: str | None) -> str:
+    """desktop / mobile / tablet from the user agent: good enough for reports, not for fingerprinting."""
+    s = (ua or "").lower()
+    if (
+        "ipad" in s
+        or "tablet" in s
+        or "kindle" in s
+        or "silk/" in s
+        or ("android" in s and "mobile" not in s)
+    ):
+        return "tablet"
+    if any(m in s for m in ("mobi", "iphone", "ipod", "android", "windows phone", "opera mini")):
+        return "mobile"
+    return "desktop"
+
+
+def _opt_str(data: Mapping[str, Any], key: str, limit: int) -> str | None:
+    value = data.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidVisit(f"'{key}' must be a string")
+    if len(value) > limit:
+        raise InvalidVisit(f"'{key}' is longer than {limit} characters")
+    return value
+
+
+def _ga_client_id(raw: str | None) -> str | None:
+    # The _ga cookie is "GA1.1.<random>.<timestamp>"; the client id is the last two parts.
+    if not raw:
+        return None
+    parts = raw.split(".")
+    if len(parts) >= 4 and parts[0].upper().startswith("GA"):
+        return ".".join(parts[-2:])[:64]
+    return raw[:64]
+
+
+def parse_visit(data: Any, user_agent: str | None = None) -> VisitInput:
+    """Validate what the snippet sent. Unknown keys are ignored; wrong types and sizes are refused."""
+    if not isinstance(data, Mapping):
+        raise InvalidVisit("the body must be a JSON object")
+    visitor_id = data.get("visitor_id")
+    if not isinstance(visitor_id, str) or not _VISITOR_ID.match(visitor_id):
+        raise InvalidVisit("'visitor_id' must be 8-64 characters of letters, digits, '.', '_' or '-'")
+    url = _opt_str(data, "url", _URL_LIMIT)
+    marks: dict[str, str | None] = {}
+    query = parse_qs(urlsplit(url).query) if url else {}
+    for key in (*_UTM_KEYS, *_CLICK_KEYS):
+        value = _opt_str(data, key, 255)
+        if value is None and query.get(key):
+            value = query[key][0][:255] or None
+        marks[key] = value
+    ym = _opt_str(data, "ym_uid", 64)
+    if ym is not None and not ym.isdigit():
+        raise InvalidVisit("'ym_uid' must be digits")
+    return VisitInput(
+        visitor_id=visitor_id,
+        url=url,
+        referrer=_opt_str(data, "referrer", _URL_LIMIT),
+        screen=_opt_str(data, "screen", 32),
+        ym_client_id=ym,
+        ga_client_id=_ga_client_id(_opt_str(data, "ga", 128)),
+        user_agent=(user_agent or "")[:1024] or None,
+        marks=marks,
+    )
+
+
+def _session_id(data: Any) -> str:
+    if not isinstance(data, Mapping):
+        raise InvalidVisit("the body must be a JSON object")
+    sid = data.get("session_id")
+    if not isinstance(sid, str) or not 1 <= len(sid) <= 32:
+        raise InvalidVisit("'session_id' must be a string")
+    return sid
+
+
+def _is_lock_timeout(exc: OperationalError) -> bool:
+    return "database is locked" in str(exc.orig).lower() or "database is busy" in str(exc.orig).lower()
+
+
+def run_with_retry(db: Session, work: Callable[[], T], attempts: int = 8) -> T:
+    """Run ``work`` and commit; on SQLite's "database is locked" roll back and run it again."""
+    for attempt in range(attempts):
+        try:
+            result = work()
+            db.commit()
+            return result
+        except OperationalError as exc:
+            db.rollback()
+            if not _is_lock_timeout(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0.01, 0.05) * (2**attempt))
+        except BaseException:
+            db.rollback()
+            raise
+    raise AssertionError("unreachable")
+
+
+def _heartbeat_seconds(hold_seconds: int) -> int:
+    return max(10, min(120, hold_seconds // 3))
+
+
+def _pool_hold_seconds(db: Session, assignment: NumberAssignment | None) -> int:
+    pool = db.get(Pool, assignment.pool_id) if assignment is not None else None
+    return pool.hold_seconds if pool is not None else allocation.STATIC_SESSION_SECONDS
+
+
+@dataclass
+class _State:
+    live: bool
+    assignment: NumberAssignment | None  # the session's open pool hold, if it has one
+
+
+def _state(db: Session, session: VisitSession, now: dt.datetime) -> _State:
+    if session.hold_until is None or session.hold_until < now:
+        return _State(False, None)
+    assignment = allocation.live_assignment(db, session)
+    if assignment is None:
+        # Static, fallback or no number: the session's own hold is all there is, unless its number was
+        # taken out of service meanwhile.
+        shown = db.get(TrackingNumber, session.number_id) if session.number_id else None
+        return _State(shown is None or shown.status == NumberStatus.ACTIVE, None)
+    number = db.get(TrackingNumber, assignment.number_id, populate_existing=True)
+    # A number quarantined or retired while held is not extended: the visitor's next visit moves on.
+    live = (
+        number is not None
+        and number.status == NumberStatus.ACTIVE
+        and number.held_by_session_id == session.id
+        and number.held_until is not None
+        and number.held_until >= now
+    )
+    return _State(live, assignment)
+
+
+def _touch(
+    db: Session, session: VisitSession, now: dt.datetime, state: _State, *, leaving: bool = False
+) -> bool:
+    """Move a live session's hold after activity (or the leave beacon). False when it is no longer live."""
+    if not state.live:
+        return False
+    if state.assignment is not None:
+        fn = allocation.release_hold if leaving else allocation.extend_hold
+        until = fn(db, session, now, state.assignment)
+        if until is None:
+            return False
+        session.hold_until = until
+    else:
+        extra = 0 if leaving else allocation.STATIC_SESSION_SECONDS
+        session.hold_until = max(session.hold_until or now, now + dt.timedelta(seconds=extra))
+    session.last_seen_at = now
+    session.left_at = now if leaving else None
+    return True
+
+
+def _new_ad_click(session: VisitSession, data: VisitInput) -> bool:
+    """A repeat visit that arrives through a different ad click or campaign starts a new session."""
+    for key in ("gclid", "yclid", "gbraid", "wbraid", "utm_source", "utm_campaign"):
+        value = data.mark(key)
+        if value and value != getattr(session, key):
+            return True
+    return False
+
+
+def _assign_promo_code(db: Session, session: VisitSession, now: dt.datetime) -> None:
+    if is_postgres(db):
+        # Serialise code choice per client so two concurrent sessions cannot draw the same free code.
+        db.execute(text("SELECT pg_advisory_xact_lock(7001, :c)"), {"c": session.client_id})
+    digits = _PROMO_DIGITS
+    for attempt in range(60):
+        if attempt and attempt % 20 == 0:
+            digits += 1  # the short codes are nearly exhausted among live sessions: use a longer one
+        code = str(secrets.randbelow(9 * 10 ** (digits - 1)) + 10 ** (digits - 1))
+        taken = db.scalar(
+            select(
+                exists().where(
+                    VisitSession.client_id == session.client_id,
+                    VisitSession.promo_code == code,
+                    VisitSession.hold_until >= now,
+                    VisitSession.id != session.id,
+                )
+            )
+        )
+        if not taken:
+            session.promo_code = code
+            return
+    raise RuntimeError("no free promo code")
+
+
+def _start_session(db: Session, site: Site, data: VisitInput, now: dt.datetime) -> VisitResult:
+    source = VisitSource(
+        utm_source=data.mark("utm_source"),
+        utm_medium=data.mark("utm_medium"),
+        utm_campaign=data.mark("utm_campaign"),
+        referrer=data.referrer,
+        gclid=data.mark("gclid"),
+        yclid=data.mark("yclid"),
+    )
+    channel = resolve_channel(db, site.client_id, source)
+    session = VisitSession(
+        public_id=secrets.token_urlsafe(16),
+        client_id=site.client_id,
+        site_id=site.id,
+        visitor_id=data.visitor_id,
+        channel_id=channel.id,
+        started_at=now,
+        last_seen_at=now,
+        landing_url=data.url,
+        referrer=data.referrer,
+        ym_client_id=data.ym_client_id,
+        ga_client_id=data.ga_client_id,
+        user_agent=data.user_agent,
+        device=device_from_user_agent(data.user_agent),
+        screen=data.screen,
+        **{k: data.mark(k) for k in (*_UTM_KEYS, *_CLICK_KEYS)},
+    )
+    db.add(session)
+    db.flush()
+    alloc = allocation.allocate(db, site, channel, session, now)
+    session.number_id = alloc.number.id if alloc.number else None
+    session.hold_until = alloc.hold_until
+    if site.promo_codes_enabled:
+        _assign_promo_code(db, session, now)
+    hold = alloc.pool.hold_seconds if alloc.pool else allocation.STATIC_SESSION_SECONDS
+    return VisitResult(site, session, alloc.number, session.hold_until, True, _heartbeat_seconds(hold))
+
+
+def _latest_session(db: Session, site: Site, visitor_id: str) -> VisitSession | None:
+    return db.scalar(
+        select(VisitSession)
+        .where(VisitSession.site_id == site.id, VisitSession.visitor_id == visitor_id)
+        .order_by(VisitSession.last_seen_at.desc(), VisitSession.id.desc())
+        .limit(1)
+    )
+
+
+def _site_or_raise(db: Session, site_key: str | Site) -> Site:
+    # Callers that already looked the site up (the public endpoints check its origin first) pass it.
+    if isinstance(site_key, Site):
+        return site_key
+    site = site_by_key(db, site_key)
+    if site is None:
+        raise UnknownSite("unknown site key")
+    return site
+
+
+def visit(
+    db: Session,
+    site_key: str | Site,
+    data: Any,
+    now: dt.datetime | None = None,
+    user_agent: str | None = None,
+) -> VisitResult:
+    """A page view: continue the visitor's live session (extending its hold) or start a new one."""
+    parsed = parse_visit(data, user_agent)
+    when = now or utcnow()
+
+    def work() -> VisitResult:
+        site = _site_or_raise(db, site_key)
+        previous = _latest_session(db, site, parsed.visitor_id)
+        state = _state(db, previous, when) if previous is not None else None
+        if previous is not None and state is not None and state.live:
+            if _new_ad_click(previous, parsed):
+                allocation.end_hold(db, previous, when)
+                previous.hold_until = min(previous.hold_until or when, when)
+            elif _touch(db, previous, when, state):
+                number = db.get(TrackingNumber, previous.number_id) if previous.number_id else None
+                hb = _heartbeat_seconds(_pool_hold_seconds(db, state.assignment))
+                return VisitResult(site, previous, number, previous.hold_until, True, hb)
+        return _start_session(db, site, parsed, when)
+
+    return run_with_retry(db, work)
+
+
+def _session_of(db: Session, site: Site, public_id: str) -> VisitSession:
+    session = db.scalar(
+        select(VisitSession).where(VisitSession.public_id == public_id, VisitSession.site_id == site.id)
+    )
+    if session is None:
+        raise UnknownSession("unknown session")
+    return session
+
+
+def _keep(
+    db: Session, site_key: str | Site, data: Any, now: dt.datetime | None, *, leaving: bool
+) -> VisitResult:
+    public_id = _session_id(data)
+    when = now or utcnow()
+
+    def work() -> VisitResult:
+        site = _site_or_raise(db, site_key)
+        session = _session_of(db, site, public_id)
+        state = _state(db, session, when)
+        live = _touch(db, session, when, state, leaving=leaving)
+        number = db.get(TrackingNumber, session.number_id) if session.number_id else None
+        hb = _heartbeat_seconds(_pool_hold_seconds(db, state.assignment))
+        return VisitResult(site, session, number, session.hold_until, live, hb)
+
+    return run_with_retry(db, work)
+
+
+def heartbeat(db: Session, site_key: str | Site, data: Any, now: dt.datetime | None = None) -> VisitResult:
+    """The page is still open and visible: extend the hold. ``live`` is False once the hold is over."""
+    return _keep(db, site_key, data, now, leaving=False)
+
+
+def release(db: Session, site_key: str | Site, data: Any, now: dt.datetime | None = None) -> VisitResult:
+    """The visitor left the page: the hold runs on only for the pool's grace period."""
+    return _keep(db, site_key, data, now, leaving=True)
