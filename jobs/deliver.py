@@ -101,9 +101,6 @@ def _claim(
 ) -> list[Delivery]:
     """Mark up to ``limit`` rows matching ``condition`` as claimed by ``claim_id``, commit, return them."""
     now = utcnow()
-    ids = select(Delivery.id).where(condition).order_by(Delivery.id).limit(limit)  # type: ignore[arg-type]
-    if is_postgres(db):
-        ids = ids.with_for_update(skip_locked=True)
     values: dict[str, object] = {
         "status": DeliveryStatus.IN_FLIGHT,
         "claimed_by": claim_id,
@@ -111,11 +108,20 @@ def _claim(
     }
     if count_attempt:
         values["attempts"] = Delivery.attempts + 1
-    # The outer condition is checked again on the row the UPDATE actually writes, so a row another
-    # worker claimed in between is left alone.
+    ids = select(Delivery.id).where(condition).order_by(Delivery.id).limit(limit)  # type: ignore[arg-type]
+    if is_postgres(db):
+        # Lock first, then update by id: a LIMIT … SKIP LOCKED subquery inside the UPDATE may be run more
+        # than once by the planner and claim more rows than asked for.
+        chosen = list(db.scalars(ids.with_for_update(skip_locked=True)))
+        target = Delivery.id.in_(chosen)
+    else:
+        # SQLite: one UPDATE runs under the database write lock, so the choice and the claim are atomic.
+        target = Delivery.id.in_(ids.scalar_subquery())
+    # The condition is checked again on the rows the UPDATE writes, so a row another worker claimed in
+    # between is left alone.
     db.execute(
         update(Delivery)
-        .where(Delivery.id.in_(ids.scalar_subquery()), condition)  # type: ignore[arg-type]
+        .where(target, condition)  # type: ignore[arg-type]
         .values(**values)
         .execution_options(synchronize_session=False)
     )

@@ -30,7 +30,7 @@ class FakeDestination(FakeServer):
         self.invalid_uids: set[str] = set()  # answered with a validation error (permanent)
         self.busy_uids: set[str] = set()  # answered with a passing per-item error
         # Crash simulation: in the push request number ``hang_on_request``, store ``hang_after`` events,
-        # then block until ``release`` is set (the client is killed meanwhile).
+        # then block until ``release`` is set (the client is killed meanwhile) and drop the rest.
         self.hang_on_request: int | None = None
         self.hang_after = 0
         self.hanging = threading.Event()
@@ -77,6 +77,8 @@ class FakeDestination(FakeServer):
             if number == self.hang_on_request and n == self.hang_after:
                 self.hanging.set()
                 self.release.wait()
+                # The client went away mid-request: the rest of the batch is dropped, the first part kept.
+                return json_response(500, {"error": "client gone"})
             uid = event["uid"]
             if uid in self.invalid_uids:
                 results.append({"uid": uid, "status": "error", "code": "validation", "message": "bad phone"})

@@ -122,6 +122,9 @@ def test_two_workers_never_send_the_same_item(db, rt, fakes) -> None:
     assert set(counts) == set(keys)
     assert max(counts.values()) == 1
     assert statuses(db) == {"done": 60}
+    runs = db.scalars(select(SyncRun).where(SyncRun.job == "deliver")).all()
+    assert sum(r.items for r in runs) == 60
+    assert max(r.items for r in runs) <= 4  # claims honour the batch size
 
 
 def test_retry_after_is_honoured_and_backoff_grows(db, rt, fakes) -> None:
