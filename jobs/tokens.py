@@ -22,6 +22,7 @@ from jobs import providers
 from jobs.runtime import Runtime
 from tracking.db import is_postgres, utcnow
 from tracking.models import Connection, ConnectionStatus
+from tracking.secrets_box import SecretBox
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +59,11 @@ def _expires_at(token: dict[str, Any]) -> dt.datetime | None:
     return None
 
 
-def store_token(rt: Runtime, conn: Connection, token: dict[str, Any]) -> None:
+def store_token(box: SecretBox, conn: Connection, token: dict[str, Any]) -> None:
     """Keep a token response on the connection (encrypted). A missing refresh token keeps the old one."""
-    conn.access_token_enc = rt.box.seal(token["access_token"])
+    conn.access_token_enc = box.seal(token["access_token"])
     if token.get("refresh_token"):
-        conn.refresh_token_enc = rt.box.seal(token["refresh_token"])
+        conn.refresh_token_enc = box.seal(token["refresh_token"])
     conn.expires_at = _expires_at(token)
     if token.get("scope"):
         scope = token["scope"]
@@ -75,7 +76,7 @@ def _needs_refresh(conn: Connection, min_valid: dt.timedelta) -> bool:
     return conn.expires_at is not None and conn.expires_at <= utcnow() + min_valid
 
 
-def oauth_session(rt: Runtime, provider: providers.ResolvedProvider, **kwargs: Any) -> OAuth2Session:
+def oauth_session(provider: providers.ResolvedProvider, **kwargs: Any) -> OAuth2Session:
     return OAuth2Session(
         provider.client_id,
         provider.client_secret,
@@ -117,7 +118,7 @@ def refresh_connection(
             _mark_reauth(db, conn, "no refresh token: connect the account again")
             raise AuthRevoked("no refresh token")
         provider = providers.resolve(rt.config, providers.connector_provider(conn.connectors[0]))
-        client = oauth_session(rt, provider)
+        client = oauth_session(provider)
         try:
             # redirect_uri: amoCRM wants it on refresh; RFC 6749 servers ignore parameters they do not know.
             token = client.refresh_token(
@@ -134,7 +135,7 @@ def refresh_connection(
             raise RefreshFailed(f"refresh failed: {type(exc).__name__}") from None
         finally:
             client.close()
-        store_token(rt, conn, dict(token))
+        store_token(rt.box, conn, dict(token))
         db.commit()
         log.info("refreshed token of connection %s", connection_id)
         return token["access_token"]
