@@ -311,6 +311,18 @@ class Worker:
             impl, ctx = make_connector(self.rt, db, conn, connector)
         return impl, ctx.access_token
 
+    def _fail_due(self, connection_id: int, connector: str, error: str, stats: DeliverStats) -> None:
+        claim_id = _claim_id(self.name)
+        cond = and_(_due(utcnow()), Delivery.connection_id == connection_id, Delivery.connector == connector)
+        with self.rt.sessions() as db:
+            rows = _claim(db, cond, claim_id, self.settings.batch_size, count_attempt=True)
+        if not rows:
+            return
+        with recorded(self.rt, "deliver", connector=connector, connection_id=connection_id) as tally:
+            batch = _Batch(self.rt, self.settings, claim_id, rows)
+            batch.record([DeliveryResult(r.id, Outcome.RETRY, error=error) for r in rows], stats, tally)
+        stats.errors.append(f"{connector}@{connection_id}: {error}")
+
     def _take_token(self, impl: Connector, connection_id: int, connector: str) -> None:
         self.buckets.get(connection_id, connector, impl.rate_limit()).take()
 
@@ -384,10 +396,11 @@ class Worker:
         try:
             impl, token = self._connector(connection_id, connector)
         except Exception as exc:
-            # Nothing was claimed yet: leave the items queued and say why in the history.
-            with recorded(self.rt, "deliver", connector=connector, connection_id=connection_id) as tally:
-                tally.error(f"connector unavailable: {type(exc).__name__}: {exc}")
-            stats.errors.append(f"{connector}@{connection_id}: {exc}")
+            # The connector cannot be built here (not installed, misconfigured): the due items fail
+            # visibly with the reason, back off, and end up dead for a person to retry once it is fixed.
+            self._fail_due(
+                connection_id, connector, f"connector unavailable: {type(exc).__name__}: {exc}", stats
+            )
             return
         for _ in range(self.settings.max_batches_per_run):
             claim_id = _claim_id(self.name)

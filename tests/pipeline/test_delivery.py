@@ -279,3 +279,37 @@ def test_revoked_grant_marks_connection_and_items_wait(db, rt, fakes) -> None:
     queue_calls(db, t, 1, start=10)
     assert db.scalar(select(func.count(Delivery.id))) == 3
     assert db.get(Connection, conn.id) is not None
+
+
+def test_items_for_a_connector_that_cannot_load_fail_visibly(db, rt, fakes) -> None:
+    t = make_tenant(db)
+    make_connection(db, t, fakes, connectors=("fakedest", "not_installed"))
+    queue_calls(db, t, 1)
+    assert {(d.connector, d.status) for d in db.scalars(select(Delivery))} == {
+        ("fakedest", DeliveryStatus.PENDING),
+        ("not_installed", DeliveryStatus.PENDING),
+    }
+    stats = Worker(rt, settings=DeliverSettings(max_attempts=1)).run_once()
+    assert stats.done == 1 and stats.dead == 1
+    broken = db.scalars(select(Delivery).where(Delivery.connector == "not_installed")).one()
+    db.refresh(broken)
+    assert broken.status == DeliveryStatus.DEAD and "connector unavailable" in broken.last_error
+
+
+def test_token_bucket_paces_requests_to_the_declared_rate() -> None:
+    from connectors.base import RateLimit
+    from jobs.ratelimit import TokenBucket
+
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    bucket = TokenBucket(RateLimit(per_second=2, burst=3), clock=lambda: now[0])
+    for _ in range(7):
+        bucket.take(sleep=sleep)
+    # Three go at once (the burst), the other four wait half a second each at 2 per second.
+    assert now[0] - 100.0 == 2.0
+    assert bucket.try_take() > 0
