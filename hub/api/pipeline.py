@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import abort, jsonify, request
+from sqlalchemy import select
 
 from hub.api import bp
 from hub.api.openapi import register, schema
@@ -20,7 +21,7 @@ from hub.pipeline_queries import (
     sync_run_json,
 )
 from jobs.outbox import retry_now
-from tracking.models import Delivery
+from tracking.models import Client, Connection, ConnectionClient, ConnectionStatus, Delivery
 
 CLIENT_ID = {"name": "client_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 NOT_FOUND = {"$ref": "#/components/responses/NotFound"}
@@ -221,5 +222,125 @@ register(
             },
         ],
         "responses": {"200": _list_of(SYNC_RUN), "400": BAD_REQUEST, "404": NOT_FOUND},
+    },
+)
+
+
+CONNECTION_PATCH = schema(
+    "ConnectionPatch",
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "maxLength": 200},
+            "connectors": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "account": {"type": "object", "additionalProperties": {"type": "string"}},
+            "settings": {"type": "object"},
+            "status": {"type": "string", "enum": ["active", "disabled"]},
+            "shared_with": {
+                "type": "array",
+                "items": {"type": "integer"},
+                "description": "Clients of the agency that use an agency-shared connection",
+            },
+        },
+    },
+)
+
+
+def _validate_patch(body: Any, conn: Connection, agency_id: int) -> dict[str, Any]:
+    """Check every field before anything changes; a bad field answers 400 and changes nothing."""
+    from connectors import registry
+
+    if not isinstance(body, dict):
+        abort(400, description="a JSON object is required")
+    unknown = set(body) - set(CONNECTION_PATCH_FIELDS)
+    if unknown:
+        abort(400, description=f"unknown field(s): {', '.join(sorted(unknown))}")
+    out: dict[str, Any] = {}
+    if "name" in body:
+        if not isinstance(body["name"], str) or len(body["name"]) > 200:
+            abort(400, description="name must be a string of at most 200 characters")
+        out["name"] = body["name"].strip()
+    if "connectors" in body:
+        names = body["connectors"]
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            abort(400, description="connectors must be a non-empty list of connector names")
+        bad = [n for n in names if n not in registry.CONNECTORS]
+        if bad:
+            abort(400, description=f"unknown connector(s): {', '.join(bad)}")
+        out["connectors"] = list(dict.fromkeys(names))
+    if "account" in body:
+        acc = body["account"]
+        if not isinstance(acc, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in acc.items()
+        ):
+            abort(400, description="account must be an object of strings (e.g. counter_id, customer_id)")
+        out["account"] = acc
+    if "settings" in body:
+        if not isinstance(body["settings"], dict):
+            abort(400, description="settings must be an object")
+        out["settings"] = body["settings"]
+    if "status" in body:
+        if body["status"] not in ("active", "disabled"):
+            abort(400, description="status must be active or disabled")
+        if body["status"] == "active" and conn.status == ConnectionStatus.NEEDS_REAUTH:
+            abort(409, description="this connection needs re-authorisation: reconnect it instead")
+        out["status"] = ConnectionStatus(body["status"])
+    if "shared_with" in body:
+        ids = body["shared_with"]
+        if conn.client_id is not None:
+            abort(400, description="only an agency-shared connection can be shared with clients")
+        if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+            abort(400, description="shared_with must be a list of client ids")
+        found = set(db().scalars(select(Client.id).where(Client.id.in_(ids), Client.agency_id == agency_id)))
+        if found != set(ids):
+            abort(400, description="shared_with lists clients that are not in this agency")
+        out["shared_with"] = sorted(found)
+    return out
+
+
+CONNECTION_PATCH_FIELDS = ("name", "connectors", "account", "settings", "status", "shared_with")
+
+
+@bp.patch("/clients/<int:client_id>/connections/<int:connection_id>")
+@api_auth_required
+def patch_connection(client_id: int, connection_id: int) -> Any:
+    client = client_or_404(client_id, edit=True)
+    session = db()
+    conn = session.scalar(client_connections(client.id).where(Connection.id == connection_id))
+    if conn is None:
+        abort(404)
+    changes = _validate_patch(request.get_json(silent=True), conn, client.agency_id)
+    shared_with = changes.pop("shared_with", None)
+    for field, value in changes.items():
+        setattr(conn, field, value)
+    if shared_with is not None:
+        keep = set(shared_with)
+        for link in list(conn.shared_with):
+            if link.client_id not in keep:
+                conn.shared_with.remove(link)
+        have = {link.client_id for link in conn.shared_with}
+        conn.shared_with.extend(ConnectionClient(client_id=cid) for cid in shared_with if cid not in have)
+    session.commit()
+    return jsonify(connection_json(conn))
+
+
+register(
+    "/clients/{client_id}/connections/{connection_id}",
+    "patch",
+    {
+        "summary": "Set a connection's account ids, settings, connectors, status or sharing",
+        "parameters": [
+            CLIENT_ID,
+            {"name": "connection_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+        ],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": CONNECTION_PATCH}}},
+        "responses": {
+            "200": {"description": "Changed", "content": {"application/json": {"schema": CONNECTION}}},
+            "400": BAD_REQUEST,
+            "403": BAD_REQUEST | {"description": "The caller may not change this client"},
+            "404": NOT_FOUND,
+            "409": BAD_REQUEST | {"description": "Needs re-authorisation: reconnect instead"},
+        },
     },
 )

@@ -23,7 +23,7 @@ from jobs import providers
 from jobs.outbox import retry_now
 from jobs.tokens import oauth_session, redirect_uri, store_token
 from tracking.db import utcnow
-from tracking.models import Connection, ConnectionStatus, Delivery
+from tracking.models import Connection, ConnectionClient, ConnectionStatus, Delivery
 from tracking.secrets_box import SecretBox
 
 FLOW_KEY = "oauth_flow"
@@ -82,6 +82,8 @@ def connect(client_id: int, connector: str) -> Any:
         "connector": connector,
         "client_id": client.id,
         "connection_id": reconnect,
+        # An agency-wide account (an MCC, a shared CRM) is kept once and shared with the clients that use it.
+        "shared": request.args.get("shared") == "1" and reconnect is None,
     }
     oauth = oauth_session(
         provider,
@@ -127,12 +129,14 @@ def oauth_callback() -> Any:
     if conn is None:
         conn = Connection(
             agency_id=client.agency_id,
-            client_id=client.id,
+            client_id=None if flow.get("shared") else client.id,
             provider=module_provider.name,
             name=module_provider.title,
             connectors=[flow["connector"]],
             scopes=list(module_provider.scopes),
         )
+        if flow.get("shared"):
+            conn.shared_with = [ConnectionClient(client_id=client.id)]
         session_.add(conn)
     conn.account = {**(conn.account or {}), **account}
     store_token(SecretBox(current_app.config["ENCRYPTION_KEY"]), conn, token)

@@ -215,3 +215,84 @@ def test_web_pages_show_failures_and_retry(client, db, rt, fakes) -> None:
     assert db.get(Delivery, d.id).status == DeliveryStatus.PENDING
     raw = db.execute(text("SELECT status FROM deliveries")).scalar()
     assert raw.lower() == "pending"
+
+
+def test_api_patch_connection_validates_and_shares(client, db, rt, fakes) -> None:
+    t = make_tenant(db)
+    other = make_tenant(db, "Other")
+    from tracking.models import Client
+
+    second = Client(agency_id=t.agency.id, name="Acme Second")
+    db.add(second)
+    db.commit()
+    own = make_connection(db, t, fakes)
+    shared = make_connection(db, t, fakes, shared=True)
+    auth = {"Authorization": f"Bearer {t.token}"}
+    url = f"/api/v1/clients/{t.client.id}/connections/{own.id}"
+    ok = client.patch(
+        url,
+        json={"account": {"counter_id": "123"}, "settings": {"goal": "call"}, "connectors": ["fakedest"]},
+        headers=auth,
+    )
+    assert ok.status_code == 200 and ok.get_json()["account"] == {"counter_id": "123"}
+    for bad in (
+        {"connectors": ["nosuch"]},
+        {"account": {"counter_id": 123}},
+        {"status": "needs_reauth"},
+        {"shared_with": [t.client.id]},  # a client-owned connection cannot be shared
+        {"token": "x"},
+        ["not", "an", "object"],
+    ):
+        resp = client.patch(url, json=bad, headers=auth)
+        assert resp.status_code == 400, bad
+        assert resp.get_json()["error"] == "bad_request"
+    db.expire_all()
+    assert db.get(Connection, own.id).account == {"counter_id": "123"}  # the bad requests changed nothing
+    # Sharing: only with clients of the same agency; the second client then queues deliveries to it.
+    surl = f"/api/v1/clients/{t.client.id}/connections/{shared.id}"
+    listed = client.get(f"/api/v1/clients/{t.client.id}/connections", headers=auth).get_json()["items"]
+    assert [c["id"] for c in listed] == [own.id]  # not shared with this client yet
+    assert (
+        client.patch(
+            f"/api/v1/clients/{second.id}/connections/{shared.id}", json={}, headers=auth
+        ).status_code
+        == 404
+    )
+    foreign = client.patch(
+        surl.replace(f"/clients/{t.client.id}/", f"/clients/{other.client.id}/"), json={}, headers=auth
+    )
+    assert foreign.status_code == 404
+    from tracking.models import ConnectionClient
+
+    db.add(ConnectionClient(connection_id=shared.id, client_id=t.client.id))
+    db.commit()
+    assert (
+        client.patch(surl, json={"shared_with": [t.client.id, other.client.id]}, headers=auth).status_code
+        == 400
+    )
+    assert client.patch(surl, json={"shared_with": [t.client.id, second.id]}, headers=auth).status_code == 200
+    p = call_payload(1, second.id)
+    hooks.call_finalised.fire(db, hooks.CallFinalised(second.id, 1, p["key"], p))
+    db.commit()
+    assert [(d.client_id, d.connection_id) for d in db.scalars(select(Delivery))] == [(second.id, shared.id)]
+    # Disabling stops new deliveries; a connection needing re-authorisation cannot be switched back on.
+    assert client.patch(surl, json={"status": "disabled"}, headers=auth).get_json()["status"] == "disabled"
+    db.expire_all()
+    conn = db.get(Connection, own.id)
+    conn.status = ConnectionStatus.NEEDS_REAUTH
+    db.commit()
+    assert client.patch(url, json={"status": "active"}, headers=auth).status_code == 409
+
+
+def test_connect_for_the_agency_creates_a_shared_connection(app, client, db, rt, fakes) -> None:
+    app.config.update(fakes.config())
+    t = make_tenant(db)
+    login(client, t)
+    callback = start_connect(client, t, shared="1")
+    assert client.get(callback.replace("http://hub.test", "")).status_code == 302
+    conn = db.scalars(select(Connection)).one()
+    assert conn.client_id is None and conn.agency_id == t.agency.id
+    assert [link.client_id for link in conn.shared_with] == [t.client.id]
+    auth = {"Authorization": f"Bearer {t.token}"}
+    [item] = client.get(f"/api/v1/clients/{t.client.id}/connections", headers=auth).get_json()["items"]
+    assert item["shared"] is True
