@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, and_, or_, select
 
 from tracking.models import Connection, ConnectionClient, Delivery, DeliveryStatus, SyncRun
 
-# "failing" = tried and failed, will be tried again; "dead" = given up, waits for a person.
+# "failing" = tried and failed, will be tried again (or in doubt: sent, outcome unknown, being looked up);
+# "dead" = given up, waits for a person.
 DELIVERY_FILTERS: dict[str, tuple[DeliveryStatus, ...]] = {
     "failing": (DeliveryStatus.RETRY,),
     "problems": (DeliveryStatus.RETRY, DeliveryStatus.DEAD),
@@ -28,7 +29,10 @@ def client_connections(client_id: int) -> Select[tuple[Connection]]:
 def client_deliveries(client_id: int, status: str | None = None, limit: int = 200) -> Select[tuple[Delivery]]:
     """Newest first. ``status`` is a key of DELIVERY_FILTERS (the caller validates it)."""
     query = select(Delivery).where(Delivery.client_id == client_id)
-    if status:
+    if status in ("failing", "problems"):
+        in_doubt = and_(Delivery.status == DeliveryStatus.IN_FLIGHT, Delivery.claimed_by.is_(None))
+        query = query.where(or_(Delivery.status.in_(DELIVERY_FILTERS[status]), in_doubt))
+    elif status:
         query = query.where(Delivery.status.in_(DELIVERY_FILTERS[status]))
     return query.order_by(Delivery.id.desc()).limit(limit)
 
@@ -70,6 +74,7 @@ def delivery_json(d: Delivery) -> dict[str, Any]:
         "kind": d.kind,
         "key": d.key,
         "status": d.status.value,
+        "in_doubt": d.status == DeliveryStatus.IN_FLIGHT and d.claimed_by is None,
         "attempts": d.attempts,
         "next_attempt_at": iso(d.next_attempt_at),
         "external_id": d.external_id,

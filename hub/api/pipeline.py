@@ -66,6 +66,10 @@ DELIVERY = schema(
                 "type": "string",
                 "enum": ["pending", "in_flight", "done", "retry", "dead", "skipped"],
             },
+            "in_doubt": {
+                "type": "boolean",
+                "description": "Sent, outcome unknown: looked up at the destination, never re-sent blindly",
+            },
             "attempts": {"type": "integer"},
             "next_attempt_at": {"type": "string", "format": "date-time"},
             "external_id": {"type": ["string", "null"]},
@@ -152,7 +156,7 @@ register(
                 "name": "status",
                 "in": "query",
                 "required": False,
-                "description": "failing (retry), dead, problems (retry or dead), or any delivery status",
+                "description": "failing (retry or in doubt), dead, problems (both), or any delivery status",
                 "schema": {"type": "string", "enum": sorted(DELIVERY_FILTERS)},
             },
             {

@@ -240,6 +240,10 @@ def test_failed_request_leaves_batch_in_doubt_then_resolves(db, rt, fakes) -> No
     assert stats.in_doubt == 2
     assert statuses(db) == {"in_flight": 2}
     assert all(d.claimed_by is None for d in db.scalars(select(Delivery)))
+    from hub.pipeline_queries import client_deliveries
+
+    failing = db.scalars(client_deliveries(t.client.id, "failing")).all()
+    assert len(failing) == 2 and all("ConnectionError" in d.last_error for d in failing)
     rt.config = {**rt.config, "OTKUDA_FAKE_API_BASE": fakes.dest.url}
     make_due_now(db)
     Worker(rt).run_once()
