@@ -190,10 +190,18 @@ class _Batch:
         )
         return bool(res.rowcount)
 
-    def record(self, results: Sequence[DeliveryResult], stats: DeliverStats, tally: RunTally) -> None:
+    def record(
+        self,
+        results: Sequence[DeliveryResult],
+        stats: DeliverStats,
+        tally: RunTally,
+        connection_id: int | None = None,
+    ) -> None:
         now = utcnow()
         seen: set[int] = set()
         with self.rt.sessions() as db:
+            if connection_id is not None:  # the destination answered: note it in the same commit
+                db.execute(update(Connection).where(Connection.id == connection_id).values(last_sync_at=now))
             for r in results:
                 row = self.rows.get(r.id)
                 if row is None or r.id in seen:
@@ -438,12 +446,7 @@ class Worker:
                     batch.release(stats, error=f"{type(exc).__name__}: {exc}", in_doubt=True)
                     tally.error(f"{type(exc).__name__}: {exc}")
                     return
-                batch.record(results, stats, tally)
-            with self.rt.sessions() as db:
-                db.execute(
-                    update(Connection).where(Connection.id == connection_id).values(last_sync_at=utcnow())
-                )
-                db.commit()
+                batch.record(results, stats, tally, connection_id)
 
 
 def deliver_once(rt: Runtime, name: str = "worker", settings: DeliverSettings | None = None) -> DeliverStats:

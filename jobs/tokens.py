@@ -27,6 +27,7 @@ from tracking.secrets_box import SecretBox
 log = logging.getLogger(__name__)
 
 MIN_VALID = dt.timedelta(seconds=60)
+OAUTH_TIMEOUT = 20.0  # seconds
 
 
 class RefreshFailed(Exception):
@@ -77,6 +78,8 @@ def _needs_refresh(conn: Connection, min_valid: dt.timedelta) -> bool:
 
 
 def oauth_session(provider: providers.ResolvedProvider, **kwargs: Any) -> OAuth2Session:
+    # A timeout always: a refresh runs under the connection lock (on SQLite, the database write lock).
+    kwargs.setdefault("default_timeout", OAUTH_TIMEOUT)
     return OAuth2Session(
         provider.client_id,
         provider.client_secret,

@@ -92,6 +92,8 @@ def test_worker_delivers_each_item_once_and_records_the_run(db, rt, fakes) -> No
     run = db.scalars(select(SyncRun).where(SyncRun.job == "deliver")).one()
     assert (run.connector, run.connection_id, run.items, run.errors) == ("fakedest", conn.id, 3, 0)
     assert run.finished_at is not None
+    db.refresh(conn)
+    assert conn.last_sync_at is not None and conn.last_sync_at >= run.started_at
     # Nothing is due any more: a second run sends nothing.
     assert Worker(rt, "w1").run_once().claimed == 0
     assert len(fakes.dest.arrivals) == 3
