@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from connectors.base import (
@@ -38,7 +38,7 @@ from jobs.ratelimit import Buckets
 from jobs.runtime import Runtime
 from jobs.tokens import RefreshFailed, TokenSource
 from tracking.db import is_postgres, utcnow
-from tracking.models import Connection, ConnectionStatus, Delivery, DeliveryStatus
+from tracking.models import Connection, ConnectionStatus, Delivery, DeliveryStatus, SyncRun
 
 log = logging.getLogger(__name__)
 
@@ -331,6 +331,22 @@ class Worker:
             batch.record([DeliveryResult(r.id, Outcome.RETRY, error=error) for r in rows], stats, tally)
         stats.errors.append(f"{connector}@{connection_id}: {error}")
 
+    def _requests_today(self, connection_id: int, connector: str) -> int:
+        """Requests made to this destination since midnight UTC: each batch and look-up is one run."""
+        midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+        with self.rt.sessions() as db:
+            return int(
+                db.scalar(
+                    select(func.count(SyncRun.id)).where(
+                        SyncRun.connection_id == connection_id,
+                        SyncRun.connector == connector,
+                        SyncRun.job.in_(("deliver", "resolve")),
+                        SyncRun.started_at >= midnight,
+                    )
+                )
+                or 0
+            )
+
     def _take_token(self, impl: Connector, connection_id: int, connector: str) -> None:
         self.buckets.get(connection_id, connector, impl.rate_limit()).take()
 
@@ -410,7 +426,12 @@ class Worker:
                 connection_id, connector, f"connector unavailable: {type(exc).__name__}: {exc}", stats
             )
             return
+        limit = impl.rate_limit()
         for _ in range(self.settings.max_batches_per_run):
+            if limit.daily is not None and self._requests_today(connection_id, connector) >= limit.daily:
+                # The platform's daily quota is spent: the items wait for tomorrow without losing attempts.
+                stats.errors.append(f"{connector}@{connection_id}: daily limit of {limit.daily} reached")
+                return
             claim_id = _claim_id(self.name)
             cond = and_(
                 _due(utcnow()), Delivery.connection_id == connection_id, Delivery.connector == connector

@@ -46,7 +46,12 @@ class FakeDestConnector:
         self.http = requests.Session()
 
     def rate_limit(self) -> RateLimit:
-        return RateLimit(per_second=float(self.ctx.settings.get("per_second", 50)), burst=5)
+        daily = self.ctx.settings.get("daily")
+        return RateLimit(
+            per_second=float(self.ctx.settings.get("per_second", 50)),
+            burst=5,
+            daily=int(daily) if daily is not None else None,
+        )
 
     def _call(self, method: str, path: str, **kwargs: object) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.ctx.access_token()}"}

@@ -319,3 +319,19 @@ def test_token_bucket_paces_requests_to_the_declared_rate() -> None:
     # Three go at once (the burst), the other four wait half a second each at 2 per second.
     assert now[0] - 100.0 == 2.0
     assert bucket.try_take() > 0
+
+
+def test_daily_request_limit_holds_items_without_using_attempts(db, rt, fakes) -> None:
+    t = make_tenant(db)
+    make_connection(db, t, fakes, settings={"daily": 2})
+    queue_calls(db, t, 3)
+    stats = Worker(rt, settings=DeliverSettings(batch_size=1)).run_once()
+    assert stats.done == 2 and len(fakes.dest.arrivals) == 2
+    assert any("daily limit of 2" in e for e in stats.errors)
+    waiting = db.scalars(select(Delivery).where(Delivery.status == DeliveryStatus.PENDING)).one()
+    assert waiting.attempts == 0
+    # Yesterday's requests do not count against today.
+    db.execute(update(SyncRun).values(started_at=utcnow() - dt.timedelta(days=1)))
+    db.commit()
+    Worker(rt, settings=DeliverSettings(batch_size=1)).run_once()
+    assert statuses(db) == {"done": 3}
