@@ -19,13 +19,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from connectors.base import AuthRevoked
 from jobs import lease
 from jobs.deliver import Worker, drop_claims
 from jobs.history import recorded
 from jobs.pool_stats import compute_pool_stats
 from jobs.pulls import pull_deals, pull_spend
 from jobs.runtime import Runtime
-from jobs.tokens import refresh_expiring
+from jobs.tokens import RefreshFailed, expiring, refresh_connection
 from tracking.db import utcnow
 
 log = logging.getLogger(__name__)
@@ -69,11 +70,14 @@ def job_deals() -> None:
 def job_tokens() -> None:
     rt = _rt()
     ahead = dt.timedelta(minutes=float(rt.setting("TOKENS_REFRESH_AHEAD_MINUTES", 60)))
-    with recorded(rt, "tokens") as tally:
-        done, errors = refresh_expiring(rt, ahead)
-        tally.items = done
-        for e in errors:
-            tally.error(e)
+    # One history row per connection, so each client sees its own token refreshes and failures.
+    for cid in expiring(rt, ahead):
+        with recorded(rt, "tokens", connection_id=cid) as tally:
+            try:
+                refresh_connection(rt, cid, min_valid=ahead)
+                tally.items = 1
+            except (AuthRevoked, RefreshFailed, LookupError) as exc:
+                tally.error(f"{type(exc).__name__}: {exc}")
 
 
 def job_pool_stats() -> None:

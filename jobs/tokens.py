@@ -165,19 +165,27 @@ def access_token(rt: Runtime, connection_id: int, min_valid: dt.timedelta = MIN_
     return refresh_connection(rt, connection_id, min_valid=min_valid)
 
 
+def expiring(rt: Runtime, ahead: dt.timedelta) -> list[int]:
+    """Active connections whose token expires within ``ahead`` and that can be refreshed."""
+    with rt.sessions() as db:
+        return list(
+            db.scalars(
+                select(Connection.id)
+                .where(
+                    Connection.status == ConnectionStatus.ACTIVE,
+                    Connection.expires_at.is_not(None),
+                    Connection.expires_at <= utcnow() + ahead,
+                    Connection.refresh_token_enc.is_not(None),
+                )
+                .order_by(Connection.id)
+            )
+        )
+
+
 def refresh_expiring(rt: Runtime, ahead: dt.timedelta = dt.timedelta(minutes=30)) -> tuple[int, list[str]]:
     """Refresh every active connection whose token expires within ``ahead``: (refreshed, errors)."""
-    with rt.sessions() as db:
-        ids = db.scalars(
-            select(Connection.id).where(
-                Connection.status == ConnectionStatus.ACTIVE,
-                Connection.expires_at.is_not(None),
-                Connection.expires_at <= utcnow() + ahead,
-                Connection.refresh_token_enc.is_not(None),
-            )
-        ).all()
     done, errors = 0, []
-    for cid in ids:
+    for cid in expiring(rt, ahead):
         try:
             refresh_connection(rt, cid, min_valid=ahead)
             done += 1

@@ -6,7 +6,7 @@ import datetime as dt
 import threading
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from connectors.base import AuthRevoked
 from jobs.tokens import access_token, refresh_connection, refresh_expiring
@@ -107,3 +107,20 @@ def test_refresh_job_renews_only_tokens_about_to_expire(db, rt, fakes) -> None:
     db.expire_all()
     assert BOX.open(db.get(Connection, soon.id).access_token_enc) != soon_token
     assert BOX.open(db.get(Connection, later.id).access_token_enc) == later_token
+
+
+def test_token_job_records_each_connection_in_its_history(db, rt, fakes, monkeypatch) -> None:
+    import jobs.scheduler as scheduler
+    from tracking.models import SyncRun
+
+    t = make_tenant(db)
+    ok = make_connection(db, t, fakes, expires_in=dt.timedelta(minutes=5))
+    doomed = make_connection(db, t, fakes, expires_in=dt.timedelta(minutes=5))
+    fakes.oauth.live_refresh.discard(BOX.open(doomed.refresh_token_enc))  # its grant was revoked
+    monkeypatch.setattr(scheduler, "_RUNTIME", rt)
+    scheduler.job_tokens()
+    runs = {r.connection_id: r for r in db.scalars(select(SyncRun).where(SyncRun.job == "tokens"))}
+    assert (runs[ok.id].items, runs[ok.id].errors) == (1, 0)
+    assert runs[doomed.id].errors == 1 and "invalid_grant" in runs[doomed.id].error_text
+    db.expire_all()
+    assert db.get(Connection, doomed.id).status == ConnectionStatus.NEEDS_REAUTH
