@@ -87,7 +87,7 @@ def job_pool_stats() -> None:
 
 
 JOBS: dict[str, tuple[Callable[[], None], str, Any]] = {
-    # id: (function, setting, default) — a setting of 0 (or an empty cron) turns the job off.
+    # id: (function, setting, default) — a setting of 0 (a cron of "off") turns the job off.
     "deliver": (job_deliver, "SCHEDULE_DELIVER_SECONDS", 5),
     "spend_today": (job_spend_today, "SCHEDULE_SPEND_TODAY_MINUTES", 60),
     "spend_yesterday": (job_spend_yesterday, "SCHEDULE_SPEND_YESTERDAY_CRON", "30 5 * * *"),
@@ -106,7 +106,7 @@ def triggers(rt: Runtime) -> dict[str, Any]:
     for job_id, (_fn, name, default) in JOBS.items():
         value = rt.setting(name, default)
         if name.endswith("_CRON"):
-            if str(value).strip():
+            if str(value).strip().lower() not in ("off", "0"):
                 out[job_id] = CronTrigger.from_crontab(str(value), timezone=dt.UTC)
             continue
         amount = float(value)

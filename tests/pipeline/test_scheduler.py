@@ -72,7 +72,7 @@ def _env(database_url: str, fakes, tmp_path: Path) -> dict[str, str]:
             "OTKUDA_SCHEDULE_DELIVER_SECONDS": "1",
             "OTKUDA_SCHEDULE_DEALS_MINUTES": "0",
             "OTKUDA_SCHEDULE_SPEND_TODAY_MINUTES": "0",
-            "OTKUDA_SCHEDULE_SPEND_YESTERDAY_CRON": "",
+            "OTKUDA_SCHEDULE_SPEND_YESTERDAY_CRON": "off",
             "OTKUDA_SCHEDULE_POOL_STATS_MINUTES": "0",
             "OTKUDA_SCHEDULE_TOKENS_MINUTES": "0",
             "OTKUDA_SCHEDULER_LEASE_SECONDS": "3",
@@ -167,3 +167,28 @@ def test_scheduler_killed_mid_batch_delivers_every_item_exactly_once(
                     p.kill()
                     p.wait()
     assert second.returncode == 0  # SIGTERM stops it cleanly
+
+
+def test_schedules_come_from_configuration(rt) -> None:
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from jobs.scheduler import triggers
+
+    default = triggers(rt)
+    assert set(default) == {"deliver", "spend_today", "spend_yesterday", "deals", "tokens", "pool_stats"}
+    assert isinstance(default["deliver"], IntervalTrigger) and default["deliver"].interval == dt.timedelta(
+        seconds=5
+    )
+    assert isinstance(default["spend_yesterday"], CronTrigger)
+    rt.config = {
+        **rt.config,
+        "SCHEDULE_DELIVER_SECONDS": "2",
+        "SCHEDULE_DEALS_MINUTES": "0",
+        "SCHEDULE_SPEND_YESTERDAY_CRON": "off",
+        "SCHEDULE_POOL_STATS_MINUTES": "15",
+    }
+    custom = triggers(rt)
+    assert "deals" not in custom and "spend_yesterday" not in custom
+    assert custom["deliver"].interval == dt.timedelta(seconds=2)
+    assert custom["pool_stats"].interval == dt.timedelta(minutes=15)
