@@ -277,7 +277,7 @@ class _Batch:
             db.commit()
 
 
-def _mark_needs_reauth(rt: Runtime, connection_id: int, reason: str) -> None:
+def mark_needs_reauth(rt: Runtime, connection_id: int, reason: str) -> None:
     with rt.sessions() as db:
         db.execute(
             update(Connection)
@@ -287,7 +287,7 @@ def _mark_needs_reauth(rt: Runtime, connection_id: int, reason: str) -> None:
         db.commit()
 
 
-def _with_token_retry(call, ctx_token: object):  # type: ignore[no-untyped-def]
+def with_token_retry(call, ctx_token: object):  # type: ignore[no-untyped-def]
     """Run ``call``; on TokenExpired refresh the connection once and run it again."""
     try:
         return call()
@@ -381,9 +381,9 @@ class Worker:
                 impl, token = self._connector(connection_id, connector)
                 self._take_token(impl, connection_id, connector)
                 items = [_item(r) for r in rows]
-                found = _with_token_retry(lambda: impl.find_delivered(items), token)
+                found = with_token_retry(lambda: impl.find_delivered(items), token)
             except AuthRevoked as exc:
-                _mark_needs_reauth(self.rt, connection_id, f"authorisation revoked: {exc}")
+                mark_needs_reauth(self.rt, connection_id, f"authorisation revoked: {exc}")
                 batch.release(stats, error=f"in doubt; authorisation revoked: {exc}", in_doubt=True)
                 tally.error(str(exc))
                 return
@@ -449,9 +449,9 @@ class Worker:
                 items = [_item(r) for r in rows]
                 try:
                     self._take_token(impl, connection_id, connector)
-                    results = _with_token_retry(lambda items=items: impl.push(items), token)
+                    results = with_token_retry(lambda items=items: impl.push(items), token)
                 except AuthRevoked as exc:
-                    _mark_needs_reauth(self.rt, connection_id, f"authorisation revoked: {exc}")
+                    mark_needs_reauth(self.rt, connection_id, f"authorisation revoked: {exc}")
                     batch.release(
                         stats, error=f"waiting for re-authorisation: {exc}", in_doubt=False, refund=True
                     )

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from connectors.base import AuthRevoked, DealUpdate
 from jobs.contexts import clients_of_connection, make_connector
-from jobs.deliver import _mark_needs_reauth, _with_token_retry
+from jobs.deliver import mark_needs_reauth, with_token_retry
 from jobs.history import RunTally, recorded
 from jobs.providers import capabilities
 from jobs.runtime import Runtime
@@ -70,7 +70,7 @@ def _pull(rt: Runtime, job: str, connection_id: int, connector: str, work: Calla
                 )
                 db.commit()
         except AuthRevoked as exc:
-            _mark_needs_reauth(rt, connection_id, f"authorisation revoked: {exc}")
+            mark_needs_reauth(rt, connection_id, f"authorisation revoked: {exc}")
             tally.error(f"authorisation revoked: {exc}")
         except Exception as exc:
             log.warning("%s for %s@%s failed: %s", job, connector, connection_id, type(exc).__name__)
@@ -93,7 +93,7 @@ def pull_spend(
             continue
 
         def work(impl: Any, token: Any, client_id: int, cid: int = cid, name: str = name) -> int:
-            rows = _with_token_retry(lambda: list(impl.pull_spend(start, end)), token)
+            rows = with_token_retry(lambda: list(impl.pull_spend(start, end)), token)
             with rt.sessions() as db:
                 db.execute(
                     delete(SpendRow).where(
@@ -243,7 +243,7 @@ def pull_deals(
                 if cursor is None:
                     newest = db.scalar(select(func.max(Deal.updated_at)).where(Deal.connection_id == cid))
                     cursor = newest - DEALS_OVERLAP if newest else utcnow() - initial
-            updates = _with_token_retry(lambda: list(impl.pull_deals(cursor)), token)
+            updates = with_token_retry(lambda: list(impl.pull_deals(cursor)), token)
             with rt.sessions() as db:
                 conn = db.get(Connection, cid)
                 assert conn is not None
