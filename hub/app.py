@@ -18,6 +18,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.config.update(load_config(overrides))
     logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
     init_db(app)
+    from jobs.outbox import install as install_outbox
+
+    install_outbox()  # finalised calls and won deals queue their deliveries in the same transaction
 
     from hub.api import bp as api_bp
     from hub.public import bp as public_bp

@@ -19,6 +19,16 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_table(
+        "scheduler_jobs",
+        sa.Column("id", sa.Unicode(length=191), nullable=False),
+        sa.Column("next_run_time", sa.Float(precision=25), nullable=True),
+        sa.Column("job_state", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_scheduler_jobs")),
+    )
+    with op.batch_alter_table("scheduler_jobs", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_scheduler_jobs_next_run_time"), ["next_run_time"], unique=False)
+
+    op.create_table(
         "scheduler_leases",
         sa.Column("name", sa.String(length=32), nullable=False),
         sa.Column("holder", sa.String(length=128), nullable=False),
@@ -340,3 +350,7 @@ def downgrade() -> None:
     op.drop_table("connections")
     op.drop_table("campaign_mappings")
     op.drop_table("scheduler_leases")
+    with op.batch_alter_table("scheduler_jobs", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_scheduler_jobs_next_run_time"))
+
+    op.drop_table("scheduler_jobs")

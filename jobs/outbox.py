@@ -1,0 +1,104 @@
+"""The transactional outbox: events become Delivery rows in the same transaction that produced them.
+
+``install()`` subscribes to ``tracking.hooks``; every process that finalises calls or wins deals (the hub,
+the scheduler) calls it once. A listener that fails raises, and the caller's transaction rolls back with it:
+the event and its deliveries commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from connectors.base import ItemKind
+from jobs.contexts import connections_of_client
+from jobs.providers import capabilities
+from tracking import hooks
+from tracking.db import utcnow
+from tracking.models import ConnectionStatus, Delivery, DeliveryStatus
+
+log = logging.getLogger(__name__)
+
+CAPABILITY_FOR_KIND = {ItemKind.CALL: "push_calls", ItemKind.DEAL_WON: "push_deals"}
+
+
+def enqueue(
+    db: Session, *, client_id: int, kind: ItemKind, key: str, payload: dict[str, Any]
+) -> list[Delivery]:
+    """Queue ``payload`` for every destination of the client that takes this kind (in ``db``'s transaction).
+
+    Destinations are the client's connections that are not disabled (own and agency-shared) and, on each,
+    the connectors that declare the capability. A connector whose module cannot be loaded here is still
+    queued: the item then fails visibly in the worker instead of vanishing.
+    """
+    wanted = CAPABILITY_FOR_KIND[kind]
+    created: list[Delivery] = []
+    # A connection waiting for re-authorisation still gets its items: they wait, and go once it is back.
+    waiting_ok = (ConnectionStatus.ACTIVE, ConnectionStatus.NEEDS_REAUTH)
+    for conn in connections_of_client(db, client_id, statuses=waiting_ok):
+        for connector in conn.connectors or []:
+            caps = capabilities(connector)
+            if caps is not None and wanted not in caps:
+                continue
+            exists = db.scalar(
+                select(Delivery.id).where(
+                    Delivery.connection_id == conn.id, Delivery.connector == connector, Delivery.key == key
+                )
+            )
+            if exists is not None:
+                continue  # the same event queued twice: the key keeps it single
+            delivery = Delivery(
+                client_id=client_id,
+                connection_id=conn.id,
+                connector=connector,
+                kind=kind.value,
+                key=key,
+                payload=payload,
+                status=DeliveryStatus.PENDING,
+                next_attempt_at=utcnow(),
+            )
+            db.add(delivery)
+            created.append(delivery)
+    if created:
+        db.flush()
+    return created
+
+
+def _on_call_finalised(db: Session, event: hooks.CallFinalised) -> None:
+    enqueue(db, client_id=event.client_id, kind=ItemKind.CALL, key=event.key, payload=event.payload)
+
+
+def _on_deal_won(db: Session, event: hooks.DealWon) -> None:
+    enqueue(db, client_id=event.client_id, kind=ItemKind.DEAL_WON, key=event.key, payload=event.payload)
+
+
+def install() -> None:
+    hooks.call_finalised.connect(_on_call_finalised)
+    hooks.deal_won.connect(_on_deal_won)
+
+
+def uninstall() -> None:
+    hooks.call_finalised.disconnect(_on_call_finalised)
+    hooks.deal_won.disconnect(_on_deal_won)
+
+
+RETRYABLE = (DeliveryStatus.DEAD, DeliveryStatus.RETRY, DeliveryStatus.SKIPPED)
+
+
+def retry_now(db: Session, delivery: Delivery) -> bool:
+    """A person asks to try again: dead, failing or skipped items go back to the queue, attempts reset.
+
+    Items that are done or being sent are left alone (a retry must never cause a second delivery).
+    """
+    if delivery.status not in RETRYABLE:
+        return False
+    changed = db.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery.id, Delivery.status.in_(RETRYABLE))
+        .values(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=utcnow(), claimed_by=None)
+    ).rowcount
+    db.refresh(delivery)
+    return bool(changed)

@@ -1,0 +1,44 @@
+"""What a job needs outside a web request: configuration, the database and the secret box."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from tracking.db import make_engine, make_session_factory
+from tracking.secrets_box import SecretBox
+
+
+def setting(config: Mapping[str, Any], name: str, default: Any = None) -> Any:
+    """A setting from the app config, else the ``OTKUDA_<NAME>`` environment variable, else ``default``."""
+    for key in (name, f"OTKUDA_{name}"):
+        if key in config and config[key] not in (None, ""):
+            return config[key]
+    value = os.environ.get(f"OTKUDA_{name}")
+    return default if value in (None, "") else value
+
+
+@dataclass
+class Runtime:
+    config: Mapping[str, Any]
+    engine: Engine
+    sessions: sessionmaker[Session]
+    box: SecretBox
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], engine: Engine | None = None) -> Runtime:
+        engine = engine or make_engine(config["DATABASE_URL"])
+        return cls(
+            config=config,
+            engine=engine,
+            sessions=make_session_factory(engine),
+            box=SecretBox(config["ENCRYPTION_KEY"]),
+        )
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        return setting(self.config, name, default)

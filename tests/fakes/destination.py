@@ -1,0 +1,93 @@
+"""A fake delivery destination (CRM / analytics API) that records every event that arrives.
+
+Wire protocol (what ``tests.fakes.connector`` speaks):
+- ``POST /v1/events`` ``{"events": [{"uid": key, "kind": ..., "data": {...}}]}`` with a bearer token →
+  ``{"results": [{"uid", "status": "ok", "id"} | {"uid", "status": "error", "code", "message"}]}``;
+  401 for an unknown token, 429 with Retry-After or 5xx when told to.
+- ``GET /v1/events?uid=…&uid=…`` → ``{"found": [{"uid", "id"}]}`` (how a re-send is avoided).
+- ``GET /v1/spend?from=YYYY-MM-DD&to=YYYY-MM-DD`` and ``GET /v1/deals?since=ISO`` → ``{"rows": [...]}``.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import threading
+from typing import Any
+
+from tests.fakes.http import FakeServer, Response, json_response
+
+
+class FakeDestination(FakeServer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+        self.valid_tokens: set[str] = set()
+        self.arrivals: list[str] = []  # uids, in arrival order, duplicates included
+        self.ids: dict[str, str] = {}
+        self.push_requests = 0
+        self.fail_next: list[tuple[int, dict[str, str]]] = []  # whole-request failures to answer, in order
+        self.invalid_uids: set[str] = set()  # answered with a validation error (permanent)
+        self.busy_uids: set[str] = set()  # answered with a passing per-item error
+        # Crash simulation: in the push request number ``hang_on_request``, store ``hang_after`` events,
+        # then block until ``release`` is set (the client is killed meanwhile) and drop the rest.
+        self.hang_on_request: int | None = None
+        self.hang_after = 0
+        self.hanging = threading.Event()
+        self.release = threading.Event()
+        self.spend_rows: list[dict[str, Any]] = []
+        self.deals: list[dict[str, Any]] = []
+
+    def counts(self) -> collections.Counter[str]:
+        with self.lock:
+            return collections.Counter(self.arrivals)
+
+    def _auth_ok(self, headers: dict[str, str]) -> bool:
+        auth = headers.get("Authorization", "")
+        return auth.startswith("Bearer ") and auth[7:] in self.valid_tokens
+
+    def handle(
+        self, method: str, path: str, query: dict[str, list[str]], body: bytes, headers: dict[str, str]
+    ) -> Response:
+        if not self._auth_ok(headers):
+            return json_response(401, {"error": "unauthorized"})
+        if method == "POST" and path == "/v1/events":
+            return self._push(json.loads(body or b"{}"))
+        if method == "GET" and path == "/v1/events":
+            with self.lock:
+                found = [{"uid": u, "id": self.ids[u]} for u in query.get("uid", []) if u in self.ids]
+            return json_response(200, {"found": found})
+        if method == "GET" and path == "/v1/spend":
+            lo, hi = query["from"][0], query["to"][0]
+            return json_response(200, {"rows": [r for r in self.spend_rows if lo <= r["day"] <= hi]})
+        if method == "GET" and path == "/v1/deals":
+            since = query["since"][0]
+            return json_response(200, {"rows": [d for d in self.deals if d["updated_at"] >= since]})
+        return json_response(404, {"error": "not_found"})
+
+    def _push(self, doc: dict[str, Any]) -> Response:
+        with self.lock:
+            self.push_requests += 1
+            number = self.push_requests
+            if self.fail_next:
+                status, headers = self.fail_next.pop(0)
+                return json_response(status, {"error": "failure"}, headers)
+        results = []
+        for n, event in enumerate(doc.get("events", [])):
+            if number == self.hang_on_request and n == self.hang_after:
+                self.hanging.set()
+                self.release.wait()
+                # The client went away mid-request: the rest of the batch is dropped, the first part kept.
+                return json_response(500, {"error": "client gone"})
+            uid = event["uid"]
+            if uid in self.invalid_uids:
+                results.append({"uid": uid, "status": "error", "code": "validation", "message": "bad phone"})
+                continue
+            if uid in self.busy_uids:
+                results.append({"uid": uid, "status": "error", "code": "busy", "message": "try later"})
+                continue
+            with self.lock:
+                self.arrivals.append(uid)
+                self.ids.setdefault(uid, f"ext-{len(self.ids) + 1}")
+                results.append({"uid": uid, "status": "ok", "id": self.ids[uid]})
+        return json_response(200, {"results": results})
