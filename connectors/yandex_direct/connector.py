@@ -16,7 +16,7 @@ from connectors.base import (
     SpendRow,
 )
 from connectors.yandex_direct import mapping
-from connectors.yandex_direct.client import DirectClient, DirectError
+from connectors.yandex_direct.client import LIMIT_CODES, DirectClient, DirectError
 
 DEFAULT_RETRY_IN = 10.0  # when Direct queues a report without saying when to ask again
 QUEUE_WAIT = 60.0  # when the offline queue (5 reports per advertiser) is full
@@ -60,7 +60,9 @@ class YandexDirectConnector:
             except DirectError as exc:
                 if not exc.transient:
                     raise
-                wait = exc.retry_after if exc.retry_after is not None else QUEUE_WAIT
+                wait = exc.retry_after
+                if wait is None:
+                    wait = QUEUE_WAIT if exc.code in LIMIT_CODES else DEFAULT_RETRY_IN
                 self._pause(wait, deadline, exc)
                 continue
             if answer.status == 200:

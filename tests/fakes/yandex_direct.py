@@ -83,6 +83,7 @@ class FakeDirect:
     retry_in: int = 0
     queue: dict[tuple[str, str], Queued] = field(default_factory=dict)  # (advertiser, ReportName)
     requests: list[dict[str, Any]] = field(default_factory=list)  # headers and params of each request
+    answers: list[tuple[int, int]] = field(default_factory=list)  # (HTTP status, error_code or 0)
     failures: list[tuple[int, int, str, dict[str, str]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -94,6 +95,11 @@ class FakeDirect:
     def handle(self, request: Request) -> Response | None:
         if request.path != "/json/v5/reports":
             return None
+        response = self._answer(request)
+        self.answers.append((response.status_code, _code_of(response)))
+        return response
+
+    def _answer(self, request: Request) -> Response:
         if request.method != "POST":
             return error(405, 8000, "Invalid request", "POST only")
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -185,6 +191,12 @@ class FakeDirect:
         return Response(
             body.encode("utf-8"), 200, {"RequestId": "fake"}, mimetype="text/tab-separated-values"
         )
+
+
+def _code_of(response: Response) -> int:
+    if response.mimetype != "application/json":
+        return 0
+    return int(json.loads(response.get_data())["error"]["error_code"])
 
 
 def _validate(params: dict[str, Any]) -> str:
