@@ -66,7 +66,7 @@ class MetrikaConnector:
     # --- push --------------------------------------------------------------------------------------
 
     def push(self, items: Sequence[DeliveryItem]) -> list[DeliveryResult]:
-        results: list[DeliveryResult] = []
+        results, items = self._already_uploaded(items)
         groups: dict[tuple[ItemKind, str], list[tuple[DeliveryItem, mapping.Row]]] = {}
         now = self._now()
         for item in items:
@@ -85,6 +85,24 @@ class MetrikaConnector:
             for chunk in mapping.chunk_for_comments(keys, self.max_rows):
                 results.extend(self._upload(kind, id_type, [entries[i] for i in chunk]))
         return results
+
+    def _already_uploaded(
+        self, items: Sequence[DeliveryItem]
+    ) -> tuple[list[DeliveryResult], list[DeliveryItem]]:
+        """Items tried before may have arrived (a timeout or 5xx after Metrika stored the file): look
+        their keys up first, so a retry never uploads a second copy."""
+        retried = [item for item in items if item.attempts > 0]
+        if not retried:
+            return [], list(items)
+        try:
+            found = self.find_delivered(retried)
+        except MetrikaError as exc:
+            return [self._failure(item.id, exc) for item in retried], [i for i in items if i.attempts == 0]
+        done = [
+            DeliveryResult(item_id, Outcome.DONE, external_id=upload_id, error=f"upload {upload_id} (found)")
+            for item_id, upload_id in found.items()
+        ]
+        return done, [item for item in items if item.id not in found]
 
     def _row(self, item: DeliveryItem, now: dt.datetime) -> mapping.Row:
         if item.kind == ItemKind.CALL:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import socket
 from collections.abc import Iterator
@@ -212,6 +213,21 @@ def test_find_delivered_recognises_sent_items_after_a_crash(yandex: FakeYandex) 
     found = connector(ctx).find_delivered(doubt)
     assert found == {item.id: first[item.id].external_id for item in sent}
     assert len(yandex.metrika.rows(COUNTER, "CALLS")) == 150  # asking sent nothing
+
+
+def test_a_retry_after_a_lost_answer_uploads_nothing_twice(yandex: FakeYandex) -> None:
+    metrika = connector(context(yandex))
+    # Metrika stores the file, then the answer is lost (a gateway timeout).
+    yandex.metrika.fail_next(504, "timeout", path="upload_calls", after=True)
+    [first] = metrika.push([call(1)])
+    assert first.outcome == Outcome.RETRY
+    [upload] = yandex.metrika.uploads.values()
+
+    retried = [dataclasses.replace(call(1), attempts=1), call(2)]
+    results = by_id(metrika.push(retried))
+    assert results[1].outcome == Outcome.DONE and results[1].external_id == str(upload.info["id"])
+    assert results[2].outcome == Outcome.DONE and results[2].external_id != results[1].external_id
+    assert len(yandex.metrika.uploads) == 2  # call 1 once, call 2 once
 
 
 def test_errors_map_to_outcomes(yandex: FakeYandex) -> None:

@@ -58,6 +58,7 @@ class Injected:
     message: str
     path: str  # the failure applies to requests whose path ends with this
     headers: dict[str, str]
+    after: bool  # do the work first, then fail (an answer lost after the upload was stored)
 
 
 @dataclass
@@ -99,9 +100,10 @@ class FakeMetrika:
         path: str = "",
         headers: dict[str, str] | None = None,
         times: int = 1,
+        after: bool = False,
     ) -> None:
         for _ in range(times):
-            self.failures.append(Injected(status, error_type, message, path, headers or {}))
+            self.failures.append(Injected(status, error_type, message, path, headers or {}, after))
 
     def handle(self, request: Request) -> Response | None:
         match = PREFIX.match(request.path)
@@ -129,10 +131,17 @@ class FakeMetrika:
                 return error(429, "quota_requests_by_ip", "Too many requests per second")
             if self._day[login] > self.daily:
                 return error(429, "quota_requests_by_uid", "Daily quota exceeded")
-            for i, failure in enumerate(self.failures):
-                if request.path.endswith(failure.path):
-                    del self.failures[i]
+            failure = next((f for f in self.failures if request.path.endswith(f.path)), None)
+            if failure is not None:
+                self.failures.remove(failure)
+                if not failure.after:
                     return error(failure.status, failure.error_type, failure.message, failure.headers)
+        response = self._route(request, login, counter, rest)
+        if failure is not None and failure.after:
+            return error(failure.status, failure.error_type, failure.message, failure.headers)
+        return response
+
+    def _route(self, request: Request, login: str, counter: str, rest: str) -> Response:
         if counter not in self.counters:
             return error(404, "not_found", f"Counter {counter} not found")
         if login not in self.counters[counter]:
