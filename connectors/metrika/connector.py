@@ -80,10 +80,25 @@ class MetrikaConnector:
                 results.append(DeliveryResult(item.id, Outcome.DEAD, error=f"malformed payload: {exc!r}"))
                 continue
             groups.setdefault((item.kind, row.id_type), []).append((item, row))
-        for (kind, id_type), entries in groups.items():
-            keys = [item.key for item, _ in entries]
-            for chunk in mapping.chunk_for_comments(keys, self.max_rows):
-                results.extend(self._upload(kind, id_type, [entries[i] for i in chunk]))
+        files = [
+            (kind, id_type, [entries[i] for i in chunk])
+            for (kind, id_type), entries in groups.items()
+            for chunk in mapping.chunk_for_comments([item.key for item, _ in entries], self.max_rows)
+        ]
+        for n, (kind, id_type, entries) in enumerate(files):
+            try:
+                results.extend(self._upload(kind, id_type, entries))
+            except (TokenExpired, AuthRevoked) as exc:
+                if n == 0:
+                    raise
+                # Files already in must be reported as delivered; the rest wait for the next push,
+                # whose first request raises again so the pipeline refreshes or re-authorises.
+                rest = [item for _, _, later in files[n:] for item, _ in later]
+                refused = f"token refused mid-batch: {type(exc).__name__}"
+                results.extend(
+                    DeliveryResult(i.id, Outcome.RETRY, error=refused, retry_after=0) for i in rest
+                )
+                break
         return results
 
     def _already_uploaded(

@@ -266,6 +266,17 @@ def test_refused_token_and_lost_access_raise(yandex: FakeYandex) -> None:
     assert yandex.metrika.uploads == {}
 
 
+def test_token_refused_after_a_file_went_in_keeps_that_file_delivered(yandex: FakeYandex) -> None:
+    yandex.metrika.expire_tokens_after_uploads = 1  # the token dies right after the first file
+    two_files = [call(1), call(2, ym=None, yclid="555")]  # two identifier types, two files
+    results = by_id(connector(context(yandex)).push(two_files))
+    assert results[1].outcome == Outcome.DONE
+    assert results[2].outcome == Outcome.RETRY and "token refused" in results[2].error
+    assert len(yandex.metrika.uploads) == 1
+    with pytest.raises(TokenExpired):  # the next push asks the pipeline to refresh
+        connector(context(yandex)).push([call(2, ym=None, yclid="555")])
+
+
 def test_unreachable_api_is_a_retry() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

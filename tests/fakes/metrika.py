@@ -83,6 +83,7 @@ class FakeMetrika:
     polls_to_process: int = 1  # status reads before an upload's counts are final
     calls_status_by_id: bool = True  # whether uploading/{id} answers for call uploads too
     per_second: int = 30
+    expire_tokens_after_uploads: int | None = None  # the login's tokens die after this many uploads
     daily: int = 5000
     uploads: dict[int, Upload] = field(default_factory=dict)
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (status, error_type) answered
@@ -117,9 +118,7 @@ class FakeMetrika:
         return response
 
     def _guarded(self, request: Request, counter: str, rest: str) -> Response:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        login = self.tokens.login_of(token) if scheme == "OAuth" else None
+        login = self.tokens.login_of(_token_of(request))
         if login is None:
             return error(401, "unauthorized", "Invalid oauth_token")
         with self.lock:
@@ -232,6 +231,8 @@ class FakeMetrika:
                 ),
             }
             self.uploads[upload_id] = upload
+            if len(self.uploads) == self.expire_tokens_after_uploads:
+                self.tokens.expire_login(self.tokens.login_of(_token_of(request)) or "")
             return ok({"uploading": _public(upload.info)})
 
     def _advance(self, upload: Upload) -> None:
@@ -270,6 +271,11 @@ class FakeMetrika:
 
     def rows(self, counter: str, kind: str) -> list[dict[str, str]]:
         return [r for u in self.uploads.values() if u.counter == counter and u.type == kind for r in u.rows]
+
+
+def _token_of(request: Request) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token if scheme == "OAuth" else ""
 
 
 def _public(info: dict[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,11 @@ class TokenStore:
         with self._lock:
             self._access.pop(token, None)
 
+    def expire_login(self, login: str) -> None:
+        with self._lock:
+            for token in [t for t, owner in self._access.items() if owner == login]:
+                del self._access[token]
+
     def login_of(self, token: str) -> str | None:
         with self._lock:
             return self._access.get(token)
