@@ -95,6 +95,9 @@ class MetrikaClient:
             raise AuthRevoked(f"{error_type}: {message}")
         raise MetrikaError(response.status_code, error_type, message, _retry_after(response))
 
+    # client_id_type: older docs require it (spelled client_id or CLIENT_ID), the current reference omits it
+    # and reads the identifier column instead (the protocol notes: UNCONFIRMED). We send the upper-case
+    # form, which both generations list, and the file's column always agrees with it.
     def _upload(self, path: str, csv_text: str, params: dict[str, str]) -> dict[str, Any]:
         files = {"file": ("data.csv", csv_text.encode("utf-8"), "text/csv")}
         return self._request("POST", path, params=params, files=files)["uploading"]

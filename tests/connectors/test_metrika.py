@@ -194,6 +194,31 @@ def test_won_deal_goes_to_offline_conversions_with_goal_price_currency(yandex: F
     assert (row["Target"], row["Price"], row["Currency"]) == ("deal_won", "12500.00", "RUB")
 
 
+def test_deal_with_yclid_only_and_bad_currency(yandex: FakeYandex) -> None:
+    ctx = context(yandex, deal_goal="deal_won")
+    by_click = deal(1, call_item=call(1, ym=None, yclid="424242"))
+    bad = deal(2, call_item=call(2))
+    bad.payload["currency"] = "rubles"
+    results = by_id(connector(ctx).push([by_click, bad]))
+    assert results[10_001].outcome == Outcome.DONE
+    assert results[10_002].outcome == Outcome.DEAD and "ISO 4217" in results[10_002].error
+    [upload] = yandex.metrika.uploads.values()
+    assert upload.client_id_type == "YCLID" and upload.rows[0]["Yclid"] == "424242"
+
+
+def test_calls_goal_is_named_on_upload(yandex: FakeYandex) -> None:
+    connector(context(yandex, calls_goal_name="Звонок")).push([call(1)])
+    assert yandex.metrika.call_goal_names == {"Звонок"}
+
+
+def test_upload_list_is_read_page_by_page(yandex: FakeYandex) -> None:
+    metrika = connector(context(yandex, max_rows_per_file=1))
+    metrika.push([call(i) for i in range(1, 6)])
+    listed = metrika.client.uploadings("CALLS", page=2)
+    assert sorted(u["id"] for u in listed) == sorted(yandex.metrika.uploads)
+    assert metrika.client.uploadings("BASIC", page=2) == []
+
+
 def test_won_deal_without_configured_goal_is_skipped(yandex: FakeYandex) -> None:
     [result] = connector(context(yandex)).push([deal(5, call_item=call(1))])
     assert result.outcome == Outcome.SKIPPED and "deal_goal" in result.error

@@ -79,6 +79,7 @@ class FakeMetrika:
     # counter id -> logins allowed to write to it
     counters: dict[str, set[str]] = field(default_factory=dict)
     goals: set[str] = field(default_factory=set)
+    call_goal_names: set[str] = field(default_factory=set)  # goals made by upload_calls' new_goal_name
     visitors: set[str] = field(default_factory=set)  # ClientIds / yclids Metrika has seen visits of
     polls_to_process: int = 1  # status reads before an upload's counts are final
     calls_status_by_id: bool = True  # whether uploading/{id} answers for call uploads too
@@ -187,6 +188,8 @@ class FakeMetrika:
         if unknown := set(columns) - required - optional - {id_column}:
             return error(400, "invalid_parameter", f"unknown columns: {sorted(unknown)}")
         rows = list(reader)
+        if kind == "CALLS" and request.args.get("new_goal_name"):
+            self.call_goal_names.add(request.args["new_goal_name"])
         if not rows:
             return error(400, "invalid_parameter", "file has no data rows")
         valid = [r for r in rows if _row_ok(r, id_column)]
