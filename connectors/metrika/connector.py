@@ -56,8 +56,11 @@ class MetrikaConnector:
         self.max_rows = int(settings.get("max_rows_per_file", 1000))
         self.poll_seconds = float(settings.get("status_poll_seconds", 30))
         self.poll_interval = float(settings.get("status_poll_interval", 3))
+        counter_id = str(ctx.account.get("counter_id") or "").strip()
+        if not counter_id.isdigit():
+            raise ValueError(f"Metrika connection {ctx.connection_id} has no numeric counter_id")
         self.client = MetrikaClient(
-            ctx.api_base, ctx.account["counter_id"], ctx.access_token, throttle=Throttle(PER_SECOND, sleep)
+            ctx.api_base, counter_id, ctx.access_token, throttle=Throttle(PER_SECOND, sleep)
         )
 
     def rate_limit(self) -> RateLimit:

@@ -343,3 +343,9 @@ def test_comment_keys_round_trip() -> None:
     chunks = mapping.chunk_for_comments([f"otkuda-call-{i}" for i in range(200)], max_rows=1000)
     assert sum(len(c) for c in chunks) == 200
     assert all(len(mapping.encode_keys([f"otkuda-call-{i}" for i in c])) <= 255 for c in chunks)
+
+
+def test_a_connection_without_a_counter_is_refused(yandex: FakeYandex) -> None:
+    ctx = dataclasses.replace(context(yandex), account={"counter_id": "my site"})
+    with pytest.raises(ValueError, match="counter_id"):
+        connector(ctx)
