@@ -20,6 +20,7 @@ from connectors.yandex_direct.client import LIMIT_CODES, DirectClient, DirectErr
 
 DEFAULT_RETRY_IN = 10.0  # when Direct queues a report without saying when to ask again
 QUEUE_WAIT = 60.0  # when the offline queue (5 reports per advertiser) is full
+MIN_WAIT = 1.0  # a retryIn of 0 must not turn polling into a busy loop against the API
 
 
 class YandexDirectConnector:
@@ -72,7 +73,7 @@ class YandexDirectConnector:
             self._pause(wait, deadline, None)
 
     def _pause(self, wait: float, deadline: float, cause: DirectError | None) -> None:
-        wait = min(max(wait, 0.0), self.max_wait)
+        wait = min(max(wait, MIN_WAIT), self.max_wait)
         if time.monotonic() + wait > deadline:
             if cause is not None:
                 raise cause
