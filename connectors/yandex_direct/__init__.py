@@ -1,0 +1,32 @@
+"""Yandex Direct: spend per day, campaign, ad group and keyword from the Reports service.
+
+Account ids: ``client_login`` (agency accounts; empty for an advertiser's own login), optional ``currency``.
+Settings: ``include_vat`` (default true), ``report_timeout_seconds``, ``max_poll_interval``.
+Sessions are tied to campaigns by ``mapping.match_campaign`` with the client's editable table.
+"""
+
+from __future__ import annotations
+
+from connectors.base import AccountContext
+from connectors.yandex_direct.client import DirectError
+from connectors.yandex_direct.connector import YandexDirectConnector
+from connectors.yandex_direct.mapping import CampaignMatch, match_campaign, suggest_mapping
+from connectors.yandex_direct.provider import PROVIDER
+
+CAPABILITIES = frozenset({"spend"})
+
+
+def make_connector(ctx: AccountContext) -> YandexDirectConnector:
+    return YandexDirectConnector(ctx)
+
+
+__all__ = [
+    "CAPABILITIES",
+    "PROVIDER",
+    "CampaignMatch",
+    "DirectError",
+    "YandexDirectConnector",
+    "make_connector",
+    "match_campaign",
+    "suggest_mapping",
+]
