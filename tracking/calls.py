@@ -202,11 +202,13 @@ def _match_number(db: Session, call: Call) -> None:
     if call.called_number is None:
         call.tracking_number_id = None
         return
-    call.tracking_number_id = db.scalar(
-        select(TrackingNumber.id).where(
+    # The entity, not just its id: attribution and the delivery payload then find it in the identity map.
+    number = db.scalar(
+        select(TrackingNumber).where(
             TrackingNumber.e164 == call.called_number, TrackingNumber.client_id == call.client_id
         )
     )
+    call.tracking_number_id = number.id if number else None
 
 
 def is_first_time(db: Session, call: Call) -> bool:
@@ -216,7 +218,8 @@ def is_first_time(db: Session, call: Call) -> bool:
     """
     if call.caller is None or call.called_at is None:
         return False
-    window = db.scalar(select(Client.first_call_window_days).where(Client.id == call.client_id)) or 180
+    client = db.get(Client, call.client_id)  # kept in the identity map for the delivery payload
+    window = client.first_call_window_days if client else 180
     since = call.called_at - dt.timedelta(days=window)
     earlier = db.scalar(
         select(func.count())
