@@ -80,5 +80,48 @@ def sync(connector: str, since, until, connection_id: int | None, chunk_days: in
         raise click.ClickException(f"{failures} part(s) failed; see the sync history")
 
 
+@main.command("pool-advice")
+@click.option("--client", "client_id", type=int, required=True, help="client id")
+@click.option("--days", default=14, show_default=True, help="days of observed traffic to fit")
+@click.option("--target", "targets", multiple=True, type=float, default=(0.95, 0.99), show_default=True)
+@click.option("--max-size", default=400, show_default=True)
+def pool_advice(client_id: int, days: int, targets: tuple[float, ...], max_size: int) -> None:
+    """Recommend a pool size for a client from its observed traffic."""
+    from tracking.db import make_engine, make_session_factory
+    from tracking.pool_advice import pool_advice as advise
+
+    engine = make_engine(load_config()["DATABASE_URL"])
+    with make_session_factory(engine)() as session:
+        report = advise(session, client_id, tuple(targets), days, max_size)
+    engine.dispose()
+    t = report.traffic
+    click.echo(
+        f"observed over {days} days: {report.observed_sessions} sessions ({t.sessions_per_day:.0f}/day), "
+        f"{report.observed_calls} pool calls, {report.visitors_last_3_days} visitors in the last 3 days"
+    )
+    click.echo(
+        f"call timing: {'observed' if t.call_delays else 'default'}; hold {report.hold_seconds} s, "
+        f"grace {report.grace_seconds} s"
+    )
+    click.echo(
+        "accuracy targets are relative to the best any pool can do (late callers cannot be told apart)"
+    )
+    rows = [(f"target {a.target:.0%}", a.size, a.result) for a in report.advice]
+    rows.append(("rule of thumb (3-day visitors / 3 / 100)", report.rule_of_thumb_size, report.rule_of_thumb))
+    if report.current_size:
+        rows.append(("current pool", report.current_size, report.current))
+    click.echo(
+        f"{'':<42}{'numbers':>8}{'session acc':>13}{'channel acc':>13}{'fallback':>10}{'utilisation':>13}"
+    )
+    for label, size, r in rows:
+        if size is None or r is None:
+            click.echo(f"{label:<42}{'not reached within --max-size':>30}")
+            continue
+        click.echo(
+            f"{label:<42}{size:>8}{r.session_accuracy:>13.1%}{r.channel_accuracy:>13.1%}"
+            f"{r.fallback_rate:>10.1%}{r.utilisation:>13.0%}"
+        )
+
+
 if __name__ == "__main__":
     main()

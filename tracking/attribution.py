@@ -266,8 +266,9 @@ def _apply(db: Session, call: Call, result: _Result, *, actor: str, user_id: int
 def attribute(db: Session, call: Call) -> None:
     """Attribute a call automatically from its number and time; candidates are replaced."""
     result = _decide(db, call)
-    db.flush()
-    db.execute(delete(CallCandidate).where(CallCandidate.call_id == call.id))
+    if call.candidates_count:
+        db.flush()
+        db.execute(delete(CallCandidate).where(CallCandidate.call_id == call.id))
     for c in result.candidates:
         db.add(
             CallCandidate(

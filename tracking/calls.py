@@ -54,30 +54,30 @@ def _insert(db: Session):  # type: ignore[no-untyped-def]
 
 
 def _locked_call(db: Session, integration: TelephonyIntegration, event: CallEvent) -> Call:
-    provider = integration.provider
-    db.execute(
-        _insert(db)(Call)
-        .values(
-            client_id=integration.client_id,
-            integration_id=integration.id,
-            provider=provider,
-            provider_call_id=event.provider_call_id,
-            status=CallStatus.IN_PROGRESS,
-            attribution_method=AttributionMethod.UNMATCHED,
-            tags=[],
-            notes="",
-            first_time=True,
-            created_at=utcnow(),
-            updated_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["provider", "provider_call_id"])
+    now = utcnow()
+    stmt = _insert(db)(Call).values(
+        client_id=integration.client_id,
+        integration_id=integration.id,
+        provider=integration.provider,
+        provider_call_id=event.provider_call_id,
+        status=CallStatus.IN_PROGRESS,
+        attribution_method=AttributionMethod.UNMATCHED,
+        tags=[],
+        notes="",
+        first_time=True,
+        candidates_count=0,
+        wait_seconds=0,
+        talk_seconds=0,
+        abandoned=False,
+        created_at=now,
+        updated_at=now,
     )
-    call = db.scalars(
-        select(Call)
-        .where(Call.provider == provider, Call.provider_call_id == event.provider_call_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
+    # "DO UPDATE" rather than "DO NOTHING": it returns the existing row too and, on PostgreSQL, locks it
+    # until commit, so concurrent events of one call queue here — one round trip for create-or-lock.
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["provider", "provider_call_id"], set_={"updated_at": now}
+    ).returning(Call)
+    call = db.scalars(stmt, execution_options={"populate_existing": True}).one()
     if call.integration_id != integration.id:
         raise CallConflict("call id already used by another integration")
     return call
@@ -102,21 +102,23 @@ def ingest(db: Session, integration: TelephonyIntegration, event: CallEvent) -> 
         return Ingested(call, duplicate=True, finalised=False)
 
     events = [
-        CallEvent.from_data(row.data)
-        for row in db.scalars(
-            select(CallEventRow).where(CallEventRow.call_id == call.id).order_by(CallEventRow.id)
-        )
+        CallEvent.from_data(data)
+        for data in db.execute(
+            select(CallEventRow.data).where(CallEventRow.call_id == call.id).order_by(CallEventRow.id)
+        ).scalars()
     ]
     is_new = len(events) == 1
-    before = (call.tracking_number_id, call.called_at, call.caller)
-    final = _fold(call, events)
-    _match_number(db, call)
-    changed = is_new or before != (call.tracking_number_id, call.called_at, call.caller)
-    if changed:
-        call.first_time = is_first_time(db, call)
-        # An operator's choice (promo code, manual channel) is never overridden by a late event.
-        if call.attribution_method not in (AttributionMethod.PROMO, AttributionMethod.MANUAL):
-            attribution.attribute(db, call)
+    before = (call.called_number, call.called_at, call.caller)
+    with db.no_autoflush:
+        final = _fold(call, events)
+        changed = is_new or before != (call.called_number, call.called_at, call.caller)
+        if is_new or before[0] != call.called_number:
+            _match_number(db, call)
+        if changed:
+            call.first_time = is_first_time(db, call)
+            # An operator's choice (promo code, manual channel) is never overridden by a late event.
+            if call.attribution_method not in (AttributionMethod.PROMO, AttributionMethod.MANUAL):
+                attribution.attribute(db, call)
     finalised = False
     if final and call.finalised_at is None:
         call.finalised_at = utcnow()
@@ -200,11 +202,13 @@ def _match_number(db: Session, call: Call) -> None:
     if call.called_number is None:
         call.tracking_number_id = None
         return
-    call.tracking_number_id = db.scalar(
-        select(TrackingNumber.id).where(
+    # The entity, not just its id: attribution and the delivery payload then find it in the identity map.
+    number = db.scalar(
+        select(TrackingNumber).where(
             TrackingNumber.e164 == call.called_number, TrackingNumber.client_id == call.client_id
         )
     )
+    call.tracking_number_id = number.id if number else None
 
 
 def is_first_time(db: Session, call: Call) -> bool:
@@ -214,7 +218,8 @@ def is_first_time(db: Session, call: Call) -> bool:
     """
     if call.caller is None or call.called_at is None:
         return False
-    window = db.scalar(select(Client.first_call_window_days).where(Client.id == call.client_id)) or 180
+    client = db.get(Client, call.client_id)  # kept in the identity map for the delivery payload
+    window = client.first_call_window_days if client else 180
     since = call.called_at - dt.timedelta(days=window)
     earlier = db.scalar(
         select(func.count())

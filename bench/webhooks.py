@@ -1,0 +1,266 @@
+"""Webhook ingestion throughput: full call lifecycles over HTTP to gunicorn on PostgreSQL.
+
+Each simulated PBX call sends four signed generic-PBX events in order (start, answer, end, recording), as a
+PBX would. A baseline phase of the same length hits the Mango ``ping`` route (same app, one indexed SELECT
+and no ingestion) with the same client concurrency, so the ratio shows what ingestion costs over the
+framework's floor on this machine. Only 127.0.0.1 is loaded; each phase stops after ``--seconds``.
+
+    python bench/webhooks.py [--seconds 15] [--workers 4] [--procs 2] [--threads 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing as mp
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+from cryptography.fernet import Fernet
+from sqlalchemy import func, select, text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tracking.crypto import encrypt_json  # noqa: E402
+from tracking.db import make_engine, make_session_factory  # noqa: E402
+from tracking.migrate import upgrade  # noqa: E402
+from tracking.models import Agency, Call, CallEvent, Channel, Client, TelephonyIntegration, TrackingNumber  # noqa: E402
+from tracking.telephony import generic  # noqa: E402
+
+SECRET = "bench-secret"
+NUMBERS = [f"+749500000{i:02d}" for i in range(50)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _seed(url: str, key: str) -> tuple[str, str]:
+    upgrade(url)
+    engine = make_engine(url)
+    with make_session_factory(engine)() as db:
+        agency = Agency(name="Bench")
+        client = Client(agency=agency, name="Bench client")
+        db.add_all([agency, client])
+        db.flush()
+        channel = Channel(client_id=client.id, name="Radio")
+        db.add(channel)
+        db.flush()
+        db.add_all(
+            TrackingNumber(client_id=client.id, e164=n, channel_id=channel.id, forward_to="+74951230000")
+            for n in NUMBERS
+        )
+        gen_key, mango_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        db.add_all(
+            [
+                TelephonyIntegration(
+                    client_id=client.id,
+                    provider="generic",
+                    integration_key=gen_key,
+                    secrets_encrypted=encrypt_json(key, {"secret": SECRET}),
+                ),
+                TelephonyIntegration(
+                    client_id=client.id,
+                    provider="mango",
+                    integration_key=mango_key,
+                    secrets_encrypted=encrypt_json(key, {"api_key": "k", "api_salt": "s"}),
+                ),
+            ]
+        )
+        db.commit()
+    engine.dispose()
+    return gen_key, mango_key
+
+
+def _lifecycle(call_id: str, caller: str, number: str) -> list[dict]:
+    now = dt.datetime.now(dt.UTC)
+    at = lambda s: (now + dt.timedelta(seconds=s)).isoformat()  # noqa: E731
+    return [
+        {"event": "start", "call_id": call_id, "caller": caller, "called": number, "at": at(0)},
+        {"event": "answer", "call_id": call_id, "forwarded_to": "101", "at": at(6)},
+        {"event": "end", "call_id": call_id, "status": "answered", "talk_seconds": 80, "at": at(86)},
+        {
+            "event": "recording",
+            "call_id": call_id,
+            "recording_url": f"https://pbx.test/{call_id}.mp3",
+            "at": at(90),
+        },
+    ]
+
+
+def _worker(args: tuple[str, str, int, float, int]) -> tuple[list[float], int, int]:
+    """One load process: ``threads`` threads each looping until the deadline; returns latencies (s)."""
+    mode, base, threads, deadline, seed = args
+    latencies: list[float] = []
+    errors = [0]
+    calls = [0]
+    lock = threading.Lock()
+
+    def loop(tid: int) -> None:
+        session = requests.Session()
+        mine: list[float] = []
+        n = 0
+        while time.time() < deadline:
+            if mode == "baseline":
+                t0 = time.perf_counter()
+                r = session.get(base, timeout=30)
+                mine.append(time.perf_counter() - t0)
+                if r.status_code != 200:
+                    with lock:
+                        errors[0] += 1
+                continue
+            n += 1
+            call_id = f"bench-{seed}-{tid}-{n}"
+            caller = f"+7900{seed % 10}{tid:02d}{n % 10000:04d}"
+            for ev in _lifecycle(call_id, caller, NUMBERS[n % len(NUMBERS)]):
+                body = json.dumps(ev).encode()
+                ts = str(int(time.time()))
+                headers = {
+                    "Content-Type": "application/json",
+                    "X-Otkuda-Timestamp": ts,
+                    "X-Otkuda-Signature": generic.sign(SECRET, ts, body),
+                }
+                t0 = time.perf_counter()
+                r = session.post(base, data=body, headers=headers, timeout=30)
+                mine.append(time.perf_counter() - t0)
+                if r.status_code != 200:
+                    with lock:
+                        errors[0] += 1
+            with lock:
+                calls[0] += 1
+        with lock:
+            latencies.extend(mine)
+
+    pool = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join()
+    return latencies, errors[0], calls[0]
+
+
+def _phase(mode: str, url: str, procs: int, threads: int, seconds: float) -> dict:
+    deadline = time.time() + seconds
+    start = time.perf_counter()
+    with mp.get_context("spawn").Pool(procs) as pool:
+        results = pool.map(_worker, [(mode, url, threads, deadline, i) for i in range(procs)])
+    elapsed = time.perf_counter() - start
+    lat = sorted(x for r in results for x in r[0])
+    return {
+        "requests": len(lat),
+        "errors": sum(r[1] for r in results),
+        "calls": sum(r[2] for r in results),
+        "per_s": len(lat) / elapsed,
+        "p50_ms": statistics.median(lat) * 1000 if lat else float("nan"),
+        "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000 if lat else float("nan"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--pg",
+        default=os.environ.get("OTKUDA_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
+    )
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1))
+    parser.add_argument("--procs", type=int, default=2, help="load-generating processes")
+    parser.add_argument("--threads", type=int, default=8, help="concurrent clients per load process")
+    args = parser.parse_args()
+
+    name = f"otkuda_bench_{os.getpid()}"
+    admin = make_engine(args.pg, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = args.pg.rsplit("/", 1)[0] + f"/{name}"
+    key = Fernet.generate_key().decode()
+    server = None
+    try:
+        gen_key, mango_key = _seed(url, key)
+        port = _free_port()
+        env = {
+            **os.environ,
+            "OTKUDA_DATABASE_URL": url,
+            "OTKUDA_ENCRYPTION_KEY": key,
+            "OTKUDA_SECRET_KEY": "bench",
+            "OTKUDA_INSTANCE_DIR": tempfile.mkdtemp(prefix="otkuda-bench-"),
+            "OTKUDA_BASE_URL": f"http://127.0.0.1:{port}",
+        }
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-w",
+                str(args.workers),
+                "-b",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+                "wsgi:app",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if requests.get(f"{base}/hooks/v1/mango/{mango_key}/ping", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.1)
+        else:
+            raise SystemExit("gunicorn did not start")
+
+        baseline = _phase(
+            "baseline", f"{base}/hooks/v1/mango/{mango_key}/ping", args.procs, args.threads, args.seconds
+        )
+        ingest = _phase(
+            "ingest", f"{base}/hooks/v1/generic/{gen_key}", args.procs, args.threads, args.seconds
+        )
+
+        engine = make_engine(url)
+        with make_session_factory(engine)() as db:
+            calls = db.scalar(select(func.count()).select_from(Call))
+            final = db.scalar(select(func.count()).select_from(Call).where(Call.finalised_at.is_not(None)))
+            events = db.scalar(select(func.count()).select_from(CallEvent))
+        engine.dispose()
+
+        print(
+            f"cpus={os.cpu_count()} gunicorn workers={args.workers} "
+            f"clients={args.procs}x{args.threads} seconds={args.seconds}"
+        )
+        print(f"{'phase':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+        for label, r in (("baseline (ping)", baseline), ("ingest (events)", ingest)):
+            print(f"{label:<22}{r['per_s']:>10.0f}{r['p50_ms']:>10.1f}{r['p99_ms']:>10.1f}{r['errors']:>8}")
+        print(f"ingest/baseline throughput ratio: {ingest['per_s'] / baseline['per_s']:.2f}")
+        print(
+            f"completed lifecycles: {ingest['calls']}; calls stored {calls}, "
+            f"finalised {final}, events stored {events}"
+        )
+        # Lifecycles cut by the deadline may be partial; every sent event must be stored, none twice.
+        assert events == ingest["requests"] - ingest["errors"], "events lost or duplicated"
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""The pool simulator and the pool-advice command."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random
+import secrets
+
+from click.testing import CliRunner
+from sqlalchemy.orm import Session
+
+from tests import call_helpers as h
+from tests.factories import make_tenant
+from tracking.models import VisitSession
+from tracking.poolsim import PoolConfig, Traffic, advise, rule_of_thumb, simulate
+
+
+def test_simulation_is_deterministic_and_bigger_pools_help() -> None:
+    traffic = Traffic(sessions_per_day=1500, call_rate=0.08)
+    small = simulate(traffic, PoolConfig(8), days=2, seed=3)
+    assert simulate(traffic, PoolConfig(8), days=2, seed=3) == small
+    large = simulate(traffic, PoolConfig(60), days=2, seed=3)
+    assert small.calls == large.calls > 100
+    assert small.fallback_rate > 0.3 and large.fallback_rate < 0.01
+    assert large.session_accuracy > small.session_accuracy + 0.2
+    assert large.channel_accuracy >= large.session_accuracy
+    assert small.utilisation > large.utilisation
+    # Confidence is roughly honest once the pool is big enough.
+    assert large.calibration_error < 0.1
+
+
+def test_advice_orders_targets_and_rule_of_thumb() -> None:
+    traffic = Traffic(sessions_per_day=800, call_rate=0.1)
+    advice, tried = advise(traffic, (0.9, 0.99), max_size=80, days=2)
+    assert [a.target for a in advice] == [0.9, 0.99]
+    assert advice[0].size is not None and advice[1].size is not None
+    assert advice[0].size <= advice[1].size
+    ceiling = tried[80].session_accuracy
+    assert advice[0].result.session_accuracy >= 0.9 * ceiling
+    # The answer is the smallest size: one number fewer misses the target (when it was tried).
+    smaller = tried.get(advice[0].size - 1)
+    assert smaller is None or smaller.session_accuracy < 0.9 * ceiling
+    assert rule_of_thumb(0) == 1 and rule_of_thumb(3000) == 10 and rule_of_thumb(3001) == 11
+
+
+def test_pool_advice_command(db: Session, database_url: str, tmp_path) -> None:
+    t = make_tenant(db)
+    p = h.pool(db, t, "+749522200", 6)
+    ads = h.channel(db, t, "Ads")
+    rng = random.Random(5)
+    now = dt.datetime.now(dt.UTC)
+    visitors = [secrets.token_hex(6) for _ in range(500)]
+    rows = []
+    for i in range(900):
+        start = now - dt.timedelta(minutes=rng.randrange(3 * 24 * 60))
+        rows.append(
+            VisitSession(
+                public_id=secrets.token_hex(8),
+                client_id=t.client.id,
+                site_id=t.site.id,
+                visitor_id=visitors[i % len(visitors)],
+                channel_id=ads.id,
+                started_at=start,
+                last_seen_at=start + dt.timedelta(seconds=rng.randrange(20, 900)),
+                device="mobile",
+            )
+        )
+    db.add_all(rows)
+    db.commit()
+    env = {
+        "OTKUDA_DATABASE_URL": database_url,
+        "OTKUDA_INSTANCE_DIR": str(tmp_path),
+    }
+    from hub.cli import main
+
+    result = CliRunner().invoke(
+        main, ["pool-advice", "--client", str(t.client.id), "--max-size", "60"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "900 sessions" in out and "500 visitors in the last 3 days" in out
+    lines = {line.split("  ")[0].strip(): line.split() for line in out.splitlines()}
+    assert "target 95%" in lines and "target 99%" in lines and "current pool" in lines
+    thumb = next(line for line in out.splitlines() if line.startswith("rule of thumb"))
+    assert f" {math.ceil(500 / 3 / 100)} " in thumb
+    assert lines["current pool"][2] == str(len(p.numbers))
