@@ -9,6 +9,7 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from hub.config import load_config
+from hub.csrf import init_csrf
 from hub.extensions import init_db
 
 
@@ -18,6 +19,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.config.update(load_config(overrides))
     logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
     init_db(app)
+    init_csrf(app)
     from jobs.outbox import install as install_outbox
 
     install_outbox()  # finalised calls and won deals queue their deliveries in the same transaction

@@ -40,6 +40,43 @@ def serve(host: str, port: int) -> None:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, help="The hub's port.")
+@click.option("--landing-port", default=5001, show_default=True, help="The demo landing page's port.")
+@click.option("--seed-only", is_flag=True, help="Create the demo data and exit without serving.")
+def demo(host: str, port: int, landing_port: int, seed_only: bool) -> None:
+    """Create a demo agency (once) and serve the hub beside a demo landing page that uses the snippet."""
+    import time
+
+    from hub.demo import landing_app, landing_page, seed, serve_in_thread
+    from tracking.migrate import upgrade
+
+    hub_url = f"http://{host}:{port}"
+    app = create_app({"BASE_URL": hub_url})
+    upgrade(app.config["DATABASE_URL"])
+    origins = [f"{host}:{landing_port}", f"localhost:{landing_port}", f"127.0.0.1:{landing_port}"]
+    with app.app_context():
+        from hub.extensions import session_factory
+
+        with session_factory()() as session:
+            info = seed(session, dict.fromkeys(origins), app.config["ENCRYPTION_KEY"])
+    click.echo(("Created" if info.created else "Found") + " the demo agency.")
+    if seed_only:
+        return
+    serve_in_thread(landing_app(lambda: landing_page(hub_url, info.site_key)), host, landing_port)
+    click.echo(f"  Hub:          {hub_url}/  (log in as {info.email} / {info.password})")
+    click.echo(f"  Client page:  {hub_url}/clients/{info.client_id}")
+    click.echo(f"  Demo landing: http://{host}:{landing_port}/  (its phone number is swapped per visitor)")
+    click.echo("Press Ctrl+C to stop.")
+    hub_server = serve_in_thread(app, host, port)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        hub_server.shutdown()
+
+
+@main.command()
 def scheduler() -> None:
     """Run the job scheduler (deliveries, pulls, token refresh); only one runs at a time."""
     import signal

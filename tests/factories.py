@@ -5,7 +5,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
+from werkzeug.test import TestResponse
 
 from tracking.accounts import hash_password, issue_api_token
 from tracking.models import Agency, Client, Role, Site, User
@@ -57,3 +59,14 @@ def make_user(db: Session, tenant: Tenant, email: str, role: Role, client: Clien
     db.add(user)
     db.commit()
     return user
+
+
+def csrf(client: FlaskClient) -> str:
+    """The form token of the test client's browser session (set on first use)."""
+    with client.session_transaction() as sess:
+        sess.setdefault("csrf", "test-csrf-token")
+        return sess["csrf"]
+
+
+def web_login(client: FlaskClient, email: str, password: str = PASSWORD) -> TestResponse:
+    return client.post("/login", data={"email": email, "password": password, "csrf_token": csrf(client)})

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
+from tests.browser import CHROMIUM_ARGS
 from tests.factories import make_tenant
 from tests.tracking_factories import make_pool
 from tracking.db import utcnow
@@ -21,15 +22,6 @@ from tracking.models import VisitSession
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ARTIFACTS = Path(__file__).parent / "_artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 NETWORK_FAILURE = "Failed to load resource"
 
 

@@ -8,8 +8,10 @@ from flask import redirect, render_template, request, session, url_for
 
 from hub.auth import client_or_404, current_user, login_required
 from hub.extensions import db
+from hub.overview import client_overview
 from hub.web import bp
 from tracking.accounts import authenticate, visible_clients
+from tracking.db import utcnow
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -46,4 +48,14 @@ def clients() -> Any:
 @bp.get("/clients/<int:client_id>")
 @login_required
 def client(client_id: int) -> Any:
-    return render_template("client.html", client=client_or_404(client_id))
+    c = client_or_404(client_id)
+    return render_template("client.html", client=c, **client_overview(db(), c, utcnow()))
+
+
+@bp.get("/clients/<int:client_id>/pool-advice")
+@login_required
+def pool_advice_page(client_id: int) -> Any:
+    from tracking.pool_advice import pool_advice
+
+    c = client_or_404(client_id)
+    return render_template("pool_advice.html", client=c, report=pool_advice(db(), c.id))

@@ -11,20 +11,11 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from hub import create_app
+from tests.browser import CHROMIUM_ARGS
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import PASSWORD, make_tenant
 from tests.pipeline.support import BOX
 from tracking.models import Connection, ConnectionStatus
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture

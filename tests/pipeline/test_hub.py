@@ -8,14 +8,14 @@ import requests
 from sqlalchemy import func, select, text
 
 from jobs.deliver import Worker
-from tests.factories import PASSWORD, make_tenant, make_user
+from tests.factories import csrf, make_tenant, make_user, web_login
 from tests.pipeline.support import BOX, call_payload, make_connection
 from tracking import hooks
 from tracking.models import Connection, ConnectionStatus, Delivery, DeliveryStatus, Role
 
 
 def login(client, tenant) -> None:
-    assert client.post("/login", data={"email": tenant.admin.email, "password": PASSWORD}).status_code == 302
+    assert web_login(client, tenant.admin.email).status_code == 302
 
 
 def start_connect(client, tenant, **params) -> str:
@@ -206,10 +206,19 @@ def test_web_pages_show_failures_and_retry(client, db, rt, fakes) -> None:
     history = client.get(f"/clients/{t.client.id}/sync-history").get_data(as_text=True)
     assert "deliver" in history and "bad phone" in history
     d = db.scalars(select(Delivery)).one()
-    assert client.post(f"/clients/{other.client.id}/deliveries/{d.id}/retry").status_code == 404
+    assert (
+        client.post(
+            f"/clients/{other.client.id}/deliveries/{d.id}/retry", data={"csrf_token": csrf(client)}
+        ).status_code
+        == 404
+    )
+    # Without the form token nothing is retried, even on the user's own client.
+    assert client.post(f"/clients/{t.client.id}/deliveries/{d.id}/retry").status_code == 400
     for path in ("connections", "deliveries", "sync-history"):
         assert client.get(f"/clients/{other.client.id}/{path}").status_code == 404
-    resp = client.post(f"/clients/{t.client.id}/deliveries/{d.id}/retry", data={"status": "dead"})
+    resp = client.post(
+        f"/clients/{t.client.id}/deliveries/{d.id}/retry", data={"status": "dead", "csrf_token": csrf(client)}
+    )
     assert resp.status_code == 302
     db.expire_all()
     assert db.get(Delivery, d.id).status == DeliveryStatus.PENDING

@@ -1,0 +1,35 @@
+"""CSRF protection for the web UI's forms: a per-session token, checked on every unsafe request.
+
+The REST API (bearer tokens), the snippet endpoints and telephony webhooks are not cookie-authenticated,
+so they are exempt.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from flask import Flask, abort, request, session
+
+EXEMPT_PREFIXES = ("/api/", "/t/", "/hooks/")
+
+
+def csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]
+
+
+def init_csrf(app: Flask) -> None:
+    app.jinja_env.globals["csrf_token"] = csrf_token
+
+    @app.before_request
+    def _check_csrf() -> None:
+        if request.method in ("GET", "HEAD", "OPTIONS") or request.path.startswith(EXEMPT_PREFIXES):
+            return
+        sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
+        expected = session.get("csrf", "")
+        if not expected or not hmac.compare_digest(sent, expected):
+            abort(
+                400, description="The form has expired or did not come from this site; reload and try again."
+            )

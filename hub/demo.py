@@ -1,0 +1,281 @@
+"""Demo data and the demo landing page, so a newcomer sees the number swap on a fresh clone.
+
+Seeding goes through the real services (``tracking.visits`` for visits, ``tracking.calls`` for calls), so
+the demo shows what production code produces, not hand-made rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import random
+import secrets
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tracking import calls, visits
+from tracking.accounts import hash_password
+from tracking.crypto import encrypt_json
+from tracking.db import utcnow
+from tracking.models import (
+    Agency,
+    Channel,
+    Client,
+    Pool,
+    PoolChannel,
+    Role,
+    Site,
+    TelephonyIntegration,
+    TrackingNumber,
+    User,
+)
+from tracking.telephony.base import CallEvent, EventKind, Outcome
+
+DEMO_AGENCY = "Demo Agency"
+DEMO_EMAIL = "demo@otkuda.example"
+DEMO_PASSWORD = "demo-password"  # noqa: S105  (printed for the newcomer; demo data only)
+BUSINESS_NUMBER = "+74951234567"
+
+# name, position, rules, offline
+CHANNELS: list[tuple[str, int, list[dict[str, Any]], bool]] = [
+    ("Yandex Direct", 10, [{"utm_source": "yandex", "utm_medium": "cpc"}, {"has_yclid": True}], False),
+    ("Google Ads", 20, [{"utm_source": "google", "utm_medium": "cpc"}, {"has_gclid": True}], False),
+    ("Organic search", 30, [{"referrer_domain": "yandex.ru"}, {"referrer_domain": "google.com"}], False),
+    ("Referral", 40, [{"utm_medium": "referral"}], False),
+    ("Billboard", 50, [], True),
+    ("Avito", 60, [], True),
+    ("Partner", 70, [], True),
+]
+
+
+@dataclass(frozen=True)
+class DemoInfo:
+    email: str
+    password: str
+    client_id: int
+    site_key: str
+    created: bool
+
+
+def _numbers(start: int, count: int) -> list[str]:
+    return [f"+7495000{start + i:04d}" for i in range(count)]
+
+
+def seed(
+    db: Session, landing_origins: Iterable[str], encryption_key: str, now: dt.datetime | None = None
+) -> DemoInfo:
+    """Create the demo agency once; later runs find it and change nothing.
+
+    ``encryption_key`` is the hub's key for secrets at rest (the demo PBX integration's secret).
+    """
+    existing = db.scalar(select(Agency).where(Agency.name == DEMO_AGENCY))
+    if existing is not None:
+        client = db.scalar(select(Client).where(Client.agency_id == existing.id).order_by(Client.id))
+        assert client is not None
+        site = db.scalar(select(Site).where(Site.client_id == client.id).order_by(Site.id))
+        assert site is not None
+        return DemoInfo(DEMO_EMAIL, DEMO_PASSWORD, client.id, site.site_key, created=False)
+
+    now = now or utcnow()
+    agency = Agency(name=DEMO_AGENCY)
+    client = Client(agency=agency, name="Okna Plus (demo)", timezone="Europe/Moscow", currency="RUB")
+    site = Site(
+        client=client,
+        name="okna-plus demo landing",
+        domains=list(landing_origins),
+        site_key=secrets.token_urlsafe(12),
+        replace_numbers=[BUSINESS_NUMBER],
+        promo_codes_enabled=True,
+    )
+    user = User(
+        agency=agency,
+        email=DEMO_EMAIL,
+        name="Demo admin",
+        password_hash=hash_password(DEMO_PASSWORD),
+        role=Role.ADMIN,
+    )
+    db.add_all([agency, client, site, user])
+    db.flush()
+    channels = {}
+    for name, position, rules, offline in CHANNELS:
+        channels[name] = Channel(
+            client_id=client.id, name=name, position=position, rules=rules, offline=offline
+        )
+        db.add(channels[name])
+    channels["Direct / unknown"] = Channel(
+        client_id=client.id, name="Direct / unknown", position=1000, is_default=True
+    )
+    db.add(channels["Direct / unknown"])
+    db.flush()
+
+    pool = Pool(client_id=client.id, site_id=site.id, name="Site pool", hold_seconds=900, grace_seconds=300)
+    db.add(pool)
+    db.flush()
+    for e164 in _numbers(100, 10):
+        db.add(
+            TrackingNumber(
+                client_id=client.id,
+                e164=e164,
+                provider="generic",
+                forward_to=BUSINESS_NUMBER,
+                pool_id=pool.id,
+            )
+        )
+    fallback = TrackingNumber(
+        client_id=client.id, e164=_numbers(199, 1)[0], provider="generic", forward_to=BUSINESS_NUMBER
+    )
+    db.add(fallback)
+    db.flush()
+    pool.fallback_number_id = fallback.id
+    for name in ("Yandex Direct", "Google Ads", "Organic search", "Referral", "Direct / unknown"):
+        db.add(PoolChannel(pool_id=pool.id, channel_id=channels[name].id))
+    statics = {}
+    for offset, name in enumerate(("Billboard", "Avito", "Partner")):
+        statics[name] = TrackingNumber(
+            client_id=client.id,
+            e164=_numbers(200 + offset, 1)[0],
+            provider="generic",
+            forward_to=BUSINESS_NUMBER,
+            channel_id=channels[name].id,
+        )
+        db.add(statics[name])
+    integration = TelephonyIntegration(
+        client_id=client.id,
+        provider="generic",
+        name="Demo PBX",
+        integration_key=secrets.token_urlsafe(16),
+        secrets_encrypted=encrypt_json(encryption_key, {"secret": secrets.token_hex(16)}),
+    )
+    db.add(integration)
+    db.commit()
+
+    _simulate(db, site, integration, list(statics.values()), now)
+    return DemoInfo(DEMO_EMAIL, DEMO_PASSWORD, client.id, site.site_key, created=True)
+
+
+_SOURCES: list[dict[str, str]] = [
+    {"utm_source": "yandex", "utm_medium": "cpc", "utm_campaign": "70001", "utm_term": "plastic windows"},
+    {"utm_source": "yandex", "utm_medium": "cpc", "utm_campaign": "70002", "utm_term": "window repair"},
+    {"utm_source": "google", "utm_medium": "cpc", "utm_campaign": "brand", "gclid": "demo-gclid"},
+    {"referrer": "https://yandex.ru/search/?text=okna"},
+    {"referrer": "https://www.google.com/"},
+    {"utm_source": "blog", "utm_medium": "referral"},
+    {},
+]
+_AGENTS = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
+]
+
+
+def _simulate(
+    db: Session,
+    site: Site,
+    integration: TelephonyIntegration,
+    statics: list[TrackingNumber],
+    now: dt.datetime,
+) -> None:
+    """Three days of visits, and calls from some of them, through the real visit and call services."""
+    rng = random.Random(20261122)  # the same demo every time
+    start = now - dt.timedelta(days=3)
+    seen: list[tuple[dt.datetime, str]] = []
+    for i in range(120):
+        at = start + dt.timedelta(minutes=i * 36 + rng.randint(0, 20))
+        source = dict(rng.choice(_SOURCES))
+        referrer = source.pop("referrer", None)
+        query = "&".join(f"{k}={v}" for k, v in source.items())
+        data = {
+            "visitor_id": f"demo-visitor-{i:04d}",
+            "url": "https://okna-plus.example/" + (f"?{query}" if query else ""),
+            "referrer": referrer,
+            "ym_uid": str(1700000000000000000 + i),
+            "screen": "1920x1080",
+        }
+        result = visits.visit(db, site, data, now=at, user_agent=rng.choice(_AGENTS))
+        if result.number is not None:
+            seen.append((at, result.number.e164))
+    # About one visitor in five calls, a few minutes after looking at the number; some call static numbers.
+    for n, (at, e164) in enumerate(seen[::5]):
+        _call(db, integration, f"demo-call-{n}", e164, at + dt.timedelta(minutes=rng.randint(1, 12)), rng)
+    for n, number in enumerate(statics):
+        _call(db, integration, f"demo-static-{n}", number.e164, now - dt.timedelta(hours=5 * (n + 1)), rng)
+    db.commit()
+
+
+def _call(
+    db: Session,
+    integration: TelephonyIntegration,
+    call_id: str,
+    called: str,
+    at: dt.datetime,
+    rng: random.Random,
+) -> None:
+    caller = f"+7916{rng.randint(1000000, 9999999)}"
+    answered = rng.random() < 0.8
+    talk = rng.randint(40, 400) if answered else 0
+    ended = at + dt.timedelta(seconds=(8 if answered else 20) + talk)
+    events = [
+        CallEvent("generic", call_id, EventKind.START, at, caller=caller, called=called, started_at=at),
+        CallEvent(
+            "generic",
+            call_id,
+            EventKind.END,
+            ended,
+            caller=caller,
+            called=called,
+            started_at=at,
+            answered_at=at + dt.timedelta(seconds=8) if answered else None,
+            ended_at=ended,
+            talk_seconds=talk,
+            outcome=Outcome.ANSWERED if answered else Outcome.MISSED,
+            forwarded_to=BUSINESS_NUMBER,
+        ),
+    ]
+    for event in events:
+        calls.ingest(db, integration, event)
+    db.commit()
+
+
+def landing_page(hub_url: str, site_key: str) -> str:
+    """A small business page showing its phone number the ways real sites do."""
+    src = html.escape(f"{hub_url}/t/v1/{site_key}.js")
+    return f"""<!doctype html>
+<html lang="ru"><head><meta charset="utf-8"><title>Okna Plus — demo landing page</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:720px;margin:2rem auto;line-height:1.5}}
+.phone{{font-size:1.6rem;font-weight:700}} .note{{color:#666;font-size:.9rem}}
+code{{background:#eee;padding:0 .2rem}}</style>
+<script async src="{src}"></script></head>
+<body>
+<h1>Okna Plus — plastic windows in Moscow</h1>
+<p>Call us: <a class="phone" href="tel:+74951234567">+7 (495) 123-45-67</a></p>
+<p>Or: 8 495 123 45 67 &middot; 8-495-123-45-67</p>
+<p>Your promo code: <strong data-otkuda-promo>—</strong></p>
+<p data-otkuda-ignore>Head office (never swapped): +7 (495) 123-45-67</p>
+<p class="note">This page loads the Otkuda snippet from the hub. Each browser session is shown its own number
+from the pool; open it in a private window (or add <code>?utm_source=yandex&amp;utm_medium=cpc</code>) and the
+number changes. The hub's client page lists the session.</p>
+</body></html>"""
+
+
+def landing_app(page: Callable[[], str]) -> Callable[..., Any]:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        body = page().encode()
+        start_response(
+            "200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+    return app
+
+
+def serve_in_thread(app: Callable[..., Any], host: str, port: int) -> Any:
+    from werkzeug.serving import make_server
+
+    server = make_server(host, port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
