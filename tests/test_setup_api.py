@@ -1,0 +1,148 @@
+"""Setting a client up through the REST API: validation, members, pagination, and the OpenAPI document."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import func, select
+
+from tests.factories import make_tenant
+from tracking import visits
+from tracking.models import Channel, Pool, Site, TrackingNumber
+
+
+def auth(t):
+    return {"Authorization": f"Bearer {t.token}"}
+
+
+def count(db, model) -> int:
+    return db.scalar(select(func.count()).select_from(model))
+
+
+def test_client_site_channel_number_pool_round_trip(client, db) -> None:
+    t = make_tenant(db, "Acme")
+    h = auth(t)
+    created = client.post(
+        "/api/v1/clients", json={"name": "Windows Ltd", "timezone": "Asia/Yekaterinburg"}, headers=h
+    )
+    assert created.status_code == 201 and created.get_json()["timezone"] == "Asia/Yekaterinburg"
+    cid = created.get_json()["id"]
+
+    site = client.post(
+        f"/api/v1/clients/{cid}/sites",
+        json={"name": "Main", "domains": ["Okna.example"], "replace_numbers": ["8 (495) 123-45-67"]},
+        headers=h,
+    ).get_json()
+    assert site["domains"] == ["okna.example"] and site["replace_numbers"] == ["+74951234567"]
+    assert site["snippet_tag"].endswith(f'/t/v1/{site["site_key"]}.js"></script>')
+
+    ch = client.post(
+        f"/api/v1/clients/{cid}/channels",
+        json={"name": "Direct", "position": 5, "rules": [{"utm_source": "yandex", "has_yclid": True}]},
+        headers=h,
+    ).get_json()
+    static = client.post(
+        f"/api/v1/clients/{cid}/numbers",
+        json={"e164": "+7 (495) 000-11-22", "channel_id": ch["id"]},
+        headers=h,
+    ).get_json()
+    assert static["e164"] == "+74950001122" and static["kind"] == "static"
+    members = [
+        client.post(
+            f"/api/v1/clients/{cid}/numbers", json={"e164": f"8 495 000 12 0{i}"}, headers=h
+        ).get_json()["id"]
+        for i in range(3)
+    ]
+    pool = client.post(
+        f"/api/v1/clients/{cid}/pools",
+        json={
+            "name": "P",
+            "site_id": site["id"],
+            "hold_seconds": 600,
+            "number_ids": members,
+            "channel_ids": [ch["id"]],
+        },
+        headers=h,
+    )
+    assert pool.status_code == 201, pool.get_json()
+    body = pool.get_json()
+    assert body["number_ids"] == members and body["channel_ids"] == [ch["id"]] and body["hold_seconds"] == 600
+    # Replacing the members takes one out.
+    patched = client.patch(
+        f"/api/v1/pools/{body['id']}", json={"number_ids": members[:2]}, headers=h
+    ).get_json()
+    assert patched["number_ids"] == members[:2]
+    assert db.get(TrackingNumber, members[2]).pool_id is None
+
+    # A visitor from the channel with a static number gets that number; anyone else a pool number once the
+    # pool serves every channel.
+    result = visits.visit(
+        db, site["site_key"], {"visitor_id": "visitor-0001", "utm_source": "yandex", "yclid": "1"}
+    )
+    assert result.number is not None and result.number.id == static["id"]
+    client.patch(f"/api/v1/pools/{body['id']}", json={"channel_ids": []}, headers=h)
+    organic = visits.visit(db, site["site_key"], {"visitor_id": "visitor-0002"})
+    assert organic.number is not None and organic.number.id in members[:2]
+    listed = client.get(f"/api/v1/clients/{cid}/sessions?channel_id={ch['id']}", headers=h).get_json()
+    assert listed["total"] == 1 and listed["items"][0]["utm_source"] == "yandex"
+    one = client.get(f"/api/v1/sessions/{listed['items'][0]['id']}", headers=h).get_json()
+    assert one["number"] == result.number.e164
+
+
+def test_bad_input_names_the_field_and_changes_nothing(client, db) -> None:
+    t = make_tenant(db, "Acme")
+    h = auth(t)
+    before = (count(db, Site), count(db, Channel), count(db, TrackingNumber), count(db, Pool))
+    cases = [
+        (f"/api/v1/clients/{t.client.id}/numbers", {"e164": "call me maybe"}, "e164"),
+        (f"/api/v1/clients/{t.client.id}/numbers", {}, "e164"),
+        (
+            f"/api/v1/clients/{t.client.id}/sites",
+            {"name": "x", "replace_numbers": ["12"]},
+            "replace_numbers[0]",
+        ),
+        (f"/api/v1/clients/{t.client.id}/channels", {"name": "x", "rules": [{"utm_sorce": "y"}]}, "rules[0]"),
+        (f"/api/v1/clients/{t.client.id}/channels", {"name": 5}, "name"),
+        (f"/api/v1/clients/{t.client.id}/pools", {"name": "p", "site_id": 999999}, "site_id"),
+        (
+            f"/api/v1/clients/{t.client.id}/pools",
+            {"name": "p", "site_id": t.site.id, "hold_seconds": 1},
+            "hold_seconds",
+        ),
+    ]
+    for url, payload, fld in cases:
+        resp = client.post(url, json=payload, headers=h)
+        assert resp.status_code == 400, (url, payload, resp.get_json())
+        assert resp.get_json()["field"] == fld
+    assert client.post(f"/api/v1/clients/{t.client.id}/sites", data="nope", headers=h).status_code == 400
+    assert (count(db, Site), count(db, Channel), count(db, TrackingNumber), count(db, Pool)) == before
+    # A number already used by another client cannot be taken.
+    other = make_tenant(db, "Other")
+    client.post(f"/api/v1/clients/{t.client.id}/numbers", json={"e164": "+74950009999"}, headers=h)
+    dup = client.post(
+        f"/api/v1/clients/{other.client.id}/numbers", json={"e164": "84950009999"}, headers=auth(other)
+    )
+    assert dup.status_code == 400
+
+
+def test_lists_are_paginated(client, db) -> None:
+    t = make_tenant(db, "Acme")
+    for i in range(5):
+        db.add(Channel(client_id=t.client.id, name=f"c{i}", position=i))
+    db.commit()
+    page = client.get(f"/api/v1/clients/{t.client.id}/channels?per_page=2&page=2", headers=auth(t)).get_json()
+    assert page["total"] == 5 and [c["name"] for c in page["items"]] == ["c2", "c3"]
+    assert (
+        client.get(f"/api/v1/clients/{t.client.id}/channels?per_page=0", headers=auth(t)).status_code == 400
+    )
+
+
+def test_openapi_describes_every_api_route(client, app) -> None:
+    doc = client.get("/api/v1/openapi.json").get_json()
+    described = {(path, method) for path, ops in doc["paths"].items() for method in ops}
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1/") or rule.endpoint == "api.openapi_json":
+            continue
+        path = re.sub(r"<(?:[^:<>]+:)?([a-z_]+)>", r"{\1}", rule.rule.removeprefix("/api/v1"))
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            assert (path, method.lower()) in described, f"{method} {path} is not in the OpenAPI document"
