@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import phonenumbers
+from tracking import phones
 
 
 class SignatureInvalid(Exception):
@@ -104,16 +104,13 @@ def to_e164(raw: str | None, region: str = "RU") -> str | None:
     text = raw.strip()
     if text.lower() in _WITHHELD:
         return None
-    if text.startswith("00"):
-        text = "+" + text[2:]
-    attempts = [(text, None)] if text.startswith("+") else [(text, region), ("+" + text, None)]
-    for candidate, reg in attempts:
+    # A provider's digits without "+" may be national ("84951234567") or international ("74951234567").
+    candidates = [text] if text.startswith(("+", "00")) else [text, "+" + text]
+    for candidate in candidates:
         try:
-            parsed = phonenumbers.parse(candidate, reg)
-        except phonenumbers.NumberParseException:
+            return phones.normalize(candidate, region)
+        except phones.InvalidPhoneNumber:
             continue
-        if phonenumbers.is_valid_number(parsed):
-            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     kept = "".join(ch for ch in text if ch.isdigit() or ch == "+")[:32]
     return kept or None
 
