@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
 
 import click
+from sqlalchemy.orm import Session
 
 from hub.app import create_app
 from hub.config import load_config
+
+T = TypeVar("T")
 
 
 @click.group()
@@ -162,3 +168,98 @@ def pool_advice(client_id: int, days: int, targets: tuple[float, ...], max_size:
 
 if __name__ == "__main__":
     main()
+
+
+@contextmanager
+def _session() -> Iterator[Session]:
+    app = create_app()
+    with app.app_context():
+        from hub.extensions import session_factory
+
+        with session_factory()() as session:
+            yield session
+
+
+def _commit_or_fail(session: Session, make: Callable[[], T]) -> T:
+    from tracking.accounts import InvalidAccount
+
+    try:
+        made = make()
+        session.commit()
+    except InvalidAccount as exc:
+        session.rollback()
+        raise click.UsageError(str(exc)) from None
+    return made
+
+
+@main.group()
+def agency() -> None:
+    """Agencies (each is walled off from the others)."""
+
+
+@agency.command("create")
+@click.argument("name")
+@click.option("--admin-email", required=True, help="The agency's first admin.")
+@click.password_option(envvar="OTKUDA_ADMIN_PASSWORD", help="Asked for when not given.")
+def agency_create(name: str, admin_email: str, password: str) -> None:
+    """Create agency NAME with its first admin user."""
+    from tracking.accounts import create_agency
+
+    with _session() as session:
+        user = _commit_or_fail(session, lambda: create_agency(session, name, admin_email, password))
+        click.echo(f"agency {user.agency_id} created; admin {user.email} can log in")
+
+
+@main.group()
+def user() -> None:
+    """Users of an agency."""
+
+
+@user.command("add")
+@click.argument("email")
+@click.option("--agency-id", type=int, required=True)
+@click.option("--role", type=click.Choice(["admin", "manager", "viewer"]), required=True)
+@click.option("--client-id", type=int, help="The one client a viewer sees.")
+@click.option("--name", default="")
+@click.password_option(envvar="OTKUDA_USER_PASSWORD", help="Asked for when not given.")
+def user_add(email: str, agency_id: int, role: str, client_id: int | None, name: str, password: str) -> None:
+    """Add user EMAIL to an agency with a role."""
+    from tracking.accounts import add_user
+    from tracking.models import Agency, Client, Role
+
+    with _session() as session:
+        found = session.get(Agency, agency_id)
+        if found is None:
+            raise click.UsageError(f"no agency {agency_id}")
+        client = session.get(Client, client_id) if client_id is not None else None
+        if client_id is not None and client is None:
+            raise click.UsageError(f"no client {client_id}")
+
+        def make() -> object:
+            return add_user(session, found, email, password, Role(role), client=client, name=name)
+
+        _commit_or_fail(session, make)
+        click.echo(f"user {email.strip().lower()} added as {role}")
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("issue")
+@click.argument("email")
+@click.option("--name", default="", help="What the token is for, shown in the hub.")
+def token_issue(email: str, name: str) -> None:
+    """Issue an API token for user EMAIL and print it (only its hash is kept)."""
+    from sqlalchemy import select
+
+    from tracking.accounts import issue_api_token
+    from tracking.models import User
+
+    with _session() as session:
+        found = session.scalar(select(User).where(User.email == email.strip().lower()))
+        if found is None:
+            raise click.UsageError(f"no user {email}")
+        click.echo(issue_api_token(session, found, name))
+        session.commit()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from tracking.db import utcnow
-from tracking.models import ApiToken, Client, Role, User
+from tracking.models import Agency, ApiToken, Client, Role, User
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 TOKEN_PREFIX = "otk_"  # noqa: S105  (a public marker, not a secret)
@@ -81,3 +82,58 @@ def can_see_client(user: User, client: Client | None) -> bool:
 
 def can_edit(user: User) -> bool:
     return user.role in (Role.ADMIN, Role.MANAGER)
+
+
+class InvalidAccount(ValueError):
+    """A user or agency cannot be created as asked; the message says which field and why."""
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD = 10
+
+
+def add_user(
+    db: Session,
+    agency: Agency,
+    email: str,
+    password: str,
+    role: Role,
+    *,
+    client: Client | None = None,
+    name: str = "",
+) -> User:
+    """A new user of ``agency``. Viewers need a client of the same agency; nobody else may have one."""
+    email = email.strip().lower()
+    if not _EMAIL.match(email) or len(email) > 254:
+        raise InvalidAccount(f"email: not an email address: {email!r}")
+    if len(password) < MIN_PASSWORD:
+        raise InvalidAccount(f"password: must be at least {MIN_PASSWORD} characters")
+    if role == Role.VIEWER:
+        if client is None or client.agency_id != agency.id:
+            raise InvalidAccount("client_id: a viewer needs one client of the same agency")
+    elif client is not None:
+        raise InvalidAccount("client_id: only viewers are bound to one client")
+    if db.scalar(select(User.id).where(User.email == email)) is not None:
+        raise InvalidAccount(f"email: {email} already has an account")
+    user = User(
+        agency_id=agency.id,
+        email=email,
+        name=name.strip()[:200],
+        password_hash=hash_password(password),
+        role=role,
+        client_id=client.id if client else None,
+    )
+    db.add(user)
+    db.flush()
+    return user
+
+
+def create_agency(db: Session, name: str, admin_email: str, password: str) -> User:
+    """A new agency with its first admin, who can then add managers, viewers and clients."""
+    name = name.strip()
+    if not name:
+        raise InvalidAccount("name: an agency needs a name")
+    agency = Agency(name=name[:200])
+    db.add(agency)
+    db.flush()
+    return add_user(db, agency, admin_email, password, Role.ADMIN)
