@@ -19,14 +19,14 @@ from jobs.history import RunTally, recorded
 from jobs.providers import capabilities
 from jobs.runtime import Runtime
 from tracking import hooks
+from tracking.calls import call_payload
 from tracking.db import utcnow
-from tracking.models import Client, Connection, ConnectionStatus, Deal, DealStatus, Delivery, SpendRow
+from tracking.models import Call, Client, Connection, ConnectionStatus, Deal, DealStatus, SpendRow
 
 log = logging.getLogger(__name__)
 
 CALL_KEY = re.compile(r"otkuda-call-(\d+)")
 DEALS_OVERLAP = dt.timedelta(minutes=10)  # re-read a little behind the cursor: CRM clocks and commits lag
-PHONE_LOOKBACK = 5000  # recent calls searched when a deal is linked by the contact's phone
 
 
 def sources(rt: Runtime, capability: str, connector: str | None = None) -> list[tuple[int, str]]:
@@ -138,33 +138,22 @@ def days(start: dt.date, end: dt.date, step: int) -> Iterator[tuple[dt.date, dt.
         day = last + dt.timedelta(days=1)
 
 
-def _call_snapshot(db: Session, client_id: int, call_id: int) -> dict[str, Any] | None:
-    """The CallPayload queued for a call (the outbox keeps a snapshot of every finalised call)."""
-    payload = db.scalar(
-        select(Delivery.payload)
-        .where(
-            Delivery.client_id == client_id, Delivery.key == f"otkuda-call-{call_id}", Delivery.kind == "call"
-        )
-        .limit(1)
-    )
-    return dict(payload) if payload else None
+def _client_call(db: Session, client_id: int, call_id: int) -> Call | None:
+    call = db.get(Call, call_id)
+    # A key the CRM hands back is data from outside: never link a deal to another client's call.
+    return call if call is not None and call.client_id == client_id else None
 
 
-def _call_by_phone(db: Session, client_id: int, phones: tuple[str, ...]) -> dict[str, Any] | None:
+def _first_call_of(db: Session, client_id: int, phones: tuple[str, ...]) -> Call | None:
+    """The caller's earliest call to this client: the one that brought the deal."""
     if not phones:
         return None
-    wanted = set(phones)
-    recent = db.scalars(
-        select(Delivery.payload)
-        .where(Delivery.client_id == client_id, Delivery.kind == "call")
-        .order_by(Delivery.id.desc())
-        .limit(PHONE_LOOKBACK)
+    return db.scalar(
+        select(Call)
+        .where(Call.client_id == client_id, Call.caller.in_(phones))
+        .order_by(Call.called_at, Call.id)
+        .limit(1)
     )
-    first = None
-    for payload in recent:
-        if payload.get("caller") in wanted:
-            first = payload  # keep going: the earliest call of this caller brought the deal
-    return dict(first) if first else None
 
 
 def upsert_deal(db: Session, conn: Connection, client_id: int, update_: DealUpdate) -> Deal:
@@ -190,16 +179,16 @@ def upsert_deal(db: Session, conn: Connection, client_id: int, update_: DealUpda
     call = None
     for key in update_.call_keys:
         m = CALL_KEY.fullmatch(key)
-        if m:
-            deal.call_id = int(m.group(1))
-            call = _call_snapshot(db, client_id, deal.call_id)
+        if m and (found := _client_call(db, client_id, int(m.group(1)))) is not None:
+            call = found
             break
-    if deal.call_id is None:
-        call = _call_by_phone(db, client_id, update_.contact_phones)
-        if call is not None:
-            deal.call_id = int(call["call_id"])
-    elif call is None:
-        call = _call_snapshot(db, client_id, deal.call_id)
+    if call is None and deal.call_id is not None:
+        call = _client_call(db, client_id, deal.call_id)
+    if call is None:
+        call = _first_call_of(db, client_id, update_.contact_phones)
+    if call is not None:
+        deal.call_id = call.id
+        deal.session_id = call.session_id
     if status != DealStatus.OPEN:
         deal.closed_at = update_.closed_at or update_.updated_at
     if status == DealStatus.WON and not was_won:
@@ -215,8 +204,8 @@ def upsert_deal(db: Session, conn: Connection, client_id: int, update_: DealUpda
             "amount": str(deal.amount),
             "currency": deal.currency,
             "won_at": deal.won_at.isoformat() if deal.won_at else None,
-            "caller": (call or {}).get("caller") or deal.contact_phone,
-            "call": call,
+            "caller": (call.caller if call else None) or deal.contact_phone,
+            "call": call_payload(db, call) if call is not None else None,
             "timezone": client.timezone if client else "Europe/Moscow",
         }
         hooks.deal_won.fire(db, hooks.DealWon(client_id=client_id, deal_id=deal.id, key=key, payload=payload))

@@ -13,9 +13,20 @@ from jobs.pool_stats import compute_pool_stats
 from jobs.pulls import pull_deals, pull_spend
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import make_tenant
-from tests.pipeline.support import call_payload, make_connection
-from tracking import hooks
-from tracking.models import Deal, DealStatus, Delivery, Pool, PoolStat, SpendRow, SyncRun, TrackingNumber
+from tests.pipeline.support import make_connection
+from tracking import calls, hooks
+from tracking.models import (
+    Call,
+    CallStatus,
+    Deal,
+    DealStatus,
+    Delivery,
+    Pool,
+    PoolStat,
+    SpendRow,
+    SyncRun,
+    TrackingNumber,
+)
 from tracking.models.sessions import FallbackEvent, NumberAssignment, VisitSession
 
 
@@ -53,16 +64,40 @@ def test_spend_pull_replaces_the_days_it_covers(db, rt, fakes) -> None:
     assert [(r.items, r.errors) for r in runs] == [(3, 0), (1, 0)]
 
 
+def _call(db, t, caller: str, session: VisitSession | None = None, hour: int = 10) -> Call:
+    call = Call(
+        client_id=t.client.id,
+        provider="generic",
+        provider_call_id=f"{caller}@{hour}",
+        caller=caller,
+        called_at=dt.datetime(2026, 11, 21, hour, tzinfo=dt.UTC),
+        status=CallStatus.ANSWERED,
+        session_id=session.id if session else None,
+    )
+    db.add(call)
+    db.flush()
+    p = calls.call_payload(db, call)
+    hooks.call_finalised.fire(db, hooks.CallFinalised(t.client.id, call.id, p["key"], p))
+    return call
+
+
 def test_won_deal_links_to_its_call_and_queues_deliveries_once(db, rt, fakes) -> None:
     t = make_tenant(db)
+    rival = make_tenant(db, "Rival")
     make_connection(db, t, fakes)
-    for call_id, caller in ((7, "+79990000007"), (8, "+79990000008")):
-        p = call_payload(call_id, t.client.id, caller)
-        hooks.call_finalised.fire(db, hooks.CallFinalised(t.client.id, call_id, p["key"], p))
+    visit = VisitSession(
+        public_id="s-8", client_id=t.client.id, site_id=t.site.id, visitor_id="v8", utm_source="yandex"
+    )
+    db.add(visit)
+    db.flush()
+    first = _call(db, t, "+79990000007")
+    second = _call(db, t, "+79990000008", visit)
+    _call(db, t, "+79990000008", hour=15)  # a later call from the same phone did not bring the deal
+    foreign = _call(db, rival, "+79990000009")
     db.commit()
     base = {"currency": "RUB", "name": "Kitchen", "updated_at": "2026-11-22T09:00:00+00:00"}
     fakes.dest.deals = [
-        {**base, "id": "501", "status": "open", "amount": "0", "call_keys": ["otkuda-call-7"]},
+        {**base, "id": "501", "status": "open", "amount": "0", "call_keys": [f"otkuda-call-{first.id}"]},
         {
             **base,
             "id": "502",
@@ -71,22 +106,27 @@ def test_won_deal_links_to_its_call_and_queues_deliveries_once(db, rt, fakes) ->
             "phones": ["+79990000008"],
             "closed_at": "2026-11-22T08:00:00+00:00",
         },
+        # A key naming another client's call is ignored, not trusted.
+        {**base, "id": "503", "status": "open", "amount": "0", "call_keys": [f"otkuda-call-{foreign.id}"]},
     ]
     pull_deals(rt, since=dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
     deals = {d.external_id: d for d in db.scalars(select(Deal))}
-    assert deals["501"].status == DealStatus.OPEN and deals["501"].call_id == 7
-    assert deals["502"].status == DealStatus.WON and deals["502"].call_id == 8  # linked by phone
+    assert deals["501"].status == DealStatus.OPEN and deals["501"].call_id == first.id
+    assert deals["502"].status == DealStatus.WON and deals["502"].call_id == second.id  # linked by phone
+    assert deals["502"].session_id == visit.id
+    assert deals["503"].call_id is None
     assert deals["502"].won_at == dt.datetime(2026, 11, 22, 8, tzinfo=dt.UTC)
     won = db.scalars(select(Delivery).where(Delivery.kind == "deal_won")).all()
     assert [(d.key, d.payload["amount"], d.payload["call"]["call_id"]) for d in won] == [
-        (f"otkuda-deal-{deals['502'].id}", "12500.00", 8)
+        (f"otkuda-deal-{deals['502'].id}", "12500.00", second.id)
     ]
+    assert won[0].payload["call"]["session"]["utm_source"] == "yandex"
     # The first deal is won later; the second is pulled again unchanged: only one more delivery.
     fakes.dest.deals[0].update(status="won", amount="900", updated_at="2026-11-22T10:00:00+00:00")
     pull_deals(rt)
     db.expire_all()
     won = db.scalars(select(Delivery).where(Delivery.kind == "deal_won").order_by(Delivery.id)).all()
-    assert len(won) == 2 and won[1].payload["call"]["call_id"] == 7
+    assert len(won) == 2 and won[1].payload["call"]["call_id"] == first.id
     assert db.get(Deal, deals["501"].id).amount == Decimal("900.00")
 
 
