@@ -81,7 +81,7 @@ def main() -> None:
         engine = make_engine(url)
         key = Fernet.generate_key().decode()
         import tests.pipeline.support as support
-        from tracking.secrets_box import SecretBox
+        from tracking.crypto import SecretBox
 
         support.BOX = SecretBox(key)  # the connection's tokens are sealed with this run's key
         rt = Runtime.from_config(

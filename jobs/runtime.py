@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from tracking.crypto import SecretBox
 from tracking.db import make_engine, make_session_factory
-from tracking.secrets_box import SecretBox
 
 
 def setting(config: Mapping[str, Any], name: str, default: Any = None) -> Any:

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 from connectors.base import AuthRevoked
 from jobs import providers
 from jobs.runtime import Runtime
+from tracking.crypto import SecretBox
 from tracking.db import is_postgres, utcnow
 from tracking.models import Connection, ConnectionStatus
-from tracking.secrets_box import SecretBox
 
 log = logging.getLogger(__name__)
 

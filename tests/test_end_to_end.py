@@ -26,6 +26,7 @@ from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import make_tenant
 from tests.fakes.yandex_server import FakeYandex, running_yandex
 from tests.tracking_factories import make_pool
+from tracking.crypto import SecretBox
 from tracking.db import utcnow
 from tracking.models import (
     AttributionMethod,
@@ -38,7 +39,6 @@ from tracking.models import (
     DeliveryStatus,
     VisitSession,
 )
-from tracking.secrets_box import SecretBox
 from tracking.telephony import generic
 
 COUNTER = "5551"

@@ -22,9 +22,9 @@ from hub.web import bp
 from jobs import providers
 from jobs.outbox import retry_now
 from jobs.tokens import oauth_session, redirect_uri, store_token
+from tracking.crypto import SecretBox
 from tracking.db import utcnow
 from tracking.models import Connection, ConnectionClient, ConnectionStatus, Delivery
-from tracking.secrets_box import SecretBox
 
 FLOW_KEY = "oauth_flow"
 

@@ -12,9 +12,9 @@ from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import Tenant
 from tests.fakes.destination import FakeDestination
 from tests.fakes.oauth import CLIENT_ID, CLIENT_SECRET, FakeOAuthServer
+from tracking.crypto import SecretBox
 from tracking.db import utcnow
 from tracking.models import Connection, ConnectionStatus
-from tracking.secrets_box import SecretBox
 
 BOX = SecretBox(TEST_ENCRYPTION_KEY)
 

@@ -34,7 +34,7 @@ class Connection(Base):
     """An authorised external account (amoCRM, Yandex, Google Ads ...).
 
     It belongs to one client, or (``client_id`` null) to the agency, which shares it with the clients
-    listed in ``connection_clients``. Tokens are stored encrypted (``tracking.secrets_box``).
+    listed in ``connection_clients``. Tokens are stored encrypted (``tracking.crypto``).
     """
 
     __tablename__ = "connections"
