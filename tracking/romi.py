@@ -1,0 +1,609 @@
+"""ROMI in one place: spend, visits, calls, deals and revenue per channel → campaign → ad group → keyword.
+
+One engine serves the dashboard, the API and the exports, so the numbers never disagree between them.
+
+How the sides meet:
+
+* **Visits** are sessions started in the period, under the session's own channel; campaign, ad group and
+  keyword come from ``utm_campaign`` (through the client's campaign mappings when it holds a name rather
+  than an id), ``utm_content`` and ``utm_term``, matched against what the ad platform reported.
+* **Calls** made in the period count under the channel their attribution gave them. Calls with no channel
+  are never dropped: they form the rows *Pool overflow*, *Unmatched number* and *Unattributed*. Under the
+  default model (last non-direct), a call whose session came direct inherits the campaign of the same
+  visitor's latest earlier non-direct session within ``LOOKBACK``; first touch uses the visitor's first.
+* **Deals** follow their call, so a row's deals and revenue are those of the calls it counts (a cohort by
+  call date: "did the calls of this period bring money back"). Deals the CRM holds without any call form
+  the row *Deals without a call*, counted by the deal's creation date.
+* **Spend** rows of the period go to the channel that the campaign's visits fell into; a campaign nobody
+  visited from goes to the channel whose rules mark that platform's clicks (yclid / gclid, utm_source), else
+  to a row *Spend without a channel*. Hand-entered spend is prorated by the days it overlaps the period.
+
+Every parent's additive figures are the sums of its children, and the totals are the sum of the top rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tracking.models import (
+    AttributionMethod,
+    CallStatus,
+    CampaignMapping,
+    Channel,
+    Client,
+    Deal,
+    DealStatus,
+    ManualSpend,
+    SpendRow,
+    VisitSession,
+)
+from tracking.models.calls import Call
+
+LEVELS = ("channel", "campaign", "ad_group", "keyword")
+LOOKBACK = dt.timedelta(days=90)
+ZERO = Decimal("0")
+CENTS = Decimal("0.01")
+
+# Keys of the rows that are not a channel of the client.
+OVERFLOW = "overflow"
+UNMATCHED = "unmatched"
+UNATTRIBUTED = "unattributed"
+NO_CALL_DEALS = "deals_without_call"
+NO_CHANNEL_SPEND = "spend_without_channel"
+SPECIAL_LABELS = {
+    OVERFLOW: "Pool overflow",
+    UNMATCHED: "Unmatched number",
+    UNATTRIBUTED: "Unattributed",
+    NO_CALL_DEALS: "Deals without a call",
+    NO_CHANNEL_SPEND: "Spend without a channel",
+}
+NONE_LABEL = {"campaign": "(no campaign)", "ad_group": "(no ad group)", "keyword": "(no keyword)"}
+
+# Which channel rules mark a platform's clicks, for spend of campaigns nobody visited from.
+PLATFORM_HINTS = {
+    "yandex_direct": ("has_yclid", ("yandex", "yandex.direct", "direct", "ya")),
+    "google_ads": ("has_gclid", ("google", "google_ads", "adwords")),
+}
+
+
+class Model(StrEnum):
+    LAST_NON_DIRECT = "last_non_direct"
+    LAST_TOUCH = "last_touch"
+    FIRST_TOUCH = "first_touch"
+
+
+class InvalidReport(ValueError):
+    """The report cannot be computed as asked (a period backwards, an unknown level or model)."""
+
+
+@dataclass
+class Metrics:
+    spend: Decimal = ZERO
+    clicks: int = 0
+    impressions: int = 0
+    visits: int = 0
+    calls: int = 0
+    first_time_calls: int = 0
+    answered: int = 0
+    missed: int = 0
+    deals: int = 0
+    won: int = 0
+    revenue: Decimal = ZERO
+    callers: set[str] = field(default_factory=set, repr=False)
+
+    def add(self, other: Metrics) -> None:
+        self.spend += other.spend
+        self.clicks += other.clicks
+        self.impressions += other.impressions
+        self.visits += other.visits
+        self.calls += other.calls
+        self.first_time_calls += other.first_time_calls
+        self.answered += other.answered
+        self.missed += other.missed
+        self.deals += other.deals
+        self.won += other.won
+        self.revenue += other.revenue
+        self.callers |= other.callers
+
+    @property
+    def unique_callers(self) -> int:
+        return len(self.callers)
+
+    @property
+    def cost_per_call(self) -> Decimal | None:
+        return _ratio_money(self.spend, self.calls)
+
+    @property
+    def cost_per_deal(self) -> Decimal | None:
+        return _ratio_money(self.spend, self.deals)
+
+    @property
+    def visit_to_call(self) -> float | None:
+        return self.calls / self.visits if self.visits else None
+
+    @property
+    def call_to_deal(self) -> float | None:
+        return self.deals / self.calls if self.calls else None
+
+    @property
+    def deal_to_won(self) -> float | None:
+        return self.won / self.deals if self.deals else None
+
+    @property
+    def romi(self) -> float | None:
+        """(revenue − spend) / spend; None when nothing was spent (ROMI is undefined, not infinite)."""
+        if not self.spend:
+            return None
+        return float((self.revenue - self.spend) / self.spend)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "spend": _money(self.spend),
+            "clicks": self.clicks,
+            "impressions": self.impressions,
+            "visits": self.visits,
+            "calls": self.calls,
+            "unique_callers": self.unique_callers,
+            "first_time_calls": self.first_time_calls,
+            "answered": self.answered,
+            "missed": self.missed,
+            "deals": self.deals,
+            "won": self.won,
+            "revenue": _money(self.revenue),
+            "cost_per_call": _money(self.cost_per_call),
+            "cost_per_deal": _money(self.cost_per_deal),
+            "visit_to_call": self.visit_to_call,
+            "call_to_deal": self.call_to_deal,
+            "deal_to_won": self.deal_to_won,
+            "romi": self.romi,
+        }
+
+
+def _ratio_money(amount: Decimal, count: int) -> Decimal | None:
+    return (amount / count).quantize(CENTS) if count else None
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value.quantize(CENTS))
+
+
+METRIC_NAMES = tuple(Metrics().as_dict())
+
+
+@dataclass
+class Node:
+    """One row of the report: a channel, a campaign of it, an ad group of that, or a keyword."""
+
+    level: int  # 0 for the totals, 1 channel … 4 keyword
+    key: str
+    label: str
+    path: tuple[str, ...] = ()
+    metrics: Metrics = field(default_factory=Metrics)
+    children: dict[str, Node] = field(default_factory=dict)
+
+    def child(self, key: str, label: str) -> Node:
+        node = self.children.get(key)
+        if node is None:
+            node = self.children[key] = Node(self.level + 1, key, label, (*self.path, key))
+        elif label and node.label == NONE_LABEL.get(LEVELS[node.level - 1], ""):
+            node.label = label
+        return node
+
+    def sorted_children(self) -> list[Node]:
+        return sorted(self.children.values(), key=_row_order)
+
+    def walk(self, depth: int) -> Iterator[Node]:
+        """This node's descendants down to ``depth`` levels, parents before their children."""
+        for c in self.sorted_children():
+            yield c
+            if c.level < depth:
+                yield from c.walk(depth)
+
+    def find(self, path: Iterable[str]) -> Node | None:
+        node: Node | None = self
+        for key in path:
+            node = node.children.get(key) if node else None
+        return node
+
+
+def _row_order(n: Node) -> tuple[int, Decimal, int, str]:
+    # Channels with money first, special rows last, then by calls and name.
+    special = 1 if n.key in SPECIAL_LABELS else 0
+    return (special, -(n.metrics.revenue + n.metrics.spend), -n.metrics.calls, n.label.lower())
+
+
+@dataclass
+class Report:
+    client_id: int
+    start: dt.date
+    end: dt.date
+    model: Model
+    currency: str
+    total: Node
+
+    def rows(self, depth: int = 1) -> list[Node]:
+        return list(self.total.walk(depth))
+
+    def top(self, level: str, limit: int = 10) -> list[Node]:
+        """The best campaigns or keywords across channels, by revenue then calls."""
+        depth = LEVELS.index(level) + 1
+        nodes = [n for n in self.total.walk(depth) if n.level == depth and n.key]
+        nodes.sort(key=lambda n: (-n.metrics.revenue, -n.metrics.calls, n.label.lower()))
+        return nodes[:limit]
+
+
+# --- the engine -------------------------------------------------------------------------------------------
+
+
+def period_bounds(client: Client, start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end] as local days of the client, turned into a half-open UTC interval."""
+    tz = ZoneInfo(client.timezone or "UTC")
+    lo = dt.datetime.combine(start, dt.time(), tz).astimezone(dt.UTC)
+    hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tz).astimezone(dt.UTC)
+    return lo, hi
+
+
+def report(
+    db: Session,
+    client: Client,
+    start: dt.date,
+    end: dt.date,
+    *,
+    model: Model | str = Model.LAST_NON_DIRECT,
+) -> Report:
+    """The ROMI tree of ``client`` for the local days [start, end]."""
+    if end < start:
+        raise InvalidReport("end: the period ends before it starts")
+    if (end - start).days > 3 * 366:
+        raise InvalidReport("end: a report covers at most three years")
+    try:
+        model = Model(model)
+    except ValueError:
+        raise InvalidReport(f"model: one of {', '.join(m.value for m in Model)}") from None
+    lo, hi = period_bounds(client, start, end)
+    ctx = _Context(db, client)
+    total = Node(0, "", "Total")
+    _add_visits(ctx, total, lo, hi)
+    _add_calls(ctx, total, lo, hi, model)
+    _add_deals_without_call(ctx, total, lo, hi)
+    _add_spend(ctx, total, start, end)
+    _add_manual_spend(ctx, total, start, end)
+    _roll_up(total)
+    return Report(client.id, start, end, model, client.currency, total)
+
+
+class _Context:
+    """Look-ups shared by the passes: channels, campaign mappings, and what the platforms call things."""
+
+    def __init__(self, db: Session, client: Client) -> None:
+        self.db = db
+        self.client = client
+        self.channels = {c.id: c for c in db.scalars(select(Channel).where(Channel.client_id == client.id))}
+        self.direct_ids = {c.id for c in self.channels.values() if c.is_default}
+        self.mappings = {
+            m.utm_campaign.strip().lower(): m.campaign_id
+            for m in db.scalars(select(CampaignMapping).where(CampaignMapping.client_id == client.id))
+        }
+        self.campaign_names: dict[str, str] = {}
+        self.ad_groups: dict[tuple[str, str], tuple[str, str]] = {}  # (campaign, id or name) -> (id, name)
+        self.keywords: dict[tuple[str, str], tuple[str, str]] = {}  # (campaign, id or text) -> (id, text)
+        self.campaign_channel: dict[str, int] = {}  # campaign id -> the channel its visits fell into
+        self._campaign_votes: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        self._known_loaded = False
+
+    def load_platform_names(self) -> None:
+        """Names and ids of campaigns, ad groups and keywords as the platforms reported them."""
+        if self._known_loaded:
+            return
+        self._known_loaded = True
+        q = (
+            select(
+                SpendRow.campaign_id,
+                SpendRow.campaign_name,
+                SpendRow.ad_group_id,
+                SpendRow.ad_group_name,
+                SpendRow.keyword_id,
+                SpendRow.keyword,
+            )
+            .where(SpendRow.client_id == self.client.id)
+            .distinct()
+        )
+        for cid, cname, gid, gname, kid, kw in self.db.execute(q):
+            if cname:
+                self.campaign_names[cid] = cname
+            if gid:
+                for k in (gid, (gname or "").lower()):
+                    if k:
+                        self.ad_groups[(cid, k)] = (gid, gname or gid)
+            if kid or kw:
+                for k in (kid, (kw or "").lower()):
+                    if k:
+                        self.keywords[(cid, k)] = (kid or (kw or "").lower(), kw or kid)
+
+    def channel_key(self, channel_id: int | None) -> tuple[str, str]:
+        if channel_id is None or channel_id not in self.channels:
+            return UNATTRIBUTED, SPECIAL_LABELS[UNATTRIBUTED]
+        return f"ch{channel_id}", self.channels[channel_id].name
+
+    def dims(
+        self, campaign: str | None, content: str | None, term: str | None
+    ) -> tuple[tuple[str, str], tuple[str, str], tuple[str, str]]:
+        """(key, label) of campaign, ad group and keyword for a session's utm_campaign/content/term."""
+        self.load_platform_names()
+        raw = (campaign or "").strip()
+        cid = self.mappings.get(raw.lower(), raw)
+        camp = (cid, self.campaign_names.get(cid, raw or NONE_LABEL["campaign"]))
+        g = (content or "").strip()
+        gid, gname = self.ad_groups.get((cid, g), None) or self.ad_groups.get((cid, g.lower()), (g, g))
+        group = (gid, gname or NONE_LABEL["ad_group"])
+        t = (term or "").strip()
+        kid, kw = self.keywords.get((cid, t), None) or self.keywords.get((cid, t.lower()), (t.lower(), t))
+        keyword = (kid, kw or NONE_LABEL["keyword"])
+        return camp, group, keyword
+
+    def vote(self, campaign_id: str, channel_id: int | None, visits: int) -> None:
+        if campaign_id and channel_id is not None:
+            self._campaign_votes[campaign_id][channel_id] += visits
+
+    def settle_votes(self) -> None:
+        for cid, votes in self._campaign_votes.items():
+            self.campaign_channel[cid] = max(votes.items(), key=lambda kv: (kv[1], -kv[0]))[0]
+
+    def platform_channel(self, platform: str) -> int | None:
+        hint = PLATFORM_HINTS.get(platform)
+        if hint is None:
+            return None
+        flag, sources = hint
+        for ch in sorted(self.channels.values(), key=lambda c: (c.position, c.id)):
+            for rule in ch.rules or []:
+                if not isinstance(rule, dict):
+                    continue
+                if rule.get(flag) is True or str(rule.get("utm_source", "")).lower() in sources:
+                    return ch.id
+        return None
+
+
+def _leaf(total: Node, ctx: _Context, channel: tuple[str, str], dims: tuple) -> Node:
+    node = total.child(*channel)
+    for key, label in dims:
+        node = node.child(key, label)
+    return node
+
+
+def _add_visits(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.datetime) -> None:
+    s = VisitSession
+    q = (
+        select(s.channel_id, s.utm_campaign, s.utm_content, s.utm_term, func.count())
+        .where(s.client_id == ctx.client.id, s.started_at >= lo, s.started_at < hi)
+        .group_by(s.channel_id, s.utm_campaign, s.utm_content, s.utm_term)
+    )
+    for channel_id, campaign, content, term, n in ctx.db.execute(q):
+        dims = ctx.dims(campaign, content, term)
+        ctx.vote(dims[0][0], channel_id, n)
+        _leaf(total, ctx, ctx.channel_key(channel_id), dims).metrics.visits += n
+    ctx.settle_votes()
+
+
+@dataclass
+class _CallRow:
+    id: int
+    caller: str | None
+    status: CallStatus
+    first_time: bool
+    method: AttributionMethod
+    channel_id: int | None
+    session_id: int | None
+    site_id: int | None
+    visitor_id: str | None
+    started_at: dt.datetime | None
+    session_channel: int | None
+    campaign: str | None
+    content: str | None
+    term: str | None
+
+
+def _add_calls(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.datetime, model: Model) -> None:
+    c, s = Call, VisitSession
+    q = (
+        select(
+            c.id,
+            c.caller,
+            c.status,
+            c.first_time,
+            c.attribution_method,
+            c.channel_id,
+            c.session_id,
+            s.site_id,
+            s.visitor_id,
+            s.started_at,
+            s.channel_id,
+            s.utm_campaign,
+            s.utm_content,
+            s.utm_term,
+        )
+        .outerjoin(s, s.id == c.session_id)
+        .where(
+            c.client_id == ctx.client.id,
+            c.called_at >= lo,
+            c.called_at < hi,
+            c.status != CallStatus.IN_PROGRESS,
+        )
+    )
+    calls = [_CallRow(*row) for row in ctx.db.execute(q)]
+    touches = _touches(ctx, calls, model)
+    deals = _deals_of(ctx, [r.id for r in calls])
+    for r in calls:
+        channel_id, campaign, content, term = r.channel_id, r.campaign, r.content, r.term
+        if r.method == AttributionMethod.MANUAL:
+            campaign = content = term = None  # a person named the source; the session's tags no longer apply
+        elif r.id in touches:
+            channel_id, campaign, content, term = touches[r.id]
+        if channel_id is None:
+            special = {AttributionMethod.OVERFLOW: OVERFLOW, AttributionMethod.UNMATCHED: UNMATCHED}
+            key = special.get(r.method, UNATTRIBUTED)
+            channel = (key, SPECIAL_LABELS[key])
+        else:
+            channel = ctx.channel_key(channel_id)
+        m = _leaf(total, ctx, channel, ctx.dims(campaign, content, term)).metrics
+        m.calls += 1
+        m.first_time_calls += int(bool(r.first_time))
+        m.answered += int(r.status == CallStatus.ANSWERED)
+        m.missed += int(r.status != CallStatus.ANSWERED)
+        if r.caller:
+            m.callers.add(r.caller)
+        for status, amount in deals.get(r.id, ()):
+            m.deals += 1
+            if status == DealStatus.WON:
+                m.won += 1
+                m.revenue += amount
+
+
+def _touches(
+    ctx: _Context, calls: list[_CallRow], model: Model
+) -> dict[int, tuple[int | None, str | None, str | None, str | None]]:
+    """Calls whose credit moves to another session of the same visitor under ``model``."""
+    if model == Model.LAST_TOUCH:
+        return {}
+    wanted = [
+        r
+        for r in calls
+        if r.visitor_id is not None
+        and r.method != AttributionMethod.MANUAL
+        and (model == Model.FIRST_TOUCH or r.session_channel in ctx.direct_ids or r.session_channel is None)
+    ]
+    if not wanted:
+        return {}
+    earliest = min(r.started_at for r in wanted if r.started_at) - LOOKBACK
+    history: dict[tuple[int, str], list[tuple]] = defaultdict(list)
+    visitors = sorted({r.visitor_id for r in wanted if r.visitor_id})
+    sites = {r.site_id for r in wanted}
+    s = VisitSession
+    for i in range(0, len(visitors), 500):
+        q = (
+            select(
+                s.site_id, s.visitor_id, s.started_at, s.channel_id, s.utm_campaign, s.utm_content, s.utm_term
+            )
+            .where(
+                s.client_id == ctx.client.id,
+                s.started_at >= earliest,
+                s.visitor_id.in_(visitors[i : i + 500]),
+            )
+            .order_by(s.started_at)
+        )
+        for site, visitor, started, *rest in ctx.db.execute(q):
+            if site in sites:
+                history[(site, visitor)].append((started, *rest))
+    out = {}
+    for r in wanted:
+        earlier = [
+            h
+            for h in history.get((r.site_id, r.visitor_id), ())
+            if h[0] < r.started_at and h[0] >= r.started_at - LOOKBACK
+        ]
+        if model == Model.FIRST_TOUCH:
+            if earlier:
+                out[r.id] = tuple(earlier[0][1:])
+            continue
+        non_direct = [h for h in earlier if h[1] is not None and h[1] not in ctx.direct_ids]
+        if non_direct:
+            out[r.id] = tuple(non_direct[-1][1:])
+    return out  # type: ignore[return-value]
+
+
+def _deals_of(ctx: _Context, call_ids: list[int]) -> dict[int, list[tuple[DealStatus, Decimal]]]:
+    out: dict[int, list[tuple[DealStatus, Decimal]]] = defaultdict(list)
+    if not call_ids:
+        return out
+    wanted = set(call_ids)
+    lo, hi = min(call_ids), max(call_ids)
+    q = select(Deal.call_id, Deal.status, Deal.amount).where(
+        Deal.client_id == ctx.client.id, Deal.call_id >= lo, Deal.call_id <= hi
+    )
+    for call_id, status, amount in ctx.db.execute(q):
+        if call_id in wanted:
+            out[call_id].append((status, Decimal(amount or 0)))
+    return out
+
+
+def _add_deals_without_call(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.datetime) -> None:
+    q = select(Deal.status, Deal.amount).where(
+        Deal.client_id == ctx.client.id, Deal.call_id.is_(None), Deal.created_at >= lo, Deal.created_at < hi
+    )
+    rows = ctx.db.execute(q).all()
+    if not rows:
+        return
+    m = _leaf(total, ctx, (NO_CALL_DEALS, SPECIAL_LABELS[NO_CALL_DEALS]), ctx.dims(None, None, None)).metrics
+    for status, amount in rows:
+        m.deals += 1
+        if status == DealStatus.WON:
+            m.won += 1
+            m.revenue += Decimal(amount or 0)
+
+
+def _add_spend(ctx: _Context, total: Node, start: dt.date, end: dt.date) -> None:
+    r = SpendRow
+    q = (
+        select(
+            r.platform,
+            r.campaign_id,
+            r.ad_group_id,
+            r.keyword_id,
+            r.keyword,
+            func.sum(r.cost),
+            func.sum(r.clicks),
+            func.sum(r.impressions),
+        )
+        .where(r.client_id == ctx.client.id, r.day >= start, r.day <= end)
+        .group_by(r.platform, r.campaign_id, r.ad_group_id, r.keyword_id, r.keyword)
+    )
+    ctx.load_platform_names()
+    for platform, cid, gid, kid, kw, cost, clicks, impressions in ctx.db.execute(q):
+        channel_id = ctx.campaign_channel.get(cid) or ctx.platform_channel(platform)
+        channel = ctx.channel_key(channel_id) if channel_id else _no_channel()
+        group = ctx.ad_groups.get((cid, gid), (gid, gid)) if gid else ("", NONE_LABEL["ad_group"])
+        keyword = ("", NONE_LABEL["keyword"])
+        if kid or kw:
+            keyword = (kid or (kw or "").lower(), kw or kid)
+        dims = ((cid, ctx.campaign_names.get(cid, cid)), group, keyword)
+        m = _leaf(total, ctx, channel, dims).metrics
+        m.spend += Decimal(cost or 0)
+        m.clicks += int(clicks or 0)
+        m.impressions += int(impressions or 0)
+
+
+def _no_channel() -> tuple[str, str]:
+    return NO_CHANNEL_SPEND, SPECIAL_LABELS[NO_CHANNEL_SPEND]
+
+
+def _add_manual_spend(ctx: _Context, total: Node, start: dt.date, end: dt.date) -> None:
+    q = select(ManualSpend).where(
+        ManualSpend.client_id == ctx.client.id,
+        ManualSpend.period_start <= end,
+        ManualSpend.period_end >= start,
+    )
+    for row in ctx.db.scalars(q):
+        days = (row.period_end - row.period_start).days + 1
+        overlap = (min(end, row.period_end) - max(start, row.period_start)).days + 1
+        if days <= 0 or overlap <= 0:
+            continue
+        share = (Decimal(row.amount) * overlap / days).quantize(CENTS)
+        channel = ctx.channel_key(row.channel_id) if row.channel_id else _no_channel()
+        _leaf(total, ctx, channel, ctx.dims(None, None, None)).metrics.spend += share
+
+
+def _roll_up(node: Node) -> None:
+    if not node.children:
+        return
+    node.metrics = Metrics()
+    for child in node.children.values():
+        _roll_up(child)
+        node.metrics.add(child.metrics)
