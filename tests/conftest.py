@@ -24,6 +24,9 @@ from hub import create_app
 from tracking.db import Base, make_engine, make_session_factory
 from tracking.migrate import upgrade
 
+# Shared worlds whose fixtures several test modules use.
+pytest_plugins = ["tests.romi_world"]
+
 PG_ADMIN_URL = os.environ.get("OTKUDA_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BACKENDS = [b.strip() for b in os.environ.get("OTKUDA_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
 TEST_ENCRYPTION_KEY = Fernet.generate_key().decode()

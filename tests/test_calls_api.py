@@ -7,6 +7,7 @@ import datetime as dt
 import io
 from urllib.parse import urlencode
 
+import openpyxl
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -158,12 +159,21 @@ def test_csv_export(client, world) -> None:
     t, _ch, _s, calls, _other, _foreign = world
     resp = client.get(f"/api/v1/clients/{t.client.id}/calls.csv?status=missed", headers=_auth(t))
     assert resp.status_code == 200 and resp.mimetype == "text/csv"
-    rows = list(csv.DictReader(io.StringIO(resp.get_data(as_text=True))))
+    rows = list(csv.DictReader(io.StringIO(resp.get_data().decode("utf-8-sig"))))
     assert [int(r["id"]) for r in rows] == [calls["dynamic"].id]
     row = rows[0]
     assert row["caller"] == "+79004445566" and row["channel"] == "Ads" and row["method"] == "dynamic"
     # A value a spreadsheet would run as a formula is written as text.
     assert row["utm_campaign"] == "'=cmd()"
+
+    book = client.get(f"/api/v1/clients/{t.client.id}/calls.xlsx?status=missed", headers=_auth(t))
+    assert book.status_code == 200 and book.mimetype.endswith("spreadsheetml.sheet")
+    sheet = openpyxl.load_workbook(io.BytesIO(book.get_data())).active
+    header, *cells = [list(r) for r in sheet.iter_rows(values_only=True)]
+    assert header == list(csv.DictReader(io.StringIO(resp.get_data().decode("utf-8-sig"))).fieldnames)
+    assert len(cells) == 1 and cells[0][header.index("id")] == calls["dynamic"].id
+    assert cells[0][header.index("caller")] == "+79004445566"
+    assert cells[0][header.index("utm_campaign")] == "'=cmd()"
 
 
 def test_operator_edits_promo_manual_tags_notes(client, db: Session, world) -> None:

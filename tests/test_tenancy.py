@@ -82,6 +82,7 @@ def build_world(db, t: Tenant) -> dict[str, str]:
     db.commit()
     return {
         "client_id": str(t.client.id),
+        "fmt": "xlsx",  # export format: both are tenant-scoped alike
         "site_id": str(t.site.id),
         "channel_id": str(channel.id),
         "number_id": str(number.id),

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__)
 
-from hub.api import calls, common, openapi, pipeline, resources, setup, spend, users  # noqa: E402,F401  (registers the routes)
+from hub.api import calls, common, openapi, pipeline, resources, romi, setup, spend, users  # noqa: E402,F401  (registers the routes)

@@ -3,17 +3,17 @@ integrations that report them."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import secrets as secrets_mod
+from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import Response, abort, current_app, jsonify, request
+from flask import abort, current_app, jsonify, request
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from hub import exports
 from hub.api import bp
 from hub.api.openapi import register, schema
 from hub.auth import api_auth_required, client_or_404, current_user
@@ -247,55 +247,42 @@ CSV_COLUMNS = [
 ]
 
 
-@bp.get("/clients/<int:client_id>/calls.csv")
-@api_auth_required
-def export_calls(client_id: int) -> Any:
-    client = client_or_404(client_id)
+def export_rows(client: Client) -> Iterator[list[Any]]:
+    """The calls matching the request's filters as flat rows under ``CSV_COLUMNS`` (oldest first)."""
     calls = list(db().scalars(_filtered(client).order_by(Call.called_at, Call.id).limit(CSV_LIMIT)))
     numbers, channels, sessions = _lookups(db(), client, calls)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
     for call in calls:
         data = call_json(call, numbers, channels, sessions)
         session = sessions.get(call.session_id) if call.session_id else None
-        row = [
+        yield [
             data["id"],
             data["called_at"],
-            data["caller"] or "",
-            data["tracking_number"] or data["called_number"] or "",
+            data["caller"],
+            data["tracking_number"] or data["called_number"],
             data["status"],
-            int(data["abandoned"]),
-            int(data["first_time"]),
+            data["abandoned"],
+            data["first_time"],
             data["wait_seconds"],
             data["talk_seconds"],
-            data["channel"]["name"] if data["channel"] else "",
+            data["channel"]["name"] if data["channel"] else None,
             data["attribution"]["method"],
-            data["attribution"]["session_confidence"]
-            if data["attribution"]["session_confidence"] is not None
-            else "",
-            data["attribution"]["channel_confidence"]
-            if data["attribution"]["channel_confidence"] is not None
-            else "",
+            data["attribution"]["session_confidence"],
+            data["attribution"]["channel_confidence"],
             *(
-                (getattr(session, f) or "") if session else ""
+                getattr(session, f) if session else None
                 for f in ("utm_source", "utm_medium", "utm_campaign", "utm_term", "landing_url")
             ),
             ";".join(data["tags"]),
             data["notes"],
-            data["recording_url"] or "",
+            data["recording_url"],
         ]
-        # A cell starting with = + - @ is a formula to spreadsheets; prefix it so it stays text.
-        writer.writerow(
-            [f"'{v}" if isinstance(v, str) and v[:1] in "=+-@" and not _is_phone(v) else v for v in row]
-        )
-    resp = Response(out.getvalue(), mimetype="text/csv")
-    resp.headers["Content-Disposition"] = f'attachment; filename="calls-{client.id}.csv"'
-    return resp
 
 
-def _is_phone(value: str) -> bool:
-    return value.startswith("+") and value[1:].isdigit()
+@bp.get("/clients/<int:client_id>/calls.<any(csv, xlsx):fmt>")
+@api_auth_required
+def export_calls(client_id: int, fmt: str) -> Any:
+    client = client_or_404(client_id)
+    return exports.download(f"calls-{client.id}", fmt, CSV_COLUMNS, export_rows(client), "Calls")
 
 
 def _call_or_404(client: Client, call_id: int) -> Call:
@@ -662,9 +649,18 @@ register(
     "/clients/{client_id}/calls.csv",
     "get",
     {
-        "summary": "Calls as CSV (same filters)",
+        "summary": "Calls as a flat CSV (same filters; UTF-8 with a byte-order mark)",
         "parameters": _FILTERS,
         "responses": {"200": {"description": "CSV", "content": {"text/csv": {}}}, "404": _NOT_FOUND},
+    },
+)
+register(
+    "/clients/{client_id}/calls.xlsx",
+    "get",
+    {
+        "summary": "Calls as an XLSX workbook (same filters and columns as the CSV)",
+        "parameters": _FILTERS,
+        "responses": {"200": {"description": "XLSX", "content": {exports.XLSX: {}}}, "404": _NOT_FOUND},
     },
 )
 register(
