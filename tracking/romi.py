@@ -241,6 +241,44 @@ class Report:
         return nodes[:limit]
 
 
+FLAT_COLUMNS = [
+    "period_start",
+    "period_end",
+    "model",
+    "currency",
+    *LEVELS,
+    *(f"{level}_key" for level in LEVELS),
+    *METRIC_NAMES,
+]
+
+
+def with_labels(nodes: Iterable[Node]) -> Iterator[tuple[Node, list[str]]]:
+    """Each node (parents before children, as ``walk`` gives them) with the labels of its path."""
+    labels: list[str] = []
+    for node in nodes:
+        labels = [*labels[: node.level - 1], node.label]
+        yield node, labels
+
+
+def flat_rows(rep: Report) -> Iterator[list[object]]:
+    """One row per leaf under ``FLAT_COLUMNS``, every dimension filled in: what BI tools want."""
+    depth = len(LEVELS)
+    for node, labels in with_labels(rep.rows(depth)):
+        if node.children:
+            continue
+        names = labels + [""] * (depth - len(labels))
+        keys = list(node.path) + [""] * (depth - len(node.path))
+        yield [
+            rep.start,
+            rep.end,
+            rep.model.value,
+            rep.currency,
+            *names,
+            *keys,
+            *node.metrics.as_dict().values(),
+        ]
+
+
 # --- the engine -------------------------------------------------------------------------------------------
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 from flask import jsonify, request
@@ -60,35 +59,6 @@ def row_json(node: romi.Node) -> dict[str, Any]:
     }
 
 
-def _rows_with_dimensions(rep: romi.Report, depth: int) -> Iterator[tuple[romi.Node, list[str]]]:
-    labels: list[str] = []
-    for node in rep.rows(depth):
-        labels = [*labels[: node.level - 1], node.label]
-        yield node, labels
-
-
-EXPORT_COLUMNS = [
-    "period_start",
-    "period_end",
-    "model",
-    "currency",
-    *romi.LEVELS,
-    *(f"{level}_key" for level in romi.LEVELS),
-    *romi.METRIC_NAMES,
-]
-
-
-def export_rows(rep: romi.Report) -> Iterator[list[Any]]:
-    """One row per leaf (keyword level) with every dimension filled in: flat, for BI tools."""
-    for node, labels in _rows_with_dimensions(rep, len(romi.LEVELS)):
-        if node.children:
-            continue
-        names = labels + [""] * (len(romi.LEVELS) - len(labels))
-        keys = list(node.path) + [""] * (len(romi.LEVELS) - len(node.path))
-        metrics = node.metrics.as_dict()
-        yield [rep.start, rep.end, rep.model.value, rep.currency, *names, *keys, *metrics.values()]
-
-
 @bp.get("/clients/<int:client_id>/romi")
 @api_auth_required
 def get_romi(client_id: int) -> Any:
@@ -96,7 +66,7 @@ def get_romi(client_id: int) -> Any:
     depth = depth_from_args()
     rep = report_from_args(client)
     rows = []
-    for node, labels in _rows_with_dimensions(rep, depth):
+    for node, labels in romi.with_labels(rep.rows(depth)):
         row = row_json(node)
         row["dimensions"] = dict(zip(romi.LEVELS, labels + [None] * (4 - len(labels)), strict=True))
         rows.append(row)
@@ -116,7 +86,7 @@ def export_romi(client_id: int, fmt: str) -> Any:
     client = client_or_404(client_id)
     rep = report_from_args(client)
     name = f"romi-{client.id}-{rep.start.isoformat()}-{rep.end.isoformat()}"
-    return exports.download(name, fmt, EXPORT_COLUMNS, export_rows(rep), "ROMI")
+    return exports.download(name, fmt, romi.FLAT_COLUMNS, romi.flat_rows(rep), "ROMI")
 
 
 _PARAMS = [
