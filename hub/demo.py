@@ -13,6 +13,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -24,12 +25,20 @@ from tracking.crypto import encrypt_json
 from tracking.db import utcnow
 from tracking.models import (
     Agency,
+    Call,
+    CallStatus,
     Channel,
     Client,
+    Connection,
+    ConnectionStatus,
+    Deal,
+    DealStatus,
+    ManualSpend,
     Pool,
     PoolChannel,
     Role,
     Site,
+    SpendRow,
     TelephonyIntegration,
     TrackingNumber,
     User,
@@ -155,6 +164,7 @@ def seed(
     db.commit()
 
     _simulate(db, site, integration, list(statics.values()), now)
+    _money(db, client, channels["Billboard"], now)
     return DemoInfo(DEMO_EMAIL, DEMO_PASSWORD, client.id, site.site_key, created=True)
 
 
@@ -238,6 +248,88 @@ def _call(
     ]
     for event in events:
         calls.ingest(db, integration, event)
+    db.commit()
+
+
+# What the ad platforms would report for the demo's campaigns: platform, campaign, name, keyword id and text.
+_CAMPAIGNS = [
+    ("yandex_direct", "70001", "Plastic windows", "k-501", "plastic windows"),
+    ("yandex_direct", "70002", "Window repair", "k-502", "window repair"),
+    ("google_ads", "brand", "Brand search", "", ""),
+]
+
+
+def _money(db: Session, client: Client, billboard: Channel, now: dt.datetime) -> None:
+    """Spend, hand-entered billboard cost and CRM deals, so the ROMI report has something to say.
+
+    They hang off a disabled connection that stands for the accounts a real client would connect; the
+    scheduler never pulls from a disabled connection.
+    """
+    rng = random.Random(7)
+    conn = Connection(
+        agency_id=client.agency_id,
+        client_id=client.id,
+        provider="demo",
+        name="Demo CRM and ad accounts (not live)",
+        connectors=[],
+        account={},
+        settings={},
+        scopes=[],
+        status=ConnectionStatus.DISABLED,
+    )
+    db.add(conn)
+    db.flush()
+    today = now.date()
+    for days_ago in range(4):
+        for platform, cid, name, kid, keyword in _CAMPAIGNS:
+            db.add(
+                SpendRow(
+                    client_id=client.id,
+                    connection_id=conn.id,
+                    platform=platform,
+                    day=today - dt.timedelta(days=days_ago),
+                    campaign_id=cid,
+                    campaign_name=name,
+                    ad_group_id=f"g-{cid}" if kid else "",
+                    ad_group_name=f"{name} group" if kid else "",
+                    keyword_id=kid,
+                    keyword=keyword,
+                    clicks=rng.randint(20, 60),
+                    impressions=rng.randint(400, 1500),
+                    cost=Decimal(rng.randint(1500, 4000)),
+                    currency="RUB",
+                )
+            )
+    db.add(
+        ManualSpend(
+            client_id=client.id,
+            channel_id=billboard.id,
+            period_start=today.replace(day=1),
+            period_end=today.replace(day=1) + dt.timedelta(days=29),
+            amount=Decimal("30000"),
+            note="Billboard on the ring road",
+        )
+    )
+    answered = db.scalars(
+        select(Call).where(Call.client_id == client.id, Call.status == CallStatus.ANSWERED).order_by(Call.id)
+    ).all()
+    for n, call in enumerate(answered[::2]):
+        won = n % 3 != 2
+        db.add(
+            Deal(
+                client_id=client.id,
+                connection_id=conn.id,
+                external_id=f"demo-deal-{n}",
+                status=DealStatus.WON if won else DealStatus.OPEN,
+                amount=Decimal(rng.randint(18, 95) * 1000) if won else Decimal("0"),
+                name=f"Windows order {n + 1}",
+                call_id=call.id,
+                session_id=call.session_id,
+                contact_phone=call.caller,
+                won_at=(call.called_at + dt.timedelta(hours=6)) if won and call.called_at else None,
+                closed_at=(call.called_at + dt.timedelta(hours=6)) if won and call.called_at else None,
+            )
+        )
     db.commit()
 
 

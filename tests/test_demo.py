@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import func, select
 
@@ -9,7 +11,8 @@ from hub.demo import BUSINESS_NUMBER, DEMO_EMAIL, DEMO_PASSWORD, landing_app, la
 from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, serve
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import csrf, make_tenant, web_login
-from tracking.models import Call, NumberAssignment, Pool, TrackingNumber, VisitSession
+from tracking import romi
+from tracking.models import Call, Client, NumberAssignment, Pool, TrackingNumber, VisitSession
 from tracking.models.calls import AttributionMethod
 
 TABLES = (VisitSession, NumberAssignment, Call, TrackingNumber, Pool)
@@ -33,6 +36,15 @@ def test_seed_goes_through_the_services_and_is_idempotent(db) -> None:
     # Calls to pool numbers were matched to the sessions that held them, with a confidence.
     dynamic = db.scalars(select(Call).where(Call.attribution_method == AttributionMethod.DYNAMIC)).all()
     assert all(c.session_id is not None and 0 < c.session_confidence <= 1 for c in dynamic)
+
+    # The ROMI report of the last days has spend, calls and money on the paid channels.
+    client = db.get(Client, first.client_id)
+    today = dt.datetime.now(dt.UTC).date()
+    rep = romi.report(db, client, today - dt.timedelta(days=4), today + dt.timedelta(days=1))
+    rows = {n.label: n.metrics for n in rep.rows(1)}
+    assert rows["Yandex Direct"].spend > 0 and rows["Yandex Direct"].calls > 0
+    assert rep.total.metrics.won > 0 and rep.total.metrics.revenue > 0
+    assert rows["Billboard"].spend > 0 and rows["Billboard"].calls == 1
 
     again = seed(db, ["127.0.0.1:5001"], TEST_ENCRYPTION_KEY)
     assert not again.created and again.client_id == first.client_id and again.site_key == first.site_key
