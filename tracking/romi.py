@@ -31,8 +31,8 @@ from decimal import Decimal
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from tracking.models import (
     AttributionMethod,
@@ -477,25 +477,32 @@ def _add_calls(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.datetime, mod
         )
     )
     calls = [_CallRow(*row) for row in ctx.db.execute(q)]
-    touches = _touches(ctx, calls, model)
+    touches = _touches(ctx, calls, model, lo, hi)
     deals = _deals_of(ctx, [r.id for r in calls])
+    special = {AttributionMethod.OVERFLOW: OVERFLOW, AttributionMethod.UNMATCHED: UNMATCHED}
+    leaves: dict[tuple[object, ...], Metrics] = {}  # many calls share a row: resolve each row once
     for r in calls:
         channel_id, campaign, content, term = r.channel_id, r.campaign, r.content, r.term
         if r.method == AttributionMethod.MANUAL:
             campaign = content = term = None  # a person named the source; the session's tags no longer apply
         elif r.id in touches:
             channel_id, campaign, content, term = touches[r.id]
-        if channel_id is None:
-            special = {AttributionMethod.OVERFLOW: OVERFLOW, AttributionMethod.UNMATCHED: UNMATCHED}
-            key = special.get(r.method, UNATTRIBUTED)
-            channel = (key, SPECIAL_LABELS[key])
-        else:
-            channel = ctx.channel_key(channel_id)
-        m = _leaf(total, ctx, channel, ctx.dims(campaign, content, term)).metrics
+        where = (channel_id, r.method if channel_id is None else None, campaign, content, term)
+        m = leaves.get(where)
+        if m is None:
+            if channel_id is None:
+                key = special.get(r.method, UNATTRIBUTED)
+                channel = (key, SPECIAL_LABELS[key])
+            else:
+                channel = ctx.channel_key(channel_id)
+            m = leaves[where] = _leaf(total, ctx, channel, ctx.dims(campaign, content, term)).metrics
         m.calls += 1
-        m.first_time_calls += int(bool(r.first_time))
-        m.answered += int(r.status == CallStatus.ANSWERED)
-        m.missed += int(r.status != CallStatus.ANSWERED)
+        if r.first_time:
+            m.first_time_calls += 1
+        if r.status == CallStatus.ANSWERED:
+            m.answered += 1
+        else:
+            m.missed += 1
         if r.caller:
             m.callers.add(r.caller)
         for status, amount in deals.get(r.id, ()):
@@ -506,7 +513,7 @@ def _add_calls(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.datetime, mod
 
 
 def _touches(
-    ctx: _Context, calls: list[_CallRow], model: Model
+    ctx: _Context, calls: list[_CallRow], model: Model, lo: dt.datetime, hi: dt.datetime
 ) -> dict[int, tuple[int | None, str | None, str | None, str | None]]:
     """Calls whose credit moves to another session of the same visitor under ``model``."""
     if model == Model.LAST_TOUCH:
@@ -520,26 +527,42 @@ def _touches(
     ]
     if not wanted:
         return {}
-    earliest = min(r.started_at for r in wanted if r.started_at) - LOOKBACK
-    history: dict[tuple[int, str], list[tuple]] = defaultdict(list)
-    visitors = sorted({r.visitor_id for r in wanted if r.visitor_id})
-    sites = {r.site_id for r in wanted}
-    s = VisitSession
-    for i in range(0, len(visitors), 500):
-        q = (
-            select(
-                s.site_id, s.visitor_id, s.started_at, s.channel_id, s.utm_campaign, s.utm_content, s.utm_term
-            )
-            .where(
-                s.client_id == ctx.client.id,
-                s.started_at >= earliest,
-                s.visitor_id.in_(visitors[i : i + 500]),
-            )
-            .order_by(s.started_at)
+    # One join rather than a look-up per visitor: the visitors behind the period's calls, then their
+    # sessions, so the database can hash the two sides instead of probing a long IN list per row.
+    s, s2 = VisitSession, aliased(VisitSession)
+    callers = (
+        select(s.site_id, s.visitor_id)
+        .join(Call, Call.session_id == s.id)
+        .where(
+            Call.client_id == ctx.client.id,
+            Call.called_at >= lo,
+            Call.called_at < hi,
+            Call.attribution_method != AttributionMethod.MANUAL,
         )
-        for site, visitor, started, *rest in ctx.db.execute(q):
-            if site in sites:
-                history[(site, visitor)].append((started, *rest))
+        .distinct()
+    )
+    if model == Model.LAST_NON_DIRECT:
+        callers = callers.where(or_(s.channel_id.is_(None), s.channel_id.in_(sorted(ctx.direct_ids))))
+    v = callers.subquery()
+    q = (
+        select(
+            s2.site_id,
+            s2.visitor_id,
+            s2.started_at,
+            s2.channel_id,
+            s2.utm_campaign,
+            s2.utm_content,
+            s2.utm_term,
+        )
+        .join(v, and_(v.c.site_id == s2.site_id, v.c.visitor_id == s2.visitor_id))
+        .where(s2.client_id == ctx.client.id, s2.started_at >= lo - LOOKBACK, s2.started_at < hi)
+        .order_by(s2.started_at)
+    )
+    if model == Model.LAST_NON_DIRECT:
+        q = q.where(s2.channel_id.is_not(None), s2.channel_id.not_in(sorted(ctx.direct_ids)))
+    history: dict[tuple[int, str], list[tuple]] = defaultdict(list)
+    for site, visitor, started, *rest in ctx.db.execute(q):
+        history[(site, visitor)].append((started, *rest))
     out = {}
     for r in wanted:
         earlier = [
@@ -547,13 +570,9 @@ def _touches(
             for h in history.get((r.site_id, r.visitor_id), ())
             if h[0] < r.started_at and h[0] >= r.started_at - LOOKBACK
         ]
-        if model == Model.FIRST_TOUCH:
-            if earlier:
-                out[r.id] = tuple(earlier[0][1:])
-            continue
-        non_direct = [h for h in earlier if h[1] is not None and h[1] not in ctx.direct_ids]
-        if non_direct:
-            out[r.id] = tuple(non_direct[-1][1:])
+        if earlier:
+            # First touch: the visitor's first session; last non-direct: the latest non-direct one.
+            out[r.id] = tuple((earlier[0] if model == Model.FIRST_TOUCH else earlier[-1])[1:])
     return out  # type: ignore[return-value]
 
 
