@@ -24,6 +24,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     install_outbox()  # finalised calls and won deals queue their deliveries in the same transaction
 
+    from hub import crm_webhooks  # noqa: F401  (adds the CRM routes to the webhooks blueprint)
     from hub.api import bp as api_bp
     from hub.public import bp as public_bp
     from hub.web import bp as web_bp

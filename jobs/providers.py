@@ -62,6 +62,19 @@ def resolve(config: Mapping[str, Any], provider: OAuthProvider) -> ResolvedProvi
     )
 
 
+def account_url(template: str, account: Mapping[str, Any]) -> str:
+    """A URL whose host depends on the account (amoCRM's ``https://{host}``), filled in from it.
+
+    A template the account cannot fill is returned unchanged, and the connector refuses to use it.
+    """
+    if "{" not in template:
+        return template
+    try:
+        return template.format_map({k: str(v) for k, v in account.items()})
+    except (KeyError, ValueError):
+        return template
+
+
 def connector_provider(connector: str) -> OAuthProvider:
     return registry.load(connector).PROVIDER
 

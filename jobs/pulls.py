@@ -21,7 +21,17 @@ from jobs.runtime import Runtime
 from tracking import hooks
 from tracking.calls import call_payload
 from tracking.db import utcnow
-from tracking.models import Call, Client, Connection, ConnectionStatus, Deal, DealStatus, SpendRow
+from tracking.models import (
+    Call,
+    Client,
+    Connection,
+    ConnectionStatus,
+    Deal,
+    DealStatus,
+    Delivery,
+    DeliveryStatus,
+    SpendRow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +154,24 @@ def _client_call(db: Session, client_id: int, call_id: int) -> Call | None:
     return call if call is not None and call.client_id == client_id else None
 
 
+def _call_we_sent(db: Session, conn: Connection, client_id: int, external_id: str) -> Call | None:
+    """The first call whose delivery to this connection came back with this CRM id (we created the deal,
+    or added that call to it)."""
+    key = db.scalar(
+        select(Delivery.key)
+        .where(
+            Delivery.connection_id == conn.id,
+            Delivery.kind == "call",
+            Delivery.external_id == external_id,
+            Delivery.status == DeliveryStatus.DONE,
+        )
+        .order_by(Delivery.id)
+        .limit(1)
+    )
+    m = CALL_KEY.fullmatch(key or "")
+    return _client_call(db, client_id, int(m.group(1))) if m else None
+
+
 def _first_call_of(db: Session, client_id: int, phones: tuple[str, ...]) -> Call | None:
     """The caller's earliest call to this client: the one that brought the deal."""
     if not phones:
@@ -184,6 +212,8 @@ def upsert_deal(db: Session, conn: Connection, client_id: int, update_: DealUpda
             break
     if call is None and deal.call_id is not None:
         call = _client_call(db, client_id, deal.call_id)
+    if call is None:
+        call = _call_we_sent(db, conn, client_id, update_.external_id)
     if call is None:
         call = _first_call_of(db, client_id, update_.contact_phones)
     if call is not None:

@@ -125,7 +125,9 @@ def refresh_connection(
         try:
             # redirect_uri: amoCRM wants it on refresh; RFC 6749 servers ignore parameters they do not know.
             token = client.refresh_token(
-                provider.token_url, refresh_token=refresh_token, redirect_uri=redirect_uri(rt.config)
+                providers.account_url(provider.token_url, conn.account or {}),
+                refresh_token=refresh_token,
+                redirect_uri=redirect_uri(rt.config),
             )
         except OAuthError as exc:
             if exc.error in ("invalid_grant", "unauthorized_client", "invalid_client"):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 import requests
 
 from connectors.base import AuthRevoked, TokenExpired
+from connectors.pacing import Throttle, retry_after_header
 
 # Error types that mean "ask again later" (the protocol notes' error table: quotas, backend, timeout).
 _TRANSIENT_STATUSES = {0, 409, 429, 500, 502, 503, 504}
@@ -30,34 +29,6 @@ class MetrikaError(Exception):
     @property
     def transient(self) -> bool:
         return self.status in _TRANSIENT_STATUSES
-
-
-class Throttle:
-    """Spaces this instance's requests so a multi-request push stays under the per-second quota."""
-
-    def __init__(self, per_second: float, sleep: Callable[[float], None] = time.sleep):
-        self.interval = 1.0 / per_second if per_second > 0 else 0.0
-        self._sleep = sleep
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def wait(self) -> None:
-        with self._lock:
-            now = time.monotonic()
-            delay = self._next - now
-            self._next = max(now, self._next) + self.interval
-        if delay > 0:
-            self._sleep(delay)
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP date; the caller falls back to its own default
 
 
 class MetrikaClient:
@@ -93,7 +64,7 @@ class MetrikaClient:
         if response.status_code == 403:
             # access_denied / counter_in_connect: this login may not write to the counter any more.
             raise AuthRevoked(f"{error_type}: {message}")
-        raise MetrikaError(response.status_code, error_type, message, _retry_after(response))
+        raise MetrikaError(response.status_code, error_type, message, retry_after_header(response))
 
     # client_id_type: older docs require it (spelled client_id or CLIENT_ID), the current reference omits it
     # and reads the identifier column instead (the protocol notes: UNCONFIRMED). We send the upper-case

@@ -20,7 +20,8 @@ from connectors.base import (
     TokenExpired,
 )
 from connectors.metrika import mapping
-from connectors.metrika.client import MetrikaClient, MetrikaError, Throttle
+from connectors.metrika.client import MetrikaClient, MetrikaError
+from connectors.pacing import Throttle
 
 # Metrika's Management API quotas (the protocol notes name the 429 error types, not the numbers): the
 # documented figures are 30 requests a second per IP and 5000 a day per login; a push is a few requests,

@@ -11,6 +11,7 @@ from flask import abort, current_app, redirect, render_template, request, sessio
 from sqlalchemy import select
 
 from hub.auth import client_or_404, login_required
+from hub.crm_webhooks import webhook_path
 from hub.extensions import db
 from hub.pipeline_queries import (
     DELIVERY_FILTERS,
@@ -47,10 +48,18 @@ def _connectable() -> list[tuple[str, str]]:
 def connections(client_id: int) -> Any:
     client = client_or_404(client_id)
     rows = db().scalars(client_connections(client.id)).all()
+    base = str(current_app.config.get("BASE_URL", "")).rstrip("/")
+    # Where amoCRM should send deal status changes (Settings → Integrations → Webhooks in amoCRM).
+    hooks = {
+        c.id: base + webhook_path(current_app.config["SECRET_KEY"], c.id)
+        for c in rows
+        if "amocrm" in (c.connectors or [])
+    }
     return render_template(
         "pipeline/connections.html",
         client=client,
         connections=rows,
+        webhook_urls=hooks,
         connectable=_connectable(),
         error=request.args.get("error"),
     )
@@ -112,18 +121,31 @@ def oauth_callback() -> Any:
         abort(400, description="The provider sent no authorisation code.")
     module_provider = providers.connector_provider(flow["connector"])
     provider = providers.resolve(current_app.config, module_provider)
+    account: dict[str, str] = {}
+    if module_provider.account_from_callback is not None:
+        # Read (and check) the account before the code is spent: some providers (amoCRM) name the account's
+        # own host here, and the code and the client secret are sent there.
+        try:
+            account = module_provider.account_from_callback(request.args.to_dict(), {})
+        except ValueError as exc:
+            abort(400, description=str(exc))
+    token_url = providers.account_url(provider.token_url, account)
+    if "{" in token_url:
+        abort(400, description="The provider's answer did not say which account was connected.")
     oauth = oauth_session(provider, redirect_uri=redirect_uri(current_app.config))
     try:
-        token = dict(oauth.fetch_token(provider.token_url, code=code, grant_type="authorization_code"))
+        token = dict(oauth.fetch_token(token_url, code=code, grant_type="authorization_code"))
     except OAuthError as exc:
         abort(400, description=f"The provider did not issue a token: {exc.error}")
     except Exception as exc:  # network trouble: nothing is stored, the person may try again
         abort(502, description=f"The provider could not be reached ({type(exc).__name__}).")
     finally:
         oauth.close()
-    account: dict[str, str] = {}
     if module_provider.account_from_callback is not None:
-        account = module_provider.account_from_callback(request.args.to_dict(), token)
+        try:
+            account = module_provider.account_from_callback(request.args.to_dict(), token)
+        except ValueError as exc:
+            abort(400, description=str(exc))
     session_ = db()
     conn = session_.get(Connection, flow["connection_id"]) if flow.get("connection_id") else None
     if conn is None:

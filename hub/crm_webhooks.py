@@ -1,0 +1,61 @@
+"""CRM webhooks: /hooks/v1/amocrm/<connection_id>/<token>.
+
+amoCRM signs nothing, so the URL itself is the secret: the token is an HMAC of the connection id under the
+hub's secret key, shown on the connection's page. A wrong token answers 404 like an unknown connection;
+an unreadable body answers 400; neither changes anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from typing import Any
+
+from flask import current_app, jsonify, request
+
+from connectors.amocrm.webhooks import WebhookInvalid, deal_updates
+from hub.extensions import db
+from hub.webhooks import MAX_BODY, Refused, bp
+from jobs.contexts import clients_of_connection
+from jobs.pulls import upsert_deal
+from tracking.models import Client, Connection, ConnectionStatus
+
+log = logging.getLogger(__name__)
+
+
+def webhook_token(secret_key: str, connection_id: int) -> str:
+    mac = hmac.new(secret_key.encode(), f"amocrm-webhook:{connection_id}".encode(), hashlib.sha256)
+    return mac.hexdigest()[:40]
+
+
+def webhook_path(secret_key: str, connection_id: int) -> str:
+    return f"/hooks/v1/amocrm/{connection_id}/{webhook_token(secret_key, connection_id)}"
+
+
+@bp.post("/amocrm/<int:connection_id>/<token>")
+def amocrm_webhook(connection_id: int, token: str) -> Any:
+    if request.content_length is not None and request.content_length > MAX_BODY * 4:
+        raise Refused(413, "payload_too_large", "webhook body is too large")
+    expected = webhook_token(current_app.config["SECRET_KEY"], connection_id)
+    conn = db().get(Connection, connection_id)
+    if not hmac.compare_digest(expected, token) or conn is None or "amocrm" not in (conn.connectors or []):
+        raise Refused(404, "unknown_hook", "no CRM connection with this address")
+    if conn.status == ConnectionStatus.DISABLED:
+        raise Refused(404, "unknown_hook", "no CRM connection with this address")
+    clients = clients_of_connection(db(), conn)
+    if len(clients) != 1:
+        raise Refused(409, "shared_connection", "deals of a shared CRM connection cannot be told apart")
+    client = db().get(Client, clients[0])
+    assert client is not None
+    try:
+        updates = deal_updates(request.form.items(multi=True), client.currency)
+    except WebhookInvalid as exc:
+        raise Refused(400, "invalid_payload", str(exc)) from None
+    if not updates and not any(k.startswith(("leads[", "account[")) for k in request.form):
+        raise Refused(400, "invalid_payload", "not an amoCRM webhook")
+    for update in updates:
+        upsert_deal(db(), conn, client.id, update)
+    db().commit()
+    log.info("amoCRM webhook for connection %s: %d deal(s)", connection_id, len(updates))
+    return jsonify(deals=len(updates))

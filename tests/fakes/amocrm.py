@@ -1,0 +1,433 @@
+"""A fake amoCRM account over real HTTP: OAuth token endpoint, contacts, leads (complex, unsorted SIP, list
+with filters and pages), notes; 429 past 7 requests a second, 401 for expired tokens, 400 validation
+errors in amoCRM's shape, 403 once the account is blocked; and webhooks it can fire at the hub."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+import requests
+
+from tests.fakes.http import FakeServer, Response, json_response
+
+CLIENT_ID = "amo-client-id"
+CLIENT_SECRET = "amo-client-secret"
+HAL = {"Content-Type": "application/hal+json"}
+PROBLEM = {"Content-Type": "application/problem+json"}
+
+
+def hal(status: int, body: Any) -> Response:
+    return status, HAL, json.dumps(body).encode()
+
+
+def problem(status: int, detail: str, **extra: Any) -> Response:
+    body = {"title": "error", "type": f"https://httpstatus.es/{status}", "status": status, "detail": detail}
+    return status, PROBLEM, json.dumps({**body, **extra}).encode()
+
+
+@dataclass
+class Lead:
+    id: int
+    name: str
+    status_id: int
+    pipeline_id: int
+    price: int = 0
+    contact_id: int | None = None
+    custom_fields: list[dict[str, Any]] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    updated_at: int = field(default_factory=lambda: int(time.time()))
+    closed_at: int | None = None
+    unsorted_uid: str | None = None  # set while it waits in Incoming leads
+
+    def api(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "price": self.price,
+            "status_id": self.status_id,
+            "pipeline_id": self.pipeline_id,
+            "updated_at": self.updated_at,
+            "closed_at": self.closed_at,
+            "custom_fields_values": self.custom_fields or None,
+            "_embedded": {
+                "tags": [{"name": t} for t in self.tags],
+                "contacts": [{"id": self.contact_id, "is_main": True}] if self.contact_id else [],
+            },
+        }
+
+
+INCOMING = 10  # the pipeline's "incoming leads" status
+FIRST_STAGE = 11
+
+
+class FakeAmo(FakeServer):
+    def __init__(self, per_second: int = 7) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+        self.per_second = per_second
+        self.codes: set[str] = set()
+        self.tokens: dict[str, float] = {}  # access token -> expiry (epoch)
+        self.refresh: set[str] = set()  # live refresh tokens (single use)
+        self.token_requests: list[dict[str, Any]] = []
+        self.contacts: dict[int, dict[str, Any]] = {}
+        self.leads: dict[int, Lead] = {}
+        self.notes: list[dict[str, Any]] = []
+        self.requests: list[tuple[str, str]] = []  # (method, path) of API calls, for assertions
+        self.blocked = False
+        self.fail_next: list[tuple[int, str]] = []  # (status, path prefix) injected once each
+        self.lose_answer_of_next_create = False  # do the work, then drop the connection
+        self._ids = iter(range(1000, 10**9))
+        self._second = (0, 0)
+
+    # --- helpers for tests -------------------------------------------------------------------------------
+
+    def issue(self, expires_in: int = 86400) -> dict[str, Any]:
+        access, refresh = "amo-at-" + secrets.token_hex(6), "amo-rt-" + secrets.token_hex(6)
+        self.tokens[access] = time.time() + expires_in
+        self.refresh.add(refresh)
+        return {
+            "token_type": "Bearer",
+            "expires_in": expires_in,
+            "server_time": int(time.time()),
+            "access_token": access,
+            "refresh_token": refresh,
+        }
+
+    def expire(self, token: str) -> None:
+        self.tokens[token] = 0
+
+    def add_contact(self, phone: str, name: str = "Known customer") -> int:
+        cid = next(self._ids)
+        self.contacts[cid] = {
+            "id": cid,
+            "name": name,
+            "custom_fields_values": [
+                {"field_code": "PHONE", "values": [{"value": phone, "enum_code": "WORK"}]}
+            ],
+            "leads": [],
+        }
+        return cid
+
+    def add_lead(self, contact_id: int | None, status_id: int = FIRST_STAGE, price: int = 0) -> int:
+        lead = Lead(next(self._ids), "existing deal", status_id, 1, price, contact_id)
+        self.leads[lead.id] = lead
+        if contact_id:
+            self.contacts[contact_id]["leads"].append(lead.id)
+        return lead.id
+
+    def move(self, lead_id: int, status_id: int, price: int | None = None) -> None:
+        lead = self.leads[lead_id]
+        lead.status_id = status_id
+        if price is not None:
+            lead.price = price
+        lead.updated_at = int(time.time()) + 1
+        lead.closed_at = lead.updated_at if status_id in (142, 143) else None
+        lead.unsorted_uid = None
+
+    def fire_status_webhook(self, url: str, lead_id: int, **extra: str) -> requests.Response:
+        lead = self.leads[lead_id]
+        form = {
+            "leads[status][0][id]": str(lead.id),
+            "leads[status][0][status_id]": str(lead.status_id),
+            "leads[status][0][pipeline_id]": str(lead.pipeline_id),
+            "leads[status][0][old_status_id]": str(FIRST_STAGE),
+            "leads[status][0][price]": str(lead.price),
+            "leads[status][0][name]": lead.name,
+            "leads[status][0][last_modified]": str(lead.updated_at),
+            "leads[status][0][tags][0][name]": "call",
+            "account[subdomain]": "acme",
+            "account[id]": "777",
+            **extra,
+        }
+        return requests.post(
+            url,
+            data=urlencode(form),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            timeout=10,
+        )
+
+    def leads_of(self, phone_digits: str) -> list[Lead]:
+        ids = {c["id"] for c in self.contacts.values() if _phone_digits(c).endswith(phone_digits[-10:])}
+        return [lead for lead in self.leads.values() if lead.contact_id in ids]
+
+    # --- the server ----------------------------------------------------------------------------------------
+
+    def handle(
+        self, method: str, path: str, query: dict[str, list[str]], body: bytes, headers: dict[str, str]
+    ) -> Response:
+        with self.lock:
+            if path == "/oauth2/access_token" and method == "POST":
+                return self._token(body, headers)
+            self.requests.append((method, path))
+            now = int(time.time())
+            second, count = self._second
+            count = count + 1 if second == now else 1
+            self._second = (now, count)
+            if self.blocked:
+                return problem(403, "Account is blocked")
+            if count > self.per_second:
+                return 429, {"Content-Type": "text/html"}, b"<html>Too many requests</html>"
+            token = headers.get("Authorization", "").removeprefix("Bearer ")
+            if self.tokens.get(token, 0) < time.time():
+                return problem(401, "Unauthorized")
+            for i, (status, prefix) in enumerate(self.fail_next):
+                if path.startswith(prefix):
+                    del self.fail_next[i]
+                    return problem(status, "injected")
+            data = json.loads(body) if body else None
+            return self._api(method, path, query, data)
+
+    def _token(self, body: bytes, headers: dict[str, str]) -> Response:
+        # amoCRM documents a JSON body; form-encoded (what OAuth libraries send) is accepted as well.
+        if headers.get("Content-Type", "").startswith("application/json"):
+            form = json.loads(body or b"{}")
+        else:
+            form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+        self.token_requests.append(form)
+        if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
+            return json_response(401, {"hint": "Client authentication failed", "title": "Unauthorized"})
+        grant = form.get("grant_type")
+        if grant == "authorization_code" and form.get("code") in self.codes:
+            self.codes.discard(form["code"])
+            return json_response(200, self.issue())
+        if grant == "refresh_token" and form.get("refresh_token") in self.refresh:
+            self.refresh.discard(form["refresh_token"])
+            return json_response(200, self.issue())
+        return json_response(400, {"error": "invalid_grant", "hint": "Token has been revoked"})
+
+    def _api(self, method: str, path: str, query: dict[str, list[str]], data: Any) -> Response:
+        parts = path.strip("/").split("/")
+        if method == "GET" and path == "/api/v4/contacts":
+            q = (query.get("query") or [""])[0]
+            found = [self._contact(c) for c in self.contacts.values() if q and q in _phone_digits(c)]
+            return hal(200, {"_embedded": {"contacts": found}}) if found else (204, {}, b"")
+        if method == "GET" and len(parts) == 4 and parts[2] == "contacts" and parts[3].isdigit():
+            contact = self.contacts.get(int(parts[3]))
+            if contact is None:
+                return problem(404, "Not found")
+            return hal(
+                200, {**self._contact(contact), "_embedded": {"leads": [{"id": i} for i in contact["leads"]]}}
+            )
+        if method == "GET" and path == "/api/v4/leads":
+            return self._list_leads(query)
+        if method == "POST" and path == "/api/v4/leads/complex":
+            return self._complex(data)
+        if method == "POST" and path == "/api/v4/leads/unsorted/sip":
+            return self._unsorted(data)
+        if method == "GET" and path == "/api/v4/leads/unsorted":
+            rows = [
+                {
+                    "uid": lead.unsorted_uid,
+                    "source_uid": uid,
+                    "category": "sip",
+                    "_embedded": {"leads": [{"id": lead.id}]},
+                }
+                for lead in self.leads.values()
+                if lead.unsorted_uid
+                for uid in [lead.unsorted_uid]
+            ]
+            return self._page(rows, query, "unsorted")
+        if method == "POST" and path == "/api/v4/leads/notes":
+            return self._add_notes(data)
+        if method == "GET" and path == "/api/v4/leads/notes":
+            since = int((query.get("filter[updated_at][from]") or ["0"])[0])
+            types = query.get("filter[note_type][]") or []
+            rows = [
+                n for n in self.notes if n["updated_at"] >= since and (not types or n["note_type"] in types)
+            ]
+            return self._page(rows, query, "notes")
+        return problem(404, f"no route {method} {path}")
+
+    def _page(self, rows: list[dict[str, Any]], query: dict[str, list[str]], key: str) -> Response:
+        if not rows:
+            return 204, {}, b""
+        limit = min(250, int((query.get("limit") or ["50"])[0]))
+        page = int((query.get("page") or ["1"])[0])
+        chunk = rows[(page - 1) * limit : page * limit]
+        if not chunk:
+            return 204, {}, b""
+        links: dict[str, Any] = {"self": {"href": f"{self.url}/x?page={page}"}}
+        if page * limit < len(rows):
+            links["next"] = {"href": f"{self.url}/x?page={page + 1}"}
+        return hal(200, {"_page": page, "_links": links, "_embedded": {key: chunk}})
+
+    def _list_leads(self, query: dict[str, list[str]]) -> Response:
+        leads = sorted(self.leads.values(), key=lambda lead: lead.id)
+        if "filter[id][]" in query:
+            wanted = {int(i) for i in query["filter[id][]"]}
+            leads = [lead for lead in leads if lead.id in wanted]
+        if "filter[updated_at][from]" in query:
+            since = int(query["filter[updated_at][from]"][0])
+            leads = [lead for lead in leads if lead.updated_at >= since]
+        return self._page([lead.api() for lead in leads if not lead.unsorted_uid], query, "leads")
+
+    def _contact(self, c: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in c.items() if k != "leads"}
+
+    def _validate_lead(self, lead: dict[str, Any], request_id: str) -> list[dict[str, Any]]:
+        errors = []
+        for i, f in enumerate(lead.get("custom_fields_values") or []):
+            if "field_id" in f and int(f["field_id"]) == 999:
+                errors.append(
+                    {
+                        "code": "NotSupportedChoice",
+                        "path": f"custom_fields_values.{i}.field_id",
+                        "detail": "The value you selected is not a valid choice.",
+                    }
+                )
+        return [{"request_id": request_id, "errors": errors}] if errors else []
+
+    def _invalid(self, errors: list[dict[str, Any]]) -> Response:
+        return problem(400, "Request validation failed", **{"validation-errors": errors})
+
+    def _new_contact(self, embedded: list[dict[str, Any]]) -> int | None:
+        if not embedded:
+            return None
+        c = embedded[0]
+        if "id" in c:
+            return int(c["id"])
+        phones = [v["value"] for f in c.get("custom_fields_values") or [] for v in f.get("values") or []]
+        return self.add_contact(phones[0] if phones else "", c.get("name", ""))
+
+    def _make_lead(self, body: dict[str, Any], contact: int | None, status: int, pipeline: int) -> Lead:
+        lead = Lead(
+            next(self._ids),
+            body.get("name", ""),
+            status,
+            pipeline,
+            int(body.get("price") or 0),
+            contact,
+            list(body.get("custom_fields_values") or []),
+            [t.get("name", "") for t in (body.get("_embedded") or {}).get("tags") or []],
+        )
+        self.leads[lead.id] = lead
+        if contact:
+            self.contacts[contact]["leads"].append(lead.id)
+        return lead
+
+    def _complex(self, data: Any) -> Response:
+        if not isinstance(data, list) or len(data) > 50:
+            return self._invalid(
+                [{"request_id": "0", "errors": [{"code": "TooMany", "path": "", "detail": "max 50"}]}]
+            )
+        errors = [e for lead in data for e in self._validate_lead(lead, str(lead.get("request_id", "")))]
+        if errors:
+            return self._invalid(errors)
+        out = []
+        for body in data:
+            contact = self._new_contact((body.get("_embedded") or {}).get("contacts") or [])
+            lead = self._make_lead(
+                body, contact, int(body.get("status_id") or FIRST_STAGE), int(body.get("pipeline_id") or 1)
+            )
+            out.append(
+                {
+                    "id": lead.id,
+                    "contact_id": contact,
+                    "company_id": None,
+                    "request_id": [str(body.get("request_id"))],
+                    "merged": False,
+                }
+            )
+        return self._answer(hal(200, out))
+
+    def _unsorted(self, data: Any) -> Response:
+        if not isinstance(data, list) or len(data) > 50:
+            return self._invalid(
+                [{"request_id": "0", "errors": [{"code": "TooMany", "path": "", "detail": "max 50"}]}]
+            )
+        errors = []
+        for item in data:
+            for lead in (item.get("_embedded") or {}).get("leads") or []:
+                errors += self._validate_lead(lead, str(item.get("request_id", "")))
+            if any(lead.unsorted_uid == item.get("source_uid") for lead in self.leads.values()):
+                errors.append(
+                    {
+                        "request_id": str(item.get("request_id")),
+                        "errors": [
+                            {"code": "Duplicate", "path": "source_uid", "detail": "already in Incoming leads"}
+                        ],
+                    }
+                )
+        if errors:
+            return self._invalid(errors)
+        out = []
+        for item in data:
+            embedded = item.get("_embedded") or {}
+            contact = self._new_contact(embedded.get("contacts") or [])
+            lead = self._make_lead(
+                (embedded.get("leads") or [{}])[0], contact, INCOMING, int(item.get("pipeline_id") or 1)
+            )
+            lead.unsorted_uid = item["source_uid"]
+            meta = item.get("metadata") or {}
+            self.notes.append(
+                {
+                    "id": next(self._ids),
+                    "entity_id": lead.id,
+                    "note_type": "call_in",
+                    "params": {
+                        "uniq": meta.get("uniq"),
+                        "duration": meta.get("duration"),
+                        "phone": meta.get("from"),
+                        "link": meta.get("link"),
+                    },
+                    "updated_at": int(time.time()),
+                }
+            )
+            out.append(
+                {
+                    "uid": secrets.token_hex(8),
+                    "request_id": item.get("request_id"),
+                    "_embedded": {
+                        "leads": [{"id": lead.id}],
+                        "contacts": [{"id": contact}] if contact else [],
+                        "companies": [],
+                    },
+                }
+            )
+        return self._answer(hal(200, {"_total_items": len(out), "_embedded": {"unsorted": out}}))
+
+    def _add_notes(self, data: Any) -> Response:
+        out = []
+        for n in data or []:
+            if int(n.get("entity_id") or 0) not in self.leads:
+                return self._invalid(
+                    [
+                        {
+                            "request_id": str(n.get("request_id")),
+                            "errors": [
+                                {"code": "NotFound", "path": "entity_id", "detail": "entity not found"}
+                            ],
+                        }
+                    ]
+                )
+        for n in data or []:
+            note = {
+                "id": next(self._ids),
+                "entity_id": int(n["entity_id"]),
+                "note_type": n["note_type"],
+                "params": n.get("params") or {},
+                "updated_at": int(time.time()),
+            }
+            self.notes.append(note)
+            self.leads[note["entity_id"]].updated_at = int(time.time())
+            out.append({"id": note["id"], "entity_id": note["entity_id"], "request_id": n.get("request_id")})
+        return hal(200, {"_embedded": {"notes": out}})
+
+    def _answer(self, response: Response) -> Response:
+        if self.lose_answer_of_next_create:
+            self.lose_answer_of_next_create = False
+            return 502, {"Content-Type": "text/html"}, b"<html>Bad gateway</html>"
+        return response
+
+
+def _phone_digits(contact: dict[str, Any]) -> str:
+    values = [
+        v.get("value", "") for f in contact.get("custom_fields_values") or [] for v in f.get("values") or []
+    ]
+    return "".join(ch for v in values for ch in v if ch.isdigit())
