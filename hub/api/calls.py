@@ -4,13 +4,14 @@ integrations that report them."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets as secrets_mod
 from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import abort, current_app, jsonify, request
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, String, cast, func, select
 from sqlalchemy.orm import Session
 
 from hub import exports
@@ -117,7 +118,7 @@ def call_json(
     }
 
 
-def _lookups(session: Session, client: Client, calls: list[Call]) -> tuple[dict, dict, dict]:
+def lookups(session: Session, client: Client, calls: list[Call]) -> tuple[dict, dict, dict]:
     number_ids = {c.tracking_number_id for c in calls if c.tracking_number_id}
     session_ids = {c.session_id for c in calls if c.session_id}
     numbers = dict(
@@ -160,7 +161,7 @@ def _time_arg(name: str, client: Client, end_of_day: bool) -> dt.datetime | None
     return value.astimezone(dt.UTC)
 
 
-def _filtered(client: Client) -> Select[tuple[Call]]:
+def filtered_calls(client: Client) -> Select[tuple[Call]]:
     query = select(Call).where(Call.client_id == client.id)
     start, end = _time_arg("from", client, False), _time_arg("to", client, True)
     if start:
@@ -184,6 +185,13 @@ def _filtered(client: Client) -> Select[tuple[Call]]:
     attributed = _bool_arg("attributed")
     if attributed is not None:
         query = query.where(Call.channel_id.is_not(None) if attributed else Call.channel_id.is_(None))
+    caller = "".join(ch for ch in request.args.get("caller", "") if ch.isdigit())
+    if caller:
+        # The last digits are what people remember and type; stored numbers are E.164.
+        query = query.where(Call.caller.like(f"%{caller[-10:]}%"))
+    tag = request.args.get("tag", "").strip()
+    if tag:
+        query = query.where(func.lower(cast(Call.tags, String)).like(f"%{json.dumps(tag.lower())[1:-1]}%"))
     return query
 
 
@@ -200,7 +208,7 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
 @api_auth_required
 def list_calls(client_id: int) -> Any:
     client = client_or_404(client_id)
-    query = _filtered(client)
+    query = filtered_calls(client)
     page = _int_arg("page", 1, 1, 10**6)
     per_page = _int_arg("per_page", 50, 1, MAX_PER_PAGE)
     total = db().scalar(select(func.count()).select_from(query.subquery()))
@@ -213,7 +221,7 @@ def list_calls(client_id: int) -> Any:
         )
         .all()
     )
-    numbers, channels, sessions = _lookups(db(), client, list(calls))
+    numbers, channels, sessions = lookups(db(), client, list(calls))
     return jsonify(
         items=[call_json(c, numbers, channels, sessions) for c in calls],
         page=page,
@@ -249,8 +257,8 @@ CSV_COLUMNS = [
 
 def export_rows(client: Client) -> Iterator[list[Any]]:
     """The calls matching the request's filters as flat rows under ``CSV_COLUMNS`` (oldest first)."""
-    calls = list(db().scalars(_filtered(client).order_by(Call.called_at, Call.id).limit(CSV_LIMIT)))
-    numbers, channels, sessions = _lookups(db(), client, calls)
+    calls = list(db().scalars(filtered_calls(client).order_by(Call.called_at, Call.id).limit(CSV_LIMIT)))
+    numbers, channels, sessions = lookups(db(), client, calls)
     for call in calls:
         data = call_json(call, numbers, channels, sessions)
         session = sessions.get(call.session_id) if call.session_id else None
@@ -285,14 +293,14 @@ def export_calls(client_id: int, fmt: str) -> Any:
     return exports.download(f"calls-{client.id}", fmt, CSV_COLUMNS, export_rows(client), "Calls")
 
 
-def _call_or_404(client: Client, call_id: int) -> Call:
+def call_or_404(client: Client, call_id: int) -> Call:
     call = db().scalar(select(Call).where(Call.id == call_id, Call.client_id == client.id))
     if call is None:
         abort(404)
     return call
 
 
-def _detail(client: Client, call: Call) -> dict[str, Any]:
+def call_detail(client: Client, call: Call) -> dict[str, Any]:
     candidates = (
         db()
         .scalars(
@@ -311,7 +319,7 @@ def _detail(client: Client, call: Call) -> dict[str, Any]:
     )
     session_ids = {c.session_id for c in candidates} | ({call.session_id} if call.session_id else set())
     session_ids |= {x for h in history for x in (h.old_session_id, h.new_session_id) if x}
-    numbers, channels, _ = _lookups(db(), client, [call])
+    numbers, channels, _ = lookups(db(), client, [call])
     sessions = {s.id: s for s in db().scalars(select(VisitSession).where(VisitSession.id.in_(session_ids)))}
     data = call_json(call, numbers, channels, sessions)
     data["session"] = session_json(sessions.get(call.session_id) if call.session_id else None, channels)
@@ -349,7 +357,7 @@ def _detail(client: Client, call: Call) -> dict[str, Any]:
 @api_auth_required
 def get_call(client_id: int, call_id: int) -> Any:
     client = client_or_404(client_id)
-    return jsonify(_detail(client, _call_or_404(client, call_id)))
+    return jsonify(call_detail(client, call_or_404(client, call_id)))
 
 
 def _json_body() -> dict[str, Any]:
@@ -359,35 +367,39 @@ def _json_body() -> dict[str, Any]:
     return body
 
 
-@bp.patch("/clients/<int:client_id>/calls/<int:call_id>")
-@api_auth_required
-def update_call(client_id: int, call_id: int) -> Any:
-    client = client_or_404(client_id, edit=True)
-    call = _call_or_404(client, call_id)
-    body = _json_body()
-    unknown = set(body) - {"tags", "notes"}
-    if unknown:
-        raise BadRequest("only tags and notes can be changed here; unknown: " + ", ".join(sorted(unknown)))
-    if "tags" in body:
-        tags = body["tags"]
+def apply_tags_notes(call: Call, tags: Any = None, notes: Any = None) -> None:
+    """An operator's tags and notes on a call (None keeps one as it is); BadRequest says what is wrong."""
+    if tags is not None:
         if not isinstance(tags, list) or not all(
             isinstance(t, str) and 0 < len(t.strip()) <= 50 for t in tags
         ):
             raise BadRequest("tags must be a list of non-empty strings of up to 50 characters")
         call.tags = list(dict.fromkeys(t.strip() for t in tags))
-    if "notes" in body:
-        if not isinstance(body["notes"], str) or len(body["notes"]) > 10_000:
+    if notes is not None:
+        if not isinstance(notes, str) or len(notes) > 10_000:
             raise BadRequest("notes must be a string of up to 10000 characters")
-        call.notes = body["notes"]
+        call.notes = notes
+
+
+@bp.patch("/clients/<int:client_id>/calls/<int:call_id>")
+@api_auth_required
+def update_call(client_id: int, call_id: int) -> Any:
+    client = client_or_404(client_id, edit=True)
+    call = call_or_404(client, call_id)
+    body = _json_body()
+    unknown = set(body) - {"tags", "notes"}
+    if unknown:
+        raise BadRequest("only tags and notes can be changed here; unknown: " + ", ".join(sorted(unknown)))
+    apply_tags_notes(call, body.get("tags"), body.get("notes"))
     db().commit()
-    return jsonify(_detail(client, call))
+    return jsonify(call_detail(client, call))
 
 
 @bp.post("/clients/<int:client_id>/calls/<int:call_id>/promo-code")
 @api_auth_required
 def set_promo_code(client_id: int, call_id: int) -> Any:
     client = client_or_404(client_id, edit=True)
-    call = _call_or_404(client, call_id)
+    call = call_or_404(client, call_id)
     code = _json_body().get("code")
     if not isinstance(code, str) or not code.strip() or len(code) > 32:
         raise BadRequest("code must be a non-empty string")
@@ -396,14 +408,14 @@ def set_promo_code(client_id: int, call_id: int) -> Any:
     except attribution.UnknownPromoCode as exc:
         raise BadRequest(str(exc), "unknown_promo_code", 422) from None
     db().commit()
-    return jsonify(_detail(client, call))
+    return jsonify(call_detail(client, call))
 
 
 @bp.post("/clients/<int:client_id>/calls/<int:call_id>/channel")
 @api_auth_required
 def set_channel(client_id: int, call_id: int) -> Any:
     client = client_or_404(client_id, edit=True)
-    call = _call_or_404(client, call_id)
+    call = call_or_404(client, call_id)
     body = _json_body()
     channel_id = body.get("channel_id")
     if not isinstance(channel_id, int) or isinstance(channel_id, bool):
@@ -418,7 +430,7 @@ def set_channel(client_id: int, call_id: int) -> Any:
         raise BadRequest("reason must be a string of up to 200 characters")
     attribution.set_manual_channel(db(), call, channel_id, current_user(), reason)
     db().commit()
-    return jsonify(_detail(client, call))
+    return jsonify(call_detail(client, call))
 
 
 # --- Telephony integrations --------------------------------------------------------------------------
@@ -612,6 +624,13 @@ _FILTERS = [
     {"name": "status", "in": "query", "schema": {"type": "string", "enum": [s.value for s in CallStatus]}},
     {"name": "first_time", "in": "query", "schema": {"type": "boolean"}},
     {"name": "attributed", "in": "query", "schema": {"type": "boolean"}, "description": "has a channel"},
+    {
+        "name": "caller",
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": "digits of the caller's number",
+    },
+    {"name": "tag", "in": "query", "schema": {"type": "string"}, "description": "calls carrying this tag"},
 ]
 register(
     "/clients/{client_id}/calls",

@@ -48,8 +48,16 @@ def clients() -> Any:
 @bp.get("/clients/<int:client_id>")
 @login_required
 def client(client_id: int) -> Any:
+    from hub.web.journal import calls_per_day_chart, pool_charts
+
     c = client_or_404(client_id)
-    return render_template("client.html", client=c, **client_overview(db(), c, utcnow()))
+    return render_template(
+        "client.html",
+        client=c,
+        calls_chart=calls_per_day_chart(c),
+        pool_charts=pool_charts(c),
+        **client_overview(db(), c, utcnow()),
+    )
 
 
 @bp.get("/clients/<int:client_id>/pool-advice")

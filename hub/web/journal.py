@@ -1,0 +1,205 @@
+"""The calls journal: filters, a player for recordings, the session behind each call and the operator's
+tools (promo code, source by hand, notes, tags), with the same filters and rules as the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import redirect, render_template, request, url_for
+from sqlalchemy import func, select
+from werkzeug.exceptions import BadRequest
+
+from hub import charts, exports
+from hub.api.calls import (
+    CSV_COLUMNS,
+    apply_tags_notes,
+    call_detail,
+    call_json,
+    call_or_404,
+    export_rows,
+    filtered_calls,
+    lookups,
+)
+from hub.api.calls import (
+    BadRequest as CallRefused,
+)
+from hub.auth import client_or_404, current_user, login_required
+from hub.extensions import db
+from hub.web import bp
+from tracking import attribution
+from tracking.models import Call, CallStatus, Channel, Client, Deal, Pool, PoolStat
+
+PER_PAGE = 50
+
+
+@bp.errorhandler(CallRefused)
+def _refused(exc: CallRefused) -> Any:
+    # The calls API's refusals (a bad filter) shown to a person rather than as JSON.
+    db().rollback()
+    return render_template("error.html", message=exc.message), exc.status
+
+
+def calls_per_day_chart(client: Client, days: int = 30) -> Any:
+    """Calls of the last ``days`` local days, stacked by channel."""
+    tz = ZoneInfo(client.timezone or "UTC")
+    today = dt.datetime.now(tz).date()
+    first = today - dt.timedelta(days=days - 1)
+    start = dt.datetime.combine(first, dt.time(), tz).astimezone(dt.UTC)
+    rows = db().execute(
+        select(Call.called_at, Call.channel_id).where(
+            Call.client_id == client.id, Call.called_at >= start, Call.status != CallStatus.IN_PROGRESS
+        )
+    )
+    names = {c.id: c.name for c in db().scalars(select(Channel).where(Channel.client_id == client.id))}
+    labels = [(first + dt.timedelta(days=i)).isoformat() for i in range(days)]
+    series: dict[str, list[int]] = defaultdict(lambda: [0] * days)
+    for called_at, channel_id in rows:
+        i = (called_at.astimezone(tz).date() - first).days
+        if 0 <= i < days:
+            series[names.get(channel_id, "Unattributed")][i] += 1
+    return charts.stacked_bars(labels, dict(sorted(series.items())), "Calls per day by channel")
+
+
+def pool_charts(client: Client, days: int = 7) -> list[tuple[Pool, Any, float]]:
+    """(pool, utilisation chart, fallback rate) from the hourly pool statistics."""
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+    tz = ZoneInfo(client.timezone or "UTC")
+    out = []
+    for pool in db().scalars(select(Pool).where(Pool.client_id == client.id).order_by(Pool.id)):
+        stats = (
+            db()
+            .scalars(
+                select(PoolStat)
+                .where(PoolStat.pool_id == pool.id, PoolStat.hour >= since)
+                .order_by(PoolStat.hour)
+            )
+            .all()
+        )
+        points = [
+            (s.hour.astimezone(tz).strftime("%m-%d %H:00"), s.peak_held / s.numbers if s.numbers else 0.0)
+            for s in stats
+        ]
+        sessions = sum(s.sessions for s in stats)
+        rate = sum(s.fallbacks for s in stats) / sessions if sessions else 0.0
+        out.append((pool, charts.line(points, f"{pool.name}: peak share of numbers held per hour"), rate))
+    return out
+
+
+def _deals_by_call(call_ids: list[int]) -> dict[int, Deal]:
+    if not call_ids:
+        return {}
+    deals = db().scalars(select(Deal).where(Deal.call_id.in_(call_ids)).order_by(Deal.id))
+    return {d.call_id: d for d in deals if d.call_id is not None}
+
+
+@bp.get("/clients/<int:client_id>/calls")
+@login_required
+def journal(client_id: int) -> Any:
+    client = client_or_404(client_id)
+    query = filtered_calls(client)
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    total = db().scalar(select(func.count()).select_from(query.subquery()))
+    calls = list(
+        db().scalars(
+            query.order_by(Call.called_at.desc(), Call.id.desc())
+            .limit(PER_PAGE)
+            .offset((page - 1) * PER_PAGE)
+        )
+    )
+    numbers, channels, sessions = lookups(db(), client, calls)
+    rows = [
+        (
+            call,
+            call_json(call, numbers, channels, sessions),
+            sessions.get(call.session_id) if call.session_id else None,
+        )
+        for call in calls
+    ]
+    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    return render_template(
+        "journal/calls.html",
+        client=client,
+        rows=rows,
+        deals=_deals_by_call([c.id for c in calls]),
+        channels=sorted(channels.values(), key=lambda c: (c.position, c.name)),
+        statuses=[s.value for s in CallStatus if s != CallStatus.IN_PROGRESS],
+        total=total,
+        page=page,
+        pages=max((total + PER_PAGE - 1) // PER_PAGE, 1),
+        args=args,
+        tz=ZoneInfo(client.timezone or "UTC"),
+        chart=calls_per_day_chart(client),
+    )
+
+
+@bp.get("/clients/<int:client_id>/calls.<any(csv, xlsx):fmt>")
+@login_required
+def journal_download(client_id: int, fmt: str) -> Any:
+    client = client_or_404(client_id)
+    return exports.download(f"calls-{client.id}", fmt, CSV_COLUMNS, export_rows(client), "Calls")
+
+
+@bp.get("/clients/<int:client_id>/calls/<int:call_id>")
+@login_required
+def call_page(client_id: int, call_id: int) -> Any:
+    client = client_or_404(client_id)
+    call = call_or_404(client, call_id)
+    return _render_call(client, call)
+
+
+def _render_call(client: Client, call: Call, error: str | None = None, status: int = 200) -> Any:
+    channels = (
+        db()
+        .scalars(
+            select(Channel).where(Channel.client_id == client.id).order_by(Channel.position, Channel.name)
+        )
+        .all()
+    )
+    deal = _deals_by_call([call.id]).get(call.id)
+    html = render_template(
+        "journal/call.html",
+        client=client,
+        call=call,
+        data=call_detail(client, call),
+        channels=channels,
+        deal=deal,
+        error=error,
+        tz=ZoneInfo(client.timezone or "UTC"),
+    )
+    return html, status
+
+
+@bp.post("/clients/<int:client_id>/calls/<int:call_id>")
+@login_required
+def call_edit(client_id: int, call_id: int) -> Any:
+    """One form per operator action, told apart by ``action``: notes, promo, channel."""
+    client = client_or_404(client_id, edit=True)
+    call = call_or_404(client, call_id)
+    action = request.form.get("action", "")
+    try:
+        if action == "notes":
+            tags = [t for t in (p.strip() for p in request.form.get("tags", "").split(",")) if t]
+            apply_tags_notes(call, tags, request.form.get("notes", ""))
+        elif action == "promo":
+            code = request.form.get("code", "").strip()
+            if not code or len(code) > 32:
+                raise BadRequest("enter the promo code the caller named")
+            attribution.set_promo_code(db(), call, code, current_user())
+        elif action == "channel":
+            raw = request.form.get("channel_id", "")
+            channel = db().get(Channel, int(raw)) if raw.isdigit() else None
+            if channel is None or channel.client_id != client.id:
+                raise BadRequest("choose one of this client's channels")
+            reason = request.form.get("reason", "").strip()[:200]
+            attribution.set_manual_channel(db(), call, channel.id, current_user(), reason)
+        else:
+            raise BadRequest("unknown action")
+    except (BadRequest, CallRefused, attribution.UnknownPromoCode) as exc:
+        db().rollback()
+        message = exc.description if isinstance(exc, BadRequest) else getattr(exc, "message", str(exc))
+        return _render_call(client, db().get(Call, call.id) or call, error=message, status=400)
+    db().commit()
+    return redirect(url_for("web.call_page", client_id=client.id, call_id=call.id))
