@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
+from decimal import Decimal
 from urllib.parse import quote
 
 import pytest
+from sqlalchemy import func, select
 
 from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, serve
-from tests.factories import PASSWORD, make_tenant, make_user, web_login
-from tracking.models import Client, Role
+from tests.factories import PASSWORD, csrf, make_tenant, make_user, web_login
+from tracking import romi
+from tracking.models import Client, ManualSpend, Role
 
 PERIOD = {"start": "2026-11-01", "end": "2026-11-30"}
 
@@ -95,3 +99,32 @@ def test_report_in_chromium_log_in_drill_down_export(app, db, shop, tmp_path) ->
             "armchair",
         }
         browser.close()
+
+
+def test_spend_typed_in_by_hand_reaches_the_report(client, db, shop) -> None:
+    web_login(client, shop.t.admin.email)
+    token = csrf(client)
+    url = f"/clients/{shop.t.client.id}/manual-spend"
+    form = {
+        "csrf_token": token,
+        "channel_id": str(shop.billboard.id),
+        "period_start": "2026-11-16",
+        "period_end": "2026-11-30",
+        "amount": "1 500,00",
+        "note": "second half of the month",
+    }
+    for bad in ({"amount": "lots"}, {"period_end": "2026-11-01"}, {"channel_id": "999999"}):
+        assert client.post(url, data={**form, **bad}).status_code == 400
+    assert db.scalar(select(func.count()).select_from(ManualSpend)) == 1
+    assert client.post(url, data=form).status_code == 302
+    page = client.get(f"/clients/{shop.t.client.id}/romi", query_string=PERIOD).get_data(as_text=True)
+    assert "second half of the month" in page
+    rows = {n.label: n.metrics for n in romi.report(db, shop.t.client, *map(_date, PERIOD.values())).rows(1)}
+    assert rows["Billboard"].spend == Decimal("3000.00")  # 1,500 prorated + the new 1,500
+    added = db.scalars(select(ManualSpend).where(ManualSpend.note == "second half of the month")).one()
+    assert client.post(f"{url}/{added.id}/delete", data={"csrf_token": token}).status_code == 302
+    assert db.scalar(select(func.count()).select_from(ManualSpend)) == 1
+
+
+def _date(value: str):
+    return dt.date.fromisoformat(value)

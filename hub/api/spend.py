@@ -13,7 +13,7 @@ from hub.api import bp
 from hub.api.openapi import register, schema
 from hub.auth import api_auth_required, client_or_404
 from hub.extensions import db
-from tracking.models import CampaignMapping, Channel, ManualSpend
+from tracking.models import CampaignMapping, Channel, Client, ManualSpend
 
 CLIENT_ID = {"name": "client_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 NOT_FOUND = {"$ref": "#/components/responses/NotFound"}
@@ -100,11 +100,8 @@ def list_manual_spend(client_id: int) -> Any:
     return jsonify(items=[spend_json(s) for s in rows])
 
 
-@bp.post("/clients/<int:client_id>/manual-spend")
-@api_auth_required
-def add_manual_spend(client_id: int) -> Any:
-    client = client_or_404(client_id, edit=True)
-    body = _body()
+def build_manual_spend(client: Client, body: dict[str, Any]) -> ManualSpend:
+    """A hand-entered spend row from a request body; 400 (and nothing added) when any field is wrong."""
     start, end = _date(body, "period_start"), _date(body, "period_end")
     if end < start:
         abort(400, description="period_end is before period_start")
@@ -122,7 +119,7 @@ def add_manual_spend(client_id: int) -> Any:
         channel = db().get(Channel, channel_id) if isinstance(channel_id, int) else None
         if channel is None or channel.client_id != client.id:
             abort(400, description="channel_id is not a channel of this client")
-    row = ManualSpend(
+    return ManualSpend(
         client_id=client.id,
         channel_id=channel_id,
         period_start=start,
@@ -131,6 +128,13 @@ def add_manual_spend(client_id: int) -> Any:
         currency=currency.upper(),
         note=_text(body, "note", 2000, required=False),
     )
+
+
+@bp.post("/clients/<int:client_id>/manual-spend")
+@api_auth_required
+def add_manual_spend(client_id: int) -> Any:
+    client = client_or_404(client_id, edit=True)
+    row = build_manual_spend(client, _body())
     db().add(row)
     db().commit()
     return jsonify(spend_json(row)), 201

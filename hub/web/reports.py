@@ -6,15 +6,17 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import abort, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
+from sqlalchemy import select
 from werkzeug.exceptions import BadRequest
 
 from hub import exports
+from hub.api.spend import build_manual_spend
 from hub.auth import client_or_404, login_required
 from hub.extensions import db
 from hub.web import bp
 from tracking import romi
-from tracking.models import Client
+from tracking.models import Channel, Client, ManualSpend
 
 PRESETS = (
     ("this_month", "This month"),
@@ -92,7 +94,48 @@ def romi_page(client_id: int) -> Any:
         top_campaigns=rep.top("campaign"),
         top_keywords=rep.top("keyword"),
         drill=lambda keys: url_for("web.romi_page", client_id=client.id, path="/".join(keys), **params),
+        channels=db()
+        .scalars(select(Channel).where(Channel.client_id == client.id).order_by(Channel.position))
+        .all(),
+        manual=db()
+        .scalars(
+            select(ManualSpend)
+            .where(ManualSpend.client_id == client.id)
+            .order_by(ManualSpend.period_start.desc())
+        )
+        .all(),
     )
+
+
+@bp.post("/clients/<int:client_id>/manual-spend")
+@login_required
+def manual_spend_add(client_id: int) -> Any:
+    """Spend typed in for a channel without an API (a billboard's month, a print run)."""
+    client = client_or_404(client_id, edit=True)
+    form = request.form
+    channel = form.get("channel_id", "")
+    body = {
+        "period_start": form.get("period_start", ""),
+        "period_end": form.get("period_end", ""),
+        "amount": form.get("amount", "").replace(" ", "").replace(",", "."),
+        "channel_id": int(channel) if channel.isdigit() else None,
+        "note": form.get("note", ""),
+    }
+    db().add(build_manual_spend(client, body))
+    db().commit()
+    return redirect(url_for("web.romi_page", client_id=client.id) + "#manual-spend")
+
+
+@bp.post("/clients/<int:client_id>/manual-spend/<int:spend_id>/delete")
+@login_required
+def manual_spend_delete(client_id: int, spend_id: int) -> Any:
+    client = client_or_404(client_id, edit=True)
+    row = db().get(ManualSpend, spend_id)
+    if row is None or row.client_id != client.id:
+        abort(404)
+    db().delete(row)
+    db().commit()
+    return redirect(url_for("web.romi_page", client_id=client.id) + "#manual-spend")
 
 
 @bp.get("/clients/<int:client_id>/romi.<any(csv, xlsx):fmt>")
