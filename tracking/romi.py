@@ -469,12 +469,7 @@ def _add_calls(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.datetime, mod
             s.utm_term,
         )
         .outerjoin(s, s.id == c.session_id)
-        .where(
-            c.client_id == ctx.client.id,
-            c.called_at >= lo,
-            c.called_at < hi,
-            c.status != CallStatus.IN_PROGRESS,
-        )
+        .where(*_final_calls(ctx.client.id, lo, hi))
     )
     calls = [_CallRow(*row) for row in ctx.db.execute(q)]
     touches = _touches(ctx, calls, model, lo, hi)
@@ -512,6 +507,16 @@ def _add_calls(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.datetime, mod
                 m.revenue += amount
 
 
+def _final_calls(client_id: int, lo: dt.datetime, hi: dt.datetime) -> tuple[object, ...]:
+    """The calls a report counts: the client's finished calls made in [lo, hi)."""
+    return (
+        Call.client_id == client_id,
+        Call.called_at >= lo,
+        Call.called_at < hi,
+        Call.status != CallStatus.IN_PROGRESS,
+    )
+
+
 def _touches(
     ctx: _Context, calls: list[_CallRow], model: Model, lo: dt.datetime, hi: dt.datetime
 ) -> dict[int, tuple[int | None, str | None, str | None, str | None]]:
@@ -533,12 +538,7 @@ def _touches(
     callers = (
         select(s.site_id, s.visitor_id)
         .join(Call, Call.session_id == s.id)
-        .where(
-            Call.client_id == ctx.client.id,
-            Call.called_at >= lo,
-            Call.called_at < hi,
-            Call.attribution_method != AttributionMethod.MANUAL,
-        )
+        .where(*_final_calls(ctx.client.id, lo, hi), Call.attribution_method != AttributionMethod.MANUAL)
         .distinct()
     )
     if model == Model.LAST_NON_DIRECT:

@@ -80,13 +80,17 @@ def get_romi(client_id: int) -> Any:
     )
 
 
+def download(client: Client, rep: romi.Report, fmt: str) -> Any:
+    """The report as a flat CSV or XLSX file named for the client and the period."""
+    name = f"romi-{client.id}-{rep.start.isoformat()}-{rep.end.isoformat()}"
+    return exports.download(name, fmt, romi.FLAT_COLUMNS, romi.flat_rows(rep), "ROMI")
+
+
 @bp.get("/clients/<int:client_id>/romi.<any(csv, xlsx):fmt>")
 @api_auth_required
 def export_romi(client_id: int, fmt: str) -> Any:
     client = client_or_404(client_id)
-    rep = report_from_args(client)
-    name = f"romi-{client.id}-{rep.start.isoformat()}-{rep.end.isoformat()}"
-    return exports.download(name, fmt, romi.FLAT_COLUMNS, romi.flat_rows(rep), "ROMI")
+    return download(client, report_from_args(client), fmt)
 
 
 _PARAMS = [

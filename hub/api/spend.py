@@ -130,6 +130,13 @@ def build_manual_spend(client: Client, body: dict[str, Any]) -> ManualSpend:
     )
 
 
+def manual_spend_or_404(client: Client, spend_id: int) -> ManualSpend:
+    row = db().get(ManualSpend, spend_id)
+    if row is None or row.client_id != client.id:
+        abort(404)
+    return row
+
+
 @bp.post("/clients/<int:client_id>/manual-spend")
 @api_auth_required
 def add_manual_spend(client_id: int) -> Any:
@@ -144,10 +151,7 @@ def add_manual_spend(client_id: int) -> Any:
 @api_auth_required
 def delete_manual_spend(client_id: int, spend_id: int) -> Any:
     client = client_or_404(client_id, edit=True)
-    row = db().get(ManualSpend, spend_id)
-    if row is None or row.client_id != client.id:
-        abort(404)
-    db().delete(row)
+    db().delete(manual_spend_or_404(client, spend_id))
     db().commit()
     return "", 204
 

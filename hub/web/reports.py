@@ -10,8 +10,8 @@ from flask import abort, redirect, render_template, request, url_for
 from sqlalchemy import select
 from werkzeug.exceptions import BadRequest
 
-from hub import exports
-from hub.api.spend import build_manual_spend
+from hub.api import romi as romi_api
+from hub.api.spend import build_manual_spend, manual_spend_or_404
 from hub.auth import client_or_404, login_required
 from hub.extensions import db
 from hub.web import bp
@@ -130,10 +130,7 @@ def manual_spend_add(client_id: int) -> Any:
 @login_required
 def manual_spend_delete(client_id: int, spend_id: int) -> Any:
     client = client_or_404(client_id, edit=True)
-    row = db().get(ManualSpend, spend_id)
-    if row is None or row.client_id != client.id:
-        abort(404)
-    db().delete(row)
+    db().delete(manual_spend_or_404(client, spend_id))
     db().commit()
     return redirect(url_for("web.romi_page", client_id=client.id) + "#manual-spend")
 
@@ -142,6 +139,4 @@ def manual_spend_delete(client_id: int, spend_id: int) -> Any:
 @login_required
 def romi_download(client_id: int, fmt: str) -> Any:
     client = client_or_404(client_id)
-    rep = _report(client)
-    name = f"romi-{client.id}-{rep.start.isoformat()}-{rep.end.isoformat()}"
-    return exports.download(name, fmt, romi.FLAT_COLUMNS, romi.flat_rows(rep), "ROMI")
+    return romi_api.download(client, _report(client), fmt)
