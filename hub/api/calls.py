@@ -286,7 +286,8 @@ def export_rows(client: Client) -> Iterator[list[Any]]:
         ]
 
 
-@bp.get("/clients/<int:client_id>/calls.<any(csv, xlsx):fmt>")
+@bp.get("/clients/<int:client_id>/calls.csv", defaults={"fmt": "csv"})
+@bp.get("/clients/<int:client_id>/calls.xlsx", defaults={"fmt": "xlsx"})
 @api_auth_required
 def export_calls(client_id: int, fmt: str) -> Any:
     client = client_or_404(client_id)

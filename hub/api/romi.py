@@ -86,7 +86,8 @@ def download(client: Client, rep: romi.Report, fmt: str) -> Any:
     return exports.download(name, fmt, romi.FLAT_COLUMNS, romi.flat_rows(rep), "ROMI")
 
 
-@bp.get("/clients/<int:client_id>/romi.<any(csv, xlsx):fmt>")
+@bp.get("/clients/<int:client_id>/romi.csv", defaults={"fmt": "csv"})
+@bp.get("/clients/<int:client_id>/romi.xlsx", defaults={"fmt": "xlsx"})
 @api_auth_required
 def export_romi(client_id: int, fmt: str) -> Any:
     client = client_or_404(client_id)

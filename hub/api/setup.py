@@ -32,6 +32,7 @@ from hub.api.resources import CLIENT, client_json
 from hub.auth import api_auth_required, client_or_404, current_user
 from hub.extensions import db
 from tracking import phones
+from tracking.calls import SESSION_FIELDS
 from tracking.models import Channel, Client, Pool, PoolChannel, Site, TrackingNumber, VisitSession
 from tracking.models.numbers import NumberStatus
 
@@ -574,18 +575,7 @@ SESSION = schema(
                 "last_seen_at",
                 "left_at",
                 "hold_until",
-                "landing_url",
-                "referrer",
-                "utm_source",
-                "utm_medium",
-                "utm_campaign",
-                "utm_content",
-                "utm_term",
-                "gclid",
-                "yclid",
-                "ym_client_id",
-                "ga_client_id",
-                "device",
+                *SESSION_FIELDS,
                 "number",
                 "promo_code",
             )
