@@ -55,11 +55,14 @@ def connections(client_id: int) -> Any:
         for c in rows
         if "amocrm" in (c.connectors or [])
     }
+    from connectors.amocrm.settings import field_choices
+
     return render_template(
         "pipeline/connections.html",
         client=client,
         connections=rows,
         webhook_urls=hooks,
+        amo_fields={c.id: field_choices(c.settings or {}) for c in rows if c.id in hooks},
         connectable=_connectable(),
         error=request.args.get("error"),
     )
@@ -104,6 +107,28 @@ def connect(client_id: int, connector: str) -> Any:
     )
     oauth.close()
     return redirect(url)
+
+
+@bp.post("/clients/<int:client_id>/connections/<int:connection_id>/amocrm-settings")
+@login_required
+def amocrm_settings(client_id: int, connection_id: int) -> Any:
+    """Pipeline, status, responsible user, field map, tags and duplicate control of one amoCRM account."""
+    from connectors.amocrm import settings as amo_settings
+
+    client = client_or_404(client_id, edit=True)
+    conn = db().get(Connection, connection_id)
+    if conn is None or conn not in db().scalars(client_connections(client.id)).all():
+        abort(404)
+    if "amocrm" not in (conn.connectors or []):
+        abort(404)
+    try:
+        chosen = amo_settings.from_form(request.form)
+    except amo_settings.InvalidSettings as exc:
+        return redirect(url_for("web.connections", client_id=client.id, error=str(exc)))
+    conn.settings = {**(conn.settings or {}), **chosen}
+    conn.updated_at = utcnow()
+    db().commit()
+    return redirect(url_for("web.connections", client_id=client.id))
 
 
 @bp.get("/oauth/callback")

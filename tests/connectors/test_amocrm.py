@@ -438,3 +438,48 @@ def test_status_webhook_on_the_secret_url_stores_the_won_deal(
     deal = db.scalars(select(Deal)).one()
     assert (deal.status, deal.amount, deal.call_id) == (DealStatus.WON, Decimal("45500.00"), call.id)
     assert len(deliveries(db, "deal_won")) == 1
+
+
+def test_settings_form_is_checked_then_used_by_the_push(
+    client, db, engine, database_url, amo, hooked
+) -> None:
+    t = make_tenant(db)
+    conn = connect(db, t, amo)
+    web_login(client, t.admin.email)
+    token = csrf(client)
+    url = f"/clients/{t.client.id}/connections/{conn.id}/amocrm-settings"
+    form = {
+        "csrf_token": token,
+        "mode": "lead",
+        "pipeline_id": "42",
+        "status_id": "43",
+        "responsible_user_id": "",
+        "tags": "otkuda, calls",
+        "field.gclid": "GCLID",
+        "field.yclid": "555",
+        "field.utm_source": "",
+    }
+    for bad, word in (
+        ({"mode": "fax"}, "mode"),
+        ({"field.yclid": "x y"}, "field.yclid"),
+        ({"pipeline_id": ""}, "pipeline"),
+    ):
+        resp = client.post(url, data={**form, **bad})
+        assert resp.status_code == 302 and word in resp.headers["Location"]
+        db.expire_all()
+        assert db.get(Connection, conn.id).settings == {}
+    assert client.post(url, data=form).status_code == 302
+    db.expire_all()
+    saved = db.get(Connection, conn.id).settings
+    assert saved["mode"] == "lead" and (saved["pipeline_id"], saved["status_id"]) == (42, 43)
+    assert saved["field_map"] == {"gclid": "GCLID", "yclid": 555} and saved["dedupe_open_deals"] is False
+    assert saved["tags"] == ["otkuda", "calls"]
+    finalise_call(db, t)
+    deliver_once(runtime(database_url, engine, amo))
+    [lead] = amo.leads.values()
+    assert (lead.pipeline_id, lead.status_id) == (42, 43) and {"otkuda", "calls"} <= set(lead.tags)
+    assert {"field_id": 555, "values": [{"value": "777"}]} in lead.custom_fields
+    rival = make_tenant(db, "Rival")
+    client.post("/logout")
+    web_login(client, rival.admin.email)
+    assert client.post(url, data={**form, "csrf_token": csrf(client)}).status_code == 404
