@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import io
+import math
 import random
 import secrets
+import struct
 import threading
+import wave
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -82,6 +86,7 @@ def seed(
 
     ``encryption_key`` is the hub's key for secrets at rest (the demo PBX integration's secret).
     """
+    origins = list(landing_origins)
     existing = db.scalar(select(Agency).where(Agency.name == DEMO_AGENCY))
     if existing is not None:
         client = db.scalar(select(Client).where(Client.agency_id == existing.id).order_by(Client.id))
@@ -96,7 +101,7 @@ def seed(
     site = Site(
         client=client,
         name="okna-plus demo landing",
-        domains=list(landing_origins),
+        domains=origins,
         site_key=secrets.token_urlsafe(12),
         replace_numbers=[BUSINESS_NUMBER],
         promo_codes_enabled=True,
@@ -164,6 +169,14 @@ def seed(
     db.commit()
 
     _simulate(db, site, integration, list(statics.values()), now)
+    if origins:
+        # The demo landing server plays the PBX's part of keeping recordings.
+        recording = f"http://{origins[0]}{RECORDING_PATH}"
+        for call in db.scalars(
+            select(Call).where(Call.client_id == client.id, Call.status == CallStatus.ANSWERED)
+        ):
+            call.recording_url = recording
+        db.commit()
     _money(db, client, channels["Billboard"], now)
     return DemoInfo(DEMO_EMAIL, DEMO_PASSWORD, client.id, site.site_key, created=True)
 
@@ -354,8 +367,34 @@ number changes. The hub's client page lists the session.</p>
 </body></html>"""
 
 
+RECORDING_PATH = "/recordings/demo-call.wav"
+
+
+def recording_wav(seconds: int = 4) -> bytes:
+    """A short two-tone WAV standing in for call recordings, so the demo's players have something to play."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        frames = (
+            struct.pack(
+                "<h", int(6000 * math.sin(2 * math.pi * (440 if (i // 4000) % 2 else 554) * i / 8000))
+            )
+            for i in range(8000 * seconds)
+        )
+        w.writeframes(b"".join(frames))
+    return out.getvalue()
+
+
 def landing_app(page: Callable[[], str]) -> Callable[..., Any]:
+    """The demo's landing page, and the demo recording at ``RECORDING_PATH``."""
+    wav = recording_wav()
+
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        if environ.get("PATH_INFO") == RECORDING_PATH:
+            start_response("200 OK", [("Content-Type", "audio/wav"), ("Content-Length", str(len(wav)))])
+            return [wav]
         body = page().encode()
         start_response(
             "200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))]

@@ -7,13 +7,21 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
-from hub.demo import BUSINESS_NUMBER, DEMO_EMAIL, DEMO_PASSWORD, landing_app, landing_page, seed
+from hub.demo import (
+    BUSINESS_NUMBER,
+    DEMO_EMAIL,
+    DEMO_PASSWORD,
+    RECORDING_PATH,
+    landing_app,
+    landing_page,
+    seed,
+)
 from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, serve
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import csrf, make_tenant, web_login
 from tracking import romi
 from tracking.models import Call, Client, NumberAssignment, Pool, TrackingNumber, VisitSession
-from tracking.models.calls import AttributionMethod
+from tracking.models.calls import AttributionMethod, CallStatus
 
 TABLES = (VisitSession, NumberAssignment, Call, TrackingNumber, Pool)
 
@@ -45,6 +53,13 @@ def test_seed_goes_through_the_services_and_is_idempotent(db) -> None:
     assert rows["Yandex Direct"].spend > 0 and rows["Yandex Direct"].calls > 0
     assert rep.total.metrics.won > 0 and rep.total.metrics.revenue > 0
     assert rows["Billboard"].spend > 0 and rows["Billboard"].calls == 1
+
+    # Answered calls have a recording, which the demo landing server plays.
+    answered = db.scalars(select(Call).where(Call.status == CallStatus.ANSWERED)).all()
+    assert answered and {c.recording_url for c in answered} == {"http://127.0.0.1:5001" + RECORDING_PATH}
+    got: list = []
+    wav = b"".join(landing_app(lambda: "")({"PATH_INFO": RECORDING_PATH}, lambda s, h: got.append((s, h))))
+    assert got[0][0] == "200 OK" and wav[:4] == b"RIFF" and wav[8:12] == b"WAVE" and len(wav) > 60_000
 
     again = seed(db, ["127.0.0.1:5001"], TEST_ENCRYPTION_KEY)
     assert not again.created and again.client_id == first.client_id and again.site_key == first.site_key
