@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from hub import exports
 from hub.api import bp
+from hub.api.common import int_arg
 from hub.api.openapi import register, schema
 from hub.auth import api_auth_required, client_or_404, current_user
 from hub.extensions import db
@@ -195,22 +196,13 @@ def filtered_calls(client: Client) -> Select[tuple[Call]]:
     return query
 
 
-def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
-        raise BadRequest(f"{name} must be an integer from {lo} to {hi}")
-    return int(raw)
-
-
 @bp.get("/clients/<int:client_id>/calls")
 @api_auth_required
 def list_calls(client_id: int) -> Any:
     client = client_or_404(client_id)
     query = filtered_calls(client)
-    page = _int_arg("page", 1, 1, 10**6)
-    per_page = _int_arg("per_page", 50, 1, MAX_PER_PAGE)
+    page = int_arg("page", 1, 1, 10**6)
+    per_page = int_arg("per_page", 50, 1, MAX_PER_PAGE)
     total = db().scalar(select(func.count()).select_from(query.subquery()))
     calls = (
         db()
