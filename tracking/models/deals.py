@@ -35,8 +35,8 @@ class Deal(Base):
     name: Mapped[str] = mapped_column(String(255), default="")
     pipeline_id: Mapped[str] = mapped_column(String(32), default="")
     status_id: Mapped[str] = mapped_column(String(32), default="")
-    # A plain id: the calls table is another module's; the foreign key is added where both exist.
-    call_id: Mapped[int | None] = mapped_column(index=True)
+    # The call that brought the deal; a deleted call leaves the deal (and its revenue) standing.
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"), index=True)
     session_id: Mapped[int | None] = mapped_column(ForeignKey("visit_sessions.id", ondelete="SET NULL"))
     contact_phone: Mapped[str | None] = mapped_column(String(20))
     raw: Mapped[dict[str, Any]] = mapped_column(default=dict)
