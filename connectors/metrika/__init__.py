@@ -1,8 +1,7 @@
 """Yandex Metrika: finalised calls (upload_calls) and won deals (offline conversions) per counter.
 
 Account ids: ``counter_id``. Settings: ``deal_goal`` (goal identifier for won deals), optional
-``calls_goal_name``, ``phone_number`` ("tracking" or "caller"), ``window_days``, ``max_rows_per_file``,
-``status_poll_seconds``, ``status_poll_interval``.
+``calls_goal_name``, ``phone_number`` ("tracking" or "caller"), ``window_days``, ``max_rows_per_file``.
 """
 
 from __future__ import annotations

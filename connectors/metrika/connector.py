@@ -20,7 +20,7 @@ from connectors.base import (
     TokenExpired,
 )
 from connectors.metrika import mapping
-from connectors.metrika.client import MetrikaClient, MetrikaError
+from connectors.metrika.client import MetrikaClient, MetrikaError, UploadKind
 from connectors.pacing import Throttle
 
 # Metrika's Management API quotas (the protocol notes name the 429 error types, not the numbers): the
@@ -30,9 +30,7 @@ PER_SECOND = 3.0
 DAILY = 5000
 # Statuses after which the counts are final.
 FINAL_STATUSES = {"PROCESSED", "LINKAGE_FAILURE"}
-UPLOAD_TYPE = {ItemKind.CALL: "CALLS", ItemKind.DEAL_WON: "BASIC"}
-# When a 429 carries no Retry-After: per-second quotas clear quickly, the daily one does not.
-_QUOTA_WAIT = {"quota_requests_by_uid": 3600.0, "quota_requests_by_counter_id": 3600.0}
+UPLOAD_KIND = {ItemKind.CALL: UploadKind.CALLS, ItemKind.DEAL_WON: UploadKind.BASIC}
 
 
 def _utcnow() -> dt.datetime:
@@ -50,13 +48,10 @@ class MetrikaConnector:
         now: Callable[[], dt.datetime] = _utcnow,
     ) -> None:
         self.ctx = ctx
-        self._sleep = sleep
         self._now = now
         settings = ctx.settings
         self.window_days = int(settings.get("window_days", mapping.WINDOW_DAYS))
         self.max_rows = int(settings.get("max_rows_per_file", 1000))
-        self.poll_seconds = float(settings.get("status_poll_seconds", 30))
-        self.poll_interval = float(settings.get("status_poll_interval", 3))
         counter_id = str(ctx.account.get("counter_id") or "").strip()
         if not counter_id.isdigit():
             raise ValueError(f"Metrika connection {ctx.connection_id} has no numeric counter_id")
@@ -148,71 +143,39 @@ class MetrikaConnector:
             return [DeliveryResult(i.id, Outcome.DEAD, error="delivery key too long") for i in items]
         rows = [row for _, row in entries]
         try:
-            if kind == ItemKind.CALL:
-                csv_text = mapping.to_csv(id_type, mapping.CALL_COLUMNS, rows)
-                uploading = self.client.upload_calls(
-                    csv_text,
-                    client_id_type=id_type,
-                    comment=comment,
-                    new_goal_name=self.ctx.settings.get("calls_goal_name"),
-                )
-            else:
-                csv_text = mapping.to_csv(id_type, mapping.DEAL_COLUMNS, rows)
-                uploading = self.client.upload_conversions(csv_text, client_id_type=id_type, comment=comment)
+            columns = mapping.CALL_COLUMNS if kind == ItemKind.CALL else mapping.DEAL_COLUMNS
+            uploading = self.client.upload(
+                UPLOAD_KIND[kind],
+                mapping.to_csv(id_type, columns, rows),
+                client_id_type=id_type,
+                comment=comment,
+                new_goal_name=self.ctx.settings.get("calls_goal_name"),
+            )
         except MetrikaError as exc:
             return [self._failure(item.id, exc) for item in items]
-        uploading = self._await_processing(uploading, UPLOAD_TYPE[kind])
+        # Delivered once Metrika has stored the file: its processing takes minutes to hours and waiting for
+        # it here would hold up every other destination's deliveries.
         upload_id = str(uploading.get("id"))
         note = summary(uploading)
         return [DeliveryResult(item.id, Outcome.DONE, external_id=upload_id, error=note) for item in items]
 
     def _failure(self, item_id: int, exc: MetrikaError) -> DeliveryResult:
         if exc.transient:
-            wait = exc.retry_after
-            if wait is None and exc.status == 429:
-                wait = _QUOTA_WAIT.get(exc.error_type, 1.0)
-            return DeliveryResult(item_id, Outcome.RETRY, error=str(exc), retry_after=wait)
+            return DeliveryResult(item_id, Outcome.RETRY, error=str(exc), retry_after=exc.retry_after)
         return DeliveryResult(item_id, Outcome.DEAD, error=str(exc))
-
-    def _await_processing(self, uploading: dict[str, Any], upload_type: str) -> dict[str, Any]:
-        """Poll the upload until its counts are final or the time budget runs out (processing can take
-        hours; the file has arrived either way, so a still-pending status is reported, not retried)."""
-        deadline = time.monotonic() + self.poll_seconds
-        while str(uploading.get("status")) not in FINAL_STATUSES and time.monotonic() < deadline:
-            self._sleep(self.poll_interval)
-            try:
-                try:
-                    uploading = {**uploading, **self.client.uploading(str(uploading["id"]))}
-                except MetrikaError as exc:
-                    if exc.status != 404:
-                        raise
-                    uploading = self._from_list(uploading, upload_type)
-            except MetrikaError as exc:
-                if not exc.transient:
-                    break
-            except (TokenExpired, AuthRevoked):
-                # The file is in; a refused status check must not turn a delivered batch into a doubt.
-                break
-        return uploading
-
-    def _from_list(self, uploading: dict[str, Any], upload_type: str) -> dict[str, Any]:
-        # Whether calls uploads answer on uploading/{id} is not confirmed; the typed list always has them.
-        for found in self.client.uploadings(upload_type):
-            if str(found.get("id")) == str(uploading.get("id")):
-                return {**uploading, **found}
-        return uploading
 
     # --- recovery ----------------------------------------------------------------------------------
 
     def find_delivered(self, items: Sequence[DeliveryItem]) -> dict[int, str]:
         """Items whose key is in the comment of an upload already at Metrika (see mapping.encode_keys)."""
         found: dict[int, str] = {}
-        for kind, upload_type in UPLOAD_TYPE.items():
+        for kind, upload_kind in UPLOAD_KIND.items():
             wanted = {item.key: item.id for item in items if item.kind == kind}
             if not wanted:
                 continue
             # A failed listing raises: unknown is not "absent", and a guess would invite a duplicate.
-            for uploading in self.client.uploadings(upload_type):
+            # Each family is listed through its own endpoint: call uploads are absent from the other list.
+            for uploading in self.client.uploadings(upload_kind):
                 for key in mapping.decode_keys(uploading.get("comment")):
                     if key in wanted:
                         found[wanted[key]] = str(uploading.get("id"))
@@ -242,5 +205,5 @@ def summary(uploading: dict[str, Any]) -> str:
     if uploading.get("status") == "LINKAGE_FAILURE":
         parts.append("no row matched a Metrika visitor")
     elif uploading.get("status") not in FINAL_STATUSES:
-        parts.append("processing not finished when last checked")
+        parts.append("processing at Metrika")
     return "; ".join(parts)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from connectors import registry
 from connectors.base import (
@@ -20,6 +21,7 @@ from connectors.base import (
     TokenExpired,
 )
 from connectors.metrika import mapping
+from connectors.metrika.client import UploadKind
 from tests.fakes.yandex_server import FakeYandex, running_yandex
 
 COUNTER = "44147844"
@@ -46,7 +48,7 @@ def context(
         provider="yandex",
         api_base=api_base or fake.base_url,
         account={"counter_id": COUNTER},
-        settings={"status_poll_interval": 0, "status_poll_seconds": 30, **settings},
+        settings=settings,
         access_token=lambda: token,
         hub_base_url="https://hub.example",
     )
@@ -142,10 +144,13 @@ def test_calls_arrive_as_csv_per_identifier_type(yandex: FakeYandex) -> None:
 
     client_upload = next(u for u in uploads if u.client_id_type == "CLIENT_ID")
     assert results[1].external_id == results[2].external_id == str(client_upload.info["id"])
-    # Polled to the end: both rows valid, one linked to a known visitor.
-    assert "PROCESSED" in results[1].error
-    assert "rows sent 2" in results[1].error and "linked 1" in results[1].error
+    # As Metrika took it in: both rows valid, one static and one dynamic.
+    assert "rows sent 2" in results[1].error and "rows valid 2" in results[1].error
     assert "static 1" in results[1].error and "dynamic 1" in results[1].error
+    # Once processed (read through the calls list), one row is linked to a known visitor.
+    listed = connector(context(yandex)).client.uploadings(UploadKind.CALLS)
+    final = next(u for u in listed if u["id"] == client_upload.info["id"])
+    assert (final["status"], final["linked_quantity"]) == ("PROCESSED", 1)
 
 
 def test_old_calls_and_calls_without_visitor_are_skipped_with_reason(yandex: FakeYandex) -> None:
@@ -159,25 +164,30 @@ def test_old_calls_and_calls_without_visitor_are_skipped_with_reason(yandex: Fak
     assert len(yandex.metrika.rows(COUNTER, "CALLS")) == 1
 
 
-def test_linkage_failure_is_recorded_on_the_delivery(yandex: FakeYandex) -> None:
-    results = connector(context(yandex)).push([call(1, ym=UNKNOWN_VISITOR)])
-    assert results[0].outcome == Outcome.DONE
-    assert "LINKAGE_FAILURE" in results[0].error and "linked 0" in results[0].error
+def test_push_does_not_wait_for_processing(yandex: FakeYandex) -> None:
+    yandex.metrika.polls_to_process = 10**6  # Metrika takes hours
+    ctx = context(yandex, deal_goal="deal_won")
+    results = connector(ctx).push([call(1), deal(5, call_item=call(1))])
+    assert all(r.outcome == Outcome.DONE for r in results)
+    assert all("processing at Metrika" in r.error for r in results)
+    # One request per file: the push stores the file and returns; nothing polls inside it.
+    prefix = f"/management/v1/counter/{COUNTER}/offline_conversions"
+    assert sorted(entry for entry in yandex.log if entry[1].startswith(prefix)) == [
+        ("POST", f"{prefix}/upload"),
+        ("POST", f"{prefix}/upload_calls"),
+    ]
 
 
-def test_status_is_read_from_the_list_when_calls_have_no_status_by_id(yandex: FakeYandex) -> None:
-    yandex.metrika.calls_status_by_id = False
-    yandex.metrika.polls_to_process = 2
-    results = connector(context(yandex)).push([call(1)])
-    assert "PROCESSED" in results[0].error
-    assert ("GET", f"/management/v1/counter/{COUNTER}/offline_conversions/uploadings") in yandex.log
-
-
-def test_pending_processing_is_reported_not_retried(yandex: FakeYandex) -> None:
-    yandex.metrika.polls_to_process = 10**6
-    results = connector(context(yandex, status_poll_seconds=0)).push([call(1)])
-    assert results[0].outcome == Outcome.DONE
-    assert "processing not finished" in results[0].error
+def test_call_uploads_answer_only_on_the_calls_endpoints(yandex: FakeYandex) -> None:
+    [r] = connector(context(yandex)).push([call(1)])
+    prefix = f"{yandex.base_url}/management/v1/counter/{COUNTER}/offline_conversions"
+    headers = {"Authorization": f"OAuth {TOKEN}"}
+    assert requests.get(f"{prefix}/calls_uploading/{r.external_id}", headers=headers).status_code == 200
+    wrong = requests.get(f"{prefix}/uploading/{r.external_id}", headers=headers)
+    assert wrong.status_code == 404 and wrong.json()["errors"][0]["error_type"] == "not_found"
+    assert requests.get(f"{prefix}/uploadings", headers=headers).json() == {"uploadings": []}
+    typed = requests.get(f"{prefix}/uploadings", params={"type": "CALLS"}, headers=headers)
+    assert typed.status_code == 400 and typed.json()["errors"][0]["error_type"] == "invalid_parameter"
 
 
 def test_won_deal_goes_to_offline_conversions_with_goal_price_currency(yandex: FakeYandex) -> None:
@@ -185,7 +195,7 @@ def test_won_deal_goes_to_offline_conversions_with_goal_price_currency(yandex: F
     results = connector(ctx).push([deal(5, call_item=call(1)), deal(6, call_item=None)])
     results = by_id(results)
 
-    assert results[10_005].outcome == Outcome.DONE and "linked 1" in results[10_005].error
+    assert results[10_005].outcome == Outcome.DONE and "rows valid 1" in results[10_005].error
     assert results[10_006].outcome == Outcome.SKIPPED and "no call" in results[10_006].error
     [upload] = yandex.metrika.uploads.values()
     assert upload.type == "BASIC" and upload.client_id_type == "CLIENT_ID"
@@ -214,9 +224,9 @@ def test_calls_goal_is_named_on_upload(yandex: FakeYandex) -> None:
 def test_upload_list_is_read_page_by_page(yandex: FakeYandex) -> None:
     metrika = connector(context(yandex, max_rows_per_file=1))
     metrika.push([call(i) for i in range(1, 6)])
-    listed = metrika.client.uploadings("CALLS", page=2)
+    listed = metrika.client.uploadings(UploadKind.CALLS, page=2)
     assert sorted(u["id"] for u in listed) == sorted(yandex.metrika.uploads)
-    assert metrika.client.uploadings("BASIC", page=2) == []
+    assert metrika.client.uploadings(UploadKind.BASIC, page=2) == []
 
 
 def test_won_deal_without_configured_goal_is_skipped(yandex: FakeYandex) -> None:
@@ -253,6 +263,23 @@ def test_a_retry_after_a_lost_answer_uploads_nothing_twice(yandex: FakeYandex) -
     assert results[1].outcome == Outcome.DONE and results[1].external_id == str(upload.info["id"])
     assert results[2].outcome == Outcome.DONE and results[2].external_id != results[1].external_id
     assert len(yandex.metrika.uploads) == 2  # call 1 once, call 2 once
+    assert [r["ClientId"] for r in yandex.metrika.rows(COUNTER, "CALLS")].count(VISITOR) == 2
+    assert ("GET", f"/management/v1/counter/{COUNTER}/offline_conversions/calls_uploadings") in yandex.log
+
+
+def test_a_crash_between_upload_and_answer_does_not_duplicate_calls(yandex: FakeYandex) -> None:
+    # The worker died after Metrika stored the file and before the answer was recorded: the pipeline
+    # asks a fresh connector about the items in doubt, then sends only what it did not find.
+    yandex.metrika.fail_next(504, "timeout", path="upload_calls", after=True)
+    connector(context(yandex)).push([call(1), call(2)])
+    assert len(yandex.metrika.uploads) == 1
+    doubt = [dataclasses.replace(call(1), attempts=1), dataclasses.replace(call(2), attempts=1)]
+    found = connector(context(yandex)).find_delivered(doubt)
+    [upload_id] = yandex.metrika.uploads
+    assert found == {1: str(upload_id), 2: str(upload_id)}
+    results = connector(context(yandex)).push(doubt)  # a retry of the same batch
+    assert {(r.outcome, r.external_id) for r in results} == {(Outcome.DONE, str(upload_id))}
+    assert len(yandex.metrika.uploads) == 1 and len(yandex.metrika.rows(COUNTER, "CALLS")) == 2
 
 
 def test_errors_map_to_outcomes(yandex: FakeYandex) -> None:
@@ -275,11 +302,19 @@ def test_errors_map_to_outcomes(yandex: FakeYandex) -> None:
     assert r.outcome == Outcome.DONE
 
 
-def test_daily_quota_retries_much_later(yandex: FakeYandex) -> None:
+@pytest.mark.parametrize("quota_status", [429, 420])
+def test_daily_quota_retries_much_later(yandex: FakeYandex, quota_status: int) -> None:
     yandex.metrika.daily = 0
+    yandex.metrika.quota_status = quota_status
     [r] = connector(context(yandex)).push([call(1)])
     assert r.outcome == Outcome.RETRY and "quota_requests_by_uid" in r.error
     assert r.retry_after >= 3600
+
+
+def test_per_second_quota_answered_with_420_is_a_short_retry(yandex: FakeYandex) -> None:
+    yandex.metrika.fail_next(420, "quota_requests_by_ip", path="upload_calls")
+    [r] = connector(context(yandex)).push([call(1)])
+    assert (r.outcome, r.retry_after) == (Outcome.RETRY, 1.0)
 
 
 def test_refused_token_and_lost_access_raise(yandex: FakeYandex) -> None:

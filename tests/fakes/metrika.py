@@ -1,9 +1,17 @@
 """Fake Metrika Management API: offline conversion and call uploads, their statuses and listing.
 
-Implements what the protocol notes describe: ``Authorization: OAuth <token>``, multipart ``file`` with a
-UTF-8 CSV whose first line names the columns, per-row validation counted in ``line_quantity``, status
-progression to PROCESSED / LINKAGE_FAILURE, the Management API error shape, and per-second and daily
-quotas answered with 429.
+Implements what the Management API reference describes: ``Authorization: OAuth <token>``, multipart ``file``
+with a UTF-8 CSV whose first line names the columns, per-row validation counted in ``line_quantity``, status
+progression to PROCESSED / LINKAGE_FAILURE, the error shape of "Errors" and the per-second and daily quotas.
+Conversion uploads and call uploads are separate families with separate status and list endpoints; a call
+upload is unknown to the conversion endpoints, as on Metrika. Unknown paths answer 404 and query parameters
+the reference does not list answer 400.
+
+Sources: https://yandex.com/dev/metrika/en/management/openapi/offline_conversions/upload_1 (and findById_1,
+findAll_1), https://yandex.com/dev/metrika/en/management/openapi/call/uploadCalls (and
+findCallUploadingById, findAllCallUploadings), https://yandex.com/dev/metrika/en/management/calls,
+https://yandex.com/dev/metrika/doc/api2/management/concept/errors.html (error body and types), the quotas
+page (HTTP 429 on yandex.ru, 420 on yandex.com).
 """
 
 from __future__ import annotations
@@ -82,7 +90,7 @@ class FakeMetrika:
     call_goal_names: set[str] = field(default_factory=set)  # goals made by upload_calls' new_goal_name
     visitors: set[str] = field(default_factory=set)  # ClientIds / yclids Metrika has seen visits of
     polls_to_process: int = 1  # status reads before an upload's counts are final
-    calls_status_by_id: bool = True  # whether uploading/{id} answers for call uploads too
+    quota_status: int = 429  # the Russian quotas page says 429, the English one 420
     per_second: int = 30
     expire_tokens_after_uploads: int | None = None  # the login's tokens die after this many uploads
     daily: int = 5000
@@ -128,9 +136,9 @@ class FakeMetrika:
             self._second = (second, count)
             self._day[login] = self._day.get(login, 0) + 1
             if count > self.per_second:
-                return error(429, "quota_requests_by_ip", "Too many requests per second")
+                return error(self.quota_status, "quota_requests_by_ip", "Too many requests per second")
             if self._day[login] > self.daily:
-                return error(429, "quota_requests_by_uid", "Daily quota exceeded")
+                return error(self.quota_status, "quota_requests_by_uid", "Daily quota exceeded")
             failure = next((f for f in self.failures if request.path.endswith(f.path)), None)
             if failure is not None:
                 self.failures.remove(failure)
@@ -146,17 +154,32 @@ class FakeMetrika:
             return error(404, "not_found", f"Counter {counter} not found")
         if login not in self.counters[counter]:
             return error(403, "access_denied", "Access is denied")
-        if request.method == "POST" and rest in ("upload", "upload_calls"):
-            return self._upload(request, counter, "CALLS" if rest == "upload_calls" else "BASIC")
-        if request.method == "GET" and rest == "uploadings":
-            return self._list(request, counter)
-        if request.method == "GET" and rest.startswith("uploading/"):
-            return self._status(counter, rest.removeprefix("uploading/"))
-        return error(404, "not_found", f"No method {request.method} {rest}")
+        method, (head, _, tail) = request.method, rest.partition("/")
+        # POST offline_conversions/upload — openapi/offline_conversions/upload_1
+        if (method, rest) == ("POST", "upload"):
+            return self._upload(request, counter, "BASIC", {"client_id_type", "comment"})
+        # POST offline_conversions/upload_calls — openapi/call/uploadCalls
+        if (method, rest) == ("POST", "upload_calls"):
+            return self._upload(request, counter, "CALLS", {"client_id_type", "comment", "new_goal_name"})
+        # GET offline_conversions/uploading/{id} — openapi/offline_conversions/findById_1 (conversions only)
+        if (method, head) == ("GET", "uploading") and tail:
+            return self._status(request, counter, "BASIC", tail)
+        # GET offline_conversions/calls_uploading/{id} — openapi/call/findCallUploadingById
+        if (method, head) == ("GET", "calls_uploading") and tail:
+            return self._status(request, counter, "CALLS", tail)
+        # GET offline_conversions/uploadings?limit&offset — openapi/offline_conversions/findAll_1
+        if (method, rest) == ("GET", "uploadings"):
+            return self._list(request, counter, "BASIC")
+        # GET offline_conversions/calls_uploadings?limit&offset — openapi/call/findAllCallUploadings
+        if (method, rest) == ("GET", "calls_uploadings"):
+            return self._list(request, counter, "CALLS")
+        return error(404, "not_found", f"No method {method} {rest}")
 
     # --- uploads ---------------------------------------------------------------------------------
 
-    def _upload(self, request: Request, counter: str, kind: str) -> Response:
+    def _upload(self, request: Request, counter: str, kind: str, params: set[str]) -> Response:
+        if refused := _unknown_params(request, params):
+            return refused
         if request.mimetype != "multipart/form-data":
             return error(400, "invalid_parameter", "multipart/form-data body required")
         part = request.files.get("file")
@@ -246,23 +269,26 @@ class FakeMetrika:
             upload.info["status"] = upload.final_status
             upload.info.update(upload.info["_final"])
 
-    def _status(self, counter: str, raw_id: str) -> Response:
+    def _status(self, request: Request, counter: str, kind: str, raw_id: str) -> Response:
+        if refused := _unknown_params(request, set()):
+            return refused
         with self.lock:
             upload = self.uploads.get(int(raw_id)) if raw_id.isdigit() else None
-            if upload is None or upload.counter != counter:
-                return error(404, "not_found", f"Uploading {raw_id} not found")
-            if upload.type == "CALLS" and not self.calls_status_by_id:
+            # Each family's status endpoint knows only its own uploads.
+            if upload is None or upload.counter != counter or upload.type != kind:
                 return error(404, "not_found", f"Uploading {raw_id} not found")
             self._advance(upload)
             return ok({"uploading": _public(upload.info)})
 
-    def _list(self, request: Request, counter: str) -> Response:
+    def _list(self, request: Request, counter: str, kind: str) -> Response:
+        # Only limit and offset are documented: a type filter is not, and is refused.
+        if refused := _unknown_params(request, {"limit", "offset"}):
+            return refused
         try:
             limit = int(request.args.get("limit", 10000))
             offset = int(request.args.get("offset", 0))
         except ValueError:
             return error(400, "invalid_parameter", "limit and offset are integers")
-        kind = request.args.get("type", "BASIC")
         with self.lock:
             found = [u for u in self.uploads.values() if u.counter == counter and u.type == kind]
             for upload in found:
@@ -274,6 +300,12 @@ class FakeMetrika:
 
     def rows(self, counter: str, kind: str) -> list[dict[str, str]]:
         return [r for u in self.uploads.values() if u.counter == counter and u.type == kind for r in u.rows]
+
+
+def _unknown_params(request: Request, allowed: set[str]) -> Response | None:
+    if unknown := set(request.args) - allowed:
+        return error(400, "invalid_parameter", f"Unknown parameters: {', '.join(sorted(unknown))}")
+    return None
 
 
 def _token_of(request: Request) -> str:
