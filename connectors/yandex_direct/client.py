@@ -8,24 +8,49 @@ from typing import Any
 
 import requests
 
-from connectors.base import AuthRevoked, TokenExpired
+from connectors.http import ApiClient, ApiError, Problem, Verdict, json_body, raise_for, rule
 
-# Direct error codes (the protocol notes; meanings partly unconfirmed, so unknown codes are permanent).
+# Direct error codes (https://yandex.com/dev/direct/doc/en/codes). The body decides, whatever HTTP status
+# carries it: Direct answers some of these with 200-range or 400 statuses.
 AUTH_CODES = {53}  # authorisation error: the token is refused
 REVOKED_CODES = {54, 58, 513}  # no rights, registration incomplete, login not linked to Direct
 LIMIT_CODES = {56, 152, 506, 9000}  # request/points/concurrency limits and the offline report queue
+# 52 "server temporarily unavailable", 1000/1001 "service temporarily unavailable", 1002 "operation error"
+# (a timeout inside Direct): all "try again later".
+UNAVAILABLE_CODES = {52, 1000, 1001, 1002}
+
+RULES = (
+    rule(Verdict.TOKEN_EXPIRED, codes=AUTH_CODES),
+    rule(Verdict.REVOKED, codes=REVOKED_CODES),
+    rule(Verdict.RETRY, codes=LIMIT_CODES),
+    rule(Verdict.RETRY, codes=UNAVAILABLE_CODES),
+    rule(Verdict.REVOKED, (403,)),
+)
 
 
-class DirectError(Exception):
-    """A report request that failed. ``transient`` failures are worth repeating after ``retry_after``."""
+class DirectError(ApiError):
+    """A report request that failed. ``transient`` failures are worth repeating after ``retry_after``;
+    ``code`` is Direct's ``error_code`` (0 when the answer had none)."""
 
-    def __init__(self, status: int, code: int, message: str, *, transient: bool, retry_after: float | None):
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.transient = transient
-        self.retry_after = retry_after
+    def __init__(self, problem: Problem, verdict: Verdict) -> None:
+        super().__init__(problem, verdict)
+        self.code = int(problem.code) if problem.code.isdigit() else 0  # type: ignore[assignment]
+
+
+def read_problem(response: requests.Response) -> Problem:
+    body = json_body(response)
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return Problem(response.status_code, "0", (response.text or response.reason or "")[:300])
+    code = str(error.get("error_code", 0))
+    text = " — ".join(str(p) for p in (error.get("error_string"), error.get("error_detail")) if p)
+    return Problem(
+        response.status_code,
+        code if code.isdigit() else "0",
+        text or response.reason or "",
+        body,
+        _number(response.headers.get("retryIn")),
+    )
 
 
 @dataclass(frozen=True)
@@ -53,14 +78,19 @@ class DirectClient:
         client_login: str | None = None,
         timeout: float = 120.0,
     ) -> None:
-        self.url = f"{api_base.rstrip('/')}/json/v5/reports"
         self._token = access_token
         self._client_login = client_login
-        self._timeout = timeout
-        self._http = requests.Session()
+        self.api = ApiClient(
+            f"{api_base.rstrip('/')}/json/v5/reports",
+            self._headers,
+            read_problem,
+            RULES,
+            DirectError,
+            timeout=timeout,
+            ok_statuses=frozenset({200, 201, 202}),
+        )
 
-    def report(self, body: dict[str, Any]) -> ReportAnswer:
-        """Send (or, with an identical body, poll) one report request."""
+    def _headers(self) -> dict[str, str]:
         headers = {
             "Authorization": f"Bearer {self._token()}",
             "Accept-Language": "en",
@@ -73,39 +103,20 @@ class DirectClient:
         }
         if self._client_login:
             headers["Client-Login"] = self._client_login  # agency accounts act for one client login
-        try:
-            response = self._http.post(self.url, json=body, headers=headers, timeout=self._timeout)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise DirectError(0, 0, type(exc).__name__, transient=True, retry_after=None) from None
+        return headers
+
+    def report(self, body: dict[str, Any]) -> ReportAnswer:
+        """Send (or, with an identical body, poll) one report request."""
+        response = self.api.send("POST", "", json=body)
         response.encoding = "utf-8"
-        retry_in = _number(response.headers.get("retryIn"))
-        if response.status_code in (200, 201, 202):
-            queue = _number(response.headers.get("reportsInQueue"))
-            return ReportAnswer(
-                response.status_code,
-                response.text if response.status_code == 200 else "",
-                retry_in,
-                int(queue) if queue is not None else None,
-                response.headers.get("RequestId", ""),
-            )
-        code, message = _error_of(response)
-        if response.status_code == 401 or code in AUTH_CODES:
-            raise TokenExpired(message)
-        if response.status_code == 403 or code in REVOKED_CODES:
-            raise AuthRevoked(f"{code}: {message}")
-        retry_after = _number(response.headers.get("Retry-After")) or retry_in
-        transient = response.status_code >= 500 or response.status_code == 429 or code in LIMIT_CODES
-        raise DirectError(response.status_code, code, message, transient=transient, retry_after=retry_after)
-
-
-def _error_of(response: requests.Response) -> tuple[int, str]:
-    try:
-        error = response.json().get("error") or {}
-    except (ValueError, AttributeError):
-        return 0, (response.text or response.reason or "")[:300]
-    try:
-        code = int(error.get("error_code", 0))
-    except (TypeError, ValueError):
-        code = 0
-    text = " — ".join(str(p) for p in (error.get("error_string"), error.get("error_detail")) if p)
-    return code, text or response.reason or ""
+        if response.headers.get("Content-Type", "").startswith("application/json"):
+            # A report is TSV: a JSON answer under a success status is an error body, and the body decides.
+            raise_for(read_problem(response), RULES, DirectError)
+        queue = _number(response.headers.get("reportsInQueue"))
+        return ReportAnswer(
+            response.status_code,
+            response.text if response.status_code == 200 else "",
+            _number(response.headers.get("retryIn")),
+            int(queue) if queue is not None else None,
+            response.headers.get("RequestId", ""),
+        )

@@ -15,6 +15,7 @@ from connectors.base import (
     RateLimit,
     SpendRow,
 )
+from connectors.http import Problem, Verdict
 from connectors.yandex_direct import mapping
 from connectors.yandex_direct.client import LIMIT_CODES, DirectClient, DirectError
 
@@ -78,6 +79,6 @@ class YandexDirectConnector:
             if cause is not None:
                 raise cause
             raise DirectError(
-                202, 0, "report not ready within the time budget", transient=True, retry_after=wait
+                Problem(202, "0", "report not ready within the time budget", retry_after=wait), Verdict.RETRY
             )
         self._sleep(wait)

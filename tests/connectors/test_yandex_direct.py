@@ -151,6 +151,18 @@ def test_transient_server_errors_are_retried(yandex: FakeYandex) -> None:
     assert [status for status, _ in yandex.direct.answers] == [500, 502, 201, 202, 200]
 
 
+@pytest.mark.parametrize(("status", "code"), [(400, 52), (200, 1000), (400, 1001), (503, 1002), (400, 1002)])
+def test_unavailable_codes_are_retried_whatever_the_status(
+    yandex: FakeYandex, status: int, code: int
+) -> None:
+    yandex.direct.fail_next(status, code, "Service temporarily unavailable")
+    sleeps: list[float] = []
+    rows = direct(context(yandex), sleeps).pull_spend(D1, D2)
+    assert len(rows) == 4
+    assert yandex.direct.answers[0] == (status, code) and yandex.direct.answers[-1] == (200, 0)
+    assert sleeps  # it waited before asking again
+
+
 def test_permanent_errors_raise(yandex: FakeYandex) -> None:
     yandex.direct.fail_next(
         400,

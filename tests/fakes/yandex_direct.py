@@ -1,7 +1,13 @@
 """Fake Direct Reports API v5: ``POST /json/v5/reports`` with Bearer auth, Client-Login for agency
 logins, request validation, offline queueing (201 then 202 with ``retryIn``, identical request polls),
 a queue limit of five reports per advertiser, money in micros unless ``returnMoneyInMicros: false``, the
-skip* headers, and the JSON error shape."""
+skip* headers, and the JSON error shape.
+
+Sources: https://yandex.com/dev/direct/doc/en/spec (request body), https://yandex.com/dev/direct/doc/en/headers
+(request and response headers), https://yandex.com/dev/direct/doc/en/mode (online/offline, 201/202,
+retryIn), https://yandex.com/dev/direct/doc/en/codes (error body; 52 and 1000-1002 are "temporarily
+unavailable" codes that may come under any status), https://yandex.com/dev/direct/doc/en/report-format.
+"""
 
 from __future__ import annotations
 
@@ -99,6 +105,7 @@ class FakeDirect:
         self.answers.append((response.status_code, _code_of(response)))
         return response
 
+    # POST /json/v5/reports — the one Reports endpoint (spec, headers, mode pages above).
     def _answer(self, request: Request) -> Response:
         if request.method != "POST":
             return error(405, 8000, "Invalid request", "POST only")
