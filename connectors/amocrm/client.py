@@ -11,44 +11,73 @@ from typing import Any
 
 import requests
 
-from connectors.base import AuthRevoked, TokenExpired
-from connectors.pacing import Throttle, retry_after_header
+from connectors.http import ApiClient, ApiError, Problem, Verdict, json_body, rule
+from connectors.pacing import Throttle
 
 PER_SECOND = 7.0  # amoCRM's limit per account
 PAGE = 250  # the largest page amoCRM serves
+IP_REFUSED_WAIT = 3600.0  # until a person adds our address to the account's IP whitelist
+BLOCKED_WAIT = 900.0  # amoCRM blocks an account that kept exceeding the limit for a while
 
 
-class AmoError(Exception):
+def _text(problem: Problem) -> str:
+    return f"{problem.code} {problem.message}".lower()
+
+
+def _ip_refused(problem: Problem) -> bool:
+    # Error 113 (403): "Access to this account is prohibited from your IP address" — the account's IP
+    # whitelist is on (https://www.amocrm.com/developers/content/api/errors).
+    return problem.code == "113" or " ip " in f" {_text(problem)} "
+
+
+def _blocked(problem: Problem) -> bool:
+    # Repeated 429s get the account's API blocked for a while: every request answers 403 "blocked"
+    # (https://developers.kommo.com/docs/limitations). The exact wording is not documented.
+    return "blocked" in _text(problem)
+
+
+def _integration_gone(problem: Problem) -> bool:
+    # The integration was removed from the account or switched off there: nothing works until it is
+    # installed and authorised again. The wording is not documented; these are the words amoCRM uses.
+    words = ("integration", "disabled", "not installed", "revoked")
+    return any(w in _text(problem) for w in words)
+
+
+RULES = (
+    rule(Verdict.RETRY, (403,), when=_ip_refused, retry_after=IP_REFUSED_WAIT),
+    rule(Verdict.RETRY, (403,), when=_blocked, retry_after=BLOCKED_WAIT),
+    rule(Verdict.REVOKED, (403,), when=_integration_gone),
+    # Any other 403 refuses this one request (a record the integration's user may not touch), not the
+    # connection: the items it carried fail, the rest go on.
+    rule(Verdict.DEAD, (403,)),
+)
+
+
+class AmoError(ApiError):
     """A refused or failed request; ``status`` is 0 when no HTTP answer arrived."""
 
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        retry_after: float | None = None,
-        validation: list[dict[str, Any]] | None = None,
-    ) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status = status
-        self.message = message
-        self.retry_after = retry_after
-        # [{"request_id": "0", "errors": [{"code", "path", "detail"}]}] on a 400
-        self.validation = validation or []
+    @property
+    def validation(self) -> list[dict[str, Any]]:
+        """[{"request_id": "0", "errors": [{"code", "path", "detail"}]}] on a 400."""
+        body = self.problem.body
+        return list(body.get("validation-errors") or []) if isinstance(body, dict) else []
 
     @property
-    def transient(self) -> bool:
-        return self.status in (0, 429) or self.status >= 500
+    def account_wide(self) -> bool:
+        """A refusal of every request to the account for now (rate limit, block, IP whitelist)."""
+        return self.transient and self.status in (403, 429)
 
 
-def _problem(response: requests.Response) -> tuple[str, list[dict[str, Any]]]:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.reason or "error", []
+def read_problem(response: requests.Response) -> Problem:
+    body = json_body(response)
     if not isinstance(body, dict):
-        return str(body)[:200], []
-    return str(body.get("detail") or body.get("title") or "error"), list(body.get("validation-errors") or [])
+        return Problem(response.status_code, "", response.reason or "error", None)
+    # API v4 answers application/problem+json ({title, status, detail}); the account-level refusals
+    # (error codes 110-113) keep the older {"response": {"error", "error_code"}} shape.
+    old = body.get("response") if isinstance(body.get("response"), dict) else {}
+    code = str(old.get("error_code") or body.get("error_code") or "")
+    detail = old.get("error") or body.get("detail") or body.get("title") or "error"
+    return Problem(response.status_code, code, str(detail), body)
 
 
 class AmoClient:
@@ -61,37 +90,23 @@ class AmoClient:
         timeout: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.base = base_url.rstrip("/")
-        self._token = access_token
-        self._throttle = throttle or Throttle(PER_SECOND, sleep)
-        self._timeout = timeout
-        self._http = requests.Session()
+        self.api = ApiClient(
+            base_url,
+            lambda: {"Authorization": f"Bearer {access_token()}", "Accept": "application/hal+json"},
+            read_problem,
+            RULES,
+            AmoError,
+            throttle or Throttle(PER_SECOND, sleep),
+            timeout,
+            frozenset({200, 201, 202, 204}),
+        )
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """The decoded JSON answer; None for 204 (amoCRM's "nothing found")."""
-        self._throttle.wait()
-        headers = {"Authorization": f"Bearer {self._token()}", "Accept": "application/hal+json"}
-        try:
-            response = self._http.request(
-                method, f"{self.base}{path}", headers=headers, timeout=self._timeout, **kwargs
-            )
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise AmoError(0, type(exc).__name__) from None
-        if response.status_code == 204:
+        response = self.api.send(method, path, **kwargs)
+        if response.status_code == 204 or not response.content:
             return None
-        if response.status_code in (200, 201, 202):
-            return response.json() if response.content else None
-        message, validation = _problem(response)
-        if response.status_code == 401:
-            raise TokenExpired(message)
-        if response.status_code == 403:
-            # amoCRM answers 403 to an account or IP it has blocked (after repeated 429s) and to a removed
-            # integration: sending more only prolongs the block, so a person has to look.
-            raise AuthRevoked(f"amoCRM refused access (403): {message}")
-        retry = retry_after_header(response)
-        if response.status_code == 429 and retry is None:
-            retry = 1.0
-        raise AmoError(response.status_code, message, retry_after=retry, validation=validation)
+        return response.json()
 
     # --- the calls the connector makes --------------------------------------------------------------------
 

@@ -104,7 +104,7 @@ class AmoConnector:
         try:
             return fn(*args)
         except AmoError as exc:
-            if exc.status == 429 or (exc.transient and not writes):
+            if exc.account_wide or (exc.transient and not writes):
                 raise _Stop(
                     f"amoCRM answered {exc.status or 'nothing'}: {exc.message}", exc.retry_after
                 ) from None

@@ -341,20 +341,66 @@ def test_validation_error_is_dead_with_amocrms_reason(db, engine, database_url, 
     assert amo.leads == {}
 
 
-def test_a_blocked_account_is_reported_not_hammered(db, engine, database_url, amo, hooked) -> None:
+@pytest.mark.parametrize("refusal", ["blocked", "ip"])
+def test_a_blocked_account_backs_off_and_keeps_the_connection(
+    db, engine, database_url, amo, hooked, refusal
+) -> None:
     t = make_tenant(db)
     conn = connect(db, t, amo)
     for n in range(3):
         finalise_call(db, t, caller=f"+7916000001{n}", n=n)
-    amo.blocked = True
+    amo.refusal = refusal
+    rt = runtime(database_url, engine, amo)
+    deliver_once(rt)
+    deliver_once(rt)
+    db.expire_all()
+    assert db.get(Connection, conn.id).status == ConnectionStatus.ACTIVE  # temporary: nobody must reconnect
+    assert len(amo.requests) == 1  # one refusal, then silence until the back-off is over
+    rows = deliveries(db)
+    assert {d.status for d in rows} == {DeliveryStatus.RETRY}  # nothing lost, nothing dead
+    assert all("403" in d.last_error for d in rows)
+    waits = [(d.next_attempt_at.replace(tzinfo=None) - utcnow().replace(tzinfo=None)) for d in rows]
+    assert all(w > dt.timedelta(minutes=10) for w in waits)
+
+    amo.refusal = None  # the block is lifted (or the address whitelisted)
+    for d in rows:
+        d.next_attempt_at = utcnow()
+    db.commit()
+    deliver_once(rt)
+    assert {d.status for d in deliveries(db)} == {DeliveryStatus.DONE}
+
+
+def test_an_integration_switched_off_parks_the_connection(db, engine, database_url, amo, hooked) -> None:
+    t = make_tenant(db)
+    conn = connect(db, t, amo)
+    for n in range(3):
+        finalise_call(db, t, caller=f"+7916000001{n}", n=n)
+    amo.refusal = "removed"
     rt = runtime(database_url, engine, amo)
     deliver_once(rt)
     deliver_once(rt)
     db.expire_all()
     assert db.get(Connection, conn.id).status == ConnectionStatus.NEEDS_REAUTH
     assert "403" in db.get(Connection, conn.id).status_reason
-    assert len(amo.requests) == 1  # one refusal, then silence until a person reconnects
-    assert {d.status for d in deliveries(db)} == {DeliveryStatus.PENDING}  # nothing lost, nothing dead
+    assert len(amo.requests) == 1
+    assert {d.status for d in deliveries(db)} == {DeliveryStatus.PENDING}  # waiting for re-authorisation
+
+
+def test_one_refused_record_does_not_stop_the_connection(db, engine, database_url, amo, hooked) -> None:
+    t = make_tenant(db)
+    conn = connect(db, t, amo)
+    known = amo.add_contact("+79160000010")
+    amo.add_lead(known)
+    finalise_call(db, t, caller="+79160000010", n=0)  # goes as a note on the open deal: refused
+    finalise_call(db, t, caller="+79160000011", n=1)  # a new incoming lead
+    amo.fail_next.append((403, "/api/v4/leads/notes"))
+    deliver_once(runtime(database_url, engine, amo))
+    db.expire_all()
+    assert db.get(Connection, conn.id).status == ConnectionStatus.ACTIVE
+    by_caller = {d.payload["caller"]: d for d in deliveries(db)}
+    assert by_caller["+79160000010"].status == DeliveryStatus.DEAD
+    assert "403" in by_caller["+79160000010"].last_error
+    assert by_caller["+79160000011"].status == DeliveryStatus.DONE
 
 
 # --- deals back ---

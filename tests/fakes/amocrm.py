@@ -1,6 +1,14 @@
 """A fake amoCRM account over real HTTP: OAuth token endpoint, contacts, leads (complex, unsorted SIP, list
 with filters and pages), notes; 429 past 7 requests a second, 401 for expired tokens, 400 validation
-errors in amoCRM's shape, 403 once the account is blocked; and webhooks it can fire at the hub."""
+errors in amoCRM's shape, the 403 refusals (IP whitelist, blocked account, integration switched off); and
+webhooks it can fire at the hub.
+
+Sources: amocrm/amocrm-api-php src/AmoCRM/Client/AmoCRMApiRequest.php (statuses, problem+json, 204),
+https://developers.kommo.com/reference/get-token (token endpoint), https://developers.kommo.com/docs/limitations
+(7 requests a second, 429, blocking), https://www.amocrm.com/developers/content/api/errors (error 113),
+https://developers.kommo.com/reference/complex-leads, https://kommo.com/developers/content/api_v4/incoming-leads,
+amocrm-api-php src/AmoCRM/EntitiesServices/EntityNotes.php, https://developers.kommo.com/reference/add-webhooks.
+"""
 
 from __future__ import annotations
 
@@ -79,7 +87,9 @@ class FakeAmo(FakeServer):
         self.leads: dict[int, Lead] = {}
         self.notes: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str]] = []  # (method, path) of API calls, for assertions
-        self.blocked = False
+        # Every API request refused with 403: "ip" (the account's IP whitelist), "blocked" (the account's API
+        # blocked after repeated 429s) or "removed" (the integration switched off in the account).
+        self.refusal: str | None = None
         self.fail_next: list[tuple[int, str]] = []  # (status, path prefix) injected once each
         self.lose_answer_of_next_create = False  # do the work, then drop the connection
         self._ids = iter(range(1000, 10**9))
@@ -169,8 +179,8 @@ class FakeAmo(FakeServer):
             second, count = self._second
             count = count + 1 if second == now else 1
             self._second = (now, count)
-            if self.blocked:
-                return problem(403, "Account is blocked")
+            if self.refusal is not None:
+                return self._refused(self.refusal)
             if count > self.per_second:
                 return 429, {"Content-Type": "text/html"}, b"<html>Too many requests</html>"
             token = headers.get("Authorization", "").removeprefix("Bearer ")
@@ -182,6 +192,22 @@ class FakeAmo(FakeServer):
                     return problem(status, "injected")
             data = json.loads(body) if body else None
             return self._api(method, path, query, data)
+
+    def _refused(self, why: str) -> Response:
+        if why == "ip":
+            # Error 113, HTTP 403 (amocrm.com/developers/content/api/errors); body in the account-level
+            # {"response": {...}} shape the older API keeps for authorisation answers (UNCONFIRMED for v4).
+            body = {
+                "response": {
+                    "error": "Access to this account is prohibited from your IP address",
+                    "error_code": "113",
+                    "ip": "127.0.0.1",
+                }
+            }
+            return 403, {"Content-Type": "application/json"}, json.dumps(body).encode()
+        if why == "blocked":
+            return problem(403, "Account is blocked")  # wording UNCONFIRMED (kommo /docs/limitations)
+        return problem(403, "Integration is disabled")  # wording UNCONFIRMED
 
     def _token(self, body: bytes, headers: dict[str, str]) -> Response:
         # amoCRM documents a JSON body; form-encoded (what OAuth libraries send) is accepted as well.
