@@ -14,7 +14,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
 
 from hub.extensions import db
-from tracking.calls import CallConflict, ingest
+from tracking.calls import CallConflict, discard_unfinished, ingest
 from tracking.crypto import SecretUnreadable, decrypt_json
 from tracking.db import utcnow
 from tracking.models import TelephonyIntegration, TrackingNumber
@@ -158,6 +158,10 @@ def mango_event(key: str, kind: str) -> Any:
     _guard(lambda: mango.verify(secrets, form))
     parser = mango.parse_call if kind == "call" else mango.parse_summary
     _ingest(integ, _guard(lambda: parser(form, utcnow())))
+    if kind == "summary" and (entry_id := mango.not_inbound(form)):
+        # Not an incoming call after all: a call its legs started is settled by going away.
+        discard_unfinished(db(), integ, entry_id)
+        db().commit()
     return jsonify(result=1000)
 
 

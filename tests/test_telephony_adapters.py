@@ -208,8 +208,53 @@ def test_mango_sign_and_events() -> None:
     assert end.answered_at == NOW + dt.timedelta(seconds=10)
     missed = mango.parse_summary(_mango_form({**summary, "talk_time": 0, "entry_result": 0}), NOW)
     assert missed is not None and missed.outcome == Outcome.MISSED and missed.answered_at is None
+    assert mango.not_inbound(_mango_form(summary)) is None
     with pytest.raises(PayloadInvalid):
         mango.parse_call({"json": "{not json"}, NOW)
+
+
+def test_mango_outgoing_and_internal_legs_start_no_call() -> None:
+    # VPBX API v1.10, "Примеры поведения": an employee's outgoing call, leg by leg.
+    outgoing = {"location": "abonent", "call_state": "Appeared", "from": {"extension": "1234"}}
+    outgoing |= {"to": {"number": "12345678"}, "entry_id": "OUT1", "timestamp": int(NOW.timestamp())}
+    assert mango.parse_call(_mango_form(outgoing), NOW) is None
+    connected = {**outgoing, "call_state": "Connected"}
+    assert mango.parse_call(_mango_form(connected), NOW) is None
+    internal = {**outgoing, "to": {"extension": "101"}}
+    assert mango.parse_call(_mango_form(internal), NOW) is None
+    # Dialled out through a line: still the employee's call, not an incoming one.
+    via_line = {**outgoing, "to": {"number": "74951234567", "line_number": "74951234567"}}
+    assert mango.parse_call(_mango_form(via_line), NOW) is None
+    # The summary of an outgoing (2) or internal (0) call is no incoming call either.
+    for direction in (2, 0):
+        summary = {"entry_id": "OUT1", "call_direction": direction, "from": {"extension": "1234"}}
+        summary |= {"to": {"number": "12345678"}, "create_time": int(NOW.timestamp()), "talk_time": 0}
+        assert mango.parse_summary(_mango_form(summary), NOW) is None
+        assert mango.not_inbound(_mango_form(summary)) == "OUT1"
+
+
+def test_mango_call_that_ended_in_the_ivr_is_missed() -> None:
+    # VPBX API v1.10: a call that ended in the IVR menu — entry_result 1, but nobody talked.
+    start = int(NOW.timestamp())
+    ivr_leg = {"entry_id": "IVR1", "call_state": "Connected", "location": "ivr", "timestamp": start + 1}
+    ivr_leg |= {"from": {"number": "79001234567"}, "to": {"line_number": "74951234567", "extension": "0"}}
+    assert mango.parse_call(_mango_form(ivr_leg), NOW) is None  # the menu picking up is no answer
+    summary = {
+        "entry_id": "IVR1",
+        "call_direction": 1,
+        "from": {"number": "79001234567"},
+        "to": {"number": "74951234567"},
+        "line_number": "74951234567",
+        "create_time": start,
+        "forward_time": 0,
+        "talk_time": 0,
+        "end_time": start + 40,
+        "entry_result": 1,
+        "disconnect_reason": 1110,
+    }
+    end = mango.parse_summary(_mango_form(summary), NOW)
+    assert end is not None and end.outcome == Outcome.MISSED
+    assert (end.answered_at, end.talk_seconds) == (None, 0)
 
 
 def test_generic_signature_and_stale_timestamps() -> None:

@@ -227,6 +227,30 @@ def test_mango_events_and_summary(client, db: Session, finalised) -> None:
     assert client.post(f"{base}/events/call", data={"vpbx_api_key": "mg-key"}).status_code == 403
 
 
+def test_mango_outgoing_call_leaves_no_call(client, db: Session, finalised) -> None:
+    t = make_tenant(db)
+    p = h.pool(db, t, "+749522300", 1)
+    integ = h.integration(db, t, "mango", {"api_key": "mg-key", "api_salt": "mg-salt"})
+    base = f"/hooks/v1/mango/{integ.integration_key}"
+    now = int(time.time())
+    line = p.numbers[0].e164.lstrip("+")
+    # An employee's outgoing call (VPBX API v1.10's example): its legs start nothing.
+    leg = {"entry_id": "OUT", "call_id": "L1", "timestamp": now, "seq": 1, "location": "abonent"}
+    leg |= {"call_state": "Appeared", "from": {"extension": "1234"}, "to": {"number": "12345678"}}
+    assert client.post(f"{base}/events/call", data=_mango(leg)).status_code == 200
+    assert db.scalars(select(Call)).all() == []
+    # A leg that looked incoming (a callback through the line) started a call; the summary says outbound.
+    callback = {**leg, "entry_id": "CB", "from": {"number": "79001234567"}}
+    callback |= {"to": {"number": line, "line_number": line}}
+    assert client.post(f"{base}/events/call", data=_mango(callback)).status_code == 200
+    assert len(db.scalars(select(Call)).all()) == 1
+    summary = {"entry_id": "CB", "call_direction": 2, "from": {"number": "79001234567"}, "line_number": line}
+    summary |= {"create_time": now, "talk_time": now + 3, "end_time": now + 30, "entry_result": 1}
+    assert client.post(f"{base}/events/summary", data=_mango(summary)).status_code == 200
+    db.expire_all()
+    assert db.scalars(select(Call)).all() == [] and finalised == []
+
+
 def _generic(client, key: str, payload: dict | bytes, secret: str = "gen-secret", ts: int | None = None):  # noqa: S107
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     stamp = str(ts if ts is not None else int(time.time()))

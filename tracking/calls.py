@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -136,6 +136,20 @@ def ingest(db: Session, integration: TelephonyIntegration, event: CallEvent) -> 
     call.updated_at = utcnow()
     db.flush()
     return Ingested(call, duplicate=False, finalised=finalised)
+
+
+def discard_unfinished(db: Session, integration: TelephonyIntegration, provider_call_id: str) -> bool:
+    """Remove a call that is still in progress because the provider has since said it was never an
+    incoming call (e.g. an employee's outgoing call seen leg by leg). A finalised call is kept."""
+    deleted = db.execute(
+        delete(Call).where(
+            Call.provider == integration.provider,
+            Call.provider_call_id == provider_call_id,
+            Call.integration_id == integration.id,
+            Call.finalised_at.is_(None),
+        )
+    )
+    return bool(deleted.rowcount)
 
 
 def _first(values: list) -> object:  # type: ignore[type-arg]

@@ -3,6 +3,11 @@
 Each request is a form with ``vpbx_api_key``, ``sign`` and ``json``; ``sign`` is the lowercase hex SHA-256
 of ``vpbx_api_key + json + vpbx_api_salt`` over the json string exactly as received. ``entry_id`` is common
 to every leg and the summary of one call, so it is the call's id.
+
+``events/call`` comes for every leg of every call, an employee's outgoing and internal calls included, and
+says nothing of direction (VPBX API v1.10, "Примеры поведения"): a call is started only by a leg that came
+in on one of the account's lines (``to.line_number``) from outside (``from`` without ``extension``). The
+summary's ``call_direction`` (1 inbound, 2 outbound, 0 internal) has the last word.
 """
 
 from __future__ import annotations
@@ -71,13 +76,26 @@ def _called(data: dict[str, Any]) -> str | None:
     return to_e164(data.get("line_number") or to.get("line_number") or to.get("number"))
 
 
+INBOUND = 1  # summary call_direction: 1 inbound, 2 outbound, 0 internal (VPBX API v1.10)
+
+
+def _from_outside(data: dict[str, Any]) -> bool:
+    return not _party(data, "from").get("extension")
+
+
+def _inbound_leg(data: dict[str, Any]) -> bool:
+    return _from_outside(data) and bool(_party(data, "to").get("line_number"))
+
+
 def parse_call(form: Mapping[str, str], received_at: dt.datetime) -> CallEvent | None:
     data = _load(form)
     state = str(data.get("call_state") or "")
+    if state not in ("Appeared", "Connected", "Disconnected", "OnHold"):
+        raise PayloadInvalid(f"unknown call_state {state!r}")
     at = from_unix(data.get("timestamp"), "timestamp") or received_at
     call_id = str(data["entry_id"])
     caller = to_e164(_party(data, "from").get("number"))
-    if state == "Appeared":
+    if state == "Appeared" and _inbound_leg(data):
         return CallEvent(
             provider=PROVIDER,
             provider_call_id=call_id,
@@ -87,8 +105,9 @@ def parse_call(form: Mapping[str, str], received_at: dt.datetime) -> CallEvent |
             caller=caller,
             called=_called(data),
         )
-    if state == "Connected":
-        to = _party(data, "to")
+    to = _party(data, "to")
+    # An employee (an extension) picked up a call from outside; the IVR "connecting" is not an answer.
+    if state == "Connected" and _from_outside(data) and to.get("extension") and data.get("location") != "ivr":
         return CallEvent(
             provider=PROVIDER,
             provider_call_id=call_id,
@@ -96,26 +115,38 @@ def parse_call(form: Mapping[str, str], received_at: dt.datetime) -> CallEvent |
             occurred_at=at,
             answered_at=at,
             caller=caller,
-            forwarded_to=str(to.get("extension") or to.get("number") or "") or None,
+            forwarded_to=str(to["extension"]),
         )
-    if state in ("Disconnected", "OnHold"):
-        # A leg ending is not the call ending (the call may go on to another operator); the summary says
-        # when the whole call is over.
-        return None
-    raise PayloadInvalid(f"unknown call_state {state!r}")
+    # Other legs (outgoing, internal, IVR) start nothing, and a leg ending is not the call ending (the call
+    # may go on to another operator): the summary says when the whole call is over.
+    return None
+
+
+def _inbound_summary(data: dict[str, Any]) -> bool:
+    direction = parse_int(data.get("call_direction"), "call_direction")
+    if direction is not None:
+        return direction == INBOUND
+    return _from_outside(data) and bool(data.get("line_number"))
+
+
+def not_inbound(form: Mapping[str, str]) -> str | None:
+    """The call id of a summary that says the call was not an incoming one (outbound or internal).
+
+    A call started from its legs on weaker evidence is settled by this: it was never an incoming call."""
+    data = _load(form)
+    return None if _inbound_summary(data) else str(data["entry_id"])
 
 
 def parse_summary(form: Mapping[str, str], received_at: dt.datetime) -> CallEvent | None:
     data = _load(form)
-    # call_direction 1 = inbound (UNCONFIRMED mapping); outbound and internal calls are not tracked.
-    direction = parse_int(data.get("call_direction"), "call_direction")
-    if direction is not None and direction != 1:
-        return None
+    if not _inbound_summary(data):
+        return None  # outbound and internal calls are not tracked (see not_inbound)
     created = from_unix(data.get("create_time"), "create_time")
     ended = from_unix(data.get("end_time"), "end_time") or received_at
     raw_talk = parse_int(data.get("talk_time"), "talk_time") or 0
-    # talk_time is the unix time the conversation began, 0 when nobody answered (UNCONFIRMED: a small value
-    # is read as a duration in seconds instead).
+    # talk_time is the unix time the conversation began, 0 when nobody talked. entry_result does not say
+    # whether anyone answered: a call that ended in the IVR has entry_result 1 and talk_time 0 (VPBX API
+    # v1.10's own example), so only talk_time counts. A small value is read as a duration in seconds.
     if raw_talk > 10**9:
         answered: dt.datetime | None = dt.datetime.fromtimestamp(raw_talk, dt.UTC)
         talk = max(0, int((ended - answered).total_seconds()))
@@ -123,8 +154,7 @@ def parse_summary(form: Mapping[str, str], received_at: dt.datetime) -> CallEven
         answered, talk = ended - dt.timedelta(seconds=raw_talk), raw_talk
     else:
         answered, talk = None, 0
-    result = parse_int(data.get("entry_result"), "entry_result")
-    outcome = Outcome.ANSWERED if (answered is not None or result == 1) else Outcome.MISSED
+    outcome = Outcome.ANSWERED if answered is not None else Outcome.MISSED
     to = _party(data, "to")
     return CallEvent(
         provider=PROVIDER,
