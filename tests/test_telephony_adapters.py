@@ -41,6 +41,57 @@ def test_twilio_signature_vector_from_protocol_notes() -> None:
         twilio.verify({"auth_token": "12345"}, [url], params, {})
 
 
+def test_twilio_signature_vector_of_the_official_library() -> None:
+    # twilio/twilio-python tests/unit/test_request_validator.py: token, URI, params and expected values.
+    params = MultiDict(
+        {
+            "CallSid": "CA1234567890ABCDE",
+            "Digits": "1234",
+            "From": "+14158675309",
+            "To": "+18005551212",
+            "Caller": "+14158675309",
+        }
+    )
+    uri = "https://mycompany.com/myapp.php?foo=1&bar=2"
+    twilio.verify(
+        {"auth_token": "12345"}, [uri], params, {"X-Twilio-Signature": "RSOYDt4T1cUTdK1PDd93/VVr8B8="}
+    )
+    # "adds port on https": the signature of the URI with :443 written out is accepted for the bare URI.
+    twilio.verify(
+        {"auth_token": "12345"}, [uri], params, {"X-Twilio-Signature": "kvajT1Ptam85bY51eRf/AJRuM3w="}
+    )
+    duplicates = MultiDict(
+        [("Sid", "CA123"), ("SidAccount", "AC123"), ("Digits", "5678"), ("Digits", "1234")]
+    )
+    twilio.verify(
+        {"auth_token": "12345"}, [uri], duplicates, {"X-Twilio-Signature": "IK+Dwps556ElfBT0I3Rgjkr1wJU="}
+    )
+    with pytest.raises(SignatureInvalid):
+        twilio.verify(
+            {"auth_token": "12345"}, [uri], params, {"X-Twilio-Signature": "IK+Dwps556ElfBT0I3Rgjkr1wJU="}
+        )
+
+
+def test_twilio_dial_action_with_recording_keeps_status_duration_and_recording() -> None:
+    # With recording on, the <Dial action> request carries the recording and the dialled leg's outcome.
+    action = {
+        "CallSid": "CA1",
+        "CallStatus": "in-progress",
+        "DialCallSid": "CA2",
+        "DialCallStatus": "completed",
+        "DialCallDuration": "42",
+        "RecordingUrl": "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1",
+        "RecordingSid": "RE1",
+        "RecordingDuration": "40",
+    }
+    event = twilio.parse_status(action, NOW)
+    assert event is not None and event.kind == EventKind.ANSWER and event.talk_seconds == 42
+    assert (event.recording_url, event.recording_ref) == (action["RecordingUrl"], "RE1")
+    busy = twilio.parse_status({**action, "DialCallStatus": "busy", "DialCallDuration": "0"}, NOW)
+    assert busy is not None and (busy.kind, busy.outcome) == (EventKind.END, Outcome.BUSY)
+    assert busy.recording_url == action["RecordingUrl"]
+
+
 def test_twilio_shared_key_signature_uses_sha256() -> None:
     from twilio.request_validator import RequestValidator
 

@@ -95,20 +95,14 @@ def parse_status(params: Mapping[str, str], received_at: dt.datetime) -> CallEve
     call_sid = require(params, "CallSid")
     status = (params.get("CallStatus") or "").lower()
 
-    if params.get("RecordingUrl"):
-        return CallEvent(
-            provider=PROVIDER,
-            provider_call_id=parent or call_sid,
-            received_times=not params.get("Timestamp"),
-            kind=EventKind.RECORD,
-            occurred_at=at,
-            recording_url=params["RecordingUrl"],
-            recording_ref=params.get("RecordingSid"),
-        )
+    recording = {"recording_url": params.get("RecordingUrl") or None, "recording_ref": None}
+    if recording["recording_url"]:
+        recording["recording_ref"] = params.get("RecordingSid") or None
 
     dial_status = (params.get("DialCallStatus") or "").lower()
     if dial_status:
-        # The <Dial action> callback: the forwarded leg is over.
+        # The <Dial action> callback: the forwarded leg is over. With recording on it carries the
+        # recording (RecordingUrl, RecordingSid) as well as DialCallStatus and DialCallDuration.
         if dial_status in ("completed", "answered"):
             return CallEvent(
                 provider=PROVIDER,
@@ -118,6 +112,7 @@ def parse_status(params: Mapping[str, str], received_at: dt.datetime) -> CallEve
                 occurred_at=at,
                 talk_seconds=parse_int(params.get("DialCallDuration"), "DialCallDuration"),
                 forwarded_to=params.get("DialCallTo") or None,
+                **recording,
             )
         return CallEvent(
             provider=PROVIDER,
@@ -127,6 +122,18 @@ def parse_status(params: Mapping[str, str], received_at: dt.datetime) -> CallEve
             occurred_at=at,
             ended_at=at,
             outcome=_FINAL_STATUS.get(dial_status, Outcome.FAILED),
+            **recording,
+        )
+
+    if recording["recording_url"]:
+        # The recording status callback.
+        return CallEvent(
+            provider=PROVIDER,
+            provider_call_id=parent or call_sid,
+            received_times=not params.get("Timestamp"),
+            kind=EventKind.RECORD,
+            occurred_at=at,
+            **recording,
         )
 
     if parent:
