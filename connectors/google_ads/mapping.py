@@ -37,9 +37,9 @@ DAILY_OPERATIONS: dict[str, int | None] = {
 _DEFAULT_TOO_RECENT = {
     "TOO_RECENT_EVENT": 6 * 3600,  # "occurred less than 6 hours ago. Retry after 6 hours"
     "TOO_RECENT_CONVERSION_ACTION": 6 * 3600,  # "Try importing again in 6 hours"
-    # The enum text says 6 h for calls too, but imported calls can take up to 12 h to reach conversion
-    # import (UNCONFIRMED in the protocol notes); waiting the longer delay avoids a wasted retry.
-    "TOO_RECENT_CALL": 12 * 3600,
+    # The API's own text (errors/types/conversion_upload_error.py, v26): "Can't import calls that occurred
+    # less than 6 hours ago. Try uploading again in 6 hours."
+    "TOO_RECENT_CALL": 6 * 3600,
 }
 # Google already holds this conversion: a re-send after a crash, recognised by order_id (clicks) or by
 # caller + call time + conversion time (calls).

@@ -378,7 +378,7 @@ def test_too_recent_call_waits_the_delay_google_names(ads: FakeGoogleAds, sessio
     ads.customers[CUSTOMER].calls.add(("+79991234567", at.strftime("%Y-%m-%d %H:%M:%S")))
     [result] = connector(ads, session).push([call_item(21, tracking=ASSET_NUMBER, at=at)])
     assert result.outcome == Outcome.RETRY
-    assert result.retry_after == 12 * 3600
+    assert result.retry_after == 6 * 3600
     ads.call_too_recent_hours = 1  # later, the call is old enough
     [result] = connector(ads, session).push([call_item(21, tracking=ASSET_NUMBER, at=at)])
     assert result.outcome == Outcome.DONE

@@ -40,7 +40,7 @@ def test_row_outcomes() -> None:
     hinted = RowError("conversion_upload_error", "TOO_RECENT_CALL", "Try uploading again in 9 hours.", 0)
     assert mapping.row_outcome([hinted]) == (Outcome.RETRY, 9 * 3600.0)
     silent = RowError("conversion_upload_error", "TOO_RECENT_CALL", "", 0)
-    assert mapping.row_outcome([silent]) == (Outcome.RETRY, 12 * 3600.0)
+    assert mapping.row_outcome([silent]) == (Outcome.RETRY, 6 * 3600.0)  # the API's own text
     expired = RowError("conversion_upload_error", "EXPIRED_EVENT", "too old", 0)
     assert mapping.row_outcome([expired]) == (Outcome.DEAD, None)
     assert mapping.row_outcome([recent, expired]) == (Outcome.DEAD, None)

@@ -349,7 +349,7 @@ class FakeGoogleAds:
         self.operations_used = 0
         self.quota_retry_delay = 3600
         self.click_too_recent_hours = 6
-        self.call_too_recent_hours = 12
+        self.call_too_recent_hours = 6  # TOO_RECENT_CALL's text in the v26 enum
         self.click_window = dt.timedelta(days=90)
         self.call_window = dt.timedelta(days=60)
         self.stream_batch = 2  # rows per streamed response, to exercise multi-message streams
