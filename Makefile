@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint format bench
+.PHONY: demo test test-lowest lint format bench
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -24,6 +24,17 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The same code on the lowest release of every direct dependency that pyproject.toml allows, in a venv of its
+# own: module imports plus the connector and telephony tests on SQLite. Catches a floor set too low.
+LOWEST_VENV ?= .venv-lowest
+LOWEST_TESTS ?= tests/test_imports.py tests/connectors tests/test_telephony_adapters.py tests/test_webhooks.py
+
+test-lowest:
+	@test -x $(LOWEST_VENV)/bin/python || python3 -m venv $(LOWEST_VENV)
+	python3 scripts/lowest-constraints > $(LOWEST_VENV)/constraints.txt
+	$(LOWEST_VENV)/bin/python -m pip install -q -c $(LOWEST_VENV)/constraints.txt -e '.[postgres,google]' pytest
+	OTKUDA_TEST_BACKENDS=sqlite $(LOWEST_VENV)/bin/python -m pytest -q -p no:cacheprovider $(LOWEST_TESTS)
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -125,6 +125,14 @@ class AccountContext:
 
 
 @dataclass(frozen=True)
+class Platform:
+    """One of several products behind one OAuth provider (amoCRM, Kommo), each with its own consent page."""
+
+    title: str
+    authorize_url: str
+
+
+@dataclass(frozen=True)
 class OAuthProvider:
     """How the hub's generic connect flow talks to one OAuth 2 provider.
 
@@ -143,6 +151,9 @@ class OAuthProvider:
     token_endpoint_auth_method: str = "client_secret_post"  # noqa: S105  (a method name)
     # Learns account facts from the callback (e.g. amoCRM's ``referer`` gives the account host).
     account_from_callback: Callable[[Mapping[str, str], Mapping[str, Any]], dict[str, str]] | None = None
+    # Products served by one deployment of this provider, by name; the person picks one when connecting
+    # and its consent page replaces ``authorize_url`` (configurable: OTKUDA_<PREFIX>_<NAME>_AUTHORIZE_URL).
+    platforms: Mapping[str, Platform] = field(default_factory=dict)
 
 
 class Connector(Protocol):

@@ -27,10 +27,19 @@ class ResolvedProvider:
     token_url: str
     api_base: str
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+    platform_urls: Mapping[str, str] = field(default_factory=dict)  # platform -> its consent page
 
     @property
     def name(self) -> str:
         return self.provider.name
+
+    def authorize_url_for(self, platform: str | None) -> str:
+        """The consent page for one of the provider's platforms (LookupError for one it does not serve)."""
+        if not platform:
+            return self.authorize_url
+        if platform not in self.platform_urls:
+            raise LookupError(f"{self.provider.title} has no platform {platform!r}")
+        return self.platform_urls[platform]
 
 
 def prefix_of(provider: OAuthProvider) -> str:
@@ -59,6 +68,10 @@ def resolve(config: Mapping[str, Any], provider: OAuthProvider) -> ResolvedProvi
         token_url=get("TOKEN_URL", provider.token_url),
         api_base=get("API_BASE", provider.api_base).rstrip("/"),
         extra=extra,
+        platform_urls={
+            name: get(f"{name.upper()}_AUTHORIZE_URL", platform.authorize_url)
+            for name, platform in provider.platforms.items()
+        },
     )
 
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.base import OAuthProvider
+from connectors.base import OAuthProvider, Platform
 
 # Only real account hosts: the referer is part of a URL anyone can forge, and the client secret and the
 # code are sent to the host it names.
@@ -23,13 +23,20 @@ def account_from_callback(args: Mapping[str, str], token: Mapping[str, Any]) -> 
     m = ACCOUNT_HOST.match(host)
     if m is None:
         raise BadAccountHost(f"not an amoCRM or Kommo account host: {host!r}")
-    return {"host": host, "subdomain": m.group("sub")}
+    platform = "kommo" if host.endswith(".kommo.com") else "amocrm"
+    return {"host": host, "subdomain": m.group("sub"), "platform": platform}
 
 
 PROVIDER = OAuthProvider(
     name="amocrm",
     title="amoCRM / Kommo",
     authorize_url="https://www.amocrm.ru/oauth",
+    # The consent page lives on each platform's own www host (amocrm/amocrm-oauth-client: urlAccount() .
+    # "oauth/"), so an amoCRM account and a Kommo account are sent to different pages.
+    platforms={
+        "amocrm": Platform("amoCRM", "https://www.amocrm.ru/oauth"),
+        "kommo": Platform("Kommo", "https://www.kommo.com/oauth"),
+    },
     # Placeholders are filled from the connection's account; configuration may name a fixed URL instead.
     token_url="https://{host}/oauth2/access_token",  # noqa: S106  (a URL)
     api_base="https://{host}",

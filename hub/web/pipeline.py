@@ -30,16 +30,21 @@ from tracking.models import Connection, ConnectionClient, ConnectionStatus, Deli
 FLOW_KEY = "oauth_flow"
 
 
-def _connectable() -> list[tuple[str, str]]:
-    """(connector, button title) for every connector whose module loads here."""
+def _connectable() -> list[tuple[str, str | None, str]]:
+    """(connector, platform, button title) for every connector whose module loads here: one button per
+    platform when the provider serves several (amoCRM and Kommo)."""
     from connectors import registry
 
-    out = []
+    out: list[tuple[str, str | None, str]] = []
     for name in sorted(registry.CONNECTORS):
         try:
-            out.append((name, registry.load(name).PROVIDER.title))
+            provider = registry.load(name).PROVIDER
         except (ImportError, AttributeError):
             continue  # not installed in this deployment
+        if provider.platforms:
+            out.extend((name, key, platform.title) for key, platform in provider.platforms.items())
+        else:
+            out.append((name, None, provider.title))
     return out
 
 
@@ -83,6 +88,10 @@ def connect(client_id: int, connector: str) -> Any:
                 "web.connections", client_id=client.id, error=f"{provider.provider.title} is not configured"
             )
         )
+    try:
+        authorize_url = provider.authorize_url_for(request.args.get("platform"))
+    except LookupError:
+        abort(404)
     reconnect = request.args.get("connection", type=int)
     if reconnect is not None:
         conn = db().get(Connection, reconnect)
@@ -102,9 +111,7 @@ def connect(client_id: int, connector: str) -> Any:
         scope=" ".join(provider.provider.scopes) or None,
         redirect_uri=redirect_uri(current_app.config),
     )
-    url, _ = oauth.create_authorization_url(
-        provider.authorize_url, state=state, **provider.provider.authorize_params
-    )
+    url, _ = oauth.create_authorization_url(authorize_url, state=state, **provider.provider.authorize_params)
     oauth.close()
     return redirect(url)
 

@@ -158,8 +158,10 @@ def test_account_host_comes_from_the_referer_and_must_be_an_account() -> None:
     assert account_from_callback({"referer": "acme.amocrm.ru"}, {}) == {
         "host": "acme.amocrm.ru",
         "subdomain": "acme",
+        "platform": "amocrm",
     }
-    assert account_from_callback({"referer": "shop.kommo.com"}, {})["subdomain"] == "shop"
+    kommo = account_from_callback({"referer": "shop.kommo.com"}, {})
+    assert (kommo["subdomain"], kommo["platform"]) == ("shop", "kommo")
     for bad in ("evil.example", "acme.amocrm.ru.evil.example", "", "acme.amocrm.ru/../x"):
         with pytest.raises(BadAccountHost):
             account_from_callback({"referer": bad}, {})
@@ -198,13 +200,31 @@ def test_connect_flow_stores_the_account_and_encrypted_tokens(app, client, db, a
     [exchange] = amo.token_requests
     assert exchange["grant_type"] == "authorization_code" and exchange["client_secret"] == CLIENT_SECRET
     conn = db.scalars(select(Connection)).one()
-    assert conn.account == {"host": "acme.amocrm.ru", "subdomain": "acme"}
+    assert conn.account == {"host": "acme.amocrm.ru", "subdomain": "acme", "platform": "amocrm"}
     assert conn.status == ConnectionStatus.ACTIVE and conn.connectors == ["amocrm"]
     token = SecretBox(TEST_ENCRYPTION_KEY).open(conn.access_token_enc)
     assert token in amo.tokens and token not in conn.access_token_enc
     page = client.get(f"/clients/{t.client.id}/connections").get_data(as_text=True)
     assert webhook_path(app.config["SECRET_KEY"], conn.id) in page
     assert csrf(client)
+
+
+def test_kommo_and_amocrm_accounts_get_their_own_consent_page(app, client, db) -> None:
+    app.config.update({"AMOCRM_CLIENT_ID": CLIENT_ID, "AMOCRM_CLIENT_SECRET": CLIENT_SECRET})
+    t = make_tenant(db)
+    web_login(client, t.admin.email)
+    base = f"/clients/{t.client.id}/connections/connect/amocrm"
+    hosts = {}
+    for platform in ("amocrm", "kommo"):
+        go = client.get(base, query_string={"platform": platform})
+        assert go.status_code == 302
+        sent = urlsplit(go.headers["Location"])
+        hosts[platform] = f"{sent.scheme}://{sent.netloc}{sent.path}"
+        assert parse_qs(sent.query)["client_id"] == [CLIENT_ID]
+    assert hosts == {"amocrm": "https://www.amocrm.ru/oauth", "kommo": "https://www.kommo.com/oauth"}
+    assert client.get(base, query_string={"platform": "bitrix"}).status_code == 404
+    page = client.get(f"/clients/{t.client.id}/connections").get_data(as_text=True)
+    assert "Connect amoCRM" in page and "Connect Kommo" in page and "platform=kommo" in page
 
 
 # --- push ---
