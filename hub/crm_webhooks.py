@@ -1,8 +1,10 @@
 """CRM webhooks: /hooks/v1/amocrm/<connection_id>/<token>.
 
 amoCRM signs nothing, so the URL itself is the secret: the token is an HMAC of the connection id under the
-hub's secret key, shown on the connection's page. A wrong token answers 404 like an unknown connection;
-an unreadable body answers 400; neither changes anything.
+hub's secret key. The hub registers it in the account (POST /api/v4/webhooks) when the connection is made
+and removes it when the connection is switched off; the page shows it for pasting by hand only when the
+registration failed. A wrong token answers 404 like an unknown connection; an unreadable body answers 400;
+neither changes anything.
 """
 
 from __future__ import annotations
@@ -31,6 +33,49 @@ def webhook_token(secret_key: str, connection_id: int) -> str:
 
 def webhook_path(secret_key: str, connection_id: int) -> str:
     return f"/hooks/v1/amocrm/{connection_id}/{webhook_token(secret_key, connection_id)}"
+
+
+def deal_webhook_url(connection_id: int) -> str:
+    base = str(current_app.config.get("BASE_URL", "")).rstrip("/")
+    return base + webhook_path(current_app.config["SECRET_KEY"], connection_id)
+
+
+def _amo_connector(conn: Connection) -> Any:
+    from jobs.contexts import make_connector
+    from jobs.runtime import Runtime
+
+    rt = Runtime.from_config(current_app.config, engine=db().get_bind())
+    return make_connector(rt, db(), conn, "amocrm")[0]
+
+
+def register_deal_webhook(conn: Connection) -> str | None:
+    """Subscribe the hub to the account's deal changes; the reason when that failed (the caller commits).
+
+    A failure does not undo the connection: deals are still pulled on schedule, and the page shows the
+    address to paste in amoCRM by hand."""
+    url = deal_webhook_url(conn.id)
+    try:
+        hook_id = _amo_connector(conn).register_deal_webhook(url)
+    except Exception as exc:  # the connection stands; only the push of deal changes is missing
+        log.warning("amoCRM webhook for connection %s not registered: %s", conn.id, type(exc).__name__)
+        conn.settings = {**(conn.settings or {}), "deal_webhook": None}
+        return f"{type(exc).__name__}: {exc}"
+    conn.settings = {**(conn.settings or {}), "deal_webhook": {"id": hook_id, "destination": url}}
+    return None
+
+
+def remove_deal_webhook(conn: Connection) -> str | None:
+    """Unsubscribe the hub from the account's deal changes; the reason when that failed."""
+    registered = (conn.settings or {}).get("deal_webhook")
+    if not registered:
+        return None
+    try:
+        _amo_connector(conn).remove_deal_webhook(str(registered["destination"]))
+    except Exception as exc:
+        log.warning("amoCRM webhook for connection %s not removed: %s", conn.id, type(exc).__name__)
+        return f"{type(exc).__name__}: {exc}"
+    conn.settings = {**(conn.settings or {}), "deal_webhook": None}
+    return None
 
 
 @bp.post("/amocrm/<int:connection_id>/<token>")

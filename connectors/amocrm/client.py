@@ -110,6 +110,19 @@ class AmoClient:
 
     # --- the calls the connector makes --------------------------------------------------------------------
 
+    def add_webhook(self, destination: str, events: list[str]) -> dict[str, Any]:
+        return dict(
+            self.request("POST", "/api/v4/webhooks", json={"destination": destination, "settings": events})
+        )
+
+    def delete_webhook(self, destination: str) -> None:
+        self.request("DELETE", "/api/v4/webhooks", json={"destination": destination})
+
+    def lead_field_codes(self) -> set[str]:
+        """The codes of the account's lead custom fields (the tracking fields among them)."""
+        fields = self._pages("/api/v4/leads/custom_fields", [("limit", "50")], "custom_fields")
+        return {str(f["code"]) for f in fields if f.get("code")}
+
     def find_contacts(self, query: str) -> list[dict[str, Any]]:
         body = self.request("GET", "/api/v4/contacts", params={"query": query, "limit": "50"})
         return list(((body or {}).get("_embedded") or {}).get("contacts") or [])

@@ -26,6 +26,8 @@ from connectors.base import (
 log = logging.getLogger(__name__)
 BATCH = 50  # amoCRM's limit of leads per complex or unsorted request
 LOOKBACK = dt.timedelta(days=2)  # how far before an item's call find_delivered reads notes
+# What the deal webhook subscribes to: the events whose body carries a lead's current state (webhooks.EVENTS).
+DEAL_WEBHOOK_EVENTS = ["add_lead", "update_lead", "status_lead"]
 
 
 class _Stop(Exception):
@@ -48,6 +50,7 @@ class AmoConnector:
             raise ValueError("the amoCRM connection has no account host: connect it again")
         self.client = AmoClient(base, ctx.access_token, sleep=sleep)
         self.mode = str(self.settings.get("mode") or "unsorted")
+        self._codes: set[str] | None = None
         self.dedupe = bool(self.settings.get("dedupe_open_deals", True))
 
     def rate_limit(self) -> RateLimit:
@@ -146,13 +149,20 @@ class AmoConnector:
             return None
         return int(max(open_, key=lambda lead: int(lead.get("updated_at") or 0))["id"])
 
+    def _tracking_codes(self) -> set[str]:
+        """The account's field codes, read once per connector: tracking fields are filled only if present."""
+        if self._codes is None:
+            self._codes = set(self._call(self.client.lead_field_codes))
+        return self._codes
+
     def _create(self, batch: list[tuple[DeliveryItem, dict[str, Any] | None]]) -> dict[int, DeliveryResult]:
         by_key = {item.key: item for item, _ in batch}
+        codes = self._tracking_codes()
         if self.mode == "lead":
-            body = [mapping.complex_lead(i.payload, i.key, c, self.settings) for i, c in batch]
+            body = [mapping.complex_lead(i.payload, i.key, c, self.settings, codes) for i, c in batch]
             send: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] = self.client.add_complex
         else:
-            body = [mapping.unsorted_sip(i.payload, i.key, c, self.settings) for i, c in batch]
+            body = [mapping.unsorted_sip(i.payload, i.key, c, self.settings, codes) for i, c in batch]
             send = self.client.add_unsorted_sip
         try:
             answer = self._call(send, body, writes=True)
@@ -205,6 +215,20 @@ class AmoConnector:
                 if key in keys and leads:
                     found.setdefault(keys[key], str(leads[0]["id"]))
         return found
+
+    # --- the deal webhook -----
+
+    def register_deal_webhook(self, destination: str) -> str:
+        """Subscribe ``destination`` to deal changes (POST /api/v4/webhooks); the webhook's id."""
+        return str(self.client.add_webhook(destination, DEAL_WEBHOOK_EVENTS)["id"])
+
+    def remove_deal_webhook(self, destination: str) -> None:
+        """Unsubscribe ``destination``; one already gone is fine."""
+        try:
+            self.client.delete_webhook(destination)
+        except AmoError as exc:
+            if exc.status != 404:
+                raise
 
     # --- pull -----
 

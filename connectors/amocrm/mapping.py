@@ -4,7 +4,7 @@ incoming (unsorted) SIP lead; and amoCRM leads back as our DealUpdate."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -12,15 +12,24 @@ from connectors.base import DealUpdate
 
 WON, LOST = 142, 143  # amoCRM's system statuses in every pipeline
 # Tracking-data fields every amoCRM account has; other fields need an id or code in ``field_map``.
+# Every amoCRM account has lead fields of type ``tracking_data`` under fixed codes (the official library
+# models the type, CustomFieldModel::TYPE_TRACKING_DATA; the codes are the account's own). They are filled
+# by default, so a deal shows its click ids and Metrika ClientID without a field map — but only the codes the
+# account's field list actually has (GET /api/v4/leads/custom_fields), since an unknown code refuses the lead.
 DEFAULT_FIELD_MAP = {
     "utm_source": "UTM_SOURCE",
     "utm_medium": "UTM_MEDIUM",
     "utm_campaign": "UTM_CAMPAIGN",
     "utm_content": "UTM_CONTENT",
     "utm_term": "UTM_TERM",
+    "gclid": "GCLID",
+    "yclid": "YCLID",
+    "ym_client_id": "_YM_UID",  # Metrika's ClientID is the _ym_uid cookie
+    "ga_client_id": "GCLIENTID",
+    "referrer": "REFERRER",
 }
 SESSION_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "gclid", "yclid")
-SESSION_FIELDS += ("ym_client_id", "landing_url")
+SESSION_FIELDS += ("ym_client_id", "ga_client_id", "referrer", "landing_url")
 # amoCRM's call_status codes: 4 conversation, 6 not reached, 7 busy, 8 undefined.
 CALL_STATUS = {"answered": 4, "missed": 6, "busy": 7, "failed": 8}
 FIRST_TIME_TAG = "first-time caller"
@@ -65,13 +74,17 @@ def _field_ref(ref: Any) -> dict[str, Any]:
     return {"field_code": str(ref)}
 
 
-def custom_fields(payload: Mapping[str, Any], field_map: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Our session fields (and the channel) into the custom fields the connection maps them to."""
+def custom_fields(
+    payload: Mapping[str, Any], field_map: Mapping[str, Any], codes: Collection[str] = ()
+) -> list[dict[str, Any]]:
+    """Our session fields (and the channel) into the custom fields the connection maps them to, and into the
+    account's tracking fields (``codes``: the field codes it has) for those the map does not name."""
     session = payload.get("session") or {}
     values = {name: session.get(name) for name in SESSION_FIELDS}
     values["channel"] = payload.get("channel")
+    defaults = {name: code for name, code in DEFAULT_FIELD_MAP.items() if code in codes}
     out = []
-    for name, ref in {**DEFAULT_FIELD_MAP, **field_map}.items():
+    for name, ref in {**defaults, **field_map}.items():
         value = values.get(name)
         if ref in (None, "") or value in (None, ""):
             continue
@@ -110,9 +123,11 @@ def call_note(
     return {"entity_id": lead_id, "note_type": "call_in", "params": params, "request_id": key}
 
 
-def _lead_body(payload: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+def _lead_body(
+    payload: Mapping[str, Any], settings: Mapping[str, Any], codes: Collection[str]
+) -> dict[str, Any]:
     lead: dict[str, Any] = {"name": lead_name(payload)}
-    fields = custom_fields(payload, settings.get("field_map") or {})
+    fields = custom_fields(payload, settings.get("field_map") or {}, codes)
     if fields:
         lead["custom_fields_values"] = fields
     lead["_embedded"] = {"tags": tags(payload, list(settings.get("tags") or []))}
@@ -122,7 +137,11 @@ def _lead_body(payload: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[
 
 
 def unsorted_sip(
-    payload: Mapping[str, Any], key: str, contact: dict[str, Any] | None, settings: Mapping[str, Any]
+    payload: Mapping[str, Any],
+    key: str,
+    contact: dict[str, Any] | None,
+    settings: Mapping[str, Any],
+    codes: Collection[str] = (),
 ) -> dict[str, Any]:
     called_at = unix(payload.get("called_at"))
     metadata: dict[str, Any] = {
@@ -141,7 +160,10 @@ def unsorted_sip(
         "source_name": str(settings.get("source_name") or "Otkuda"),
         "created_at": called_at,
         "metadata": metadata,
-        "_embedded": {"leads": [_lead_body(payload, settings)], "contacts": [contact] if contact else []},
+        "_embedded": {
+            "leads": [_lead_body(payload, settings, codes)],
+            "contacts": [contact] if contact else [],
+        },
         "request_id": key,
     }
     if settings.get("pipeline_id"):
@@ -150,9 +172,13 @@ def unsorted_sip(
 
 
 def complex_lead(
-    payload: Mapping[str, Any], key: str, contact: dict[str, Any] | None, settings: Mapping[str, Any]
+    payload: Mapping[str, Any],
+    key: str,
+    contact: dict[str, Any] | None,
+    settings: Mapping[str, Any],
+    codes: Collection[str] = (),
 ) -> dict[str, Any]:
-    lead = _lead_body(payload, settings)
+    lead = _lead_body(payload, settings, codes)
     for name in ("pipeline_id", "status_id"):
         if settings.get(name):
             lead[name] = int(settings[name])

@@ -11,7 +11,7 @@ from flask import abort, current_app, redirect, render_template, request, sessio
 from sqlalchemy import select
 
 from hub.auth import client_or_404, login_required
-from hub.crm_webhooks import webhook_path
+from hub.crm_webhooks import deal_webhook_url, register_deal_webhook, remove_deal_webhook
 from hub.extensions import db
 from hub.pipeline_queries import (
     DELIVERY_FILTERS,
@@ -53,13 +53,8 @@ def _connectable() -> list[tuple[str, str | None, str]]:
 def connections(client_id: int) -> Any:
     client = client_or_404(client_id)
     rows = db().scalars(client_connections(client.id)).all()
-    base = str(current_app.config.get("BASE_URL", "")).rstrip("/")
-    # Where amoCRM should send deal status changes (Settings → Integrations → Webhooks in amoCRM).
-    hooks = {
-        c.id: base + webhook_path(current_app.config["SECRET_KEY"], c.id)
-        for c in rows
-        if "amocrm" in (c.connectors or [])
-    }
+    # Where amoCRM sends deal changes: registered there at connect time, shown for pasting if that failed.
+    hooks = {c.id: deal_webhook_url(c.id) for c in rows if "amocrm" in (c.connectors or [])}
     from connectors.amocrm.settings import field_choices
 
     return render_template(
@@ -197,6 +192,25 @@ def oauth_callback() -> Any:
     conn.status = ConnectionStatus.ACTIVE
     conn.updated_at = utcnow()
     session_.commit()
+    if "amocrm" in (conn.connectors or []) and not (conn.settings or {}).get("deal_webhook"):
+        register_deal_webhook(conn)
+        session_.commit()
+    return redirect(url_for("web.connections", client_id=client.id))
+
+
+@bp.post("/clients/<int:client_id>/connections/<int:connection_id>/disconnect")
+@login_required
+def disconnect(client_id: int, connection_id: int) -> Any:
+    """Switch a connection off: nothing more is sent or pulled, and amoCRM stops sending deal changes."""
+    client = client_or_404(client_id, edit=True)
+    conn = db().get(Connection, connection_id)
+    if conn is None or conn not in db().scalars(client_connections(client.id)).all():
+        abort(404)
+    problem = remove_deal_webhook(conn) if "amocrm" in (conn.connectors or []) else None
+    conn.status = ConnectionStatus.DISABLED
+    conn.status_reason = f"switched off; webhook not removed in amoCRM ({problem})"[:500] if problem else None
+    conn.updated_at = utcnow()
+    db().commit()
     return redirect(url_for("web.connections", client_id=client.id))
 
 

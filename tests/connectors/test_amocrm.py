@@ -121,6 +121,7 @@ def finalise_call(db: Session, t: Tenant, caller: str | None = CALLER, n: int = 
         utm_medium="cpc",
         utm_campaign="70001",
         yclid="777",
+        ym_client_id="1700000000123456789",
         landing_url="https://acme.example/sofas",
     )
     db.add(visit)
@@ -204,9 +205,43 @@ def test_connect_flow_stores_the_account_and_encrypted_tokens(app, client, db, a
     assert conn.status == ConnectionStatus.ACTIVE and conn.connectors == ["amocrm"]
     token = SecretBox(TEST_ENCRYPTION_KEY).open(conn.access_token_enc)
     assert token in amo.tokens and token not in conn.access_token_enc
+    # The deal webhook is registered in the account at connect time: nobody has to paste a URL.
+    destination = app.config["BASE_URL"].rstrip("/") + webhook_path(app.config["SECRET_KEY"], conn.id)
+    assert list(amo.webhooks) == [destination]
+    assert set(amo.webhooks[destination]["settings"]) == {"add_lead", "update_lead", "status_lead"}
+    assert conn.settings["deal_webhook"] == {
+        "id": str(amo.webhooks[destination]["id"]),
+        "destination": destination,
+    }
     page = client.get(f"/clients/{t.client.id}/connections").get_data(as_text=True)
-    assert webhook_path(app.config["SECRET_KEY"], conn.id) in page
-    assert csrf(client)
+    assert "webhook registered in amoCRM" in page and destination not in page
+
+    # Switching the connection off removes the webhook in amoCRM.
+    off = client.post(
+        f"/clients/{t.client.id}/connections/{conn.id}/disconnect", data={"csrf_token": csrf(client)}
+    )
+    assert off.status_code == 302 and amo.webhooks == {}
+    db.expire_all()
+    assert db.get(Connection, conn.id).status == ConnectionStatus.DISABLED
+    assert db.get(Connection, conn.id).settings["deal_webhook"] is None
+
+
+def test_a_failed_webhook_registration_leaves_the_address_to_paste(app, client, db, amo) -> None:
+    app.config.update({k.removeprefix("OTKUDA_"): v for k, v in config(amo).items()})
+    t = make_tenant(db)
+    web_login(client, t.admin.email)
+    go = client.get(f"/clients/{t.client.id}/connections/connect/amocrm")
+    state = parse_qs(urlsplit(go.headers["Location"]).query)["state"][0]
+    amo.codes.add("code-2")
+    amo.fail_next.append((500, "/api/v4/webhooks"))
+    done = client.get(
+        "/oauth/callback", query_string={"code": "code-2", "state": state, "referer": "acme.amocrm.ru"}
+    )
+    assert done.status_code == 302
+    conn = db.scalars(select(Connection)).one()
+    assert conn.status == ConnectionStatus.ACTIVE and amo.webhooks == {}
+    page = client.get(f"/clients/{t.client.id}/connections").get_data(as_text=True)
+    assert webhook_path(app.config["SECRET_KEY"], conn.id) in page and "add it there by hand" in page
 
 
 def test_kommo_and_amocrm_accounts_get_their_own_consent_page(app, client, db) -> None:
@@ -243,7 +278,14 @@ def test_call_becomes_an_incoming_sip_lead_with_contact_fields_tags_and_note(
     assert d.external_id == str(lead.id) and lead.unsorted_uid == f"otkuda-call-{call.id}"
     assert set(lead.tags) == {"Yandex Direct", "first-time caller"}
     fields = {f.get("field_code"): f["values"][0]["value"] for f in lead.custom_fields}
-    assert fields == {"UTM_SOURCE": "yandex", "UTM_MEDIUM": "cpc", "UTM_CAMPAIGN": "70001"}
+    # The account's tracking fields are filled without any field map: click id and Metrika ClientID too.
+    assert fields == {
+        "UTM_SOURCE": "yandex",
+        "UTM_MEDIUM": "cpc",
+        "UTM_CAMPAIGN": "70001",
+        "YCLID": "777",
+        "_YM_UID": "1700000000123456789",
+    }
     [contact] = amo.contacts.values()
     assert (
         contact["custom_fields_values"][0]["values"][0]["value"] == CALLER
@@ -348,6 +390,19 @@ def test_expired_token_is_refreshed_and_the_old_refresh_token_dies(
     assert [r["grant_type"] for r in amo.token_requests] == ["refresh_token"]
     db.expire_all()
     assert SecretBox(TEST_ENCRYPTION_KEY).open(db.get(Connection, conn.id).access_token_enc) != old
+
+
+def test_tracking_fields_the_account_lacks_are_not_sent(db, engine, database_url, amo, hooked) -> None:
+    t = make_tenant(db)
+    connect(db, t, amo)
+    del amo.lead_fields["YCLID"], amo.lead_fields["_YM_UID"]  # an account without these fields
+    finalise_call(db, t)
+    deliver_once(runtime(database_url, engine, amo))
+    [d] = deliveries(db)
+    assert d.status == DeliveryStatus.DONE
+    [lead] = amo.leads.values()
+    codes = {f.get("field_code") for f in lead.custom_fields}
+    assert codes == {"UTM_SOURCE", "UTM_MEDIUM", "UTM_CAMPAIGN"}
 
 
 def test_validation_error_is_dead_with_amocrms_reason(db, engine, database_url, amo, hooked) -> None:

@@ -70,6 +70,39 @@ class Lead:
         }
 
 
+# Codes of the tracking_data lead fields an account has (UNCONFIRMED beyond UTM_*: the official library
+# models the field type, CustomFieldModel::TYPE_TRACKING_DATA, not the codes).
+TRACKING_CODES = (
+    "UTM_SOURCE",
+    "UTM_MEDIUM",
+    "UTM_CAMPAIGN",
+    "UTM_CONTENT",
+    "UTM_TERM",
+    "UTM_REFERRER",
+    "REFERRER",
+    "GCLID",
+    "YCLID",
+    "FBCLID",
+    "_YM_UID",
+    "_YM_COUNTER",
+    "GCLIENTID",
+    "ROISTAT",
+    "FROM",
+)
+# The events a webhook may subscribe to (kommo /reference/add-webhooks; amocrm-api-php
+# examples/webhooks_actions.php uses add_lead).
+WEBHOOK_EVENTS = {
+    "add_lead",
+    "update_lead",
+    "delete_lead",
+    "restore_lead",
+    "status_lead",
+    "responsible_lead",
+    "note_lead",
+    "add_contact",
+    "update_contact",
+    "delete_contact",
+}
 INCOMING = 10  # the pipeline's "incoming leads" status
 FIRST_STAGE = 11
 
@@ -91,6 +124,9 @@ class FakeAmo(FakeServer):
         # blocked after repeated 429s) or "removed" (the integration switched off in the account).
         self.refusal: str | None = None
         self.fail_next: list[tuple[int, str]] = []  # (status, path prefix) injected once each
+        # The account's lead fields by code: every account has the tracking_data fields (UTM_*, GCLID, …).
+        self.lead_fields: dict[str, int] = {code: 500 + i for i, code in enumerate(TRACKING_CODES)}
+        self.webhooks: dict[str, dict[str, Any]] = {}  # destination -> the webhook as amoCRM lists it
         self.lose_answer_of_next_create = False  # do the work, then drop the connection
         self._ids = iter(range(1000, 10**9))
         self._second = (0, 0)
@@ -259,6 +295,23 @@ class FakeAmo(FakeServer):
                 for uid in [lead.unsorted_uid]
             ]
             return self._page(rows, query, "unsorted")
+        # GET /api/v4/leads/custom_fields — amo crm_platform/custom-fields (page, limit ≤ 50 per request)
+        if method == "GET" and path == "/api/v4/leads/custom_fields":
+            rows = [
+                {"id": i, "name": code, "code": code, "type": "tracking_data", "entity_type": "leads"}
+                for code, i in self.lead_fields.items()
+            ]
+            return self._page(rows, query, "custom_fields", cap=50)
+        # POST /api/v4/webhooks — kommo /reference/add-webhooks: {destination, settings[, sort]}
+        if method == "POST" and path == "/api/v4/webhooks":
+            return self._add_webhook(data)
+        # DELETE /api/v4/webhooks — kommo /reference/delete-webhooks: {destination}; 204 No Content
+        if method == "DELETE" and path == "/api/v4/webhooks":
+            if not isinstance(data, dict) or not data.get("destination"):
+                return self._invalid([{"request_id": "0", "errors": [_missing("destination")]}])
+            if self.webhooks.pop(str(data["destination"]), None) is None:
+                return problem(404, "Webhook not found")
+            return 204, {}, b""
         if method == "POST" and path == "/api/v4/leads/notes":
             return self._add_notes(data)
         if method == "GET" and path == "/api/v4/leads/notes":
@@ -270,10 +323,38 @@ class FakeAmo(FakeServer):
             return self._page(rows, query, "notes")
         return problem(404, f"no route {method} {path}")
 
-    def _page(self, rows: list[dict[str, Any]], query: dict[str, list[str]], key: str) -> Response:
+    def _add_webhook(self, data: Any) -> Response:
+        if not isinstance(data, dict):
+            return problem(400, "Request validation failed")
+        errors = []
+        destination = str(data.get("destination") or "")
+        if not destination.startswith(("https://", "http://")):  # whether plain http is taken: UNCONFIRMED
+            errors.append({"code": "InvalidUrl", "path": "destination", "detail": "must be a URL"})
+        events = data.get("settings")
+        if not isinstance(events, list) or not events or set(events) - WEBHOOK_EVENTS:
+            errors.append({"code": "NotSupportedChoice", "path": "settings", "detail": "unknown event"})
+        if errors:
+            return self._invalid([{"request_id": "0", "errors": errors}])
+        hook = {
+            "id": next(self._ids),
+            "destination": destination,
+            "created_at": int(time.time()),
+            "updated_at": int(time.time()),
+            "account_id": 1,
+            "created_by": 0,
+            "sort": int(data.get("sort") or 1),
+            "disabled": False,
+            "settings": list(events),
+        }
+        self.webhooks[destination] = hook  # amoCRM keeps one webhook per destination
+        return hal(201, hook)
+
+    def _page(
+        self, rows: list[dict[str, Any]], query: dict[str, list[str]], key: str, cap: int = 250
+    ) -> Response:
         if not rows:
             return 204, {}, b""
-        limit = min(250, int((query.get("limit") or ["50"])[0]))
+        limit = min(cap, int((query.get("limit") or ["50"])[0]))
         page = int((query.get("page") or ["1"])[0])
         chunk = rows[(page - 1) * limit : page * limit]
         if not chunk:
@@ -299,6 +380,15 @@ class FakeAmo(FakeServer):
     def _validate_lead(self, lead: dict[str, Any], request_id: str) -> list[dict[str, Any]]:
         errors = []
         for i, f in enumerate(lead.get("custom_fields_values") or []):
+            if "field_code" in f and f["field_code"] not in self.lead_fields:
+                # An unknown code refuses the lead (error code wording UNCONFIRMED).
+                errors.append(
+                    {
+                        "code": "NotSupportedChoice",
+                        "path": f"custom_fields_values.{i}.field_code",
+                        "detail": "The value you selected is not a valid choice.",
+                    }
+                )
             if "field_id" in f and int(f["field_id"]) == 999:
                 errors.append(
                     {
@@ -450,6 +540,10 @@ class FakeAmo(FakeServer):
             self.lose_answer_of_next_create = False
             return 502, {"Content-Type": "text/html"}, b"<html>Bad gateway</html>"
         return response
+
+
+def _missing(name: str) -> dict[str, str]:
+    return {"code": "NotBlank", "path": name, "detail": "This value should not be blank."}
 
 
 def _phone_digits(contact: dict[str, Any]) -> str:

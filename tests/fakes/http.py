@@ -48,6 +48,9 @@ class FakeServer:
             def do_POST(self) -> None:  # noqa: N802
                 self._serve("POST")
 
+            def do_DELETE(self) -> None:  # noqa: N802
+                self._serve("DELETE")
+
             def log_message(self, *args: Any) -> None:
                 pass
 
