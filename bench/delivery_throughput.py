@@ -22,7 +22,7 @@ from jobs.outbox import install
 from jobs.runtime import Runtime
 from tests.factories import make_tenant
 from tests.fakes.destination import FakeDestination
-from tests.fakes.oauth import FakeOAuthServer
+from tests.fakes.oauth import GENERIC, FakeOAuth
 from tests.pipeline.support import Fakes, call_payload, make_connection
 from tracking import hooks
 from tracking.db import make_engine, make_session_factory
@@ -74,7 +74,7 @@ def main() -> None:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
     dest = FakeDestination().start()
-    oauth = FakeOAuthServer(on_issue=dest.valid_tokens.add).start()
+    oauth = FakeOAuth(GENERIC, on_issue=dest.valid_tokens.add).start()
     fakes = Fakes(oauth, dest)
     try:
         upgrade(url)

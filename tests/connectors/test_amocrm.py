@@ -23,7 +23,8 @@ from jobs.runtime import Runtime
 from tests.browser import serve
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import Tenant, csrf, make_tenant, web_login
-from tests.fakes.amocrm import CLIENT_ID, CLIENT_SECRET, FakeAmo
+from tests.fakes.amocrm import FakeAmo
+from tests.fakes.oauth import AMOCRM
 from tracking import calls, hooks
 from tracking.crypto import SecretBox
 from tracking.db import utcnow
@@ -59,8 +60,8 @@ def hooked() -> Iterator[None]:
 
 def config(amo: FakeAmo) -> dict[str, str]:
     return {
-        "OTKUDA_AMOCRM_CLIENT_ID": CLIENT_ID,
-        "OTKUDA_AMOCRM_CLIENT_SECRET": CLIENT_SECRET,
+        "OTKUDA_AMOCRM_CLIENT_ID": AMOCRM.client_id,
+        "OTKUDA_AMOCRM_CLIENT_SECRET": AMOCRM.client_secret,
         "OTKUDA_AMOCRM_AUTHORIZE_URL": amo.url + "/oauth",
         "OTKUDA_AMOCRM_TOKEN_URL": amo.url + "/oauth2/access_token",
         "OTKUDA_AMOCRM_API_BASE": amo.url,
@@ -81,7 +82,7 @@ def runtime(database_url: str, engine, amo: FakeAmo) -> Runtime:
 
 
 def connect(db: Session, t: Tenant, amo: FakeAmo, **settings) -> Connection:
-    pair = amo.issue()
+    pair = amo.oauth.issue_pair()
     box = SecretBox(TEST_ENCRYPTION_KEY)
     conn = Connection(
         agency_id=t.agency.id,
@@ -180,14 +181,14 @@ def test_connect_flow_stores_the_account_and_encrypted_tokens(app, client, db, a
     assert go.status_code == 302
     sent = urlsplit(go.headers["Location"])
     query = {k: v[0] for k, v in parse_qs(sent.query).items()}
-    assert sent.path == "/oauth" and query["client_id"] == CLIENT_ID and query["mode"] == "popup"
+    assert sent.path == "/oauth" and query["client_id"] == AMOCRM.client_id and query["mode"] == "popup"
 
     # A forged referer is refused before any code is spent, and nothing is stored.
-    amo.codes.add("code-1")
+    amo.oauth.add_code("code-1")
     bad = client.get(
         "/oauth/callback", query_string={"code": "code-1", "state": query["state"], "referer": "evil.example"}
     )
-    assert bad.status_code == 400 and amo.token_requests == []
+    assert bad.status_code == 400 and amo.oauth.token_requests == []
     assert db.scalars(select(Connection)).all() == []
 
     client.get(f"/clients/{t.client.id}/connections/connect/amocrm")
@@ -198,13 +199,15 @@ def test_connect_flow_stores_the_account_and_encrypted_tokens(app, client, db, a
         "/oauth/callback", query_string={"code": "code-1", "state": state, "referer": "acme.amocrm.ru"}
     )
     assert done.status_code == 302
-    [exchange] = amo.token_requests
-    assert exchange["grant_type"] == "authorization_code" and exchange["client_secret"] == CLIENT_SECRET
+    [exchange] = amo.oauth.token_requests
+    assert (
+        exchange["grant_type"] == "authorization_code" and exchange["client_secret"] == AMOCRM.client_secret
+    )
     conn = db.scalars(select(Connection)).one()
     assert conn.account == {"host": "acme.amocrm.ru", "subdomain": "acme", "platform": "amocrm"}
     assert conn.status == ConnectionStatus.ACTIVE and conn.connectors == ["amocrm"]
     token = SecretBox(TEST_ENCRYPTION_KEY).open(conn.access_token_enc)
-    assert token in amo.tokens and token not in conn.access_token_enc
+    assert token in amo.oauth.tokens and token not in conn.access_token_enc
     # The deal webhook is registered in the account at connect time: nobody has to paste a URL.
     destination = app.config["BASE_URL"].rstrip("/") + webhook_path(app.config["SECRET_KEY"], conn.id)
     assert list(amo.webhooks) == [destination]
@@ -232,7 +235,7 @@ def test_a_failed_webhook_registration_leaves_the_address_to_paste(app, client, 
     web_login(client, t.admin.email)
     go = client.get(f"/clients/{t.client.id}/connections/connect/amocrm")
     state = parse_qs(urlsplit(go.headers["Location"]).query)["state"][0]
-    amo.codes.add("code-2")
+    amo.oauth.add_code("code-2")
     amo.fail_next.append((500, "/api/v4/webhooks"))
     done = client.get(
         "/oauth/callback", query_string={"code": "code-2", "state": state, "referer": "acme.amocrm.ru"}
@@ -245,7 +248,7 @@ def test_a_failed_webhook_registration_leaves_the_address_to_paste(app, client, 
 
 
 def test_kommo_and_amocrm_accounts_get_their_own_consent_page(app, client, db) -> None:
-    app.config.update({"AMOCRM_CLIENT_ID": CLIENT_ID, "AMOCRM_CLIENT_SECRET": CLIENT_SECRET})
+    app.config.update({"AMOCRM_CLIENT_ID": AMOCRM.client_id, "AMOCRM_CLIENT_SECRET": AMOCRM.client_secret})
     t = make_tenant(db)
     web_login(client, t.admin.email)
     base = f"/clients/{t.client.id}/connections/connect/amocrm"
@@ -255,7 +258,7 @@ def test_kommo_and_amocrm_accounts_get_their_own_consent_page(app, client, db) -
         assert go.status_code == 302
         sent = urlsplit(go.headers["Location"])
         hosts[platform] = f"{sent.scheme}://{sent.netloc}{sent.path}"
-        assert parse_qs(sent.query)["client_id"] == [CLIENT_ID]
+        assert parse_qs(sent.query)["client_id"] == [AMOCRM.client_id]
     assert hosts == {"amocrm": "https://www.amocrm.ru/oauth", "kommo": "https://www.kommo.com/oauth"}
     assert client.get(base, query_string={"platform": "bitrix"}).status_code == 404
     page = client.get(f"/clients/{t.client.id}/connections").get_data(as_text=True)
@@ -382,12 +385,12 @@ def test_expired_token_is_refreshed_and_the_old_refresh_token_dies(
     t = make_tenant(db)
     conn = connect(db, t, amo)
     old = SecretBox(TEST_ENCRYPTION_KEY).open(conn.access_token_enc)
-    amo.expire(old)
+    amo.oauth.tokens.expire(old)
     finalise_call(db, t)
     deliver_once(runtime(database_url, engine, amo))
     [d] = deliveries(db)
     assert d.status == DeliveryStatus.DONE, d.last_error
-    assert [r["grant_type"] for r in amo.token_requests] == ["refresh_token"]
+    assert [r["grant_type"] for r in amo.oauth.token_requests] == ["refresh_token"]
     db.expire_all()
     assert SecretBox(TEST_ENCRYPTION_KEY).open(db.get(Connection, conn.id).access_token_enc) != old
 

@@ -24,7 +24,7 @@ REDIRECT = "https://hub.example/connections/yandex/callback"
 @pytest.fixture
 def yandex() -> Iterator[FakeYandex]:
     with running_yandex() as fake:
-        fake.oauth.login = "shop"
+        fake.oauth.owner = "shop"
         fake.metrika.counters["5551"] = {"shop"}
         fake.direct.stats["shop"] = [
             Stat(dt.date(2026, 11, 1), 7, "Brand", 8, "Group", 9, "sofa", 10, 2, Decimal("3"))

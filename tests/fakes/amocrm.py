@@ -18,14 +18,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 import requests
 
-from tests.fakes.http import FakeServer, Response, json_response
+from tests.fakes.http import FakeServer, Response
+from tests.fakes.oauth import AMOCRM, FakeOAuth
 
-CLIENT_ID = "amo-client-id"
-CLIENT_SECRET = "amo-client-secret"
 HAL = {"Content-Type": "application/hal+json"}
 PROBLEM = {"Content-Type": "application/problem+json"}
 
@@ -112,10 +111,7 @@ class FakeAmo(FakeServer):
         super().__init__()
         self.lock = threading.Lock()
         self.per_second = per_second
-        self.codes: set[str] = set()
-        self.tokens: dict[str, float] = {}  # access token -> expiry (epoch)
-        self.refresh: set[str] = set()  # live refresh tokens (single use)
-        self.token_requests: list[dict[str, Any]] = []
+        self.oauth = FakeOAuth(AMOCRM)  # the account's own /oauth2/access_token
         self.contacts: dict[int, dict[str, Any]] = {}
         self.leads: dict[int, Lead] = {}
         self.notes: list[dict[str, Any]] = []
@@ -132,21 +128,6 @@ class FakeAmo(FakeServer):
         self._second = (0, 0)
 
     # --- helpers for tests -------------------------------------------------------------------------------
-
-    def issue(self, expires_in: int = 86400) -> dict[str, Any]:
-        access, refresh = "amo-at-" + secrets.token_hex(6), "amo-rt-" + secrets.token_hex(6)
-        self.tokens[access] = time.time() + expires_in
-        self.refresh.add(refresh)
-        return {
-            "token_type": "Bearer",
-            "expires_in": expires_in,
-            "server_time": int(time.time()),
-            "access_token": access,
-            "refresh_token": refresh,
-        }
-
-    def expire(self, token: str) -> None:
-        self.tokens[token] = 0
 
     def add_contact(self, phone: str, name: str = "Known customer") -> int:
         cid = next(self._ids)
@@ -208,8 +189,9 @@ class FakeAmo(FakeServer):
         self, method: str, path: str, query: dict[str, list[str]], body: bytes, headers: dict[str, str]
     ) -> Response:
         with self.lock:
-            if path == "/oauth2/access_token" and method == "POST":
-                return self._token(body, headers)
+            token_answer = self.oauth.handle(method, path, query, body, headers)
+            if token_answer is not None:
+                return token_answer
             self.requests.append((method, path))
             now = int(time.time())
             second, count = self._second
@@ -220,7 +202,7 @@ class FakeAmo(FakeServer):
             if count > self.per_second:
                 return 429, {"Content-Type": "text/html"}, b"<html>Too many requests</html>"
             token = headers.get("Authorization", "").removeprefix("Bearer ")
-            if self.tokens.get(token, 0) < time.time():
+            if token not in self.oauth.tokens:
                 return problem(401, "Unauthorized")
             for i, (status, prefix) in enumerate(self.fail_next):
                 if path.startswith(prefix):
@@ -244,24 +226,6 @@ class FakeAmo(FakeServer):
         if why == "blocked":
             return problem(403, "Account is blocked")  # wording UNCONFIRMED (kommo /docs/limitations)
         return problem(403, "Integration is disabled")  # wording UNCONFIRMED
-
-    def _token(self, body: bytes, headers: dict[str, str]) -> Response:
-        # amoCRM documents a JSON body; form-encoded (what OAuth libraries send) is accepted as well.
-        if headers.get("Content-Type", "").startswith("application/json"):
-            form = json.loads(body or b"{}")
-        else:
-            form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
-        self.token_requests.append(form)
-        if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
-            return json_response(401, {"hint": "Client authentication failed", "title": "Unauthorized"})
-        grant = form.get("grant_type")
-        if grant == "authorization_code" and form.get("code") in self.codes:
-            self.codes.discard(form["code"])
-            return json_response(200, self.issue())
-        if grant == "refresh_token" and form.get("refresh_token") in self.refresh:
-            self.refresh.discard(form["refresh_token"])
-            return json_response(200, self.issue())
-        return json_response(400, {"error": "invalid_grant", "hint": "Token has been revoked"})
 
     def _api(self, method: str, path: str, query: dict[str, list[str]], data: Any) -> Response:
         parts = path.strip("/").split("/")

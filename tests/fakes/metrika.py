@@ -29,7 +29,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from tests.fakes.yandex_oauth import TokenStore
+from tests.fakes.oauth import AccessTokens
 
 PREFIX = re.compile(r"^/management/v1/counter/(?P<counter>\d+)/offline_conversions/(?P<rest>.+)$")
 ID_COLUMNS = {"USER_ID": "UserId", "CLIENT_ID": "ClientId", "YCLID": "Yclid"}
@@ -83,7 +83,7 @@ class Upload:
 
 @dataclass
 class FakeMetrika:
-    tokens: TokenStore
+    tokens: AccessTokens
     # counter id -> logins allowed to write to it
     counters: dict[str, set[str]] = field(default_factory=dict)
     goals: set[str] = field(default_factory=set)
@@ -127,7 +127,7 @@ class FakeMetrika:
         return response
 
     def _guarded(self, request: Request, counter: str, rest: str) -> Response:
-        login = self.tokens.login_of(_token_of(request))
+        login = self.tokens.owner_of(_token_of(request))
         if login is None:
             return error(401, "unauthorized", "Invalid oauth_token")
         with self.lock:
@@ -258,7 +258,7 @@ class FakeMetrika:
             }
             self.uploads[upload_id] = upload
             if len(self.uploads) == self.expire_tokens_after_uploads:
-                self.tokens.expire_login(self.tokens.login_of(_token_of(request)) or "")
+                self.tokens.expire_login(self.tokens.owner_of(_token_of(request)) or "")
             return ok({"uploading": _public(upload.info)})
 
     def _advance(self, upload: Upload) -> None:

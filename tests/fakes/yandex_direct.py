@@ -20,7 +20,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from tests.fakes.yandex_oauth import TokenStore
+from tests.fakes.oauth import AccessTokens
 
 KNOWN_FIELDS = {
     "Date",
@@ -81,7 +81,7 @@ class Queued:
 
 @dataclass
 class FakeDirect:
-    tokens: TokenStore
+    tokens: AccessTokens
     # login -> its statistics; agency logins map to the client logins they serve
     stats: dict[str, list[Stat]] = field(default_factory=dict)
     agencies: dict[str, set[str]] = field(default_factory=dict)
@@ -110,7 +110,7 @@ class FakeDirect:
         if request.method != "POST":
             return error(405, 8000, "Invalid request", "POST only")
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        login = self.tokens.login_of(token) if scheme == "Bearer" else None
+        login = self.tokens.owner_of(token) if scheme == "Bearer" else None
         if login is None:
             return error(401, 53, "Authorization error", "Invalid or missing Bearer token")
         advertiser = login

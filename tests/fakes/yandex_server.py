@@ -18,8 +18,8 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from tests.fakes.metrika import FakeMetrika
+from tests.fakes.oauth import YANDEX, AccessTokens, FakeOAuth
 from tests.fakes.yandex_direct import FakeDirect
-from tests.fakes.yandex_oauth import FakeYandexOAuth, TokenStore
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -28,22 +28,32 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
 
 @dataclass
 class FakeYandex:
-    tokens: TokenStore = field(default_factory=TokenStore)
-    oauth: FakeYandexOAuth = field(init=False)
+    tokens: AccessTokens = field(default_factory=AccessTokens)
+    oauth: FakeOAuth = field(init=False)
     metrika: FakeMetrika = field(init=False)
     direct: FakeDirect = field(init=False)
     base_url: str = ""
     log: list[tuple[str, str]] = field(default_factory=list)  # (method, path) of every request
 
     def __post_init__(self) -> None:
-        self.oauth = FakeYandexOAuth(self.tokens)
+        self.oauth = FakeOAuth(YANDEX, self.tokens, owner="agency-login")
         self.metrika = FakeMetrika(self.tokens)
         self.direct = FakeDirect(self.tokens)
 
     def wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
         self.log.append((request.method, request.path))
-        for part in (self.oauth, self.metrika, self.direct):
+        answer = self.oauth.handle(
+            request.method,
+            request.path,
+            request.args.to_dict(flat=False),
+            request.get_data(),
+            dict(request.headers),
+        )
+        if answer is not None:
+            status, headers, body = answer
+            return Response(body, status, headers)(environ, start_response)
+        for part in (self.metrika, self.direct):
             response = part.handle(request)
             if response is not None:
                 return response(environ, start_response)

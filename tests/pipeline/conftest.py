@@ -12,14 +12,14 @@ from jobs.outbox import install, uninstall
 from jobs.runtime import Runtime
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.fakes.destination import FakeDestination
-from tests.fakes.oauth import FakeOAuthServer
+from tests.fakes.oauth import GENERIC, FakeOAuth
 from tests.pipeline.support import Fakes
 
 
 @pytest.fixture
 def fakes() -> Iterator[Fakes]:
     dest = FakeDestination().start()
-    oauth = FakeOAuthServer(on_issue=dest.valid_tokens.add).start()
+    oauth = FakeOAuth(GENERIC, on_issue=dest.valid_tokens.add).start()
     yield Fakes(oauth, dest)
     dest.release.set()
     oauth.stop()

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import Tenant
 from tests.fakes.destination import FakeDestination
-from tests.fakes.oauth import CLIENT_ID, CLIENT_SECRET, FakeOAuthServer
+from tests.fakes.oauth import GENERIC, FakeOAuth
 from tracking.crypto import SecretBox
 from tracking.db import utcnow
 from tracking.models import Connection, ConnectionStatus
@@ -21,13 +21,13 @@ BOX = SecretBox(TEST_ENCRYPTION_KEY)
 
 @dataclass
 class Fakes:
-    oauth: FakeOAuthServer
+    oauth: FakeOAuth
     dest: FakeDestination
 
     def config(self) -> dict[str, Any]:
         return {
-            "OTKUDA_FAKE_CLIENT_ID": CLIENT_ID,
-            "OTKUDA_FAKE_CLIENT_SECRET": CLIENT_SECRET,
+            "OTKUDA_FAKE_CLIENT_ID": GENERIC.client_id,
+            "OTKUDA_FAKE_CLIENT_SECRET": GENERIC.client_secret,
             "OTKUDA_FAKE_AUTHORIZE_URL": self.oauth.url + "/authorize",
             "OTKUDA_FAKE_TOKEN_URL": self.oauth.url + "/token",
             "OTKUDA_FAKE_API_BASE": self.dest.url,

@@ -68,7 +68,7 @@ def test_callback_with_a_wrong_state_is_refused_and_stores_nothing(app, client, 
     # The flow is spent: even the right state no longer works, and the code was never exchanged.
     replay = client.get("/oauth/callback", query_string=q)
     assert replay.status_code == 400
-    assert fakes.oauth.token_requests == 0
+    assert fakes.oauth.token_requests == []
     assert db.scalar(select(func.count(Connection.id))) == 0
     # A callback with no flow started in this browser is refused too.
     assert client.get("/oauth/callback?code=x&state=y").status_code == 400
