@@ -29,14 +29,9 @@ from connectors.base import (
     Outcome,
     TokenExpired,
 )
-from tests.fakes.google_ads import (
-    FakeGoogleAds,
-    FakeGoogleOAuth,
-    SpendFact,
-    TlsFiles,
-    TokenStore,
-    make_localhost_cert,
-)
+from tests.fakes.google_ads import FakeGoogleAds, SpendFact
+from tests.fakes.oauth import GOOGLE, AccessTokens, FakeOAuth
+from tests.fakes.tls import TlsFiles, make_localhost_cert
 
 CUSTOMER = "1234567890"
 MANAGER = "9998887776"
@@ -56,19 +51,19 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
 
 
 @pytest.fixture
-def tokens() -> TokenStore:
-    return TokenStore()
+def tokens() -> AccessTokens:
+    return AccessTokens()
 
 
 @pytest.fixture
-def oauth(tokens: TokenStore) -> Iterator[FakeGoogleOAuth]:
-    server = FakeGoogleOAuth(tokens).start()
+def oauth(tokens: AccessTokens) -> Iterator[FakeOAuth]:
+    server = FakeOAuth(GOOGLE, tokens).start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def ads(tls: TlsFiles, tokens: TokenStore) -> Iterator[FakeGoogleAds]:
+def ads(tls: TlsFiles, tokens: AccessTokens) -> Iterator[FakeGoogleAds]:
     server = FakeGoogleAds(tls, tokens, now=lambda: NOW).start()
     customer = server.add_customer(CUSTOMER, manager_id=MANAGER, currency="RUB")
     customer.actions.update({CALL_ACTION: "click", DEAL_ACTION: "click", CALL_ASSET_ACTION: "call"})
@@ -79,12 +74,12 @@ def ads(tls: TlsFiles, tokens: TokenStore) -> Iterator[FakeGoogleAds]:
 class Session:
     """What the pipeline does for a connection: hold a token, refresh it through the provider."""
 
-    def __init__(self, oauth: FakeGoogleOAuth) -> None:
+    def __init__(self, oauth: FakeOAuth) -> None:
         self.oauth = oauth
         provider = registry.load("google_ads").PROVIDER
         self.session = OAuth2Session(
-            oauth.client_id,
-            oauth.client_secret,
+            oauth.dialect.client_id,
+            oauth.dialect.client_secret,
             scope=" ".join(provider.scopes),
             redirect_uri="http://127.0.0.1:5000/connections/callback",
             token_endpoint_auth_method=provider.token_endpoint_auth_method,
@@ -94,18 +89,18 @@ class Session:
     def connect(self) -> dict[str, Any]:
         provider = registry.load("google_ads").PROVIDER
         url, state = self.session.create_authorization_url(
-            self.oauth.base_url + "/auth", **provider.authorize_params
+            self.oauth.url + "/auth", **provider.authorize_params
         )
         consent = requests.get(url, allow_redirects=False, timeout=10)
         assert consent.status_code == 302, consent.text
         return self.session.fetch_token(
-            self.oauth.base_url + "/token",
+            self.oauth.url + "/token",
             authorization_response=consent.headers["Location"],
             state=state,
         )
 
     def refresh(self) -> dict[str, Any]:
-        return self.session.refresh_token(self.oauth.base_url + "/token")
+        return self.session.refresh_token(self.oauth.url + "/token")
 
     def access_token(self) -> str:
         self.token_calls += 1
@@ -113,7 +108,7 @@ class Session:
 
 
 @pytest.fixture
-def session(oauth: FakeGoogleOAuth) -> Session:
+def session(oauth: FakeOAuth) -> Session:
     s = Session(oauth)
     s.connect()
     return s
@@ -232,7 +227,7 @@ def test_package_exposes_provider_and_capabilities_without_importing_google_ads(
 # --- OAuth ------------------------------------------------------------------------------------------
 
 
-def test_oauth_code_exchange_gives_offline_refresh_token_and_refresh_keeps_it(oauth: FakeGoogleOAuth) -> None:
+def test_oauth_code_exchange_gives_offline_refresh_token_and_refresh_keeps_it(oauth: FakeOAuth) -> None:
     s = Session(oauth)
     token = s.connect()
     assert token["refresh_token"].startswith("1//")
@@ -243,13 +238,13 @@ def test_oauth_code_exchange_gives_offline_refresh_token_and_refresh_keeps_it(oa
     expected = {
         "grant_type": "refresh_token",
         "refresh_token": token["refresh_token"],
-        "client_id": oauth.client_id,
-        "client_secret": oauth.client_secret,
+        "client_id": oauth.dialect.client_id,
+        "client_secret": oauth.dialect.client_secret,
     }
     assert expected.items() <= oauth.token_requests[-1].items()
     # Google does not rotate refresh tokens: the session keeps the original one.
     assert s.session.token["refresh_token"] == token["refresh_token"]
-    oauth.revoke_grant()
+    oauth.revoke_all()
     with pytest.raises(Exception, match="invalid_grant"):
         s.refresh()
 
@@ -593,9 +588,7 @@ def test_token_refused_between_batches_keeps_the_first_batch_result(
     assert len(ads.customers[CUSTOMER].click_conversions) == 2
 
 
-def test_two_accounts_push_concurrently_each_with_its_own_token(
-    ads: FakeGoogleAds, oauth: FakeGoogleOAuth
-) -> None:
+def test_two_accounts_push_concurrently_each_with_its_own_token(ads: FakeGoogleAds, oauth: FakeOAuth) -> None:
     import threading
 
     other = ads.add_customer("5550001111", currency="EUR")  # a direct account, no manager

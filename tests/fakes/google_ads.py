@@ -1,4 +1,5 @@
-"""A local Google Ads API (v26) over gRPC + TLS, and Google's OAuth token endpoint over HTTP.
+"""A local Google Ads API (v26) over gRPC + TLS (Google's OAuth is ``tests.fakes.oauth.GOOGLE``, the
+certificate ``tests.fakes.tls``).
 
 The gRPC side uses generic handlers over the proto-plus message classes shipped in ``google-ads`` (no
 generated stubs): requests are parsed with ``Request.deserialize``, responses written with ``serialize``,
@@ -9,13 +10,15 @@ actions, uploaded conversions, spend facts, daily operations) so dedupe and vali
 TLS: the official client always opens a secure channel, so the server presents a certificate generated
 for ``localhost``/``127.0.0.1``; the client process trusts it through ``GRPC_DEFAULT_SSL_ROOTS_FILE_PATH``
 (read by gRPC when the process creates its first secure channel).
+
+Sources: the google-ads 34.0.0 wheel, ``google/ads/googleads/v26/services/types/*`` (messages),
+``.../errors/types/*`` (error enums and their texts), ``interceptors/interceptor.py`` (the failure trailer)
+and ``interceptors/metadata_interceptor.py`` (metadata), as probed in the protocol notes D.1-D.5.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
-import json
 import re
 import secrets
 import threading
@@ -23,16 +26,9 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
 
 import grpc
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from google.ads.googleads.v26.errors.types.errors import (
     ErrorCode,
     ErrorDetails,
@@ -61,6 +57,9 @@ from google.ads.googleads.v26.services.types.google_ads_service import (
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import status_pb2
 
+from tests.fakes.oauth import AccessTokens
+from tests.fakes.tls import TlsFiles
+
 VERSION = "v26"
 FAILURE_KEY = f"google.ads.googleads.{VERSION}.errors.googleadsfailure-bin"
 FAILURE_TYPE_URL = f"type.googleapis.com/google.ads.googleads.{VERSION}.errors.GoogleAdsFailure"
@@ -68,186 +67,11 @@ CONVERSION_SERVICE = f"google.ads.googleads.{VERSION}.services.ConversionUploadS
 ADS_SERVICE = f"google.ads.googleads.{VERSION}.services.GoogleAdsService"
 CUSTOMER_SERVICE = f"google.ads.googleads.{VERSION}.services.CustomerService"
 MAX_CONVERSIONS = 2000
-CLIENT_ID = "cid.apps.googleusercontent.com"
-CLIENT_SECRET = "csecret"
 DEVELOPER_TOKEN = "dev-token-123"
 DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$")
 ACTION = re.compile(r"^customers/(\d+)/conversionActions/(\d+)$")
 E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 CLICK_ID = re.compile(r"^[A-Za-z0-9_\-]{6,}$")
-
-
-# --- TLS ------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    cert_path: Path
-    cert_pem: bytes
-    key_pem: bytes
-
-
-def make_localhost_cert(directory: Path) -> TlsFiles:
-    """A self-signed certificate for localhost and 127.0.0.1 that the test process will trust."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    path = directory / "localhost.pem"
-    path.write_bytes(cert_pem)
-    return TlsFiles(path, cert_pem, key_pem)
-
-
-# --- OAuth (HTTP) ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class TokenStore:
-    """Access tokens the gRPC fake accepts, shared with the OAuth fake that issues them."""
-
-    valid: set[str] = field(default_factory=set)
-    expired: set[str] = field(default_factory=set)
-    revoked: set[str] = field(default_factory=set)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def issue(self) -> str:
-        token = "ya29." + secrets.token_urlsafe(24)
-        with self.lock:
-            self.valid.add(token)
-        return token
-
-    def expire_all(self) -> None:
-        with self.lock:
-            self.expired |= self.valid
-            self.valid.clear()
-
-    def revoke_all(self) -> None:
-        with self.lock:
-            self.revoked |= self.valid | self.expired
-            self.valid.clear()
-
-
-class FakeGoogleOAuth:
-    """``/auth`` (consent, answered at once with a code) and ``/token`` (authorization_code and
-    refresh_token grants). Google keeps a refresh token across refreshes, so refresh answers carry none."""
-
-    def __init__(self, tokens: TokenStore, client_id: str = CLIENT_ID, secret: str = CLIENT_SECRET) -> None:
-        self.tokens = tokens
-        self.client_id = client_id
-        self.client_secret = secret
-        self.codes: dict[str, dict[str, str]] = {}
-        self.refresh_tokens: set[str] = set()
-        self.revoked_refresh: set[str] = set()
-        self.token_requests: list[dict[str, str]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def start(self) -> FakeGoogleOAuth:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def revoke_grant(self) -> None:
-        self.revoked_refresh |= self.refresh_tokens
-        self.refresh_tokens.clear()
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _json(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Cache-Control", "no-store")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                if url.path != "/auth":
-                    return self._json(404, {"error": "not_found"})
-                q = {k: v[0] for k, v in parse_qs(url.query).items()}
-                if q.get("client_id") != fake.client_id or q.get("response_type") != "code":
-                    return self._json(400, {"error": "invalid_request"})
-                if "https://www.googleapis.com/auth/adwords" not in q.get("scope", "").split():
-                    return self._json(400, {"error": "invalid_scope"})
-                code = "4/" + secrets.token_urlsafe(16)
-                fake.codes[code] = {
-                    "redirect_uri": q.get("redirect_uri", ""),
-                    "offline": str(q.get("access_type") == "offline"),
-                }
-                params = {"code": code, "scope": q["scope"]}
-                if "state" in q:
-                    params["state"] = q["state"]
-                self.send_response(302)
-                self.send_header("Location", f"{q.get('redirect_uri')}?{urlencode(params)}")
-                self.end_headers()
-
-            def do_POST(self) -> None:
-                if urlsplit(self.path).path != "/token":
-                    return self._json(404, {"error": "not_found"})
-                if not self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
-                    return self._json(400, {"error": "invalid_request"})
-                length = int(self.headers.get("Content-Length") or 0)
-                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-                fake.token_requests.append(form)
-                if form.get("client_id") != fake.client_id or form.get("client_secret") != fake.client_secret:
-                    return self._json(401, {"error": "invalid_client"})
-                grant = form.get("grant_type")
-                body: dict[str, Any] = {
-                    "expires_in": 3599,
-                    "token_type": "Bearer",
-                    "scope": "https://www.googleapis.com/auth/adwords",
-                }
-                if grant == "authorization_code":
-                    issued = fake.codes.pop(form.get("code", ""), None)
-                    if issued is None or issued["redirect_uri"] != form.get("redirect_uri"):
-                        return self._json(400, {"error": "invalid_grant", "error_description": "Bad code"})
-                    body["access_token"] = fake.tokens.issue()
-                    if issued["offline"] == "True":
-                        refresh = "1//" + secrets.token_urlsafe(24)
-                        fake.refresh_tokens.add(refresh)
-                        body["refresh_token"] = refresh
-                    return self._json(200, body)
-                if grant == "refresh_token":
-                    if form.get("refresh_token") not in fake.refresh_tokens:
-                        return self._json(
-                            400, {"error": "invalid_grant", "error_description": "Token has been revoked."}
-                        )
-                    body["access_token"] = fake.tokens.issue()
-                    return self._json(200, body)
-                return self._json(400, {"error": "unsupported_grant_type"})
-
-        return Handler
 
 
 # --- Google Ads (gRPC) ----------------------------------------------------------------------------------
@@ -334,7 +158,7 @@ class FakeGoogleAds:
     def __init__(
         self,
         tls: TlsFiles,
-        tokens: TokenStore,
+        tokens: AccessTokens,
         *,
         developer_token: str = DEVELOPER_TOKEN,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
@@ -473,7 +297,7 @@ class FakeGoogleAds:
         )
         auth = metadata.get("authorization", "")
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
-        if token not in self.tokens.valid:
+        if token not in self.tokens:
             name, text = "OAUTH_TOKEN_INVALID", "Invalid OAuth token."
             if token in self.tokens.expired:
                 name, text = "OAUTH_TOKEN_EXPIRED", "Authentication token expired."
