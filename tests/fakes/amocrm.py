@@ -229,10 +229,12 @@ class FakeAmo(FakeServer):
 
     def _api(self, method: str, path: str, query: dict[str, list[str]], data: Any) -> Response:
         parts = path.strip("/").split("/")
+        # GET /api/v4/contacts?query= — amocrm-api-php src/AmoCRM/EntitiesServices/Contacts.php; 204 when none
         if method == "GET" and path == "/api/v4/contacts":
             q = (query.get("query") or [""])[0]
             found = [self._contact(c) for c in self.contacts.values() if q and q in _phone_digits(c)]
             return hal(200, {"_embedded": {"contacts": found}}) if found else (204, {}, b"")
+        # GET /api/v4/contacts/{id}?with=leads — amocrm-api-php ContactModel::getAvailableWith
         if method == "GET" and len(parts) == 4 and parts[2] == "contacts" and parts[3].isdigit():
             contact = self.contacts.get(int(parts[3]))
             if contact is None:
@@ -240,12 +242,17 @@ class FakeAmo(FakeServer):
             return hal(
                 200, {**self._contact(contact), "_embedded": {"leads": [{"id": i} for i in contact["leads"]]}}
             )
+        # GET /api/v4/leads — kommo.com/developers/content/api_v4/leads-api; filters as LeadsFilter.php
         if method == "GET" and path == "/api/v4/leads":
             return self._list_leads(query)
+        # POST /api/v4/leads/complex — developers.kommo.com/reference/complex-leads (≤ 50 leads, array answer)
         if method == "POST" and path == "/api/v4/leads/complex":
             return self._complex(data)
+        # POST /api/v4/leads/unsorted/sip — kommo.com/developers/content/api_v4/incoming-leads; amocrm-api-php
+        # src/AmoCRM/EntitiesServices/Unsorted.php
         if method == "POST" and path == "/api/v4/leads/unsorted/sip":
             return self._unsorted(data)
+        # GET /api/v4/leads/unsorted?filter[category][]=sip — same pages
         if method == "GET" and path == "/api/v4/leads/unsorted":
             rows = [
                 {
@@ -276,8 +283,10 @@ class FakeAmo(FakeServer):
             if self.webhooks.pop(str(data["destination"]), None) is None:
                 return problem(404, "Webhook not found")
             return 204, {}, b""
+        # POST /api/v4/leads/notes — amocrm-api-php src/AmoCRM/EntitiesServices/EntityNotes.php, CallNote.php
         if method == "POST" and path == "/api/v4/leads/notes":
             return self._add_notes(data)
+        # GET /api/v4/leads/notes?filter[note_type][]&filter[updated_at][from] — EntityNotes.php
         if method == "GET" and path == "/api/v4/leads/notes":
             since = int((query.get("filter[updated_at][from]") or ["0"])[0])
             types = query.get("filter[note_type][]") or []
