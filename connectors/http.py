@@ -12,7 +12,7 @@ import enum
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import requests
 
@@ -106,7 +106,7 @@ def decide(problem: Problem, rules: Iterable[Rule]) -> tuple[Verdict, Problem]:
     return Verdict.DEAD, problem
 
 
-def raise_for(problem: Problem, rules: Iterable[Rule], error: type[ApiError] = ApiError) -> None:
+def raise_for(problem: Problem, rules: Iterable[Rule], error: type[ApiError] = ApiError) -> NoReturn:
     """Turn a refused answer into the exception its verdict calls for."""
     verdict, problem = decide(problem, rules)
     if verdict == Verdict.TOKEN_EXPIRED:
@@ -151,7 +151,6 @@ class ApiClient:
             response = self.session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise_for(Problem(0, "network", type(exc).__name__), self.rules, self.error)
-            raise  # unreachable: raise_for always raises
         if response.status_code in self.ok_statuses:
             return response
         problem = self.read_problem(response)
@@ -160,4 +159,3 @@ class ApiClient:
             if header is not None:
                 problem = Problem(problem.status, problem.code, problem.message, problem.body, header)
         raise_for(problem, self.rules, self.error)
-        raise AssertionError("unreachable")  # pragma: no cover

@@ -111,6 +111,14 @@ def connect(client_id: int, connector: str) -> Any:
     return redirect(url)
 
 
+def _connection_or_404(client_id: int, connection_id: int) -> Connection:
+    """One of the client's connections (its own or shared with it); 404 for any other."""
+    conn = db().get(Connection, connection_id)
+    if conn is None or conn not in db().scalars(client_connections(client_id)).all():
+        abort(404)
+    return conn
+
+
 @bp.post("/clients/<int:client_id>/connections/<int:connection_id>/amocrm-settings")
 @login_required
 def amocrm_settings(client_id: int, connection_id: int) -> Any:
@@ -118,9 +126,7 @@ def amocrm_settings(client_id: int, connection_id: int) -> Any:
     from connectors.amocrm import settings as amo_settings
 
     client = client_or_404(client_id, edit=True)
-    conn = db().get(Connection, connection_id)
-    if conn is None or conn not in db().scalars(client_connections(client.id)).all():
-        abort(404)
+    conn = _connection_or_404(client.id, connection_id)
     if "amocrm" not in (conn.connectors or []):
         abort(404)
     try:
@@ -203,9 +209,7 @@ def oauth_callback() -> Any:
 def disconnect(client_id: int, connection_id: int) -> Any:
     """Switch a connection off: nothing more is sent or pulled, and amoCRM stops sending deal changes."""
     client = client_or_404(client_id, edit=True)
-    conn = db().get(Connection, connection_id)
-    if conn is None or conn not in db().scalars(client_connections(client.id)).all():
-        abort(404)
+    conn = _connection_or_404(client.id, connection_id)
     problem = remove_deal_webhook(conn) if "amocrm" in (conn.connectors or []) else None
     conn.status = ConnectionStatus.DISABLED
     conn.status_reason = f"switched off; webhook not removed in amoCRM ({problem})"[:500] if problem else None

@@ -219,6 +219,19 @@ def test_connect_flow_stores_the_account_and_encrypted_tokens(app, client, db, a
     page = client.get(f"/clients/{t.client.id}/connections").get_data(as_text=True)
     assert "webhook registered in amoCRM" in page and destination not in page
 
+    # Another agency's client, or a connection that is not this client's, cannot be switched off.
+    other = make_tenant(db, "Other")
+    token = {"csrf_token": csrf(client)}
+    assert (
+        client.post(f"/clients/{other.client.id}/connections/{conn.id}/disconnect", data=token).status_code
+        == 404
+    )
+    assert (
+        client.post(f"/clients/{t.client.id}/connections/{conn.id + 1}/disconnect", data=token).status_code
+        == 404
+    )
+    assert len(amo.webhooks) == 1
+
     # Switching the connection off removes the webhook in amoCRM.
     off = client.post(
         f"/clients/{t.client.id}/connections/{conn.id}/disconnect", data={"csrf_token": csrf(client)}
