@@ -152,7 +152,14 @@ class AmoConnector:
     def _tracking_codes(self) -> set[str]:
         """The account's field codes, read once per connector: tracking fields are filled only if present."""
         if self._codes is None:
-            self._codes = set(self._call(self.client.lead_field_codes))
+            try:
+                self._codes = set(self._call(self.client.lead_field_codes))
+            except AmoError as exc:
+                if exc.transient:
+                    raise
+                # The field list is refused to this user: the leads still go, with the mapped fields only.
+                log.warning("amoCRM lead fields not readable (%s); tracking fields not filled", exc.status)
+                self._codes = set()
         return self._codes
 
     def _create(self, batch: list[tuple[DeliveryItem, dict[str, Any] | None]]) -> dict[int, DeliveryResult]:

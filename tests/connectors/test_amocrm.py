@@ -421,6 +421,18 @@ def test_tracking_fields_the_account_lacks_are_not_sent(db, engine, database_url
     assert codes == {"UTM_SOURCE", "UTM_MEDIUM", "UTM_CAMPAIGN"}
 
 
+def test_a_refused_field_list_still_sends_the_lead(db, engine, database_url, amo, hooked) -> None:
+    t = make_tenant(db)
+    connect(db, t, amo, field_map={"utm_source": "UTM_SOURCE"})
+    amo.fail_next.append((403, "/api/v4/leads/custom_fields"))  # this user may not read the field list
+    finalise_call(db, t)
+    deliver_once(runtime(database_url, engine, amo))
+    [d] = deliveries(db)
+    assert d.status == DeliveryStatus.DONE
+    [lead] = amo.leads.values()
+    assert {f.get("field_code") for f in lead.custom_fields} == {"UTM_SOURCE"}  # the mapped field only
+
+
 def test_validation_error_is_dead_with_amocrms_reason(db, engine, database_url, amo, hooked) -> None:
     t = make_tenant(db)
     connect(db, t, amo, field_map={"utm_source": 999})
