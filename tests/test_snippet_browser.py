@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
+from hub.public import snippet_tag
 from tests.browser import CHROMIUM_ARGS
 from tests.factories import make_tenant
 from tests.tracking_factories import make_pool
@@ -171,9 +173,21 @@ def open_page(browser, request) -> Iterator:
         p.close()
 
 
-def tag(hub_url: str, key: str, config: str = "") -> str:
+def tag(hub_url: str, key: str, config: str = "", api_url: str | None = None) -> str:
+    """The tag the site API gives; with ``api_url`` a direct tag whose calls go to another address."""
     cfg = f"<script>window.OtkudaConfig = {config};</script>" if config else ""
-    return f'{cfg}<script async src="{hub_url}/t/v1/{key}.js"></script>'
+    if api_url:
+        src = f"{hub_url}/t/v1/otkuda.js"
+        return f'{cfg}<script async src="{src}" data-site="{key}" data-hub="{api_url}"></script>'
+    return cfg + snippet_tag(hub_url, key)
+
+
+def shaped(text: str, e164: str) -> str:
+    """``text`` (a Russian number in any written shape) with the digits of ``e164`` in the same shape."""
+    national, digits = e164[2:], re.sub(r"\D", "", text)
+    new = {13: "007" + national, 11: digits[:1] + national, 10: national, 7: national[3:]}[len(digits)]
+    it = iter(new)
+    return re.sub(r"\d", lambda m: next(it), text)
 
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Acme</title>{tag}</head><body>
@@ -219,11 +233,14 @@ def test_swaps_every_format_link_and_number_and_keeps_the_rest(
     e164, shown = state["number"]["e164"], state["number"]["display"]
     assert e164 != "+74951234567" and shown.startswith("+7 (")
     assert p.text("#p1") == f"Call {shown} today"
-    assert p.text("#p2") == f"Or {shown}, {shown} and {shown} or {shown}."
-    assert p.text("#p3") == f"Free line: {shown}"
+    # Each occurrence keeps the shape the site wrote it in.
+    forms = ["8 495 123 45 67", "8-495-123-45-67", "(495) 123-45-67", "+74951234567"]
+    assert p.text("#p2") == "Or {}, {} and {} or {}.".format(*(shaped(f, e164) for f in forms))
+    assert p.text("#p3") == f"Free line: {shaped('8 (800) 555-35-35', e164)}"
     assert p.text("#other") == "Service desk +7 (495) 999-00-00, order 84951234567890"
-    assert p.page.get_attribute("#link", "href") == f"tel:{e164}" and p.text("#link") == shown
-    assert p.page.get_attribute("#link2", "href") == f"tel:{e164}"
+    assert p.page.get_attribute("#link", "href") == f"tel:{shaped('84951234567', e164)}"
+    assert p.text("#link") == shaped("8 (495) 123-45-67", e164)
+    assert p.page.get_attribute("#link2", "href") == f"tel:{shaped('+7-800-555-35-35', e164)}"
     assert p.text("#ignored") == "Legal: 8 (495) 123-45-67 x"
     assert p.page.get_attribute("#ilink", "href") == "tel:+74951234567"
     assert p.text("#promo") == state["promo"] and len(state["promo"]) == 5
@@ -243,7 +260,8 @@ def test_late_content_observer_and_rescan(browser, hub, landing, tenant, open_pa
     landing.pages["/"] = PAGE.format(tag=tag(hub, tenant.site.site_key))
     p = open_page()
     p.open(landing.url + "/")
-    shown = p.page.evaluate("Otkuda.number.display")
+    e164 = p.page.evaluate("Otkuda.number.e164")
+    shown = shaped("8 (495) 123-45-67", e164)
     p.page.evaluate(
         """() => {
         const d = document.createElement('div');
@@ -259,7 +277,7 @@ def test_late_content_observer_and_rescan(browser, hub, landing, tenant, open_pa
     )
     p.page.wait_for_function(f"document.getElementById('added').innerText.includes({shown!r})")
     assert p.text("#added") == f"Call {shown} now"
-    assert p.page.get_attribute("#alink", "href").startswith("tel:+7")
+    assert p.page.get_attribute("#alink", "href") == f"tel:{shaped('84951234567', e164)}"
     assert p.text("#added-ignored") == "8 (495) 123-45-67"
     # rescan() swaps synchronously, before the observer's callback could run.
     sync_result = p.page.evaluate(
@@ -270,7 +288,7 @@ def test_late_content_observer_and_rescan(browser, hub, landing, tenant, open_pa
         return el.textContent;
     }"""
     )
-    assert sync_result == f"New: {shown}"
+    assert sync_result == f"New: {shaped('+7 495 123-45-67', e164)}"
     assert p.console_errors() == []
 
 
@@ -327,8 +345,7 @@ def test_hub_down_keeps_the_page_as_it_was(browser, hub, app, landing, tenant, o
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
     # The snippet comes from the hub, but every call it makes goes to a port nobody listens on.
-    app.config["BASE_URL"] = dead
-    landing.pages["/"] = PAGE.format(tag=tag(hub, tenant.site.site_key))
+    landing.pages["/"] = PAGE.format(tag=tag(hub, tenant.site.site_key, api_url=dead))
     p = open_page()
     p.open(landing.url + "/")
     assert p.page.evaluate("Otkuda.status") == "failed"
@@ -342,8 +359,9 @@ def test_hub_down_keeps_the_page_as_it_was(browser, hub, app, landing, tenant, o
 def test_hub_slow_times_out_and_keeps_the_page(browser, hub, app, landing, tenant, open_page) -> None:
     hole = Blackhole()
     try:
-        app.config["BASE_URL"] = hole.url
-        landing.pages["/"] = PAGE.format(tag=tag(hub, tenant.site.site_key, "{timeout: 700}"))
+        landing.pages["/"] = PAGE.format(
+            tag=tag(hub, tenant.site.site_key, "{timeout: 700}", api_url=hole.url)
+        )
         p = open_page()
         p.open(landing.url + "/")
         assert p.page.evaluate("Otkuda.status") == "failed"
@@ -388,7 +406,8 @@ def test_expired_hold_gets_a_new_number_swapped_in(browser, hub, landing, db, op
     # The number shown before is replaced too, wherever the snippet had put it.
     p.page.wait_for_function(f"document.getElementById('p1').innerText.includes({second['display']!r})")
     assert p.text("#p1") == f"Call {second['display']} today"
-    assert p.page.get_attribute("#link", "href") == f"tel:{second['e164']}"
+    assert p.page.get_attribute("#link", "href") == f"tel:{shaped('84951234567', second['e164'])}"
+    assert p.text("#link") == shaped("8 (495) 123-45-67", second["e164"])
     assert p.page.evaluate("window.seen") == [["event", first["e164"]], ["event", second["e164"]]]
     assert len(db.scalars(select(VisitSession)).all()) == 2
     assert p.console_errors() == []
