@@ -14,7 +14,7 @@
   var KEYS = ["utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "gclid", "gbraid", "wbraid", "yclid"];
   var api = (w.Otkuda = { site: SITE, status: "pending", number: null, promo: null });
   var callbacks = [], rules = [], forms = [], attrs = [], roots = [], observer = null, beatTimer = null;
-  var state = null, sent = "", seq = 0, vid;
+  var state = null, sent = "", seq = 0, waiting = 0, vid;
   var SKIP = { SCRIPT: 1, STYLE: 1, NOSCRIPT: 1, TEXTAREA: 1, INPUT: 1, SELECT: 1, OPTION: 1, TEMPLATE: 1 };
   // Elements a line does not break at: a number split across them is still one number.
   var INLINE = /^(A|ABBR|B|BDI|BDO|CITE|CODE|DATA|DFN|EM|FONT|I|KBD|LABEL|MARK|NOBR|Q|S|SAMP|SMALL|SPAN|STRONG|SUB|SUP|TIME|U|VAR)$/;
@@ -46,17 +46,19 @@
   function beacon(path, body) {
     try { if (navigator.sendBeacon) navigator.sendBeacon(endpoint(path), JSON.stringify(body)); } catch (e) { /* best effort */ }
   }
-  function post(path, body) {
-    var ctrl = w.AbortController ? new AbortController() : null, late = false;
-    var timer = setTimeout(function () { late = true; if (ctrl) ctrl.abort(); }, TIMEOUT);
-    // text/plain keeps this a "simple" request: no CORS preflight round trip.
-    return fetch(endpoint(path), {
-      method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "text/plain" },
-      credentials: "omit", mode: "cors", signal: ctrl ? ctrl.signal : undefined
-    }).then(function (r) {
-      clearTimeout(timer);
-      return r.ok ? r.json() : null;
-    }).catch(function () { clearTimeout(timer); return late ? { late: true } : null; });
+  function post(path, body, late) {
+    // Past the timeout the page keeps its own numbers; an answer after that goes only to late().
+    return new Promise(function (resolve) {
+      var open = true, timer = setTimeout(function () { open = false; resolve(false); }, TIMEOUT);
+      // text/plain keeps this a "simple" request: no CORS preflight round trip.
+      fetch(endpoint(path), {
+        method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "text/plain" }, credentials: "omit", mode: "cors"
+      }).then(function (r) { return r.ok ? r.json() : null; }).catch(function () { return null; }).then(function (res) {
+        clearTimeout(timer);
+        if (open) resolve(res);
+        else if (late) late(res);
+      });
+    });
   }
   function marks(url) {
     var out = {}, q;
@@ -249,11 +251,7 @@
     return out.sort(function (a, b) { return b.from.length - a.from.length; });
   }
   function apply(res) {
-    if (!res || !res.session_id) {
-      if (res && res.late) beacon("release", { visitor_id: vid }); // the hub may have held a number nobody sees
-      if (!state) api.status = "failed";
-      return;
-    }
+    if (!res || !res.session_id) { if (!state) api.status = "failed"; return; }
     var fresh = (res.replace || []).slice(), old = rules;
     // A re-issued number must also replace the one shown before it, in the shape it was shown in.
     if (api.number && res.number && api.number.e164 !== res.number.e164) {
@@ -294,7 +292,13 @@
     }, m = marks(url);
     sent = JSON.stringify(m);
     for (var k in m) body[k] = m[k];
-    return post("visit", body).then(function (res) { if (mine === seq) apply(res); });
+    waiting++;
+    return post("visit", body, unseen).then(function (res) { if (res !== false) waiting--; if (mine === seq) apply(res); });
+  }
+  function unseen(res) {
+    // An answer after the timeout reserved a number nobody is shown: give it back at once.
+    waiting--;
+    if (res && res.session_id) beacon("release", { visitor_id: vid });
   }
   function navigated() {
     // An SPA route carrying new ad marks is a new landing; a URL cleaned of its marks is not.
@@ -319,7 +323,10 @@
     if (api.number) { try { fn({ number: api.number, promo_code: api.promo, session_id: state.session_id }); } catch (e) { /* ignore */ } }
   };
   d.addEventListener("visibilitychange", function () { if (d.visibilityState === "visible") beat(); });
-  w.addEventListener("pagehide", function () { if (state) beacon("release", { session_id: state.session_id }); });
+  w.addEventListener("pagehide", function () {
+    if (state) beacon("release", { session_id: state.session_id });
+    if (waiting) beacon("release", { visitor_id: vid }); // still no answer: it may come after we are gone
+  });
   ["pushState", "replaceState"].forEach(function (k) {
     var orig = history[k];
     if (typeof orig !== "function") return;
