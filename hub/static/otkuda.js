@@ -14,10 +14,11 @@
   var KEYS = ["utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "gclid", "gbraid", "wbraid", "yclid"];
   var api = (w.Otkuda = { site: SITE, status: "pending", number: null, promo: null });
   var callbacks = [], rules = [], forms = [], attrs = [], roots = [], observer = null, beatTimer = null;
-  var state = null, sent = "", seq = 0, waiting = 0, vid;
+  var state = null, sent = "", seq = 0, waiting = 0, shortest = 1, vid;
   var SKIP = { SCRIPT: 1, STYLE: 1, NOSCRIPT: 1, TEXTAREA: 1, INPUT: 1, SELECT: 1, OPTION: 1, TEMPLATE: 1 };
   // Elements a line does not break at: a number split across them is still one number.
-  var INLINE = /^(A|ABBR|B|BDI|BDO|CITE|CODE|DATA|DFN|EM|FONT|I|KBD|LABEL|MARK|NOBR|Q|S|SAMP|SMALL|SPAN|STRONG|SUB|SUP|TIME|U|VAR)$/;
+  var INLINE = {};
+  "A ABBR B BDI BDO CITE CODE DATA DFN EM FONT I KBD LABEL MARK NOBR Q S SAMP SMALL SPAN STRONG SUB SUP TIME U VAR".split(" ").forEach(function (t) { INLINE[t] = 1; });
   // Between two digits: one separator (typeset dashes, minus sign, any space) or a bracket with one on each side.
   var SEP = "[\\s.\\-\\u2010-\\u2015\\u2212]";
   var TOKEN = new RegExp("\\+?\\(?\\d(?:(?:" + SEP + "?[()]" + SEP + "?|" + SEP + ")?\\d)*", "g");
@@ -92,12 +93,11 @@
   }
   function lead(tok) {
     // The form of ours that tok starts with, and where it ends, if the number ends there.
-    var digits = "", pos = [], i, f, e, rest;
-    for (i = 0; i < tok.length; i++) if (/\d/.test(tok.charAt(i))) { digits += tok.charAt(i); pos.push(i); }
+    var digits = tok.replace(/\D/g, ""), i, f, e, k, rest;
     for (i = 0; i < forms.length; i++) {
       f = forms[i];
       if (digits.lastIndexOf(f.from, 0) !== 0) continue;
-      e = pos[f.from.length - 1] + 1;
+      for (e = 0, k = 0; k < f.from.length; e++) if (tok.charCodeAt(e) >= 48 && tok.charCodeAt(e) <= 57) k++;
       rest = tok.slice(e);
       // A number that continues is not ours; another whole number after a space may follow it.
       if (!rest || (/^\s\(?\d/.test(rest) && rest.replace(/\D/g, "").length >= 7)) return { f: f, e: e };
@@ -109,7 +109,7 @@
     TOKEN.lastIndex = 0;
     while ((m = TOKEN.exec(t))) {
       tok = m[0]; at = m.index;
-      while (tok) {
+      while (tok && tok.replace(/\D/g, "").length >= shortest) {
         hit = lead(tok);
         if (!hit) {
           // Someone else's whole number may come first, ours after a space.
@@ -171,7 +171,7 @@
   }
   function block(n) {
     n = n.parentNode;
-    while (n && n.nodeType === 1 && INLINE.test(n.nodeName)) n = n.parentNode;
+    while (n && n.nodeType === 1 && INLINE[n.nodeName]) n = n.parentNode;
     return n;
   }
   function element(el) {
@@ -185,20 +185,24 @@
   function scan(root) {
     if (root.nodeType === 9) root = root.body;
     if (!root || ignored(root)) return;
-    if (root.nodeType === 3 || (root.nodeType === 1 && INLINE.test(root.nodeName))) root = block(root) || root;
+    if (root.nodeType === 3 || (root.nodeType === 1 && INLINE[root.nodeName])) root = block(root) || root;
     if (root.nodeType === 1) element(root);
-    var tw = d.createTreeWalker(root, 5, {
-      acceptNode: function (n) { return n.nodeType === 1 && (SKIP[n.nodeName] || n.hasAttribute("data-otkuda-ignore")) ? 2 : 1; }
-    }), n, run = [], key = null;
+    // No filter callback: calling into JS for every node would cost more than the rest of the scan.
+    var tw = d.createTreeWalker(root, 5), n = tw.nextNode(), b, run = [], key = null;
     function flush() { if (run.length && rules.length) swapRun(run); run = []; key = null; }
-    while ((n = tw.nextNode())) {
+    while (n) {
       if (n.nodeType === 3) {
-        if (block(n) !== key) { flush(); key = block(n); }
+        if ((b = block(n)) !== key) { flush(); key = b; }
         run.push(n);
+      } else if (SKIP[n.nodeName] || n.hasAttribute("data-otkuda-ignore")) {
+        flush();
+        while (!(n = tw.nextSibling()) && tw.parentNode());
+        continue;
       } else {
-        if (!INLINE.test(n.nodeName)) flush();
+        if (!INLINE[n.nodeName]) flush();
         element(n);
       }
+      n = tw.nextNode();
     }
     flush();
   }
@@ -214,7 +218,7 @@
       var list = r.type === "characterData" ? [r.target] : r.addedNodes;
       for (var i = 0; i < list.length; i++) {
         if (list[i].nodeType !== 1 && list[i].nodeType !== 3) continue;
-        var t = list[i].nodeType === 3 || INLINE.test(list[i].nodeName) ? block(list[i]) : list[i];
+        var t = list[i].nodeType === 3 || INLINE[list[i].nodeName] ? block(list[i]) : list[i];
         if (t && t.isConnected && seen.indexOf(t) < 0) { seen.push(t); scan(t); }
       }
     });
@@ -248,7 +252,9 @@
       r.match.forEach(function (from, k) { out.push({ from: from, to: r.to && r.to[k], number: r.number }); });
       if (r.local) out.push({ from: r.local[0], to: r.local[1], number: r.number, local: 1 });
     });
-    return out.sort(function (a, b) { return b.from.length - a.from.length; });
+    out.sort(function (a, b) { return b.from.length - a.from.length; });
+    shortest = out.length ? out[out.length - 1].from.length : 1;
+    return out;
   }
   function apply(res) {
     if (!res || !res.session_id) { if (!state) api.status = "failed"; return; }
