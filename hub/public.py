@@ -1,4 +1,7 @@
-"""Public endpoints the snippet calls from visitors' browsers: /t/v1/<site_key>/...
+"""Public endpoints the snippet calls from visitors' browsers: /t/v1/<site_key>/..., and the snippet itself.
+
+The snippet is one file for every site, served minified and compressed at an immutable, content-hashed
+address; the tag a site carries (``snippet_tag``) inserts it after the page's load event.
 
 Every request is checked before anything is written: body size (413), site key (404), the caller's
 ``Origin`` against the site's domains (403), then the JSON body (400). Browsers send ``Origin`` on every
