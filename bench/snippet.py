@@ -30,11 +30,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hub.public import replace_rules, snippet_build, snippet_tag  # noqa: E402
+from tests.browser import CHROMIUM  # noqa: E402
 from tracking.models import Site  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 GALLERY_PAGE = ROOT / "tests" / "snippet_gallery" / "theme.html"
-CHROMIUM = "/usr/bin/chromium"
 SITE_KEY = "bench-site"
 TRACKING = "+74997000123"
 

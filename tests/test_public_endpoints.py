@@ -279,6 +279,19 @@ def test_release_without_session_leaves_a_confirmed_hold(client, db, tenant) -> 
     assert number.held_by_session_id == session.id and session.left_at is None
 
 
+def test_release_without_session_only_soon_after_the_visit(db, tenant) -> None:
+    import datetime as dt
+
+    from tracking import visits
+
+    vid, t0 = "0123456789abcdef0123456789abcdef", dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)
+    visits.visit(db, tenant.site, {"visitor_id": vid}, now=t0)
+    late = t0 + dt.timedelta(seconds=visits.UNSEEN_SECONDS + 1)
+    assert visits.release_unseen(db, tenant.site, {"visitor_id": vid}, now=late) is False
+    assert visits.release_unseen(db, tenant.site, {"visitor_id": "a" * 32}, now=t0) is False  # no session
+    assert visits.release_unseen(db, tenant.site, {"visitor_id": vid}, now=t0 + dt.timedelta(seconds=5))
+
+
 @pytest.mark.parametrize("vid", ["visitor-0001", "0123456789ABCDEF0123456789ABCDEF", 5, None])
 def test_release_without_session_wants_a_snippet_visitor_id(client, db, tenant, vid) -> None:
     key = tenant.site.site_key
