@@ -7,7 +7,6 @@ the demo shows what production code produces, not hand-made rows.
 from __future__ import annotations
 
 import datetime as dt
-import html
 import io
 import math
 import random
@@ -23,6 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.public import snippet_tag
 from tracking import calls, visits
 from tracking.accounts import hash_password
 from tracking.crypto import encrypt_json
@@ -348,13 +348,13 @@ def _money(db: Session, client: Client, billboard: Channel, now: dt.datetime) ->
 
 def landing_page(hub_url: str, site_key: str) -> str:
     """A small business page showing its phone number the ways real sites do."""
-    src = html.escape(f"{hub_url}/t/v1/{site_key}.js")
+    tag = snippet_tag(hub_url, site_key)
     return f"""<!doctype html>
 <html lang="ru"><head><meta charset="utf-8"><title>Okna Plus — demo landing page</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:720px;margin:2rem auto;line-height:1.5}}
 .phone{{font-size:1.6rem;font-weight:700}} .note{{color:#666;font-size:.9rem}}
 code{{background:#eee;padding:0 .2rem}}</style>
-<script async src="{src}"></script></head>
+{tag}</head>
 <body>
 <h1>Okna Plus — plastic windows in Moscow</h1>
 <p>Call us: <a class="phone" href="tel:+74951234567">+7 (495) 123-45-67</a></p>

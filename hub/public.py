@@ -1,4 +1,7 @@
-"""Public endpoints the snippet calls from visitors' browsers: /t/v1/<site_key>/...
+"""Public endpoints the snippet calls from visitors' browsers: /t/v1/<site_key>/..., and the snippet itself.
+
+The snippet is one file for every site, served minified and compressed at an immutable, content-hashed
+address; the tag a site carries (``snippet_tag``) inserts it after the page's load event.
 
 Every request is checked before anything is written: body size (413), site key (404), the caller's
 ``Origin`` against the site's domains (403), then the JSON body (400). Browsers send ``Origin`` on every
@@ -12,14 +15,18 @@ means its host name.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, current_app, jsonify, request
+import brotli
+import rjsmin
+from flask import Blueprint, Response, current_app, jsonify, redirect, request
 
 from hub.extensions import db
 from tracking import phones, visits
@@ -29,7 +36,7 @@ from tracking.models import Site
 bp = Blueprint("public", __name__)
 
 SNIPPET_PATH = Path(__file__).parent / "static" / "otkuda.js"
-SNIPPET_MAX_AGE = 300  # seconds; short so a changed site key or hub URL reaches pages soon
+SNIPPET_MAX_AGE = 300  # seconds; for the addresses that move (the loader, the latest build)
 
 
 def _error(status: int, error: str, message: str, origin: str | None = None) -> Response:
@@ -100,24 +107,33 @@ def _number_json(site: Site, e164: str) -> dict[str, str]:
 def replace_rules(site: Site, tracking_e164: str | None) -> list[dict[str, Any]]:
     """What the snippet swaps: each business number of the site (as digit patterns) → the session's number.
 
+    ``match`` lists the digit forms the business number may be written in and ``to`` the same form of the
+    tracking number (None where it has none), so the snippet keeps each occurrence's shape digit for digit.
+    ``local`` pairs the numbers without their area code when the site opted in and both share it.
     The format allows a different number per business number; today a session holds one number, so every
     business number maps to it.
     """
     if not tracking_e164:
         return []
+    tracking = dict(phones.digit_forms(tracking_e164))
+    tracking_local = phones.local_form(tracking_e164) if site.swap_local_numbers else None
     rules = []
     for raw in site.replace_numbers or []:
         try:
             business = phones.normalize(str(raw))
         except phones.InvalidPhoneNumber:
             continue
-        rules.append(
-            {
-                "business": business,
-                "match": phones.digit_patterns(business),
-                "number": _number_json(site, tracking_e164),
-            }
-        )
+        forms = phones.digit_forms(business)
+        rule: dict[str, Any] = {
+            "business": business,
+            "match": [digits for _, digits in forms],
+            "to": [tracking.get(kind) for kind, _ in forms],
+            "number": _number_json(site, tracking_e164),
+        }
+        local = phones.local_form(business) if tracking_local else None
+        if local and tracking_local and local[0] == tracking_local[0]:
+            rule["local"] = [local[1], tracking_local[1]]
+        rules.append(rule)
     return rules
 
 
@@ -133,6 +149,7 @@ def _result_json(result: visits.VisitResult, *, full: bool) -> dict[str, Any]:
         e164 = result.number.e164 if result.number is not None else None
         body["number"] = _number_json(result.site, e164) if e164 else None
         body["replace"] = replace_rules(result.site, e164)
+        body["attributes"] = list(result.site.swap_attributes or [])
         if session.promo_code:
             body["promo_code"] = session.promo_code
     return body
@@ -159,15 +176,22 @@ def _handle(site_key: str, action: str) -> Response:
             result = visits.visit(db(), site, data, user_agent=request.headers.get("User-Agent"))
         elif action == "heartbeat":
             result = visits.heartbeat(db(), site, data)
+        elif isinstance(data, dict) and "session_id" not in data:
+            # The snippet gave up waiting for its visit answer: it never learnt a session id.
+            released = visits.release_unseen(db(), site, data)
+            return _cors(_no_store(jsonify(released=released)), origin or "")
         else:
             result = visits.release(db(), site, data)
     except _TooLarge:
         return _error(413, "body_too_large", "The request body is too large.", origin)
     except visits.VisitError as exc:
         return _error(exc.status, exc.error, str(exc), origin)
-    resp = jsonify(_result_json(result, full=action == "visit"))
+    return _cors(_no_store(jsonify(_result_json(result, full=action == "visit"))), origin or "")
+
+
+def _no_store(resp: Response) -> Response:
     resp.headers["Cache-Control"] = "no-store"
-    return _cors(resp, origin or "")
+    return resp
 
 
 @bp.route("/<site_key>/visit", methods=["POST", "OPTIONS"])
@@ -185,28 +209,97 @@ def release(site_key: str) -> Response:
     return _handle(site_key, "release")
 
 
+@dataclass(frozen=True)
+class SnippetBuild:
+    """The snippet as served: minified once per source change, with its compressed forms and digest."""
+
+    body: bytes
+    gzip: bytes
+    brotli: bytes
+    digest: str
+
+    @property
+    def path(self) -> str:
+        return f"/t/v1/otkuda.{self.digest}.js"
+
+
 @lru_cache(maxsize=1)
-def _snippet_source(mtime: float) -> str:
-    return SNIPPET_PATH.read_text(encoding="utf-8")
-
-
-def render_snippet(site_key: str, hub_url: str) -> str:
-    source = _snippet_source(SNIPPET_PATH.stat().st_mtime)
-    # json.dumps gives a JS string literal; "</" is escaped so the value can never close a script tag.
-    return source.replace('"__OTKUDA_SITE_KEY__"', json.dumps(site_key).replace("</", "<\\/")).replace(
-        '"__OTKUDA_HUB__"', json.dumps(hub_url).replace("</", "<\\/")
+def _build(mtime: float) -> SnippetBuild:
+    body = rjsmin.jsmin(SNIPPET_PATH.read_text(encoding="utf-8")).encode()
+    return SnippetBuild(
+        body=body,
+        # mtime=0: the same source always gives the same bytes, whichever worker built them.
+        gzip=gzip.compress(body, compresslevel=9, mtime=0),
+        brotli=brotli.compress(body, mode=brotli.MODE_TEXT, quality=11),
+        digest=hashlib.sha256(body).hexdigest()[:16],
     )
+
+
+def snippet_build() -> SnippetBuild:
+    return _build(SNIPPET_PATH.stat().st_mtime)
+
+
+def _js(text: str) -> str:
+    # A JS string literal that can never close the script element it sits in.
+    return json.dumps(text).replace("</", "<\\/")
+
+
+def loader_js(site_key: str, hub_url: str) -> str:
+    """Inserts the snippet once the page has loaded, so a slow or hung hub can never hold its load event."""
+    hub = hub_url.rstrip("/")
+    return (
+        "(function(w,d){function l(){var s=d.createElement('script');s.async=true;"
+        f"s.src={_js(hub + '/t/v1/otkuda.js')};s.setAttribute('data-site',{_js(site_key)});"
+        f"s.setAttribute('data-hub',{_js(hub)});(d.head||d.documentElement).appendChild(s)}}"
+        "if(d.readyState==='complete')l();else w.addEventListener('load',l)})(window,document);"
+    )
+
+
+@bp.app_template_global()
+def snippet_tag(hub_url: str, site_key: str) -> str:
+    """The tag a site puts on its pages: an inline loader, no request to the hub before ``load``."""
+    return f"<script>{loader_js(site_key, hub_url)}</script>"
+
+
+@bp.get("/otkuda.js")
+def snippet_latest() -> Response:
+    # The tag names this stable address; it moves to the current immutable build.
+    resp = redirect(snippet_build().path, code=302)
+    resp.headers["Cache-Control"] = f"public, max-age={SNIPPET_MAX_AGE}"
+    return resp
+
+
+@bp.get("/otkuda.<digest>.js")
+def snippet_file(digest: str) -> Response:
+    build = snippet_build()
+    if digest != build.digest:
+        return snippet_latest()  # a build this hub no longer has: the current one
+    encodings = request.accept_encodings
+    body, encoding = build.body, None
+    if encodings["br"]:
+        body, encoding = build.brotli, "br"
+    elif encodings["gzip"]:
+        body, encoding = build.gzip, "gzip"
+    resp = Response(body, mimetype="application/javascript")
+    resp.charset = "utf-8"
+    if encoding:
+        resp.headers["Content-Encoding"] = encoding
+    resp.headers["Vary"] = "Accept-Encoding"
+    resp.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.set_etag(f"{build.digest}-{encoding or 'identity'}")
+    return resp.make_conditional(request)
 
 
 @bp.get("/<site_key>.js")
 def snippet(site_key: str) -> Response:
+    """The hosted loader, for tags written as ``<script async src=".../<site_key>.js">``."""
     site = visits.site_by_key(db(), site_key)
     if site is None:
         return _error(404, "unknown_site", "No site has this key.")
-    body = render_snippet(site.site_key, current_app.config["BASE_URL"])
-    etag = hashlib.sha256(body.encode()).hexdigest()[:32]
+    body = loader_js(site.site_key, current_app.config["BASE_URL"])
     resp = Response(body, mimetype="application/javascript")
     resp.charset = "utf-8"
-    resp.set_etag(etag)
+    resp.set_etag(hashlib.sha256(body.encode()).hexdigest()[:32])
     resp.headers["Cache-Control"] = f"public, max-age={SNIPPET_MAX_AGE}"
     return resp.make_conditional(request)

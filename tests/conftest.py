@@ -25,7 +25,7 @@ from tracking.db import Base, make_engine, make_session_factory
 from tracking.migrate import upgrade
 
 # Shared worlds whose fixtures several test modules use.
-pytest_plugins = ["tests.romi_world"]
+pytest_plugins = ["tests.romi_world", "tests.snippet_support"]
 
 PG_ADMIN_URL = os.environ.get("OTKUDA_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BACKENDS = [b.strip() for b in os.environ.get("OTKUDA_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]

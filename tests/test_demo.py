@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from markupsafe import escape
 from sqlalchemy import func, select
 
 from hub.demo import (
@@ -16,6 +17,7 @@ from hub.demo import (
     landing_page,
     seed,
 )
+from hub.public import snippet_tag
 from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, serve
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import csrf, make_tenant, web_login
@@ -70,7 +72,7 @@ def test_client_page_shows_snippet_pools_numbers_and_activity(client, db) -> Non
     info = seed(db, ["127.0.0.1:5001"], TEST_ENCRYPTION_KEY)
     assert web_login(client, DEMO_EMAIL, DEMO_PASSWORD).status_code == 302
     page = client.get(f"/clients/{info.client_id}").get_data(as_text=True)
-    assert f"/t/v1/{info.site_key}.js" in page
+    assert str(escape(snippet_tag("http://hub.test", info.site_key))) in page
     assert "Site pool" in page and "+74950000200" in page and "Billboard" in page
     assert page.count("<tr>") > 40  # sessions, calls, numbers listed
     advice = client.get(f"/clients/{info.client_id}/pool-advice")

@@ -79,3 +79,18 @@ def test_digit_patterns_cover_every_common_written_form() -> None:
 def test_digit_patterns_refuse_non_e164() -> None:
     with pytest.raises(phones.InvalidPhoneNumber):
         phones.digit_patterns("84951234567")
+
+
+def test_digit_forms_align_kinds_between_numbers_of_one_country() -> None:
+    business, tracking = phones.digit_forms("+74951234567"), phones.digit_forms("+74997000012")
+    kinds = ["00", "international", "trunk", "national"]
+    assert [k for k, _ in business] == [k for k, _ in tracking] == kinds
+    assert dict(tracking)["trunk"] == "84997000012"
+    # Where the trunk prefix equals the country code the form is listed once.
+    assert [k for k, _ in phones.digit_forms("+12125551234")] == ["00", "international", "national"]
+
+
+def test_local_form_only_for_geographic_numbers() -> None:
+    assert phones.local_form("+74951234567") == ("495", "1234567")
+    assert phones.local_form("+78005553535") is None  # toll-free
+    assert phones.local_form("+79161234567") is None  # mobile

@@ -5,7 +5,9 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 
+import brotli
 import pytest
 from sqlalchemy import func, select
 
@@ -169,23 +171,135 @@ def test_method_not_allowed_is_json(client, tenant) -> None:
     assert resp.status_code == 405 and resp.get_json()["error"] == "method_not_allowed"
 
 
-def test_snippet_is_served_with_key_hub_and_cache_headers(client, db, tenant) -> None:
+def test_hosted_loader_names_key_and_hub_and_waits_for_load(client, db, tenant) -> None:
     resp = client.get(f"/t/v1/{tenant.site.site_key}.js")
     assert resp.status_code == 200
     assert resp.mimetype == "application/javascript"
     assert "max-age=" in resp.headers["Cache-Control"] and resp.headers["ETag"]
     js = resp.get_data(as_text=True)
     assert json.dumps(tenant.site.site_key) in js and '"http://hub.test"' in js
-    assert "__OTKUDA" not in js
+    assert "addEventListener('load'" in js and '"http://hub.test/t/v1/otkuda.js"' in js
     cached = client.get(f"/t/v1/{tenant.site.site_key}.js", headers={"If-None-Match": resp.headers["ETag"]})
     assert cached.status_code == 304
     missing = client.get("/t/v1/no-such-key.js")
     assert missing.status_code == 404 and missing.get_json()["error"] == "unknown_site"
 
 
+def test_loader_cannot_be_broken_out_of_by_a_hub_url() -> None:
+    from hub.public import snippet_tag
+
+    tag = snippet_tag("https://hub.example/</script><script>alert(1)//", "key")
+    assert tag.count("</script>") == 1 and tag.endswith("</script>")
+
+
+def test_snippet_is_one_immutable_compressed_file_for_every_site(client, db, tenant) -> None:
+    latest = client.get("/t/v1/otkuda.js")
+    assert latest.status_code == 302 and "max-age=300" in latest.headers["Cache-Control"]
+    path = latest.headers["Location"]
+    assert re.fullmatch(r"/t/v1/otkuda\.[0-9a-f]{16}\.js", path)
+    plain = client.get(path, headers={"Accept-Encoding": "identity"})
+    assert plain.status_code == 200 and "Content-Encoding" not in plain.headers
+    assert plain.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert plain.headers["Vary"] == "Accept-Encoding" and plain.mimetype == "application/javascript"
+    js = plain.get_data(as_text=True)
+    # Minified (no comments, far smaller than the source) and free of any one site's settings.
+    source = SNIPPET_PATH.read_text(encoding="utf-8")
+    assert "/*" not in js and len(js) < 0.8 * len(source) and tenant.site.site_key not in js
+    assert "data-site" in js and "getRandomValues" in js
+    gz = client.get(path, headers={"Accept-Encoding": "gzip"})
+    assert gz.headers["Content-Encoding"] == "gzip" and gzip.decompress(gz.get_data()).decode() == js
+    br = client.get(path, headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert br.headers["Content-Encoding"] == "br" and brotli.decompress(br.get_data()).decode() == js
+    assert len({plain.headers["ETag"], gz.headers["ETag"], br.headers["ETag"]}) == 3
+    again = client.get(path, headers={"Accept-Encoding": "br", "If-None-Match": br.headers["ETag"]})
+    assert again.status_code == 304
+    stale = client.get("/t/v1/otkuda.0123456789abcdef.js")
+    assert stale.status_code == 302 and stale.headers["Location"] == path
+
+
 def test_snippet_is_small() -> None:
-    raw = SNIPPET_PATH.read_bytes()
-    assert len(gzip.compress(raw, compresslevel=9)) <= 5 * 1024
+    from hub.public import snippet_build
+
+    assert len(snippet_build().gzip) <= 5 * 1024
+
+
+def test_visit_answer_keeps_shapes_local_forms_and_attributes(client, db, tenant) -> None:
+    tenant.site.replace_numbers = ["+74997654321", "+78005553535"]
+    tenant.site.swap_attributes = ["data-phone"]
+    db.commit()
+    url = f"/t/v1/{tenant.site.site_key}/visit"
+    body = post(client, url, {"visitor_id": "visitor-0001"}).get_json()
+    e164 = body["number"]["e164"]
+    national = e164[2:]
+    moscow, free = body["replace"]
+    assert moscow["match"] == ["0074997654321", "74997654321", "84997654321", "4997654321"]
+    assert moscow["to"] == ["007" + national, "7" + national, "8" + national, national]
+    assert "local" not in moscow and body["attributes"] == ["data-phone"]
+    # The same area code (499) on both sides: the local form is offered only once the site opts in.
+    tenant.site.swap_local_numbers = True
+    db.commit()
+    body = post(client, url, {"visitor_id": "visitor-0002"}).get_json()
+    moscow, free = body["replace"]
+    assert moscow["local"] == ["7654321", body["number"]["e164"][5:]]
+    assert "local" not in free  # 8-800 numbers have no area code
+
+
+def _held(db, sid: str):
+    from tracking.models import TrackingNumber, VisitSession
+
+    db.expire_all()
+    session = db.scalar(select(VisitSession).where(VisitSession.public_id == sid))
+    number = db.get(TrackingNumber, session.number_id)
+    return session, number
+
+
+def test_release_of_an_unanswered_visit_frees_the_number(client, db, tenant) -> None:
+    key, vid = tenant.site.site_key, "0123456789abcdef0123456789abcdef"
+    sid = post(client, f"/t/v1/{key}/visit", {"visitor_id": vid}).get_json()["session_id"]
+    post(client, f"/t/v1/{key}/visit", {"visitor_id": "e" * 32})  # the pool's other number
+    session, number = _held(db, sid)
+    assert number.held_by_session_id == session.id
+    rel = post(client, f"/t/v1/{key}/release", {"visitor_id": vid})
+    assert rel.status_code == 200 and rel.get_json() == {"released": True}
+    assert rel.headers["Access-Control-Allow-Origin"] == ORIGIN
+    session, number = _held(db, sid)
+    assert number.held_by_session_id is None and session.left_at is not None
+    # The next visitor gets that number at once, not the pool's fallback.
+    other = post(client, f"/t/v1/{key}/visit", {"visitor_id": "f" * 32}).get_json()
+    assert other["number"]["e164"] == number.e164
+
+
+def test_release_without_session_leaves_a_confirmed_hold(client, db, tenant) -> None:
+    key, vid = tenant.site.site_key, "0123456789abcdef0123456789abcdef"
+    sid = post(client, f"/t/v1/{key}/visit", {"visitor_id": vid}).get_json()["session_id"]
+    assert post(client, f"/t/v1/{key}/heartbeat", {"session_id": sid}).status_code == 200
+    rel = post(client, f"/t/v1/{key}/release", {"visitor_id": vid})
+    assert rel.get_json() == {"released": False}
+    session, number = _held(db, sid)
+    assert number.held_by_session_id == session.id and session.left_at is None
+
+
+def test_release_without_session_only_soon_after_the_visit(db, tenant) -> None:
+    import datetime as dt
+
+    from tracking import visits
+
+    vid, t0 = "0123456789abcdef0123456789abcdef", dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)
+    visits.visit(db, tenant.site, {"visitor_id": vid}, now=t0)
+    late = t0 + dt.timedelta(seconds=visits.UNSEEN_SECONDS + 1)
+    assert visits.release_unseen(db, tenant.site, {"visitor_id": vid}, now=late) is False
+    assert visits.release_unseen(db, tenant.site, {"visitor_id": "a" * 32}, now=t0) is False  # no session
+    assert visits.release_unseen(db, tenant.site, {"visitor_id": vid}, now=t0 + dt.timedelta(seconds=5))
+
+
+@pytest.mark.parametrize("vid", ["visitor-0001", "0123456789ABCDEF0123456789ABCDEF", 5, None])
+def test_release_without_session_wants_a_snippet_visitor_id(client, db, tenant, vid) -> None:
+    key = tenant.site.site_key
+    post(client, f"/t/v1/{key}/visit", {"visitor_id": "visitor-0001"})
+    before = row_counts(db)
+    rel = post(client, f"/t/v1/{key}/release", {"visitor_id": vid})
+    assert rel.status_code == 400 and rel.get_json()["error"] == "invalid_body"
+    assert row_counts(db) == before
 
 
 def test_no_number_applies_means_nothing_to_replace(client, db) -> None:

@@ -34,7 +34,11 @@ def test_client_site_channel_number_pool_round_trip(client, db) -> None:
         headers=h,
     ).get_json()
     assert site["domains"] == ["okna.example"] and site["replace_numbers"] == ["+74951234567"]
-    assert site["snippet_tag"].endswith(f'/t/v1/{site["site_key"]}.js"></script>')
+    # An inline loader: no request to the hub before the page's load event.
+    tag = site["snippet_tag"]
+    assert tag.startswith("<script>") and "src=" not in tag.split(">")[0]
+    assert f'"{site["site_key"]}"' in tag and "addEventListener('load'" in tag
+    assert (site["swap_attributes"], site["swap_local_numbers"]) == ([], False)
 
     ch = client.post(
         f"/api/v1/clients/{cid}/channels",
@@ -146,3 +150,24 @@ def test_openapi_describes_every_api_route(client, app) -> None:
         path = re.sub(r"<(?:[^:<>]+:)?([a-z_]+)>", r"{\1}", rule.rule.removeprefix("/api/v1"))
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert (path, method.lower()) in described, f"{method} {path} is not in the OpenAPI document"
+
+
+def test_site_snippet_settings_are_validated_and_kept(client, db) -> None:
+    t = make_tenant(db, "Acme")
+    h = auth(t)
+    url = f"/api/v1/sites/{t.site.id}"
+    ok = client.patch(
+        url, json={"swap_attributes": ["data-phone", "Data-Tel"], "swap_local_numbers": True}, headers=h
+    )
+    assert ok.status_code == 200
+    assert (ok.get_json()["swap_attributes"], ok.get_json()["swap_local_numbers"]) == (
+        ["data-phone", "data-tel"],
+        True,
+    )
+    for bad in (["onclick"], ["href"], ["data phone"], "data-phone", [1], ["x"] * 21):
+        resp = client.patch(url, json={"swap_attributes": bad}, headers=h)
+        assert resp.status_code == 400, bad
+        assert resp.get_json()["error"] == "invalid"
+    assert client.patch(url, json={"swap_local_numbers": "yes"}, headers=h).status_code == 400
+    db.expire_all()
+    assert (t.site.swap_attributes, t.site.swap_local_numbers) == (["data-phone", "data-tel"], True)

@@ -3,117 +3,18 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
-from tests.browser import CHROMIUM_ARGS
 from tests.factories import make_tenant
+from tests.snippet_support import Blackhole, shaped, tag
 from tests.tracking_factories import make_pool
 from tracking.db import utcnow
 from tracking.models import VisitSession
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-ARTIFACTS = Path(__file__).parent / "_artifacts"
-NETWORK_FAILURE = "Failed to load resource"
-
-
-class Landing:
-    """A tiny site on its own port: ``pages[path] = html``."""
-
-    def __init__(self) -> None:
-        self.pages: dict[str, str] = {}
-        pages = self.pages
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                body = pages.get(self.path.split("?")[0])
-                if self.path == "/favicon.ico":
-                    self.send_response(204)
-                    self.end_headers()
-                    return
-                if body is None:
-                    self.send_error(404)
-                    return
-                data = body.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class Blackhole:
-    """Accepts connections and never answers: a hub that hangs."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.conns: list[socket.socket] = []
-        self._stop = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-
-    def close(self) -> None:
-        self._stop = True
-        self.sock.close()
-        for c in self.conns:
-            c.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def hub(app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    url = f"http://127.0.0.1:{server.server_port}"
-    app.config["BASE_URL"] = url
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield url
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def landing() -> Iterator[Landing]:
-    site = Landing()
-    yield site
-    site.close()
 
 
 @pytest.fixture
@@ -124,56 +25,6 @@ def tenant(db):
     db.commit()
     make_pool(db, t.site, 3)
     return t
-
-
-class Page:
-    def __init__(self, browser, name: str) -> None:
-        self.context = browser.new_context()
-        self.page = self.context.new_page()
-        self.name = name
-        self.console: list[str] = []
-        self.errors: list[str] = []
-        self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-
-    def open(self, url: str) -> None:
-        self.page.goto(url)
-        self.page.wait_for_function("window.Otkuda && window.Otkuda.status !== 'pending'", timeout=15000)
-
-    def text(self, selector: str) -> str:
-        return self.page.inner_text(selector)
-
-    def close(self) -> None:
-        ARTIFACTS.mkdir(exist_ok=True)
-        try:
-            self.page.screenshot(path=str(ARTIFACTS / f"{self.name}.png"), full_page=True)
-        finally:
-            self.context.close()
-
-    def console_errors(self, allow_network_failures: bool = False) -> list[str]:
-        errs = [m for m in self.console if m.startswith(("error", "warning"))]
-        if allow_network_failures:
-            errs = [m for m in errs if NETWORK_FAILURE not in m]
-        return errs + self.errors
-
-
-@pytest.fixture
-def open_page(browser, request) -> Iterator:
-    pages: list[Page] = []
-
-    def make() -> Page:
-        p = Page(browser, f"{request.node.name}-{len(pages)}")
-        pages.append(p)
-        return p
-
-    yield make
-    for p in pages:
-        p.close()
-
-
-def tag(hub_url: str, key: str, config: str = "") -> str:
-    cfg = f"<script>window.OtkudaConfig = {config};</script>" if config else ""
-    return f'{cfg}<script async src="{hub_url}/t/v1/{key}.js"></script>'
 
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Acme</title>{tag}</head><body>
@@ -219,11 +70,14 @@ def test_swaps_every_format_link_and_number_and_keeps_the_rest(
     e164, shown = state["number"]["e164"], state["number"]["display"]
     assert e164 != "+74951234567" and shown.startswith("+7 (")
     assert p.text("#p1") == f"Call {shown} today"
-    assert p.text("#p2") == f"Or {shown}, {shown} and {shown} or {shown}."
-    assert p.text("#p3") == f"Free line: {shown}"
+    # Each occurrence keeps the shape the site wrote it in.
+    forms = ["8 495 123 45 67", "8-495-123-45-67", "(495) 123-45-67", "+74951234567"]
+    assert p.text("#p2") == "Or {}, {} and {} or {}.".format(*(shaped(f, e164) for f in forms))
+    assert p.text("#p3") == f"Free line: {shaped('8 (800) 555-35-35', e164)}"
     assert p.text("#other") == "Service desk +7 (495) 999-00-00, order 84951234567890"
-    assert p.page.get_attribute("#link", "href") == f"tel:{e164}" and p.text("#link") == shown
-    assert p.page.get_attribute("#link2", "href") == f"tel:{e164}"
+    assert p.page.get_attribute("#link", "href") == f"tel:{shaped('84951234567', e164)}"
+    assert p.text("#link") == shaped("8 (495) 123-45-67", e164)
+    assert p.page.get_attribute("#link2", "href") == f"tel:{shaped('+7-800-555-35-35', e164)}"
     assert p.text("#ignored") == "Legal: 8 (495) 123-45-67 x"
     assert p.page.get_attribute("#ilink", "href") == "tel:+74951234567"
     assert p.text("#promo") == state["promo"] and len(state["promo"]) == 5
@@ -243,7 +97,8 @@ def test_late_content_observer_and_rescan(browser, hub, landing, tenant, open_pa
     landing.pages["/"] = PAGE.format(tag=tag(hub, tenant.site.site_key))
     p = open_page()
     p.open(landing.url + "/")
-    shown = p.page.evaluate("Otkuda.number.display")
+    e164 = p.page.evaluate("Otkuda.number.e164")
+    shown = shaped("8 (495) 123-45-67", e164)
     p.page.evaluate(
         """() => {
         const d = document.createElement('div');
@@ -259,7 +114,7 @@ def test_late_content_observer_and_rescan(browser, hub, landing, tenant, open_pa
     )
     p.page.wait_for_function(f"document.getElementById('added').innerText.includes({shown!r})")
     assert p.text("#added") == f"Call {shown} now"
-    assert p.page.get_attribute("#alink", "href").startswith("tel:+7")
+    assert p.page.get_attribute("#alink", "href") == f"tel:{shaped('84951234567', e164)}"
     assert p.text("#added-ignored") == "8 (495) 123-45-67"
     # rescan() swaps synchronously, before the observer's callback could run.
     sync_result = p.page.evaluate(
@@ -270,7 +125,7 @@ def test_late_content_observer_and_rescan(browser, hub, landing, tenant, open_pa
         return el.textContent;
     }"""
     )
-    assert sync_result == f"New: {shown}"
+    assert sync_result == f"New: {shaped('+7 495 123-45-67', e164)}"
     assert p.console_errors() == []
 
 
@@ -327,8 +182,7 @@ def test_hub_down_keeps_the_page_as_it_was(browser, hub, app, landing, tenant, o
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
     # The snippet comes from the hub, but every call it makes goes to a port nobody listens on.
-    app.config["BASE_URL"] = dead
-    landing.pages["/"] = PAGE.format(tag=tag(hub, tenant.site.site_key))
+    landing.pages["/"] = PAGE.format(tag=tag(hub, tenant.site.site_key, api_url=dead))
     p = open_page()
     p.open(landing.url + "/")
     assert p.page.evaluate("Otkuda.status") == "failed"
@@ -342,8 +196,9 @@ def test_hub_down_keeps_the_page_as_it_was(browser, hub, app, landing, tenant, o
 def test_hub_slow_times_out_and_keeps_the_page(browser, hub, app, landing, tenant, open_page) -> None:
     hole = Blackhole()
     try:
-        app.config["BASE_URL"] = hole.url
-        landing.pages["/"] = PAGE.format(tag=tag(hub, tenant.site.site_key, "{timeout: 700}"))
+        landing.pages["/"] = PAGE.format(
+            tag=tag(hub, tenant.site.site_key, "{timeout: 700}", api_url=hole.url)
+        )
         p = open_page()
         p.open(landing.url + "/")
         assert p.page.evaluate("Otkuda.status") == "failed"
@@ -388,7 +243,8 @@ def test_expired_hold_gets_a_new_number_swapped_in(browser, hub, landing, db, op
     # The number shown before is replaced too, wherever the snippet had put it.
     p.page.wait_for_function(f"document.getElementById('p1').innerText.includes({second['display']!r})")
     assert p.text("#p1") == f"Call {second['display']} today"
-    assert p.page.get_attribute("#link", "href") == f"tel:{second['e164']}"
+    assert p.page.get_attribute("#link", "href") == f"tel:{shaped('84951234567', second['e164'])}"
+    assert p.text("#link") == shaped("8 (495) 123-45-67", second["e164"])
     assert p.page.evaluate("window.seen") == [["event", first["e164"]], ["event", second["e164"]]]
     assert len(db.scalars(select(VisitSession)).all()) == 2
     assert p.console_errors() == []

@@ -34,6 +34,7 @@ from tracking.models import (
 PUBLIC = {
     "static",
     "public.snippet",
+    "public.snippet_file",  # the same file for every site: no tenant in it
     "public.visit",
     "public.heartbeat",
     "public.release",

@@ -80,11 +80,20 @@ def format_display(e164: str, template: str | None = None) -> str:
 
 
 def digit_patterns(e164: str) -> list[str]:
-    return list(_digit_patterns(e164))
+    return [digits for _, digits in _digit_forms(e164)]
+
+
+def digit_forms(e164: str) -> list[tuple[str, str]]:
+    """``digit_patterns`` with the kind of each form: "00", "international", "trunk" or "national".
+
+    Two numbers of one country have the same kinds in the same order, so a form of one maps to the form
+    of the other written the same way (``84951234567`` to ``88121234567``).
+    """
+    return list(_digit_forms(e164))
 
 
 @lru_cache(maxsize=4096)
-def _digit_patterns(e164: str) -> tuple[str, ...]:
+def _digit_forms(e164: str) -> tuple[tuple[str, str], ...]:
     """The digit sequences under which ``e164`` may be written on a page, longest first.
 
     The snippet ignores spaces, dashes, dots and brackets between digits and compares what is left with
@@ -94,14 +103,28 @@ def _digit_patterns(e164: str) -> tuple[str, ...]:
     parsed = _parse_e164(e164)
     national = phonenumbers.national_significant_number(parsed)
     country = str(parsed.country_code)
-    patterns = ["00" + country + national, country + national]
+    forms = [("00", "00" + country + national), ("international", country + national)]
     region = phonenumbers.region_code_for_number(parsed)
     trunk = phonenumbers.ndd_prefix_for_region(region, True) if region else None
     if trunk:
-        patterns.append(trunk + national)
-    patterns.append(national)
-    seen: list[str] = []
-    for p in sorted(patterns, key=len, reverse=True):
-        if p not in seen:
-            seen.append(p)
+        forms.append(("trunk", trunk + national))
+    forms.append(("national", national))
+    seen: list[tuple[str, str]] = []
+    for kind, digits in sorted(forms, key=lambda f: len(f[1]), reverse=True):
+        if digits not in (d for _, d in seen):
+            seen.append((kind, digits))
     return tuple(seen)
+
+
+@lru_cache(maxsize=4096)
+def local_form(e164: str) -> tuple[str, str] | None:
+    """The area code and the local number (``("495", "1234567")``) of a geographic number, else None.
+
+    Inside its own city a number is often written without the area code ("тел. 123-45-67").
+    """
+    parsed = _parse_e164(e164)
+    length = phonenumbers.length_of_geographical_area_code(parsed)
+    if not length:
+        return None
+    national = phonenumbers.national_significant_number(parsed)
+    return national[:length], national[length:]

@@ -394,3 +394,41 @@ def heartbeat(db: Session, site_key: str | Site, data: Any, now: dt.datetime | N
 def release(db: Session, site_key: str | Site, data: Any, now: dt.datetime | None = None) -> VisitResult:
     """The visitor left the page: the hold runs on only for the pool's grace period."""
     return _keep(db, site_key, data, now, leaving=True)
+
+
+UNSEEN_SECONDS = 120
+
+
+def release_unseen(db: Session, site_key: str | Site, data: Any, now: dt.datetime | None = None) -> bool:
+    """The snippet gave up waiting for its visit answer: free the number that answer may have reserved.
+
+    The beacon carries only the visitor id (the snippet never learnt a session id). The visitor's latest
+    session on the site is ended at once if nothing confirmed it since it started (no heartbeat, no later
+    visit) and it started within ``UNSEEN_SECONDS``: a number a page is showing is left alone. Only the
+    snippet's own 128-bit random ids are accepted, so nobody can release someone else's number by guessing.
+    True when a hold was ended.
+    """
+    if not isinstance(data, Mapping):
+        raise InvalidVisit("the body must be a JSON object")
+    visitor_id = data.get("visitor_id")
+    if not isinstance(visitor_id, str) or not re.fullmatch(r"[0-9a-f]{32}", visitor_id):
+        raise InvalidVisit("'visitor_id' must be 32 lowercase hex digits")
+    when = now or utcnow()
+
+    def work() -> bool:
+        site = _site_or_raise(db, site_key)
+        session = _latest_session(db, site, visitor_id)
+        if (
+            session is None
+            or session.last_seen_at != session.started_at
+            or session.started_at < when - dt.timedelta(seconds=UNSEEN_SECONDS)
+            or session.hold_until is None
+            or session.hold_until < when
+        ):
+            return False
+        allocation.end_hold(db, session, when)
+        session.hold_until = when
+        session.left_at = when
+        return True
+
+    return run_with_retry(db, work)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -31,11 +32,13 @@ from hub.api.openapi import register, schema
 from hub.api.resources import CLIENT, client_json
 from hub.auth import api_auth_required, client_or_404, current_user
 from hub.extensions import db
+from hub.public import snippet_tag
 from tracking import phones
 from tracking.calls import SESSION_FIELDS
 from tracking.models import Channel, Client, Pool, PoolChannel, Site, TrackingNumber, VisitSession
 from tracking.models.numbers import NumberStatus
 
+SWAP_ATTRIBUTE = re.compile(r"(?!on)[a-z][a-z0-9_.:-]{0,63}", re.IGNORECASE)
 RULE_KEYS = {"utm_source", "utm_medium", "utm_campaign", "referrer_domain", "has_gclid", "has_yclid"}
 
 
@@ -125,6 +128,8 @@ SITE = schema(
             "replace_numbers": {"type": "array", "items": {"type": "string"}},
             "display_template": {"type": "string"},
             "promo_codes_enabled": {"type": "boolean"},
+            "swap_attributes": {"type": "array", "items": {"type": "string"}, "maxItems": 20},
+            "swap_local_numbers": {"type": "boolean"},
             "snippet_tag": {"type": "string"},
         },
     },
@@ -144,7 +149,9 @@ def site_json(site: Site) -> dict[str, Any]:
         "replace_numbers": site.replace_numbers,
         "display_template": site.display_template,
         "promo_codes_enabled": site.promo_codes_enabled,
-        "snippet_tag": f'<script async src="{base}/t/v1/{site.site_key}.js"></script>',
+        "swap_attributes": site.swap_attributes,
+        "swap_local_numbers": site.swap_local_numbers,
+        "snippet_tag": snippet_tag(base, site.site_key),
     }
 
 
@@ -166,6 +173,17 @@ def _apply_site(site: Site, data: dict[str, Any]) -> None:
         site.display_template = template
     if (promo := field(data, "promo_codes_enabled", bool)) is not None:
         site.promo_codes_enabled = promo
+    if (names := field(data, "swap_attributes", list)) is not None:
+        # Event handlers and URLs other than tel: are never the snippet's to rewrite.
+        valid = all(isinstance(n, str) and SWAP_ATTRIBUTE.fullmatch(n) for n in names)
+        if not valid or len(names) > 20 or any(n.lower() in ("href", "src", "style") for n in names):
+            raise Invalid(
+                "swap_attributes",
+                "must be up to 20 attribute names such as data-phone (not on*, href, src or style)",
+            )
+        site.swap_attributes = [n.lower() for n in names]
+    if (local := field(data, "swap_local_numbers", bool)) is not None:
+        site.swap_local_numbers = local
 
 
 @bp.get("/clients/<int:client_id>/sites")

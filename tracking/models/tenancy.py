@@ -6,7 +6,7 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tracking.db import Base, UTCDateTime, utcnow
@@ -60,6 +60,10 @@ class Site(Base):
     # How a swapped number is written on the page; each "X" takes the next national digit.
     display_template: Mapped[str] = mapped_column(String(64), default="+7 (XXX) XXX-XX-XX")
     promo_codes_enabled: Mapped[bool] = mapped_column(default=False)
+    # Attributes besides a[href^="tel:"] that hold a number the snippet rewrites, e.g. ["data-phone"].
+    swap_attributes: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    # Also swap the local form ("123-45-67") when the tracking number shares the business number's area code.
+    swap_local_numbers: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     client: Mapped[Client] = relationship(back_populates="sites")
