@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from hub.extensions import db
+from hub.schemas import error_json
 from tracking import phones, visits
 from tracking.channels import referrer_domain
 from tracking.models import Site
@@ -33,7 +34,7 @@ SNIPPET_MAX_AGE = 300  # seconds; short so a changed site key or hub URL reaches
 
 
 def _error(status: int, error: str, message: str, origin: str | None = None) -> Response:
-    resp = jsonify(error=error, message=message)
+    resp = jsonify(error_json(error, message))
     resp.status_code = status
     if origin:
         _cors(resp, origin)

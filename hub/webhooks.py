@@ -14,6 +14,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
 
 from hub.extensions import db
+from hub.schemas import error_json
 from tracking.calls import CallConflict, ingest
 from tracking.crypto import SecretUnreadable, decrypt_json
 from tracking.db import utcnow
@@ -47,7 +48,7 @@ def _refused(exc: Refused) -> Any:
         exc.message,
     )
     db().rollback()
-    resp = jsonify(error=exc.error, message=exc.message)
+    resp = jsonify(error_json(exc.error, exc.message))
     resp.status_code = exc.status
     return resp
 

@@ -32,6 +32,17 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def iso(value: dt.datetime | dt.date | None) -> str | None:
+    """The one way a moment is written out: UTC with a ``Z`` (a date stays a date)."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    return value.isoformat()
+
+
 class UTCDateTime(TypeDecorator[dt.datetime]):
     """A DateTime that refuses naive input and always returns aware UTC."""
 

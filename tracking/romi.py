@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from tracking.errors import Refused
 from tracking.models import (
     AttributionMethod,
     CallStatus,
@@ -81,8 +82,36 @@ class Model(StrEnum):
     FIRST_TOUCH = "first_touch"
 
 
-class InvalidReport(ValueError):
+class InvalidReport(Refused):
     """The report cannot be computed as asked (a period backwards, an unknown level or model)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(field, message, "bad_request")
+
+
+PRESETS = (
+    ("this_month", "This month"),
+    ("last_month", "Last month"),
+    ("last_30", "Last 30 days"),
+    ("this_year", "This year"),
+)
+
+
+def client_today(client: Client) -> dt.date:
+    """Today in the client's time zone: what "this month" and "so far" mean in every report."""
+    return dt.datetime.now(ZoneInfo(client.timezone or "UTC")).date()
+
+
+def preset_period(name: str, today: dt.date) -> tuple[dt.date, dt.date]:
+    """The local days [start, end] a named period covers; an unknown name is this month so far."""
+    if name == "last_month":
+        end = today.replace(day=1) - dt.timedelta(days=1)
+        return end.replace(day=1), end
+    if name == "last_30":
+        return today - dt.timedelta(days=29), today
+    if name == "this_year":
+        return today.replace(month=1, day=1), today
+    return today.replace(day=1), today
 
 
 @dataclass
@@ -300,13 +329,13 @@ def report(
 ) -> Report:
     """The ROMI tree of ``client`` for the local days [start, end]."""
     if end < start:
-        raise InvalidReport("end: the period ends before it starts")
+        raise InvalidReport("end", "the period ends before it starts")
     if (end - start).days > 3 * 366:
-        raise InvalidReport("end: a report covers at most three years")
+        raise InvalidReport("end", "a report covers at most three years")
     try:
         model = Model(model)
     except ValueError:
-        raise InvalidReport(f"model: one of {', '.join(m.value for m in Model)}") from None
+        raise InvalidReport("model", f"one of {', '.join(m.value for m in Model)}") from None
     lo, hi = period_bounds(client, start, end)
     ctx = _Context(db, client)
     total = Node(0, "", "Total")
