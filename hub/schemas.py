@@ -8,9 +8,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Generic, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, Strict, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, Strict, ValidationError, WithJsonSchema
 
 from tracking.db import iso
+from tracking.errors import Refused
 
 # Every moment goes out as UTC with a "Z", whatever zone the value carries.
 UtcDateTime = Annotated[
@@ -81,3 +82,24 @@ class Page(Out, Generic[T]):
     page: int
     per_page: int
     total: int
+
+
+def refusal(exc: ValidationError, prefix: str = "") -> Refused:
+    """The first problem Pydantic found, named the way a person reads the body: ``rules[0].has_gclid``
+    (under ``prefix`` when what was validated is a part of the body, e.g. ``settings``)."""
+    err = exc.errors(include_url=False)[0]
+    loc: list[str | int] = [*prefix.split(".")] if prefix else []
+    loc += list(err["loc"])
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = "is not a field of this object"
+    elif err["type"] == "missing":
+        message = "is required"
+    elif ": " in message and not err["loc"]:
+        # A rule across fields names the field it blames: "pipeline_id: deals need a pipeline".
+        blamed, message = message.split(": ", 1)
+        loc.append(blamed)
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return Refused(path or "body", message)

@@ -16,7 +16,7 @@ from hub.api import bp
 from hub.api.openapi import ERROR, component
 from hub.auth import client_or_404, current_user
 from hub.extensions import db
-from hub.schemas import In, Page, error_json
+from hub.schemas import In, Page, error_json, refusal
 from tracking.accounts import can_edit
 from tracking.errors import Refused
 from tracking.models import Client
@@ -39,21 +39,6 @@ def _refused(exc: Refused) -> Any:
     db().rollback()
     message = exc.message if exc.field in ("body", "query") else f"{exc.field}: {exc.message}"
     return jsonify(error_json(exc.code, message, exc.field)), STATUS.get(exc.code, 400)
-
-
-def refusal(exc: ValidationError) -> Refused:
-    """The first problem Pydantic found, named the way a person reads the body: ``rules[0].has_gclid``."""
-    err = exc.errors(include_url=False)[0]
-    loc = list(err["loc"])
-    message = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden" and loc:
-        message = f"unknown field {loc.pop()}"
-    elif err["type"] == "missing":
-        message = "is required"
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return Refused(path or "body", message)
 
 
 def body() -> dict[str, Any]:
@@ -200,8 +185,8 @@ def page_of(model: type[BaseModel]) -> dict[str, Any]:
     return ok(Page[model])  # type: ignore[valid-type]
 
 
-def request_body(model: type[In]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": component(model)}}}
+def request_body(model: type[In] | dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(model)}}}
 
 
 def refused(description: str) -> dict[str, Any]:

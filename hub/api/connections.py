@@ -8,6 +8,7 @@ from flask import abort, jsonify, request
 from pydantic import ConfigDict, Field
 from sqlalchemy import select
 
+from connectors import registry
 from hub.api import bp
 from hub.api.common import (
     FORBIDDEN,
@@ -21,10 +22,11 @@ from hub.api.common import (
     refused,
     request_body,
 )
-from hub.api.openapi import register
+from hub.api.openapi import component, register
 from hub.auth import api_auth_required, client_or_404
 from hub.extensions import db
 from hub.pipeline_queries import client_connections
+from hub.plugins import connector_settings, validate_connection_settings
 from hub.schemas import In, Out, UtcDateTime
 from tracking.models import Client, Connection, ConnectionClient, ConnectionStatus
 
@@ -55,7 +57,9 @@ class ConnectionPatch(In):
     name: str | None = Field(None, max_length=200)
     connectors: list[str] | None = Field(None, min_length=1)
     account: dict[str, str] | None = None
-    settings: dict[str, Any] | None = None
+    settings: dict[str, Any] | None = Field(
+        None, description="Replaces the settings; each connector's are ConnectorSettings_<connector>"
+    )
     status: ConnectionStatus | None = Field(None, json_schema_extra={"enum": ["active", "disabled"]})
     shared_with: list[int] | None = Field(
         None, description="Clients of the agency that use an agency-shared connection"
@@ -90,8 +94,6 @@ def list_connections(client_id: int) -> Any:
 
 def _validate_patch(body: Any, conn: Connection, agency_id: int) -> dict[str, Any]:
     """Check every field before anything changes; a bad field answers 400 and changes nothing."""
-    from connectors import registry
-
     if not isinstance(body, dict):
         abort(400, description="a JSON object is required")
     unknown = set(body) - set(ConnectionPatch.model_fields)
@@ -118,9 +120,9 @@ def _validate_patch(body: Any, conn: Connection, agency_id: int) -> dict[str, An
             abort(400, description="account must be an object of strings (e.g. counter_id, customer_id)")
         out["account"] = acc
     if "settings" in body:
-        if not isinstance(body["settings"], dict):
-            abort(400, description="settings must be an object")
-        out["settings"] = body["settings"]
+        # Checked against what the connectors declare (those given in this change, else the connection's).
+        connectors = out.get("connectors") or list(conn.connectors or [])
+        out["settings"] = validate_connection_settings(connectors, body["settings"])
     if "status" in body:
         if body["status"] not in ("active", "disabled"):
             abort(400, description="status must be active or disabled")
@@ -162,6 +164,10 @@ def patch_connection(client_id: int, connection_id: int) -> Any:
     session.commit()
     return jsonify(connection_json(conn))
 
+
+for _name in registry.CONNECTORS:
+    if (_model := connector_settings(_name)) is not None:
+        component(_model, "validation", name=f"ConnectorSettings_{_name}")
 
 register(
     "/clients/{client_id}/connections",

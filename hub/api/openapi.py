@@ -20,18 +20,19 @@ REF = "#/components/schemas/{model}"
 
 
 def component(
-    model: type[BaseModel], mode: Literal["validation", "serialization"] | None = None
+    model: type[BaseModel], mode: Literal["validation", "serialization"] | None = None, *, name: str = ""
 ) -> dict[str, str]:
     """Add ``model`` (and the models it uses) to the document's schemas; answer a ``$ref`` to it.
 
-    Request models are described as they validate, response models as they serialise."""
+    Request models are described as they validate, response models as they serialise. ``name`` tells
+    apart models that share a class name (each telephony adapter's ``Secrets``)."""
     if mode is None:
         mode = "validation" if issubclass(model, In) else "serialization"
     definition = model.model_json_schema(ref_template=REF, mode=mode)
-    for name, sub in definition.pop("$defs", {}).items():
-        SCHEMAS[name] = sub
+    for sub_name, sub in definition.pop("$defs", {}).items():
+        SCHEMAS[sub_name] = sub
     # Named as Pydantic names the models it nests, so a model has one name wherever it appears.
-    name = re.sub(r"[^a-zA-Z0-9.\-_]", "_", model.__name__)
+    name = re.sub(r"[^a-zA-Z0-9.\-_]", "_", name or model.__name__)
     SCHEMAS[name] = definition
     return {"$ref": REF.format(model=name)}
 

@@ -19,12 +19,14 @@ from hub.pipeline_queries import (
     client_deliveries,
     client_sync_runs,
 )
+from hub.plugins import validate_connection_settings
 from hub.web import bp
 from jobs import providers
 from jobs.outbox import retry_now
 from jobs.tokens import oauth_session, redirect_uri, store_token
 from tracking.crypto import SecretBox
 from tracking.db import utcnow
+from tracking.errors import Refused
 from tracking.models import Connection, ConnectionClient, ConnectionStatus, Delivery
 
 FLOW_KEY = "oauth_flow"
@@ -123,9 +125,11 @@ def amocrm_settings(client_id: int, connection_id: int) -> Any:
         abort(404)
     try:
         chosen = amo_settings.from_form(request.form)
-    except amo_settings.InvalidSettings as exc:
+        # The same check the API's PATCH makes, from what the connectors declare.
+        settings = validate_connection_settings(list(conn.connectors), {**(conn.settings or {}), **chosen})
+    except (amo_settings.InvalidSettings, Refused) as exc:
         return redirect(url_for("web.connections", client_id=client.id, error=str(exc)))
-    conn.settings = {**(conn.settings or {}), **chosen}
+    conn.settings = settings
     conn.updated_at = utcnow()
     db().commit()
     return redirect(url_for("web.connections", client_id=client.id))

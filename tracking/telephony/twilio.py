@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
+from pydantic import BaseModel, ConfigDict, Field
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
 from tracking.telephony.base import (
@@ -187,3 +188,25 @@ def dial_twiml(forward_to: str | None, status_url: str, caller_id: str | None = 
 
 
 EMPTY_TWIML = _XML + "<Response/>"
+
+
+# --- what an integration declares ---------------------------------------------------------------------
+
+
+class Secrets(BaseModel):
+    """Kept encrypted; never returned."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    auth_token: str = Field(min_length=1, description="The account's Auth Token: checks X-Twilio-Signature")
+    shared_key_secret: str | None = Field(
+        None, min_length=1, description="A SharedKey secret, when webhooks are signed with one"
+    )
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# The URLs to enter at Twilio, under /hooks/v1/twilio/<integration key>.
+WEBHOOKS = {"voice": "/voice", "status_callback": "/status"}
