@@ -18,7 +18,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     """Create the hub. ``overrides`` replaces configuration values (tests pass DATABASE_URL and such)."""
     app = Flask(__name__, instance_relative_config=False)
     app.config.update(load_config(overrides))
-    logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
+    logging.basicConfig(level=app.config["LOG_LEVEL"])
     init_db(app)
     init_csrf(app)
     from jobs.outbox import install as install_outbox

@@ -92,9 +92,7 @@ def scheduler() -> None:
     from jobs.scheduler import SchedulerProcess
 
     config = load_config()
-    logging.basicConfig(
-        level=config.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logging.basicConfig(level=config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
     install()
     proc = SchedulerProcess(Runtime.from_config(config), echo=lambda m: click.echo(m, err=True))
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -58,11 +58,11 @@ class DeliverSettings:
     @classmethod
     def from_runtime(cls, rt: Runtime) -> DeliverSettings:
         return cls(
-            batch_size=int(rt.setting("DELIVERY_BATCH_SIZE", cls.batch_size)),
-            max_attempts=int(rt.setting("DELIVERY_MAX_ATTEMPTS", cls.max_attempts)),
-            backoff_base=float(rt.setting("DELIVERY_BACKOFF_BASE", cls.backoff_base)),
-            backoff_cap=float(rt.setting("DELIVERY_BACKOFF_CAP", cls.backoff_cap)),
-            stale_after=dt.timedelta(seconds=float(rt.setting("DELIVERY_STALE_AFTER", 600))),
+            batch_size=int(rt.setting("DELIVERY_BATCH_SIZE")),
+            max_attempts=int(rt.setting("DELIVERY_MAX_ATTEMPTS")),
+            backoff_base=float(rt.setting("DELIVERY_BACKOFF_BASE")),
+            backoff_cap=float(rt.setting("DELIVERY_BACKOFF_CAP")),
+            stale_after=dt.timedelta(seconds=float(rt.setting("DELIVERY_STALE_AFTER"))),
         )
 
 
