@@ -228,12 +228,12 @@ def call_detail(db: Session, client: Client, call: Call) -> dict[str, Any]:
                 "from_": {
                     "method": h.old_method,
                     "channel_id": h.old_channel_id,
-                    "session_id": public.get(h.old_session_id),
+                    "session_id": public.get(h.old_session_id) if h.old_session_id else None,
                 },
                 "to": {
                     "method": h.new_method,
                     "channel_id": h.new_channel_id,
-                    "session_id": public.get(h.new_session_id),
+                    "session_id": public.get(h.new_session_id) if h.new_session_id else None,
                 },
             }
             for h in history
@@ -266,7 +266,7 @@ CSV_COLUMNS = [
 ]
 
 
-def export_rows(db: Session, client: Client, query: Select[tuple[Call]]) -> Iterator[list[Any]]:
+def export_rows(db: Session, client: Client, query: Select[Call]) -> Iterator[list[Any]]:
     """The calls of ``query`` as flat rows under ``CSV_COLUMNS`` (oldest first)."""
     calls = list(db.scalars(query.order_by(Call.called_at, Call.id).limit(CSV_LIMIT)))
     found = lookups(db, client, calls)

@@ -110,7 +110,7 @@ def scheduler() -> None:
 )
 @click.option("--connection", "connection_id", type=int, default=None, help="Only this connection.")
 @click.option("--chunk-days", default=7, show_default=True)
-def sync(connector: str, since, until, connection_id: int | None, chunk_days: int) -> None:  # type: ignore[no-untyped-def]
+def sync(connector: str, since, until, connection_id: int | None, chunk_days: int) -> None:
     """Backfill spend and deals of CONNECTOR from --since on."""
     from jobs.sync import backfill
 

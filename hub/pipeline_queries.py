@@ -15,7 +15,7 @@ DELIVERY_FILTERS: dict[str, tuple[DeliveryStatus, ...]] = {
 }
 
 
-def client_connections(client_id: int) -> Select[tuple[Connection]]:
+def client_connections(client_id: int) -> Select[Connection]:
     shared = select(ConnectionClient.connection_id).where(ConnectionClient.client_id == client_id)
     return (
         select(Connection)
@@ -24,9 +24,7 @@ def client_connections(client_id: int) -> Select[tuple[Connection]]:
     )
 
 
-def client_deliveries(
-    client_id: int, status: str | None = None, limit: int | None = 200
-) -> Select[tuple[Delivery]]:
+def client_deliveries(client_id: int, status: str | None = None, limit: int | None = 200) -> Select[Delivery]:
     """Newest first. ``status`` is a key of DELIVERY_FILTERS (the caller validates it)."""
     query = select(Delivery).where(Delivery.client_id == client_id)
     if status in ("failing", "problems"):
@@ -37,7 +35,7 @@ def client_deliveries(
     return query.order_by(Delivery.id.desc()).limit(limit)
 
 
-def client_sync_runs(client_id: int, limit: int | None = 200) -> Select[tuple[SyncRun]]:
+def client_sync_runs(client_id: int, limit: int | None = 200) -> Select[SyncRun]:
     """Runs for the client's connections (own and shared), newest first."""
     ids = client_connections(client_id).with_only_columns(Connection.id).order_by(None)
     return select(SyncRun).where(SyncRun.connection_id.in_(ids)).order_by(SyncRun.id.desc()).limit(limit)

@@ -200,14 +200,13 @@ def render_snippet(site_key: str, hub_url: str) -> str:
 
 
 @bp.get("/<site_key>.js")
-def snippet(site_key: str) -> Response:
+def snippet(site_key: str) -> Any:
     site = visits.site_by_key(db(), site_key)
     if site is None:
         return _error(404, "unknown_site", "No site has this key.")
     body = render_snippet(site.site_key, current_app.config["BASE_URL"])
     etag = hashlib.sha256(body.encode()).hexdigest()[:32]
     resp = Response(body, mimetype="application/javascript")
-    resp.charset = "utf-8"
     resp.set_etag(etag)
     resp.headers["Cache-Control"] = f"public, max-age={SNIPPET_MAX_AGE}"
     return resp.make_conditional(request)

@@ -55,7 +55,7 @@ class CallFilter:
             tag=args.get("tag", "").strip(),
         )
 
-    def query(self, client_id: int) -> Select[tuple[Call]]:
+    def query(self, client_id: int) -> Select[Call]:
         query = select(Call).where(Call.client_id == client_id)
         if self.start:
             query = query.where(Call.called_at >= self.start)

@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tracking import attribution, hooks
-from tracking.db import utcnow
+from tracking.db import rowcount, utcnow
 from tracking.models import (
     AttributionMethod,
     Call,
@@ -49,7 +49,7 @@ class Ingested:
     finalised: bool  # this event made the call final (and fired ``call_finalised``)
 
 
-def _insert(db: Session):  # type: ignore[no-untyped-def]
+def _insert(db: Session):
     return postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
@@ -98,7 +98,7 @@ def ingest(db: Session, integration: TelephonyIntegration, event: CallEvent) -> 
         )
         .on_conflict_do_nothing(index_elements=["call_id", "fingerprint"])
     )
-    if inserted.rowcount == 0:
+    if rowcount(inserted) == 0:
         return Ingested(call, duplicate=True, finalised=False)
 
     events = [
@@ -138,7 +138,7 @@ def ingest(db: Session, integration: TelephonyIntegration, event: CallEvent) -> 
     return Ingested(call, duplicate=False, finalised=finalised)
 
 
-def _first(values: list) -> object:  # type: ignore[type-arg]
+def _first(values: list) -> object:
     return next((v for v in values if v is not None), None)
 
 
@@ -271,7 +271,7 @@ def session_payload(session: VisitSession | None) -> dict[str, str | None] | Non
     return {name: getattr(session, name) for name in SESSION_FIELDS}
 
 
-def call_payload(db: Session, call: Call) -> dict:  # type: ignore[type-arg]
+def call_payload(db: Session, call: Call) -> dict:
     """The CallPayload documented in ``connectors.base``: a JSON-able snapshot for deliveries."""
     client = db.get(Client, call.client_id)
     number = db.get(TrackingNumber, call.tracking_number_id) if call.tracking_number_id else None

@@ -29,9 +29,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, cast, func, or_, select
+from sqlalchemy import ColumnElement, String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from tracking.errors import Refused
@@ -506,9 +507,10 @@ def _add_calls(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.datetime, mod
     methods = {x.name: x for x in AttributionMethod}
     calls = []
     for row in ctx.db.connection().execute(q):
-        call = _CallRow(*row)
-        call.status = statuses[call.status]  # type: ignore[index]
-        call.method = methods[call.method]  # type: ignore[index]
+        values: tuple[Any, ...] = tuple(row)
+        call = _CallRow(*values)
+        call.status = statuses[call.status]
+        call.method = methods[call.method]
         calls.append(call)
     touches = _touches(ctx, calls, model, lo, hi)
     deals = _deals_of(ctx, [r.id for r in calls])
@@ -545,7 +547,7 @@ def _add_calls(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.datetime, mod
                 m.revenue += amount
 
 
-def _final_calls(client_id: int, lo: dt.datetime, hi: dt.datetime) -> tuple[object, ...]:
+def _final_calls(client_id: int, lo: dt.datetime, hi: dt.datetime) -> tuple[ColumnElement[bool], ...]:
     """The calls a report counts: the client's finished calls made in [lo, hi)."""
     return (
         Call.client_id == client_id,
@@ -598,11 +600,13 @@ def _touches(
     )
     if model == Model.LAST_NON_DIRECT:
         q = q.where(s2.channel_id.is_not(None), s2.channel_id.not_in(sorted(ctx.direct_ids)))
-    history: dict[tuple[int, str], list[tuple]] = defaultdict(list)
+    history: dict[tuple[int | None, str | None], list[tuple]] = defaultdict(list)
     for site, visitor, started, *rest in ctx.db.execute(q):
         history[(site, visitor)].append((started, *rest))
     out = {}
     for r in wanted:
+        if r.started_at is None:  # a call with a visitor has a session, and a session a start
+            continue
         earlier = [
             h
             for h in history.get((r.site_id, r.visitor_id), ())
@@ -611,7 +615,7 @@ def _touches(
         if earlier:
             # First touch: the visitor's first session; last non-direct: the latest non-direct one.
             out[r.id] = tuple((earlier[0] if model == Model.FIRST_TOUCH else earlier[-1])[1:])
-    return out  # type: ignore[return-value]
+    return out
 
 
 def _deals_of(ctx: _Context, call_ids: list[int]) -> dict[int, list[tuple[DealStatus, Decimal]]]:

@@ -50,9 +50,11 @@ def calls_per_day_chart(client: Client, days: int = 30) -> Any:
     labels = [(first + dt.timedelta(days=i)).isoformat() for i in range(days)]
     series: dict[str, list[int]] = defaultdict(lambda: [0] * days)
     for called_at, channel_id in rows:
+        if called_at is None:
+            continue
         i = (called_at.astimezone(tz).date() - first).days
         if 0 <= i < days:
-            series[names.get(channel_id, "Unattributed")][i] += 1
+            series[names.get(channel_id, "Unattributed") if channel_id else "Unattributed"][i] += 1
     return charts.stacked_bars(labels, dict(sorted(series.items())), "Calls per day by channel")
 
 
@@ -94,7 +96,7 @@ def journal(client_id: int) -> Any:
     client = client_or_404(client_id)
     query = _filtered(client)
     page = max(request.args.get("page", 1, type=int) or 1, 1)
-    total = db().scalar(select(func.count()).select_from(query.subquery()))
+    total = db().scalar(select(func.count()).select_from(query.subquery())) or 0
     calls = list(
         db().scalars(
             query.order_by(Call.called_at.desc(), Call.id.desc())

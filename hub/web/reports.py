@@ -50,7 +50,7 @@ def romi_page(client_id: int) -> Any:
     for key in path:
         walk = walk.children[key]
         crumbs.append(walk)
-    params = {"start": start.isoformat(), "end": end.isoformat(), "model": rep.model.value}
+    params: dict[str, Any] = {"start": start.isoformat(), "end": end.isoformat(), "model": rep.model.value}
     return render_template(
         "reports/romi.html",
         client=client,
