@@ -25,6 +25,7 @@ from hub.extensions import db
 from hub.schemas import error_json
 from tracking import phones, visits
 from tracking.channels import referrer_domain
+from tracking.db import iso
 from tracking.models import Site
 
 bp = Blueprint("public", __name__)
@@ -127,7 +128,7 @@ def _result_json(result: visits.VisitResult, *, full: bool) -> dict[str, Any]:
     body: dict[str, Any] = {
         "session_id": session.public_id,
         "live": result.live,
-        "hold_until": result.hold_until.isoformat().replace("+00:00", "Z") if result.hold_until else None,
+        "hold_until": iso(result.hold_until),
         "heartbeat_seconds": result.heartbeat_seconds,
     }
     if full:

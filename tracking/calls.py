@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tracking import attribution, hooks
-from tracking.db import rowcount, utcnow
+from tracking.db import iso, rowcount, utcnow
 from tracking.models import (
     AttributionMethod,
     Call,
@@ -243,10 +243,6 @@ def call_path(call: Call) -> str:
     return f"/clients/{call.client_id}/calls/{call.id}"
 
 
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.UTC).isoformat() if value else None
-
-
 SESSION_FIELDS = (
     "landing_url",
     "referrer",
@@ -284,9 +280,9 @@ def call_payload(db: Session, call: Call) -> dict:
         "caller": call.caller,
         "tracking_number": number.e164 if number else call.called_number,
         "static": bool(number is not None and number.pool_id is None),
-        "called_at": _iso(call.called_at),
-        "answered_at": _iso(call.answered_at),
-        "ended_at": _iso(call.ended_at),
+        "called_at": iso(call.called_at),
+        "answered_at": iso(call.answered_at),
+        "ended_at": iso(call.ended_at),
         "wait_seconds": call.wait_seconds,
         "talk_seconds": call.talk_seconds,
         "status": call.status.value if call.status != CallStatus.IN_PROGRESS else "missed",

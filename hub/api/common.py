@@ -181,7 +181,12 @@ def ok(schema: type[BaseModel] | dict[str, Any], description: str = "OK") -> dic
     return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
 
 
-def page_of(model: type[BaseModel]) -> dict[str, Any]:
+def page_of(model: type[BaseModel] | dict[str, Any]) -> dict[str, Any]:
+    """A page of ``model`` (a schema's ``$ref`` is taken too, for hand-written schemas)."""
+    if isinstance(model, dict):
+        fields = {"page": {"type": "integer"}, "per_page": {"type": "integer"}, "total": {"type": "integer"}}
+        properties = {"items": {"type": "array", "items": model}, **fields}
+        return ok({"type": "object", "properties": properties, "required": list(properties)})
     return ok(Page[model])  # type: ignore[valid-type]
 
 
