@@ -25,11 +25,11 @@ from tracking.models import (
     CallStatus,
     Channel,
     Client,
+    StoredCallEvent,
     TelephonyIntegration,
     TrackingNumber,
     VisitSession,
 )
-from tracking.models import CallEvent as CallEventRow
 from tracking.telephony.base import CallEvent, EventKind, Outcome
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def ingest(db: Session, integration: TelephonyIntegration, event: CallEvent) -> 
     """Apply one event to its call inside the caller's transaction (the caller commits)."""
     call = _locked_call(db, integration, event)
     inserted = db.execute(
-        _insert(db)(CallEventRow)
+        _insert(db)(StoredCallEvent)
         .values(
             call_id=call.id,
             kind=event.kind.value,
@@ -104,7 +104,9 @@ def ingest(db: Session, integration: TelephonyIntegration, event: CallEvent) -> 
     events = [
         CallEvent.from_data(data)
         for data in db.execute(
-            select(CallEventRow.data).where(CallEventRow.call_id == call.id).order_by(CallEventRow.id)
+            select(StoredCallEvent.data)
+            .where(StoredCallEvent.call_id == call.id)
+            .order_by(StoredCallEvent.id)
         ).scalars()
     ]
     is_new = len(events) == 1

@@ -45,7 +45,7 @@ from tracking.models import (
     Deal,
     DealStatus,
     ManualSpend,
-    SpendRow,
+    PlatformSpend,
     VisitSession,
 )
 from tracking.models.calls import Call
@@ -375,14 +375,14 @@ class _Context:
         self._known_loaded = True
         q = (
             select(
-                SpendRow.campaign_id,
-                SpendRow.campaign_name,
-                SpendRow.ad_group_id,
-                SpendRow.ad_group_name,
-                SpendRow.keyword_id,
-                SpendRow.keyword,
+                PlatformSpend.campaign_id,
+                PlatformSpend.campaign_name,
+                PlatformSpend.ad_group_id,
+                PlatformSpend.ad_group_name,
+                PlatformSpend.keyword_id,
+                PlatformSpend.keyword,
             )
-            .where(SpendRow.client_id == self.client.id)
+            .where(PlatformSpend.client_id == self.client.id)
             .distinct()
         )
         for cid, cname, gid, gname, kid, kw in self.db.execute(q):
@@ -649,7 +649,7 @@ def _add_deals_without_call(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.
 
 
 def _add_spend(ctx: _Context, total: Node, start: dt.date, end: dt.date) -> None:
-    r = SpendRow
+    r = PlatformSpend
     q = (
         select(
             r.platform,
