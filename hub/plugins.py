@@ -4,9 +4,13 @@ documents through these, and the pages build their forms from them; nothing here
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticUndefined
 
 from connectors import registry
 from hub.schemas import refusal
@@ -44,4 +48,59 @@ def validate_connection_settings(connectors: list[str], settings: Any) -> dict[s
     unknown = sorted(set(settings) - set(out))
     if unknown:
         raise Refused(f"settings.{unknown[0]}", f"no connector of this connection takes {unknown[0]}")
+    return out
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One input of a settings form, read from a declared field."""
+
+    name: str
+    kind: str  # checkbox | select | number | text | list
+    description: str
+    choices: tuple[str, ...] = ()
+    placeholder: str = ""
+
+
+def _kind(annotation: Any) -> tuple[str, tuple[str, ...]] | None:
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) in (Union, UnionType) and len(args) == 1:
+        return _kind(args[0])
+    if annotation is bool:
+        return "checkbox", ()
+    if get_origin(annotation) is Literal:
+        return "select", tuple(str(a) for a in get_args(annotation))
+    if annotation in (int, float):
+        return "number", ()
+    if annotation is str:
+        return "text", ()
+    if get_origin(annotation) is list and get_args(annotation) in ((str,),):
+        return "list", ()
+    return None  # an object (a field map) has no generic input; its connector's own form sets it
+
+
+def form_fields(model: type[BaseModel]) -> list[FormField]:
+    """The inputs a page shows for a declared settings model, in declaration order."""
+    out = []
+    for name, info in model.model_fields.items():
+        kind = _kind(info.annotation)
+        if kind is None:
+            continue
+        default = "" if info.default in (None, PydanticUndefined) else str(info.default)
+        out.append(FormField(name, kind[0], info.description or "", kind[1], default))
+    return out
+
+
+def from_form(model: type[BaseModel], form: Mapping[str, str]) -> dict[str, Any]:
+    """Settings as a submitted form gives them: an empty input is "not set", a checkbox is on or off,
+    a list is comma separated. The model checks the values afterwards."""
+    out: dict[str, Any] = {}
+    for f in form_fields(model):
+        raw = (form.get(f.name) or "").strip()
+        if f.kind == "checkbox":
+            out[f.name] = form.get(f.name) in ("on", "true", "1")
+        elif f.kind == "list":
+            out[f.name] = [part.strip() for part in raw.split(",") if part.strip()]
+        elif raw:
+            out[f.name] = raw
     return out

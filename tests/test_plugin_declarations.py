@@ -121,3 +121,31 @@ def test_declarations_are_in_the_document(client) -> None:
     assert schemas["TelephonySettings_twilio"]["additionalProperties"] is False
     assert "pipeline_id" in schemas["ConnectorSettings_amocrm"]["properties"]
     assert "include_vat" in schemas["ConnectorSettings_yandex_direct"]["properties"]
+
+
+def test_the_connections_page_builds_a_settings_form_from_the_declarations(client, db) -> None:
+    from tests.factories import csrf, web_login
+
+    t = make_tenant(db)
+    yandex = _connection(db, t, ["metrika", "yandex_direct"], {"deal_goal": "won", "kept": "x"})
+    web_login(client, t.admin.email)
+    page = client.get(f"/clients/{t.client.id}/connections").get_data(as_text=True)
+    # Fields of both connectors, from their Settings models; no hand-written template knows them.
+    for name in ("deal_goal", "window_days", "phone_number", "include_vat", "report_timeout_seconds"):
+        assert f'name="{name}"' in page, name
+    assert 'value="won"' in page
+    url = f"/clients/{t.client.id}/connections/{yandex.id}/settings"
+    token = csrf(client)
+    bad = client.post(url, data={"csrf_token": token, "window_days": "0", "phone_number": "tracking"})
+    assert bad.status_code == 302 and "window_days" in bad.headers["Location"]
+    db.expire_all()
+    assert db.get(Connection, yandex.id).settings == {"deal_goal": "won", "kept": "x"}
+    ok = client.post(
+        url, data={"csrf_token": token, "window_days": "30", "phone_number": "caller", "deal_goal": ""}
+    )
+    assert ok.status_code == 302 and "error" not in ok.headers["Location"]
+    db.expire_all()
+    saved = db.get(Connection, yandex.id).settings
+    # Typed by the declaration; an emptied input unset; an unchecked box is off; other keys kept.
+    assert saved["window_days"] == 30 and saved["phone_number"] == "caller" and "deal_goal" not in saved
+    assert saved["include_vat"] is False and saved["kept"] == "x"
