@@ -141,6 +141,11 @@ class CallDetailOut(CallOut):
     history: list[HistoryOut]
 
 
+def client_call(db: Session, client: Client, call_id: int) -> Call | None:
+    """A call of this client by id (None for another client's, like a missing one)."""
+    return db.scalar(select(Call).where(Call.id == call_id, Call.client_id == client.id))
+
+
 Lookups = tuple[dict[int, str], dict[int, Channel], dict[int, VisitSession]]
 
 

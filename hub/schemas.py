@@ -6,7 +6,7 @@ OpenAPI document's description of both (see ``hub.api.openapi.component``)."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Generic, Self, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, Strict, ValidationError, WithJsonSchema
 
@@ -53,10 +53,6 @@ class In(BaseModel):
     def given(self) -> dict[str, Any]:
         """The fields the caller sent (a PATCH changes only these)."""
         return {name: getattr(self, name) for name in self.model_fields_set}
-
-    @classmethod
-    def parse(cls, data: Any) -> Self:
-        return cls.model_validate(data)
 
 
 class Error(Out):

@@ -6,14 +6,22 @@ from typing import Any
 
 from flask import abort, jsonify, request
 from pydantic import ConfigDict, Field
-from sqlalchemy import select
 
 from hub import exports
 from hub.api import bp
 from hub.api.common import NOT_FOUND, PAGE_PARAMS, id_param, ok, page, page_of, parse, refused, request_body
 from hub.api.openapi import register
 from hub.auth import api_auth_required, client_or_404, current_user
-from hub.call_views import CSV_COLUMNS, CallDetailOut, CallOut, call_detail, call_json, export_rows, lookups
+from hub.call_views import (
+    CSV_COLUMNS,
+    CallDetailOut,
+    CallOut,
+    call_detail,
+    call_json,
+    client_call,
+    export_rows,
+    lookups,
+)
 from hub.extensions import db
 from hub.schemas import In, StrictInt
 from tracking import call_journal
@@ -42,7 +50,7 @@ def call_filter(client: Client) -> CallFilter:
 
 
 def call_or_404(client: Client, call_id: int) -> Call:
-    call = db().scalar(select(Call).where(Call.id == call_id, Call.client_id == client.id))
+    call = client_call(db(), client, call_id)
     if call is None:
         abort(404)
     return call

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from hub import charts, exports
 from hub.auth import client_or_404, current_user, login_required
-from hub.call_views import CSV_COLUMNS, call_detail, call_json, export_rows, lookups
+from hub.call_views import CSV_COLUMNS, call_detail, call_json, client_call, export_rows, lookups
 from hub.extensions import db
 from hub.web import bp
 from tracking import call_journal
@@ -29,7 +29,7 @@ def _filtered(client: Client) -> Any:
 
 
 def call_or_404(client: Client, call_id: int) -> Call:
-    call = db().scalar(select(Call).where(Call.id == call_id, Call.client_id == client.id))
+    call = client_call(db(), client, call_id)
     if call is None:
         abort(404)
     return call
