@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tracking.poolsim import PoolConfig, Traffic, simulate  # noqa: E402
+from tracking.poolsim import PoolConfig, Traffic, simulate
 
 
 def main() -> None:

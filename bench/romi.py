@@ -29,13 +29,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import text  # noqa: E402
-from sqlalchemy.engine import Engine  # noqa: E402
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
-from tracking import romi  # noqa: E402
-from tracking.db import make_engine, make_session_factory  # noqa: E402
-from tracking.migrate import upgrade  # noqa: E402
-from tracking.models import Agency, Channel, Client, Connection, ConnectionStatus, Site  # noqa: E402
+from tracking import romi
+from tracking.db import make_engine, make_session_factory
+from tracking.migrate import upgrade
+from tracking.models import Agency, Channel, Client, Connection, ConnectionStatus, Site
 
 PG_ADMIN_URL = os.environ.get("OTKUDA_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 YEAR_START = dt.datetime(2025, 1, 1)

@@ -29,9 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hub.public import replace_rules, snippet_build, snippet_tag  # noqa: E402
-from tests.browser import CHROMIUM  # noqa: E402
-from tracking.models import Site  # noqa: E402
+from hub.public import replace_rules, snippet_build, snippet_tag
+from tests.browser import CHROMIUM
+from tracking.models import Site
 
 ROOT = Path(__file__).resolve().parent.parent
 GALLERY_PAGE = ROOT / "tests" / "snippet_gallery" / "theme.html"
@@ -102,7 +102,7 @@ def _serve(pages: dict[str, str]) -> tuple[ThreadingHTTPServer, str]:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             if self.path == "/t/v1/otkuda.js":
                 self._send(200, build.body, "application/javascript")
             elif self.path in pages:
@@ -110,7 +110,7 @@ def _serve(pages: dict[str, str]) -> tuple[ThreadingHTTPServer, str]:
             else:
                 self._send(404, b"", "text/plain")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             self._send(200, answer if self.path.endswith("/visit") else b"{}", "application/json")
 

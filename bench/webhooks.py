@@ -35,7 +35,15 @@ sys.path.insert(0, str(ROOT))
 from tracking.crypto import encrypt_json  # noqa: E402
 from tracking.db import make_engine, make_session_factory  # noqa: E402
 from tracking.migrate import upgrade  # noqa: E402
-from tracking.models import Agency, Call, CallEvent, Channel, Client, TelephonyIntegration, TrackingNumber  # noqa: E402
+from tracking.models import (  # noqa: E402
+    Agency,
+    Call,
+    Channel,
+    Client,
+    StoredCallEvent,
+    TelephonyIntegration,
+    TrackingNumber,
+)
 from tracking.telephony import generic  # noqa: E402
 
 SECRET = "bench-secret"
@@ -236,7 +244,7 @@ def main() -> None:
         with make_session_factory(engine)() as db:
             calls = db.scalar(select(func.count()).select_from(Call))
             final = db.scalar(select(func.count()).select_from(Call).where(Call.finalised_at.is_not(None)))
-            events = db.scalar(select(func.count()).select_from(CallEvent))
+            events = db.scalar(select(func.count()).select_from(StoredCallEvent))
         engine.dispose()
 
         print(

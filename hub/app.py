@@ -11,13 +11,14 @@ from werkzeug.exceptions import HTTPException
 from hub.config import load_config
 from hub.csrf import init_csrf
 from hub.extensions import init_db
+from hub.schemas import error_json
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     """Create the hub. ``overrides`` replaces configuration values (tests pass DATABASE_URL and such)."""
     app = Flask(__name__, instance_relative_config=False)
     app.config.update(load_config(overrides))
-    logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
+    logging.basicConfig(level=app.config["LOG_LEVEL"])
     init_db(app)
     init_csrf(app)
     from jobs.outbox import install as install_outbox
@@ -39,7 +40,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     def _json_errors_for_machines(exc: HTTPException) -> Any:
         # Machines (the API, the snippet, telephony webhooks) get JSON; people get Flask's HTML page.
         if request.path.startswith(("/api/", "/t/", "/hooks/")):
-            resp = jsonify(error=(exc.name or "error").lower().replace(" ", "_"), message=exc.description)
+            code = (exc.name or "error").lower().replace(" ", "_")
+            resp = jsonify(error_json(code, exc.description))
             resp.status_code = exc.code or 500
             return resp
         return exc

@@ -10,6 +10,7 @@ from flask import abort, g, jsonify, redirect, request, session, url_for
 from sqlalchemy.orm import Session
 
 from hub.extensions import db
+from hub.schemas import error_json
 from tracking.accounts import can_edit, can_see_client, user_for_token
 from tracking.models import Client, User
 
@@ -49,7 +50,7 @@ def api_auth_required(view: F) -> F:
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if current_user() is None:
-            resp = jsonify(error="unauthorized", message="A valid API token is required.")
+            resp = jsonify(error_json("unauthorized", "A valid API token is required."))
             resp.status_code = 401
             resp.headers["WWW-Authenticate"] = "Bearer"
             return resp

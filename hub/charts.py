@@ -36,7 +36,7 @@ def stacked_bars(days: Sequence[str], series: Mapping[str, Sequence[int]], title
     ]
     for i, day in enumerate(days):
         x = PAD_L + i * step + (step - bar_w) / 2
-        y = PAD_T + plot_h
+        y: float = PAD_T + plot_h
         for k, name in enumerate(names):
             value = series[name][i]
             if not value:

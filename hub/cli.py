@@ -92,9 +92,7 @@ def scheduler() -> None:
     from jobs.scheduler import SchedulerProcess
 
     config = load_config()
-    logging.basicConfig(
-        level=config.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logging.basicConfig(level=config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
     install()
     proc = SchedulerProcess(Runtime.from_config(config), echo=lambda m: click.echo(m, err=True))
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -112,7 +110,7 @@ def scheduler() -> None:
 )
 @click.option("--connection", "connection_id", type=int, default=None, help="Only this connection.")
 @click.option("--chunk-days", default=7, show_default=True)
-def sync(connector: str, since, until, connection_id: int | None, chunk_days: int) -> None:  # type: ignore[no-untyped-def]
+def sync(connector: str, since, until, connection_id: int | None, chunk_days: int) -> None:
     """Backfill spend and deals of CONNECTOR from --since on."""
     from jobs.sync import backfill
 

@@ -1,4 +1,4 @@
-"""Configuration from environment variables, with defaults that run out of the box."""
+"""The Flask configuration, from ``tracking.settings.Settings``, with defaults that run out of the box."""
 
 from __future__ import annotations
 
@@ -7,11 +7,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-
-def _instance_dir() -> Path:
-    path = Path(os.environ.get("OTKUDA_INSTANCE_DIR", Path.cwd() / "instance"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+from tracking.settings import Settings
 
 
 def _persistent_secret(instance: Path, name: str, make: Any) -> str:
@@ -27,24 +23,25 @@ def _persistent_secret(instance: Path, name: str, make: Any) -> str:
 
 
 def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Build the app configuration: environment first, then generated defaults, then ``overrides``."""
+    """Build the app configuration: ``tracking.settings.Settings`` (the environment), then generated
+    defaults, then ``overrides``."""
     overrides = dict(overrides or {})
-    instance = Path(overrides.pop("INSTANCE_DIR", None) or _instance_dir())
+    env = Settings()
+    instance = Path(overrides.pop("INSTANCE_DIR", None) or env.instance_dir)
     instance.mkdir(parents=True, exist_ok=True)
-    env = os.environ
     cfg: dict[str, Any] = {
         "INSTANCE_DIR": str(instance),
-        "DATABASE_URL": env.get("OTKUDA_DATABASE_URL") or f"sqlite:///{instance / 'otkuda.db'}",
-        "SECRET_KEY": env.get("OTKUDA_SECRET_KEY")
+        "DATABASE_URL": env.database_url or f"sqlite:///{instance / 'otkuda.db'}",
+        "SECRET_KEY": env.secret_key
         or _persistent_secret(instance, "secret_key", lambda: secrets.token_hex(32)),
         # Key for secrets kept in the database (OAuth tokens, webhook keys): a Fernet key.
-        "ENCRYPTION_KEY": env.get("OTKUDA_ENCRYPTION_KEY")
+        "ENCRYPTION_KEY": env.encryption_key
         or _persistent_secret(instance, "encryption_key", _new_fernet_key),
-        "BASE_URL": env.get("OTKUDA_BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
+        "BASE_URL": env.base_url.rstrip("/"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        # Largest JSON body the public tracking endpoints accept.
-        "TRACKING_MAX_BODY": int(env.get("OTKUDA_TRACKING_MAX_BODY", 16 * 1024)),
+        "TRACKING_MAX_BODY": env.tracking_max_body,
+        "LOG_LEVEL": env.log_level,
     }
     cfg.update(overrides)
     return cfg

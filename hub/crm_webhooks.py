@@ -41,10 +41,13 @@ def deal_webhook_url(connection_id: int) -> str:
 
 
 def _amo_connector(conn: Connection) -> Any:
+    from sqlalchemy.engine import Engine
+
     from jobs.contexts import make_connector
     from jobs.runtime import Runtime
 
-    rt = Runtime.from_config(current_app.config, engine=db().get_bind())
+    bind = db().get_bind()
+    rt = Runtime.from_config(current_app.config, engine=bind if isinstance(bind, Engine) else bind.engine)
     return make_connector(rt, db(), conn, "amocrm")[0]
 
 

@@ -38,11 +38,11 @@ from tracking.models import (
     Deal,
     DealStatus,
     ManualSpend,
+    PlatformSpend,
     Pool,
     PoolChannel,
     Role,
     Site,
-    SpendRow,
     TelephonyIntegration,
     TrackingNumber,
     User,
@@ -296,7 +296,7 @@ def _money(db: Session, client: Client, billboard: Channel, now: dt.datetime) ->
     for days_ago in range(4):
         for platform, cid, name, kid, keyword in _CAMPAIGNS:
             db.add(
-                SpendRow(
+                PlatformSpend(
                     client_id=client.id,
                     connection_id=conn.id,
                     platform=platform,

@@ -29,8 +29,10 @@ import rjsmin
 from flask import Blueprint, Response, current_app, jsonify, redirect, request
 
 from hub.extensions import db
+from hub.schemas import error_json
 from tracking import phones, visits
 from tracking.channels import referrer_domain
+from tracking.db import iso
 from tracking.models import Site
 
 bp = Blueprint("public", __name__)
@@ -40,7 +42,7 @@ SNIPPET_MAX_AGE = 300  # seconds; for the addresses that move (the loader, the l
 
 
 def _error(status: int, error: str, message: str, origin: str | None = None) -> Response:
-    resp = jsonify(error=error, message=message)
+    resp = jsonify(error_json(error, message))
     resp.status_code = status
     if origin:
         _cors(resp, origin)
@@ -142,7 +144,7 @@ def _result_json(result: visits.VisitResult, *, full: bool) -> dict[str, Any]:
     body: dict[str, Any] = {
         "session_id": session.public_id,
         "live": result.live,
-        "hold_until": result.hold_until.isoformat().replace("+00:00", "Z") if result.hold_until else None,
+        "hold_until": iso(result.hold_until),
         "heartbeat_seconds": result.heartbeat_seconds,
     }
     if full:
@@ -262,7 +264,7 @@ def snippet_tag(hub_url: str, site_key: str) -> str:
 
 
 @bp.get("/otkuda.js")
-def snippet_latest() -> Response:
+def snippet_latest() -> Any:
     # The tag names this stable address; it moves to the current immutable build.
     resp = redirect(snippet_build().path, code=302)
     resp.headers["Cache-Control"] = f"public, max-age={SNIPPET_MAX_AGE}"
@@ -270,7 +272,7 @@ def snippet_latest() -> Response:
 
 
 @bp.get("/otkuda.<digest>.js")
-def snippet_file(digest: str) -> Response:
+def snippet_file(digest: str) -> Any:
     build = snippet_build()
     if digest != build.digest:
         return snippet_latest()  # a build this hub no longer has: the current one
@@ -281,7 +283,6 @@ def snippet_file(digest: str) -> Response:
     elif encodings["gzip"]:
         body, encoding = build.gzip, "gzip"
     resp = Response(body, mimetype="application/javascript")
-    resp.charset = "utf-8"
     if encoding:
         resp.headers["Content-Encoding"] = encoding
     resp.headers["Vary"] = "Accept-Encoding"
@@ -292,14 +293,13 @@ def snippet_file(digest: str) -> Response:
 
 
 @bp.get("/<site_key>.js")
-def snippet(site_key: str) -> Response:
+def snippet(site_key: str) -> Any:
     """The hosted loader, for tags written as ``<script async src=".../<site_key>.js">``."""
     site = visits.site_by_key(db(), site_key)
     if site is None:
         return _error(404, "unknown_site", "No site has this key.")
     body = loader_js(site.site_key, current_app.config["BASE_URL"])
     resp = Response(body, mimetype="application/javascript")
-    resp.charset = "utf-8"
     resp.set_etag(hashlib.sha256(body.encode()).hexdigest()[:32])
     resp.headers["Cache-Control"] = f"public, max-age={SNIPPET_MAX_AGE}"
     return resp.make_conditional(request)

@@ -8,12 +8,14 @@ signature, unreadable payload) answers 4xx, stores nothing, and is logged withou
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
 
 from hub.extensions import db
+from hub.schemas import error_json
 from tracking.calls import CallConflict, discard_unfinished, ingest
 from tracking.crypto import SecretUnreadable, decrypt_json
 from tracking.db import utcnow
@@ -47,7 +49,7 @@ def _refused(exc: Refused) -> Any:
         exc.message,
     )
     db().rollback()
-    resp = jsonify(error=exc.error, message=exc.message)
+    resp = jsonify(error_json(exc.error, exc.message))
     resp.status_code = exc.status
     return resp
 
@@ -73,6 +75,11 @@ def _ingest(integ: TelephonyIntegration, event: CallEvent | None) -> None:
     except CallConflict as exc:
         raise Refused(409, "conflict", str(exc)) from None
     db().commit()
+
+
+def _headers() -> Mapping[str, str]:
+    # Werkzeug's Headers is a case-insensitive mapping in all but its declared type.
+    return cast(Mapping[str, str], request.headers)
 
 
 def _guard(fn: Any) -> Any:
@@ -102,7 +109,7 @@ def _twiml(body: str) -> Response:
 def twilio_voice(key: str) -> Any:
     integ, secrets = _integration(("twilio",), key)
     form = request.form
-    _guard(lambda: twilio.verify(secrets, _twilio_urls(), form, request.headers))
+    _guard(lambda: twilio.verify(secrets, _twilio_urls(), form, _headers()))
     event = _guard(lambda: twilio.parse_voice(form, utcnow()))
     forward_to = db().scalar(
         select(TrackingNumber.forward_to).where(
@@ -118,7 +125,7 @@ def twilio_voice(key: str) -> Any:
 def twilio_status(key: str) -> Any:
     integ, secrets = _integration(("twilio",), key)
     form = request.form
-    _guard(lambda: twilio.verify(secrets, _twilio_urls(), form, request.headers))
+    _guard(lambda: twilio.verify(secrets, _twilio_urls(), form, _headers()))
     _ingest(integ, _guard(lambda: twilio.parse_status(form, utcnow())))
     # Also the <Dial action> target: an empty response ends the call once the forwarded leg is over.
     return _twiml(twilio.EMPTY_TWIML)
@@ -136,7 +143,7 @@ def zadarma_notify(provider: str, key: str) -> Any:
             raise Refused(400, "invalid_payload", "zd_echo is required")
         return Response(echo, mimetype="text/plain")
     form = request.form
-    _guard(lambda: zadarma.verify(secrets.get("api_secret", ""), form, request.headers))
+    _guard(lambda: zadarma.verify(secrets.get("api_secret", ""), form, _headers()))
     tz = integ.settings.get("timezone") or "UTC"
     _ingest(integ, _guard(lambda: zadarma.parse(form, utcnow(), provider=provider, tz=tz)))
     return jsonify(ok=True)
@@ -181,6 +188,6 @@ def mango_other(key: str, other: str) -> Any:
 def generic_event(key: str) -> Any:
     integ, secrets = _integration(("generic",), key)
     body = request.get_data(cache=False)
-    _guard(lambda: generic.verify(secrets.get("secret", ""), request.headers, body, utcnow()))
+    _guard(lambda: generic.verify(secrets.get("secret", ""), _headers(), body, utcnow()))
     _ingest(integ, _guard(lambda: generic.parse(body)))
     return jsonify(ok=True)

@@ -23,7 +23,7 @@ def account_context(rt: Runtime, db: Session, conn: Connection, connector: str) 
         account={k: str(v) for k, v in (conn.account or {}).items()},
         settings=dict(conn.settings or {}),
         access_token=TokenSource(rt, conn.id),
-        hub_base_url=str(rt.config.get("BASE_URL", "http://127.0.0.1:5000")).rstrip("/"),
+        hub_base_url=str(rt.setting("BASE_URL")).rstrip("/"),
         timezone=client.timezone if client else "Europe/Moscow",
         currency=client.currency if client else "RUB",
         extra=dict(provider.extra),

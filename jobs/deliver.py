@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from connectors.base import (
@@ -37,7 +37,7 @@ from jobs.history import RunTally, recorded
 from jobs.ratelimit import Buckets
 from jobs.runtime import Runtime
 from jobs.tokens import RefreshFailed, TokenSource
-from tracking.db import is_postgres, utcnow
+from tracking.db import is_postgres, rowcount, utcnow
 from tracking.models import Connection, ConnectionStatus, Delivery, DeliveryStatus, SyncRun
 
 log = logging.getLogger(__name__)
@@ -58,11 +58,11 @@ class DeliverSettings:
     @classmethod
     def from_runtime(cls, rt: Runtime) -> DeliverSettings:
         return cls(
-            batch_size=int(rt.setting("DELIVERY_BATCH_SIZE", cls.batch_size)),
-            max_attempts=int(rt.setting("DELIVERY_MAX_ATTEMPTS", cls.max_attempts)),
-            backoff_base=float(rt.setting("DELIVERY_BACKOFF_BASE", cls.backoff_base)),
-            backoff_cap=float(rt.setting("DELIVERY_BACKOFF_CAP", cls.backoff_cap)),
-            stale_after=dt.timedelta(seconds=float(rt.setting("DELIVERY_STALE_AFTER", 600))),
+            batch_size=int(rt.setting("DELIVERY_BATCH_SIZE")),
+            max_attempts=int(rt.setting("DELIVERY_MAX_ATTEMPTS")),
+            backoff_base=float(rt.setting("DELIVERY_BACKOFF_BASE")),
+            backoff_cap=float(rt.setting("DELIVERY_BACKOFF_CAP")),
+            stale_after=dt.timedelta(seconds=float(rt.setting("DELIVERY_STALE_AFTER"))),
         )
 
 
@@ -97,7 +97,7 @@ def _item(d: Delivery) -> DeliveryItem:
 
 
 def _claim(
-    db: Session, condition: object, claim_id: str, limit: int, *, count_attempt: bool
+    db: Session, condition: ColumnElement[bool], claim_id: str, limit: int, *, count_attempt: bool
 ) -> list[Delivery]:
     """Mark up to ``limit`` rows matching ``condition`` as claimed by ``claim_id``, commit, return them."""
     now = utcnow()
@@ -108,7 +108,7 @@ def _claim(
     }
     if count_attempt:
         values["attempts"] = Delivery.attempts + 1
-    ids = select(Delivery.id).where(condition).order_by(Delivery.id).limit(limit)  # type: ignore[arg-type]
+    ids = select(Delivery.id).where(condition).order_by(Delivery.id).limit(limit)
     if is_postgres(db):
         # Lock first, then update by id: a LIMIT … SKIP LOCKED subquery inside the UPDATE may be run more
         # than once by the planner and claim more rows than asked for.
@@ -121,7 +121,7 @@ def _claim(
     # between is left alone.
     db.execute(
         update(Delivery)
-        .where(target, condition)  # type: ignore[arg-type]
+        .where(target, condition)
         .values(**values)
         .execution_options(synchronize_session=False)
     )
@@ -135,22 +135,22 @@ def _claim(
     )
 
 
-def _active_groups(db: Session, condition: object) -> list[tuple[int, str]]:
+def _active_groups(db: Session, condition: ColumnElement[bool]) -> list[tuple[int, str]]:
     rows = db.execute(
         select(Delivery.connection_id, Delivery.connector)
         .join(Connection, Connection.id == Delivery.connection_id)
-        .where(condition, Connection.status == ConnectionStatus.ACTIVE)  # type: ignore[arg-type]
+        .where(condition, Connection.status == ConnectionStatus.ACTIVE)
         .group_by(Delivery.connection_id, Delivery.connector)
         .order_by(Delivery.connection_id, Delivery.connector)
     ).all()
     return [(r[0], r[1]) for r in rows]
 
 
-def _due(now: dt.datetime) -> object:
+def _due(now: dt.datetime) -> ColumnElement[bool]:
     return and_(Delivery.status.in_(DUE), Delivery.next_attempt_at <= now)
 
 
-def _in_doubt(now: dt.datetime, settings: DeliverSettings) -> object:
+def _in_doubt(now: dt.datetime, settings: DeliverSettings) -> ColumnElement[bool]:
     return and_(
         Delivery.status == DeliveryStatus.IN_FLIGHT,
         Delivery.next_attempt_at <= now,
@@ -161,11 +161,13 @@ def _in_doubt(now: dt.datetime, settings: DeliverSettings) -> object:
 def drop_claims(rt: Runtime) -> int:
     """At start-up of the only scheduler: every in-flight item belongs to a process that is gone."""
     with rt.sessions() as db:
-        n = db.execute(
-            update(Delivery)
-            .where(Delivery.status == DeliveryStatus.IN_FLIGHT, Delivery.claimed_by.is_not(None))
-            .values(claimed_by=None, next_attempt_at=utcnow())
-        ).rowcount
+        n = rowcount(
+            db.execute(
+                update(Delivery)
+                .where(Delivery.status == DeliveryStatus.IN_FLIGHT, Delivery.claimed_by.is_not(None))
+                .values(claimed_by=None, next_attempt_at=utcnow())
+            )
+        )
         db.commit()
     return int(n or 0)
 
@@ -188,7 +190,7 @@ class _Batch:
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-        return bool(res.rowcount)
+        return bool(rowcount(res))
 
     def record(
         self,
@@ -287,7 +289,7 @@ def mark_needs_reauth(rt: Runtime, connection_id: int, reason: str) -> None:
         db.commit()
 
 
-def with_token_retry(call, ctx_token: object):  # type: ignore[no-untyped-def]
+def with_token_retry(call, ctx_token: object):
     """Run ``call``; on TokenExpired refresh the connection once and run it again."""
     try:
         return call()

@@ -15,7 +15,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 
 from jobs.runtime import Runtime
-from tracking.db import utcnow
+from tracking.db import rowcount, utcnow
 from tracking.models import SchedulerLease
 
 NAME = "scheduler"
@@ -29,14 +29,16 @@ def try_acquire(rt: Runtime, holder: str, ttl: dt.timedelta, name: str = NAME) -
     """Take (or keep) the lease if it is free, lapsed or already ours."""
     now = utcnow()
     with rt.sessions() as db:
-        taken = db.execute(
-            update(SchedulerLease)
-            .where(
-                SchedulerLease.name == name,
-                or_(SchedulerLease.holder == holder, SchedulerLease.expires_at < now),
+        taken = rowcount(
+            db.execute(
+                update(SchedulerLease)
+                .where(
+                    SchedulerLease.name == name,
+                    or_(SchedulerLease.holder == holder, SchedulerLease.expires_at < now),
+                )
+                .values(holder=holder, acquired_at=now, expires_at=now + ttl)
             )
-            .values(holder=holder, acquired_at=now, expires_at=now + ttl)
-        ).rowcount
+        )
         if taken:
             db.commit()
             return True
@@ -55,11 +57,13 @@ def try_acquire(rt: Runtime, holder: str, ttl: dt.timedelta, name: str = NAME) -
 def renew(rt: Runtime, holder: str, ttl: dt.timedelta, name: str = NAME) -> bool:
     """Extend our lease; False means it is no longer ours and we must stop scheduling."""
     with rt.sessions() as db:
-        n = db.execute(
-            update(SchedulerLease)
-            .where(SchedulerLease.name == name, SchedulerLease.holder == holder)
-            .values(expires_at=utcnow() + ttl)
-        ).rowcount
+        n = rowcount(
+            db.execute(
+                update(SchedulerLease)
+                .where(SchedulerLease.name == name, SchedulerLease.holder == holder)
+                .values(expires_at=utcnow() + ttl)
+            )
+        )
         db.commit()
     return bool(n)
 

@@ -17,7 +17,7 @@ from connectors.base import ItemKind
 from jobs.contexts import connections_of_client
 from jobs.providers import capabilities
 from tracking import hooks
-from tracking.db import utcnow
+from tracking.db import rowcount, utcnow
 from tracking.models import ConnectionStatus, Delivery, DeliveryStatus
 
 log = logging.getLogger(__name__)
@@ -95,10 +95,12 @@ def retry_now(db: Session, delivery: Delivery) -> bool:
     """
     if delivery.status not in RETRYABLE:
         return False
-    changed = db.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery.id, Delivery.status.in_(RETRYABLE))
-        .values(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=utcnow(), claimed_by=None)
-    ).rowcount
+    n = rowcount(
+        db.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery.id, Delivery.status.in_(RETRYABLE))
+            .values(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=utcnow(), claimed_by=None)
+        )
+    )
     db.refresh(delivery)
-    return bool(changed)
+    return bool(n)

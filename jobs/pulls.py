@@ -30,7 +30,7 @@ from tracking.models import (
     DealStatus,
     Delivery,
     DeliveryStatus,
-    SpendRow,
+    PlatformSpend,
 )
 
 log = logging.getLogger(__name__)
@@ -106,16 +106,16 @@ def pull_spend(
             rows = with_token_retry(lambda: list(impl.pull_spend(start, end)), token)
             with rt.sessions() as db:
                 db.execute(
-                    delete(SpendRow).where(
-                        SpendRow.connection_id == cid,
-                        SpendRow.platform == name,
-                        SpendRow.day >= start,
-                        SpendRow.day <= end,
+                    delete(PlatformSpend).where(
+                        PlatformSpend.connection_id == cid,
+                        PlatformSpend.platform == name,
+                        PlatformSpend.day >= start,
+                        PlatformSpend.day <= end,
                     )
                 )
                 for r in rows:
                     db.add(
-                        SpendRow(
+                        PlatformSpend(
                             client_id=client_id,
                             connection_id=cid,
                             platform=name,

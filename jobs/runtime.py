@@ -12,13 +12,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tracking.crypto import SecretBox
 from tracking.db import make_engine, make_session_factory
+from tracking.settings import Settings
 
 
 def setting(config: Mapping[str, Any], name: str, default: Any = None) -> Any:
-    """A setting from the app config, else the ``OTKUDA_<NAME>`` environment variable, else ``default``."""
+    """A setting from the app config, else ``tracking.settings.Settings`` (the ``OTKUDA_<NAME>`` environment
+    variable or the declared default). Names outside ``Settings`` are the connectors' OAuth family
+    (``OTKUDA_<PROVIDER>_*``), read from the environment, else ``default``."""
     for key in (name, f"OTKUDA_{name}"):
         if key in config and config[key] not in (None, ""):
             return config[key]
+    if name.lower() in Settings.model_fields:
+        return getattr(Settings(), name.lower())
     value = os.environ.get(f"OTKUDA_{name}")
     return default if value in (None, "") else value
 

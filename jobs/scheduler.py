@@ -69,7 +69,7 @@ def job_deals() -> None:
 
 def job_tokens() -> None:
     rt = _rt()
-    ahead = dt.timedelta(minutes=float(rt.setting("TOKENS_REFRESH_AHEAD_MINUTES", 60)))
+    ahead = dt.timedelta(minutes=float(rt.setting("TOKENS_REFRESH_AHEAD_MINUTES")))
     # One history row per connection, so each client sees its own token refreshes and failures.
     for cid in expiring(rt, ahead):
         with recorded(rt, "tokens", connection_id=cid) as tally:
@@ -86,14 +86,14 @@ def job_pool_stats() -> None:
         tally.items = compute_pool_stats(rt)
 
 
-JOBS: dict[str, tuple[Callable[[], None], str, Any]] = {
-    # id: (function, setting, default) — a setting of 0 (a cron of "off") turns the job off.
-    "deliver": (job_deliver, "SCHEDULE_DELIVER_SECONDS", 5),
-    "spend_today": (job_spend_today, "SCHEDULE_SPEND_TODAY_MINUTES", 60),
-    "spend_yesterday": (job_spend_yesterday, "SCHEDULE_SPEND_YESTERDAY_CRON", "30 5 * * *"),
-    "deals": (job_deals, "SCHEDULE_DEALS_MINUTES", 5),
-    "tokens": (job_tokens, "SCHEDULE_TOKENS_MINUTES", 10),
-    "pool_stats": (job_pool_stats, "SCHEDULE_POOL_STATS_MINUTES", 60),
+JOBS: dict[str, tuple[Callable[[], None], str]] = {
+    # id: (function, setting in tracking.settings) — a setting of 0 (a cron of "off") turns the job off.
+    "deliver": (job_deliver, "SCHEDULE_DELIVER_SECONDS"),
+    "spend_today": (job_spend_today, "SCHEDULE_SPEND_TODAY_MINUTES"),
+    "spend_yesterday": (job_spend_yesterday, "SCHEDULE_SPEND_YESTERDAY_CRON"),
+    "deals": (job_deals, "SCHEDULE_DEALS_MINUTES"),
+    "tokens": (job_tokens, "SCHEDULE_TOKENS_MINUTES"),
+    "pool_stats": (job_pool_stats, "SCHEDULE_POOL_STATS_MINUTES"),
 }
 
 
@@ -103,8 +103,8 @@ RUN_AT_START = {"deliver", "tokens"}  # the rest keep to their schedule across r
 def triggers(rt: Runtime) -> dict[str, Any]:
     """The trigger of every enabled job, from configuration."""
     out: dict[str, Any] = {}
-    for job_id, (_fn, name, default) in JOBS.items():
-        value = rt.setting(name, default)
+    for job_id, (_fn, name) in JOBS.items():
+        value = rt.setting(name)
         if name.endswith("_CRON"):
             if str(value).strip().lower() not in ("off", "0"):
                 out[job_id] = CronTrigger.from_crontab(str(value), timezone=dt.UTC)
@@ -120,7 +120,7 @@ def triggers(rt: Runtime) -> dict[str, Any]:
 def build_scheduler(rt: Runtime) -> BackgroundScheduler:
     sched = BackgroundScheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=rt.engine, tablename="scheduler_jobs")},
-        executors={"default": ThreadPoolExecutor(int(rt.setting("SCHEDULER_THREADS", 4)))},
+        executors={"default": ThreadPoolExecutor(int(rt.setting("SCHEDULER_THREADS")))},
         # One instance per job at a time; runs missed while the process was down collapse into one.
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
         timezone=dt.UTC,
@@ -139,7 +139,7 @@ class SchedulerProcess:
     ) -> None:
         self.rt = rt
         self.holder = holder or lease.holder_id()
-        self.ttl = dt.timedelta(seconds=float(rt.setting("SCHEDULER_LEASE_SECONDS", 30)))
+        self.ttl = dt.timedelta(seconds=float(rt.setting("SCHEDULER_LEASE_SECONDS")))
         self.stop_event = threading.Event()
         self.echo = echo
 

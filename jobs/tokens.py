@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from connectors.base import AuthRevoked
 from jobs import providers
-from jobs.runtime import Runtime
+from jobs.runtime import Runtime, setting
 from tracking.crypto import SecretBox
 from tracking.db import is_postgres, utcnow
 from tracking.models import Connection, ConnectionStatus
@@ -89,7 +89,7 @@ def oauth_session(provider: providers.ResolvedProvider, **kwargs: Any) -> OAuth2
 
 
 def redirect_uri(config: Any) -> str:
-    return str(config.get("BASE_URL", "http://127.0.0.1:5000")).rstrip("/") + "/oauth/callback"
+    return str(setting(config, "BASE_URL")).rstrip("/") + "/oauth/callback"
 
 
 def refresh_connection(

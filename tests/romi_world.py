@@ -21,7 +21,7 @@ from tracking.models import (
     Deal,
     DealStatus,
     ManualSpend,
-    SpendRow,
+    PlatformSpend,
     VisitSession,
 )
 
@@ -124,7 +124,7 @@ class Shop:
     def spend(self, day: dt.date, campaign: str, cost: str, platform: str = "yandex_direct", **rest) -> None:
         names = {"701": "Sofas", "702": "Brand", "9001": "Search"}
         self.db.add(
-            SpendRow(
+            PlatformSpend(
                 client_id=self.t.client.id,
                 connection_id=self.conn.id,
                 platform=platform,

@@ -25,7 +25,7 @@ class Landing:
         pages = self.pages
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 body = pages.get(self.path.split("?")[0])
                 if self.path == "/favicon.ico":
                     self.send_response(204)

@@ -16,7 +16,7 @@ from tests.factories import make_tenant
 from tracking import hooks
 from tracking.calls import CallConflict, ingest
 from tracking.db import make_session_factory
-from tracking.models import AttributionMethod, Call, CallEvent, CallStatus
+from tracking.models import AttributionMethod, Call, CallStatus, StoredCallEvent
 from tracking.telephony.base import CallEvent as Event
 from tracking.telephony.base import EventKind, Outcome
 
@@ -105,7 +105,12 @@ def test_every_order_and_duplicate_converges_to_one_record(db: Session, finalise
             db.commit()
         call = db.scalars(select(Call).where(Call.provider_call_id == call_id)).one()
         results.add(_snapshot(call))
-        assert db.scalar(select(func.count()).select_from(CallEvent).where(CallEvent.call_id == call.id)) == 4
+        assert (
+            db.scalar(
+                select(func.count()).select_from(StoredCallEvent).where(StoredCallEvent.call_id == call.id)
+            )
+            == 4
+        )
     assert len(results) == 1
     (snap,) = results
     assert snap == (
@@ -263,7 +268,7 @@ def test_call_id_of_another_integration_is_refused(db: Session) -> None:
     with pytest.raises(CallConflict):
         ingest(db, ib, _lifecycle("shared")[2])
     db.rollback()
-    assert db.scalar(select(func.count()).select_from(CallEvent)) == 1
+    assert db.scalar(select(func.count()).select_from(StoredCallEvent)) == 1
 
 
 def test_concurrent_deliveries_of_one_call_make_one_row(db: Session, engine: Engine) -> None:
@@ -310,7 +315,7 @@ def test_concurrent_deliveries_of_one_call_make_one_row(db: Session, engine: Eng
         hooks.call_finalised.disconnect(counter)
     assert errors == []
     assert db.scalar(select(func.count()).select_from(Call)) == rounds
-    assert db.scalar(select(func.count()).select_from(CallEvent)) == rounds * 4
+    assert db.scalar(select(func.count()).select_from(StoredCallEvent)) == rounds * 4
     assert sorted(seen) == sorted(set(seen)) and len(seen) == rounds
     for call in db.scalars(select(Call)):
         assert call.status == CallStatus.ANSWERED and call.talk_seconds == 60 and call.recording_url

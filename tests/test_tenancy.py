@@ -90,6 +90,7 @@ def build_world(db, t: Tenant) -> dict[str, str]:
         "pool_id": str(pool.id),
         "session_id": session.public_id,
         "call_id": str(call.id),
+        "integration_id": str(integration.id),
         "connection_id": str(conn.id),
         "delivery_id": str(delivery.id),
         "spend_id": str(spend.id),

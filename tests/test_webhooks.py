@@ -16,7 +16,7 @@ from twilio.request_validator import RequestValidator
 from tests import call_helpers as h
 from tests.factories import make_tenant
 from tracking import hooks
-from tracking.models import AttributionMethod, Call, CallEvent, CallStatus
+from tracking.models import AttributionMethod, Call, CallStatus, StoredCallEvent
 from tracking.telephony import generic, mango, zadarma
 
 BASE = "http://hub.test"
@@ -39,7 +39,7 @@ def _counts(db: Session) -> tuple[int, int]:
     db.rollback()
     return (
         db.scalar(select(func.count()).select_from(Call)),
-        db.scalar(select(func.count()).select_from(CallEvent)),
+        db.scalar(select(func.count()).select_from(StoredCallEvent)),
     )
 
 

@@ -66,7 +66,7 @@ def user_for_token(db: Session, token: str) -> User | None:
     return row.user
 
 
-def visible_clients(user: User) -> Select[tuple[Client]]:
+def visible_clients(user: User) -> Select[Client]:
     """Clients ``user`` may see: the whole agency, or the viewer's one client."""
     query = select(Client).where(Client.agency_id == user.agency_id)
     if user.role == Role.VIEWER:

@@ -89,7 +89,7 @@ def _cap(pool: Pool, started_at: dt.datetime) -> dt.datetime:
     return started_at + dt.timedelta(seconds=pool.max_hold_seconds)
 
 
-def _free(now: dt.datetime):  # noqa: ANN202  (an SQL expression)
+def _free(now: dt.datetime):
     return or_(TrackingNumber.held_by_session_id.is_(None), TrackingNumber.held_until < now)
 
 

@@ -18,18 +18,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tracking import attribution, hooks
-from tracking.db import utcnow
+from tracking.db import iso, rowcount, utcnow
 from tracking.models import (
     AttributionMethod,
     Call,
     CallStatus,
     Channel,
     Client,
+    StoredCallEvent,
     TelephonyIntegration,
     TrackingNumber,
     VisitSession,
 )
-from tracking.models import CallEvent as CallEventRow
 from tracking.telephony.base import CallEvent, EventKind, Outcome
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class Ingested:
     finalised: bool  # this event made the call final (and fired ``call_finalised``)
 
 
-def _insert(db: Session):  # type: ignore[no-untyped-def]
+def _insert(db: Session):
     return postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
@@ -87,7 +87,7 @@ def ingest(db: Session, integration: TelephonyIntegration, event: CallEvent) -> 
     """Apply one event to its call inside the caller's transaction (the caller commits)."""
     call = _locked_call(db, integration, event)
     inserted = db.execute(
-        _insert(db)(CallEventRow)
+        _insert(db)(StoredCallEvent)
         .values(
             call_id=call.id,
             kind=event.kind.value,
@@ -98,13 +98,15 @@ def ingest(db: Session, integration: TelephonyIntegration, event: CallEvent) -> 
         )
         .on_conflict_do_nothing(index_elements=["call_id", "fingerprint"])
     )
-    if inserted.rowcount == 0:
+    if rowcount(inserted) == 0:
         return Ingested(call, duplicate=True, finalised=False)
 
     events = [
         CallEvent.from_data(data)
         for data in db.execute(
-            select(CallEventRow.data).where(CallEventRow.call_id == call.id).order_by(CallEventRow.id)
+            select(StoredCallEvent.data)
+            .where(StoredCallEvent.call_id == call.id)
+            .order_by(StoredCallEvent.id)
         ).scalars()
     ]
     is_new = len(events) == 1
@@ -149,10 +151,10 @@ def discard_unfinished(db: Session, integration: TelephonyIntegration, provider_
             Call.finalised_at.is_(None),
         )
     )
-    return bool(deleted.rowcount)
+    return bool(rowcount(deleted))
 
 
-def _first(values: list) -> object:  # type: ignore[type-arg]
+def _first(values: list) -> object:
     return next((v for v in values if v is not None), None)
 
 
@@ -257,10 +259,6 @@ def call_path(call: Call) -> str:
     return f"/clients/{call.client_id}/calls/{call.id}"
 
 
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.UTC).isoformat() if value else None
-
-
 SESSION_FIELDS = (
     "landing_url",
     "referrer",
@@ -285,7 +283,7 @@ def session_payload(session: VisitSession | None) -> dict[str, str | None] | Non
     return {name: getattr(session, name) for name in SESSION_FIELDS}
 
 
-def call_payload(db: Session, call: Call) -> dict:  # type: ignore[type-arg]
+def call_payload(db: Session, call: Call) -> dict:
     """The CallPayload documented in ``connectors.base``: a JSON-able snapshot for deliveries."""
     client = db.get(Client, call.client_id)
     number = db.get(TrackingNumber, call.tracking_number_id) if call.tracking_number_id else None
@@ -298,9 +296,9 @@ def call_payload(db: Session, call: Call) -> dict:  # type: ignore[type-arg]
         "caller": call.caller,
         "tracking_number": number.e164 if number else call.called_number,
         "static": bool(number is not None and number.pool_id is None),
-        "called_at": _iso(call.called_at),
-        "answered_at": _iso(call.answered_at),
-        "ended_at": _iso(call.ended_at),
+        "called_at": iso(call.called_at),
+        "answered_at": iso(call.answered_at),
+        "ended_at": iso(call.ended_at),
         "wait_seconds": call.wait_seconds,
         "talk_seconds": call.talk_seconds,
         "status": call.status.value if call.status != CallStatus.IN_PROGRESS else "missed",

@@ -7,10 +7,10 @@ and PostgreSQL behave the same and comparisons never mix naive and aware values.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -30,6 +30,23 @@ class Base(DeclarativeBase):
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """How many rows an UPDATE, INSERT or DELETE touched (``Session.execute`` is typed as returning a plain
+    ``Result``, which hides the cursor's ``rowcount``)."""
+    return int(cast(CursorResult[Any], result).rowcount or 0)
+
+
+def iso(value: dt.datetime | dt.date | None) -> str | None:
+    """The one way a moment is written out: UTC with a ``Z`` (a date stays a date)."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    return value.isoformat()
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):

@@ -104,7 +104,7 @@ def observed_traffic(
         .limit(SAMPLE)
     ).all()
     if len(delays) >= MIN_CALLS_FOR_DELAYS:
-        traffic.call_delays = [(called - seen_at).total_seconds() for called, seen_at in delays]
+        traffic.call_delays = [(called - seen_at).total_seconds() for called, seen_at in delays if called]
     return traffic, len(rows), int(calls or 0)
 
 

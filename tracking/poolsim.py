@@ -112,7 +112,7 @@ def _pick(rng: random.Random, weights: dict[str, float]) -> str:
 def _arrivals(rng: random.Random, traffic: Traffic, days: int) -> list[dt.datetime]:
     shape = list(traffic.hourly_shape)
     total = sum(shape)
-    out = []
+    out: list[dt.datetime] = []
     for day in range(days):
         for hour, weight in enumerate(shape):
             rate = traffic.sessions_per_day * weight / total  # visits in this hour
@@ -217,7 +217,8 @@ def simulate(traffic: Traffic, pool: PoolConfig, days: int = 3, seed: int = 1) -
         held_seconds += (release - start).total_seconds()
 
     horizon = days * 86400.0
-    starts = {num: [h.hold_start for h in hs] for num, hs in holds_by_number.items()}
+    # Every hold listed above has its start set, so each list stays aligned with its holds.
+    starts = {num: [h.hold_start for h in hs if h.hold_start] for num, hs in holds_by_number.items()}
 
     # --- calls and attribution ---------------------------------------------------------------------------
     phone_of: dict[str, str] = {}

@@ -29,11 +29,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, cast, func, or_, select
+from sqlalchemy import ColumnElement, String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from tracking.errors import Refused
 from tracking.models import (
     AttributionMethod,
     CallStatus,
@@ -43,7 +45,7 @@ from tracking.models import (
     Deal,
     DealStatus,
     ManualSpend,
-    SpendRow,
+    PlatformSpend,
     VisitSession,
 )
 from tracking.models.calls import Call
@@ -81,8 +83,36 @@ class Model(StrEnum):
     FIRST_TOUCH = "first_touch"
 
 
-class InvalidReport(ValueError):
+class InvalidReport(Refused):
     """The report cannot be computed as asked (a period backwards, an unknown level or model)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(field, message, "bad_request")
+
+
+PRESETS = (
+    ("this_month", "This month"),
+    ("last_month", "Last month"),
+    ("last_30", "Last 30 days"),
+    ("this_year", "This year"),
+)
+
+
+def client_today(client: Client) -> dt.date:
+    """Today in the client's time zone: what "this month" and "so far" mean in every report."""
+    return dt.datetime.now(ZoneInfo(client.timezone or "UTC")).date()
+
+
+def preset_period(name: str, today: dt.date) -> tuple[dt.date, dt.date]:
+    """The local days [start, end] a named period covers; an unknown name is this month so far."""
+    if name == "last_month":
+        end = today.replace(day=1) - dt.timedelta(days=1)
+        return end.replace(day=1), end
+    if name == "last_30":
+        return today - dt.timedelta(days=29), today
+    if name == "this_year":
+        return today.replace(month=1, day=1), today
+    return today.replace(day=1), today
 
 
 @dataclass
@@ -300,13 +330,13 @@ def report(
 ) -> Report:
     """The ROMI tree of ``client`` for the local days [start, end]."""
     if end < start:
-        raise InvalidReport("end: the period ends before it starts")
+        raise InvalidReport("end", "the period ends before it starts")
     if (end - start).days > 3 * 366:
-        raise InvalidReport("end: a report covers at most three years")
+        raise InvalidReport("end", "a report covers at most three years")
     try:
         model = Model(model)
     except ValueError:
-        raise InvalidReport(f"model: one of {', '.join(m.value for m in Model)}") from None
+        raise InvalidReport("model", f"one of {', '.join(m.value for m in Model)}") from None
     lo, hi = period_bounds(client, start, end)
     ctx = _Context(db, client)
     total = Node(0, "", "Total")
@@ -345,14 +375,14 @@ class _Context:
         self._known_loaded = True
         q = (
             select(
-                SpendRow.campaign_id,
-                SpendRow.campaign_name,
-                SpendRow.ad_group_id,
-                SpendRow.ad_group_name,
-                SpendRow.keyword_id,
-                SpendRow.keyword,
+                PlatformSpend.campaign_id,
+                PlatformSpend.campaign_name,
+                PlatformSpend.ad_group_id,
+                PlatformSpend.ad_group_name,
+                PlatformSpend.keyword_id,
+                PlatformSpend.keyword,
             )
-            .where(SpendRow.client_id == self.client.id)
+            .where(PlatformSpend.client_id == self.client.id)
             .distinct()
         )
         for cid, cname, gid, gname, kid, kw in self.db.execute(q):
@@ -477,9 +507,10 @@ def _add_calls(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.datetime, mod
     methods = {x.name: x for x in AttributionMethod}
     calls = []
     for row in ctx.db.connection().execute(q):
-        call = _CallRow(*row)
-        call.status = statuses[call.status]  # type: ignore[index]
-        call.method = methods[call.method]  # type: ignore[index]
+        values: tuple[Any, ...] = tuple(row)
+        call = _CallRow(*values)
+        call.status = statuses[call.status]
+        call.method = methods[call.method]
         calls.append(call)
     touches = _touches(ctx, calls, model, lo, hi)
     deals = _deals_of(ctx, [r.id for r in calls])
@@ -516,7 +547,7 @@ def _add_calls(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.datetime, mod
                 m.revenue += amount
 
 
-def _final_calls(client_id: int, lo: dt.datetime, hi: dt.datetime) -> tuple[object, ...]:
+def _final_calls(client_id: int, lo: dt.datetime, hi: dt.datetime) -> tuple[ColumnElement[bool], ...]:
     """The calls a report counts: the client's finished calls made in [lo, hi)."""
     return (
         Call.client_id == client_id,
@@ -569,11 +600,13 @@ def _touches(
     )
     if model == Model.LAST_NON_DIRECT:
         q = q.where(s2.channel_id.is_not(None), s2.channel_id.not_in(sorted(ctx.direct_ids)))
-    history: dict[tuple[int, str], list[tuple]] = defaultdict(list)
+    history: dict[tuple[int | None, str | None], list[tuple]] = defaultdict(list)
     for site, visitor, started, *rest in ctx.db.execute(q):
         history[(site, visitor)].append((started, *rest))
     out = {}
     for r in wanted:
+        if r.started_at is None:  # a call with a visitor has a session, and a session a start
+            continue
         earlier = [
             h
             for h in history.get((r.site_id, r.visitor_id), ())
@@ -582,7 +615,7 @@ def _touches(
         if earlier:
             # First touch: the visitor's first session; last non-direct: the latest non-direct one.
             out[r.id] = tuple((earlier[0] if model == Model.FIRST_TOUCH else earlier[-1])[1:])
-    return out  # type: ignore[return-value]
+    return out
 
 
 def _deals_of(ctx: _Context, call_ids: list[int]) -> dict[int, list[tuple[DealStatus, Decimal]]]:
@@ -616,7 +649,7 @@ def _add_deals_without_call(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.
 
 
 def _add_spend(ctx: _Context, total: Node, start: dt.date, end: dt.date) -> None:
-    r = SpendRow
+    r = PlatformSpend
     q = (
         select(
             r.platform,

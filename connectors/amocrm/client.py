@@ -74,7 +74,8 @@ def read_problem(response: requests.Response) -> Problem:
         return Problem(response.status_code, "", response.reason or "error", None)
     # API v4 answers application/problem+json ({title, status, detail}); the account-level refusals
     # (error codes 110-113) keep the older {"response": {"error", "error_code"}} shape.
-    old = body.get("response") if isinstance(body.get("response"), dict) else {}
+    nested = body.get("response")
+    old: dict[str, Any] = nested if isinstance(nested, dict) else {}
     code = str(old.get("error_code") or body.get("error_code") or "")
     detail = old.get("error") or body.get("detail") or body.get("title") or "error"
     return Problem(response.status_code, code, str(detail), body)

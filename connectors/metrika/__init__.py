@@ -6,6 +6,10 @@ Account ids: ``counter_id``. Settings: ``deal_goal`` (goal identifier for won de
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
 from connectors.base import AccountContext
 from connectors.metrika.connector import MetrikaConnector
 from connectors.metrika.provider import PROVIDER
@@ -17,4 +21,18 @@ def make_connector(ctx: AccountContext) -> MetrikaConnector:
     return MetrikaConnector(ctx)
 
 
-__all__ = ["CAPABILITIES", "PROVIDER", "MetrikaConnector", "make_connector"]
+class Settings(BaseModel):
+    """Per-connection choices."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    deal_goal: str | None = Field(None, description="Goal identifier that won deals are sent as")
+    calls_goal_name: str | None = None
+    phone_number: Literal["tracking", "caller"] = "tracking"
+    window_days: int = Field(21, ge=1, le=90)
+    max_rows_per_file: int = Field(1000, ge=1)
+    status_poll_seconds: float = Field(30, gt=0)
+    status_poll_interval: float = Field(3, gt=0)
+
+
+__all__ = ["CAPABILITIES", "PROVIDER", "Settings", "MetrikaConnector", "make_connector"]

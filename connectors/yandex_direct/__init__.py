@@ -7,6 +7,8 @@ Sessions are tied to campaigns by ``mapping.match_campaign`` with the client's e
 
 from __future__ import annotations
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from connectors.base import AccountContext
 from connectors.yandex_direct.client import DirectError
 from connectors.yandex_direct.connector import YandexDirectConnector
@@ -20,9 +22,20 @@ def make_connector(ctx: AccountContext) -> YandexDirectConnector:
     return YandexDirectConnector(ctx)
 
 
+class Settings(BaseModel):
+    """Per-connection choices."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    include_vat: bool = True
+    report_timeout_seconds: float = Field(900, gt=0)
+    max_poll_interval: float = Field(120, gt=0)
+
+
 __all__ = [
     "CAPABILITIES",
     "PROVIDER",
+    "Settings",
     "CampaignMatch",
     "DirectError",
     "YandexDirectConnector",

@@ -1,7 +1,27 @@
-"""The REST API under /api/v1 (token auth). Each module adds its routes and its OpenAPI paths."""
+"""The REST API under /api/v1 (token auth): one module per resource, each adding its routes and describing
+them in the OpenAPI document through the schemas that validate and serialise them."""
 
 from flask import Blueprint
 
 bp = Blueprint("api", __name__)
 
-from hub.api import calls, common, openapi, pipeline, resources, romi, setup, spend, users  # noqa: E402,F401  (registers the routes)
+from hub.api import (  # noqa: E402,F401  (registers the routes)
+    calls,
+    campaign_mappings,
+    channels,
+    clients,
+    common,
+    connections,
+    deliveries,
+    me,
+    numbers,
+    openapi,
+    pools,
+    romi,
+    sessions,
+    sites,
+    spend,
+    sync_runs,
+    telephony,
+    users,
+)

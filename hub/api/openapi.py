@@ -1,21 +1,40 @@
-"""The OpenAPI document, assembled from the paths each API module registers."""
+"""The OpenAPI document, assembled from the operations each API module registers and the schemas it uses.
+
+Schemas are never written here by hand: each is the JSON Schema of the Pydantic model that validates or
+serialises the body (OpenAPI 3.1 uses JSON Schema 2020-12, which is what Pydantic emits)."""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Literal
 
 from flask import jsonify
+from pydantic import BaseModel
 
 from hub.api import bp
+from hub.schemas import Error, In
 
 PATHS: dict[str, dict[str, Any]] = {}
-SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
-        "required": ["error"],
-    }
-}
+SCHEMAS: dict[str, Any] = {}
+REF = "#/components/schemas/{model}"
+
+
+def component(
+    model: type[BaseModel], mode: Literal["validation", "serialization"] | None = None, *, name: str = ""
+) -> dict[str, str]:
+    """Add ``model`` (and the models it uses) to the document's schemas; answer a ``$ref`` to it.
+
+    Request models are described as they validate, response models as they serialise. ``name`` tells
+    apart models that share a class name (each telephony adapter's ``Secrets``)."""
+    if mode is None:
+        mode = "validation" if issubclass(model, In) else "serialization"
+    definition = model.model_json_schema(ref_template=REF, mode=mode)
+    for sub_name, sub in definition.pop("$defs", {}).items():
+        SCHEMAS[sub_name] = sub
+    # Named as Pydantic names the models it nests, so a model has one name wherever it appears.
+    name = re.sub(r"[^a-zA-Z0-9.\-_]", "_", name or model.__name__)
+    SCHEMAS[name] = definition
+    return {"$ref": REF.format(model=name)}
 
 
 def register(path: str, method: str, operation: dict[str, Any]) -> None:
@@ -27,8 +46,16 @@ def register(path: str, method: str, operation: dict[str, Any]) -> None:
 
 
 def schema(name: str, definition: dict[str, Any]) -> dict[str, str]:
+    """A hand-written schema, for a shape no model stands for (kept for modules not yet on models)."""
     SCHEMAS[name] = definition
-    return {"$ref": f"#/components/schemas/{name}"}
+    return {"$ref": REF.format(model=name)}
+
+
+ERROR = component(Error)
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": ERROR}}}
 
 
 def document() -> dict[str, Any]:
@@ -39,16 +66,10 @@ def document() -> dict[str, Any]:
         "paths": dict(sorted(PATHS.items())),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": SCHEMAS,
+            "schemas": dict(sorted(SCHEMAS.items())),
             "responses": {
-                "Unauthorized": {
-                    "description": "Missing or unknown API token",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                },
-                "NotFound": {
-                    "description": "No such object visible to the caller",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                },
+                "Unauthorized": _error_response("Missing or unknown API token"),
+                "NotFound": _error_response("No such object visible to the caller"),
             },
         },
     }

@@ -2,59 +2,85 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from flask import jsonify, request
-from werkzeug.exceptions import BadRequest
+from pydantic import Field
 
 from hub import exports
 from hub.api import bp
-from hub.api.openapi import register, schema
+from hub.api.common import NOT_FOUND, date_arg, id_param, ok, refused
+from hub.api.openapi import register
 from hub.auth import api_auth_required, client_or_404
 from hub.extensions import db
+from hub.schemas import Out
 from tracking import romi
+from tracking.errors import Refused
 from tracking.models import Client
 
 
-def _date(name: str, default: dt.date) -> dt.date:
-    raw = request.args.get(name)
-    if not raw:
-        return default
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be a date, YYYY-MM-DD") from None
-
-
 def report_from_args(client: Client) -> romi.Report:
-    """The report the query string asks for: start, end (local days, default this month so far), model."""
-    today = dt.datetime.now(dt.UTC).date()
-    start = _date("start", today.replace(day=1))
-    end = _date("end", today)
-    try:
-        return romi.report(
-            db(), client, start, end, model=request.args.get("model", romi.Model.LAST_NON_DIRECT)
-        )
-    except romi.InvalidReport as exc:
-        raise BadRequest(str(exc)) from None
+    """The report the query string asks for: start, end (local days, default this month so far in the
+    client's time zone), model."""
+    default_start, default_end = romi.preset_period("this_month", romi.client_today(client))
+    start = date_arg("start", default_start)
+    end = date_arg("end", default_end)
+    return romi.report(db(), client, start, end, model=request.args.get("model", romi.Model.LAST_NON_DIRECT))
 
 
 def depth_from_args() -> int:
     raw = request.args.get("group_by", "channel")
     levels = [p.strip() for p in raw.split(",") if p.strip()]
     if not levels or levels != list(romi.LEVELS[: len(levels)]):
-        raise BadRequest("group_by must be a prefix of channel,campaign,ad_group,keyword")
+        raise Refused("group_by", "must be a prefix of channel,campaign,ad_group,keyword", "bad_request")
     return len(levels)
 
 
-def row_json(node: romi.Node) -> dict[str, Any]:
-    dims = {name: None for name in romi.LEVELS}
+Money = str | None
+Ratio = float | None
+
+
+class RomiRow(Out):
+    level: Literal["total", "channel", "campaign", "ad_group", "keyword"]
+    path: list[str]
+    label: str
+    dimensions: dict[str, str | None] = Field(description="The row's label at each level above and at it")
+    spend: Money
+    clicks: int
+    impressions: int
+    visits: int
+    calls: int
+    unique_callers: int
+    first_time_calls: int
+    answered: int
+    missed: int
+    deals: int
+    won: int
+    revenue: Money
+    cost_per_call: Money
+    cost_per_deal: Money
+    visit_to_call: Ratio
+    call_to_deal: Ratio
+    deal_to_won: Ratio
+    romi: Ratio
+
+
+class RomiReport(Out):
+    start: str
+    end: str
+    model: romi.Model
+    currency: str
+    rows: list[RomiRow] = Field(description="Parents before children")
+    totals: RomiRow
+
+
+def row_json(node: romi.Node, labels: list[str] | None = None) -> dict[str, Any]:
+    labels = labels or []
     return {
         "level": romi.LEVELS[node.level - 1] if node.level else "total",
         "path": list(node.path),
         "label": node.label,
-        "dimensions": dims,
+        "dimensions": dict(zip(romi.LEVELS, labels + [None] * (len(romi.LEVELS) - len(labels)), strict=True)),
         **node.metrics.as_dict(),
     }
 
@@ -65,18 +91,15 @@ def get_romi(client_id: int) -> Any:
     client = client_or_404(client_id)
     depth = depth_from_args()
     rep = report_from_args(client)
-    rows = []
-    for node, labels in romi.with_labels(rep.rows(depth)):
-        row = row_json(node)
-        row["dimensions"] = dict(zip(romi.LEVELS, labels + [None] * (4 - len(labels)), strict=True))
-        rows.append(row)
     return jsonify(
-        start=rep.start.isoformat(),
-        end=rep.end.isoformat(),
-        model=rep.model.value,
-        currency=rep.currency,
-        rows=rows,
-        totals=row_json(rep.total),
+        RomiReport.build(
+            start=rep.start.isoformat(),
+            end=rep.end.isoformat(),
+            model=rep.model,
+            currency=rep.currency,
+            rows=[row_json(node, labels) for node, labels in romi.with_labels(rep.rows(depth))],
+            totals=row_json(rep.total),
+        )
     )
 
 
@@ -95,30 +118,11 @@ def export_romi(client_id: int, fmt: str) -> Any:
 
 
 _PARAMS = [
-    {"name": "client_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+    id_param("client_id"),
     {"name": "start", "in": "query", "schema": {"type": "string", "format": "date"}},
     {"name": "end", "in": "query", "schema": {"type": "string", "format": "date"}},
     {"name": "model", "in": "query", "schema": {"type": "string", "enum": [m.value for m in romi.Model]}},
 ]
-_METRICS = {
-    name: {"type": ["string", "null"]}
-    if name in ("spend", "revenue", "cost_per_call", "cost_per_deal")
-    else {"type": ["number", "null"]}
-    for name in romi.METRIC_NAMES
-}
-ROMI_ROW = schema(
-    "RomiRow",
-    {
-        "type": "object",
-        "properties": {
-            "level": {"type": "string", "enum": ["total", *romi.LEVELS]},
-            "path": {"type": "array", "items": {"type": "string"}},
-            "label": {"type": "string"},
-            "dimensions": {"type": "object"},
-            **_METRICS,
-        },
-    },
-)
 register(
     "/clients/{client_id}/romi",
     "get",
@@ -134,22 +138,9 @@ register(
             },
         ],
         "responses": {
-            "200": {
-                "description": "Rows (parents before children) and totals",
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "rows": {"type": "array", "items": ROMI_ROW},
-                                "totals": ROMI_ROW,
-                            },
-                        }
-                    }
-                },
-            },
-            "400": {"description": "Bad period, model or group_by"},
-            "404": {"$ref": "#/components/responses/NotFound"},
+            "200": ok(RomiReport, "Rows (parents before children) and totals"),
+            "400": refused("Bad period, model or group_by"),
+            "404": NOT_FOUND,
         },
     },
 )
@@ -162,8 +153,8 @@ for _fmt, _type in (("csv", "text/csv"), ("xlsx", exports.XLSX)):
             "parameters": _PARAMS,
             "responses": {
                 "200": {"description": _fmt.upper(), "content": {_type: {}}},
-                "400": {"description": "Bad period or model"},
-                "404": {"$ref": "#/components/responses/NotFound"},
+                "400": refused("Bad period or model"),
+                "404": NOT_FOUND,
             },
         },
     )

@@ -1,7 +1,20 @@
 """Server-rendered pages for people: login, clients, numbers, pools, sessions."""
 
-from flask import Blueprint
+from typing import Any
+
+from flask import Blueprint, render_template
+
+from hub.extensions import db
+from tracking.errors import Refused
 
 bp = Blueprint("web", __name__, template_folder="../templates")
+
+
+@bp.errorhandler(Refused)
+def _refused(exc: Refused) -> Any:
+    # The domain's refusals (a bad filter, a bad period) shown to a person; the API answers them as JSON.
+    db().rollback()
+    return render_template("error.html", message=str(exc)), 400
+
 
 from hub.web import journal, pages, pipeline, reports  # noqa: E402,F401  (registers the routes)

@@ -8,38 +8,31 @@ from collections import defaultdict
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from sqlalchemy import func, select
-from werkzeug.exceptions import BadRequest
 
 from hub import charts, exports
-from hub.api.calls import (
-    CSV_COLUMNS,
-    apply_tags_notes,
-    call_detail,
-    call_json,
-    call_or_404,
-    export_rows,
-    filtered_calls,
-    lookups,
-)
-from hub.api.calls import (
-    BadRequest as CallRefused,
-)
 from hub.auth import client_or_404, current_user, login_required
+from hub.call_views import CSV_COLUMNS, call_detail, call_json, client_call, export_rows, lookups
 from hub.extensions import db
 from hub.web import bp
-from tracking import attribution
+from tracking import call_journal
+from tracking.call_journal import CallFilter
+from tracking.errors import Refused
 from tracking.models import Call, CallStatus, Channel, Client, Deal, Pool, PoolStat
 
 PER_PAGE = 50
 
 
-@bp.errorhandler(CallRefused)
-def _refused(exc: CallRefused) -> Any:
-    # The calls API's refusals (a bad filter) shown to a person rather than as JSON.
-    db().rollback()
-    return render_template("error.html", message=exc.message), exc.status
+def _filtered(client: Client) -> Any:
+    return CallFilter.from_args(request.args, client.timezone or "UTC").query(client.id)
+
+
+def call_or_404(client: Client, call_id: int) -> Call:
+    call = client_call(db(), client, call_id)
+    if call is None:
+        abort(404)
+    return call
 
 
 def calls_per_day_chart(client: Client, days: int = 30) -> Any:
@@ -57,9 +50,11 @@ def calls_per_day_chart(client: Client, days: int = 30) -> Any:
     labels = [(first + dt.timedelta(days=i)).isoformat() for i in range(days)]
     series: dict[str, list[int]] = defaultdict(lambda: [0] * days)
     for called_at, channel_id in rows:
+        if called_at is None:
+            continue
         i = (called_at.astimezone(tz).date() - first).days
         if 0 <= i < days:
-            series[names.get(channel_id, "Unattributed")][i] += 1
+            series[names.get(channel_id, "Unattributed") if channel_id else "Unattributed"][i] += 1
     return charts.stacked_bars(labels, dict(sorted(series.items())), "Calls per day by channel")
 
 
@@ -99,9 +94,9 @@ def _deals_by_call(call_ids: list[int]) -> dict[int, Deal]:
 @login_required
 def journal(client_id: int) -> Any:
     client = client_or_404(client_id)
-    query = filtered_calls(client)
+    query = _filtered(client)
     page = max(request.args.get("page", 1, type=int) or 1, 1)
-    total = db().scalar(select(func.count()).select_from(query.subquery()))
+    total = db().scalar(select(func.count()).select_from(query.subquery())) or 0
     calls = list(
         db().scalars(
             query.order_by(Call.called_at.desc(), Call.id.desc())
@@ -109,13 +104,10 @@ def journal(client_id: int) -> Any:
             .offset((page - 1) * PER_PAGE)
         )
     )
-    numbers, channels, sessions = lookups(db(), client, calls)
+    found = lookups(db(), client, calls)
+    _, channels, sessions = found
     rows = [
-        (
-            call,
-            call_json(call, numbers, channels, sessions),
-            sessions.get(call.session_id) if call.session_id else None,
-        )
+        (call, call_json(call, found), sessions.get(call.session_id) if call.session_id else None)
         for call in calls
     ]
     args = {k: v for k, v in request.args.items() if k != "page" and v}
@@ -139,7 +131,8 @@ def journal(client_id: int) -> Any:
 @login_required
 def journal_download(client_id: int, fmt: str) -> Any:
     client = client_or_404(client_id)
-    return exports.download(f"calls-{client.id}", fmt, CSV_COLUMNS, export_rows(client), "Calls")
+    rows = export_rows(db(), client, _filtered(client))
+    return exports.download(f"calls-{client.id}", fmt, CSV_COLUMNS, rows, "Calls")
 
 
 @bp.get("/clients/<int:client_id>/calls/<int:call_id>")
@@ -163,7 +156,7 @@ def _render_call(client: Client, call: Call, error: str | None = None, status: i
         "journal/call.html",
         client=client,
         call=call,
-        data=call_detail(client, call),
+        data=call_detail(db(), client, call),
         channels=channels,
         deal=deal,
         error=error,
@@ -179,27 +172,22 @@ def call_edit(client_id: int, call_id: int) -> Any:
     client = client_or_404(client_id, edit=True)
     call = call_or_404(client, call_id)
     action = request.form.get("action", "")
+    form = request.form
     try:
         if action == "notes":
-            tags = [t for t in (p.strip() for p in request.form.get("tags", "").split(",")) if t]
-            apply_tags_notes(call, tags, request.form.get("notes", ""))
+            tags = [t for t in (p.strip() for p in form.get("tags", "").split(",")) if t]
+            call_journal.set_tags_notes(call, tags, form.get("notes", ""))
         elif action == "promo":
-            code = request.form.get("code", "").strip()
-            if not code or len(code) > 32:
-                raise BadRequest("enter the promo code the caller named")
-            attribution.set_promo_code(db(), call, code, current_user())
+            call_journal.set_promo_code(db(), call, form.get("code", "").strip(), current_user())
         elif action == "channel":
-            raw = request.form.get("channel_id", "")
-            channel = db().get(Channel, int(raw)) if raw.isdigit() else None
-            if channel is None or channel.client_id != client.id:
-                raise BadRequest("choose one of this client's channels")
-            reason = request.form.get("reason", "").strip()[:200]
-            attribution.set_manual_channel(db(), call, channel.id, current_user(), reason)
+            raw = form.get("channel_id", "")
+            channel_id = int(raw) if raw.isdigit() else raw
+            call_journal.set_channel_by_hand(db(), call, channel_id, current_user(), form.get("reason", ""))
         else:
-            raise BadRequest("unknown action")
-    except (BadRequest, CallRefused, attribution.UnknownPromoCode) as exc:
+            raise Refused("action", "unknown action")
+    except Refused as exc:
+        # The same refusals the API answers with, shown on the page beside the form.
         db().rollback()
-        message = exc.description if isinstance(exc, BadRequest) else getattr(exc, "message", str(exc))
-        return _render_call(client, db().get(Call, call.id) or call, error=message, status=400)
+        return _render_call(client, db().get(Call, call.id) or call, error=str(exc), status=400)
     db().commit()
     return redirect(url_for("web.call_page", client_id=client.id, call_id=call.id))

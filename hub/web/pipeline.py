@@ -19,12 +19,14 @@ from hub.pipeline_queries import (
     client_deliveries,
     client_sync_runs,
 )
+from hub.plugins import FormField, connector_settings, form_fields, from_form, validate_connection_settings
 from hub.web import bp
 from jobs import providers
 from jobs.outbox import retry_now
 from jobs.tokens import oauth_session, redirect_uri, store_token
 from tracking.crypto import SecretBox
 from tracking.db import utcnow
+from tracking.errors import Refused
 from tracking.models import Connection, ConnectionClient, ConnectionStatus, Delivery
 
 FLOW_KEY = "oauth_flow"
@@ -63,6 +65,7 @@ def connections(client_id: int) -> Any:
         connections=rows,
         webhook_urls=hooks,
         amo_fields={c.id: field_choices(c.settings or {}) for c in rows if c.id in hooks},
+        settings_forms={c.id: fields for c in rows if (fields := _settings_form(c))},
         connectable=_connectable(),
         error=request.args.get("error"),
     )
@@ -119,6 +122,50 @@ def _connection_or_404(client_id: int, connection_id: int) -> Connection:
     return conn
 
 
+# Connectors whose settings have a page of their own; the others get a form built from their declaration.
+OWN_FORMS = {"amocrm"}
+
+
+def _declared_models(conn: Connection) -> list[Any]:
+    names = [n for n in (conn.connectors or []) if n not in OWN_FORMS]
+    return [m for m in (connector_settings(n) for n in names) if m is not None]
+
+
+def _settings_form(conn: Connection) -> list[FormField]:
+    return [f for model in _declared_models(conn) for f in form_fields(model)]
+
+
+@bp.post("/clients/<int:client_id>/connections/<int:connection_id>/settings")
+@login_required
+def connection_settings(client_id: int, connection_id: int) -> Any:
+    """The settings form built from what the connection's connectors declare, checked like the API's."""
+    client = client_or_404(client_id, edit=True)
+    conn = db().get(Connection, connection_id)
+    if conn is None or conn not in db().scalars(client_connections(client.id)).all():
+        abort(404)
+    models = _declared_models(conn)
+    if not models:
+        abort(404)
+    shown = {f.name for model in models for f in form_fields(model)}
+    # An emptied input unsets its setting (its default applies); settings the form does not show are kept,
+    # and only what the form sends is checked.
+    kept = {k: v for k, v in (conn.settings or {}).items() if k not in shown}
+    sent: dict[str, Any] = {}
+    for model in models:
+        sent.update(from_form(model, request.form))
+    try:
+        conn.settings = {
+            **kept,
+            **validate_connection_settings([m for m in conn.connectors if m not in OWN_FORMS], sent),
+        }
+    except Refused as exc:
+        db().rollback()
+        return redirect(url_for("web.connections", client_id=client.id, error=str(exc)))
+    conn.updated_at = utcnow()
+    db().commit()
+    return redirect(url_for("web.connections", client_id=client.id))
+
+
 @bp.post("/clients/<int:client_id>/connections/<int:connection_id>/amocrm-settings")
 @login_required
 def amocrm_settings(client_id: int, connection_id: int) -> Any:
@@ -131,9 +178,11 @@ def amocrm_settings(client_id: int, connection_id: int) -> Any:
         abort(404)
     try:
         chosen = amo_settings.from_form(request.form)
-    except amo_settings.InvalidSettings as exc:
+        # The same check the API's PATCH makes, from what the connectors declare.
+        settings = validate_connection_settings(list(conn.connectors), {**(conn.settings or {}), **chosen})
+    except (amo_settings.InvalidSettings, Refused) as exc:
         return redirect(url_for("web.connections", client_id=client.id, error=str(exc)))
-    conn.settings = {**(conn.settings or {}), **chosen}
+    conn.settings = settings
     conn.updated_at = utcnow()
     db().commit()
     return redirect(url_for("web.connections", client_id=client.id))

@@ -4,62 +4,35 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import abort, redirect, render_template, request, url_for
 from sqlalchemy import select
-from werkzeug.exceptions import BadRequest
 
-from hub.api import romi as romi_api
-from hub.api.spend import build_manual_spend, manual_spend_or_404
+from hub import exports
 from hub.auth import client_or_404, login_required
 from hub.extensions import db
 from hub.web import bp
-from tracking import romi
+from tracking import manual_spend, romi
 from tracking.models import Channel, Client, ManualSpend
-
-PRESETS = (
-    ("this_month", "This month"),
-    ("last_month", "Last month"),
-    ("last_30", "Last 30 days"),
-    ("this_year", "This year"),
-)
-
-
-def preset_period(name: str, today: dt.date) -> tuple[dt.date, dt.date]:
-    if name == "last_month":
-        end = today.replace(day=1) - dt.timedelta(days=1)
-        return end.replace(day=1), end
-    if name == "last_30":
-        return today - dt.timedelta(days=29), today
-    if name == "this_year":
-        return today.replace(month=1, day=1), today
-    return today.replace(day=1), today
+from tracking.romi import PRESETS
+from tracking.values import parse_date
 
 
 def _period(client: Client) -> tuple[dt.date, dt.date, str]:
-    today = dt.datetime.now(ZoneInfo(client.timezone or "UTC")).date()
+    """The period the page asks for: a preset, or start and end (each defaulting like the API's)."""
     preset = request.args.get("preset", "")
-    if request.args.get("start") or request.args.get("end"):
-        try:
-            start = dt.date.fromisoformat(request.args.get("start", ""))
-            end = dt.date.fromisoformat(request.args.get("end", ""))
-        except ValueError:
-            raise BadRequest("start and end must be dates, YYYY-MM-DD") from None
-        return start, end, "custom"
     preset = preset if preset in dict(PRESETS) else "this_month"
-    start, end = preset_period(preset, today)
+    start, end = romi.preset_period(preset, romi.client_today(client))
+    if request.args.get("start") or request.args.get("end"):
+        start = parse_date("start", request.args.get("start"), start)
+        end = parse_date("end", request.args.get("end"), end)
+        return start, end, "custom"
     return start, end, preset
 
 
 def _report(client: Client) -> romi.Report:
     start, end, _ = _period(client)
-    try:
-        return romi.report(
-            db(), client, start, end, model=request.args.get("model", romi.Model.LAST_NON_DIRECT)
-        )
-    except romi.InvalidReport as exc:
-        raise BadRequest(str(exc)) from None
+    return romi.report(db(), client, start, end, model=request.args.get("model", romi.Model.LAST_NON_DIRECT))
 
 
 @bp.get("/clients/<int:client_id>/romi")
@@ -77,7 +50,7 @@ def romi_page(client_id: int) -> Any:
     for key in path:
         walk = walk.children[key]
         crumbs.append(walk)
-    params = {"start": start.isoformat(), "end": end.isoformat(), "model": rep.model.value}
+    params: dict[str, Any] = {"start": start.isoformat(), "end": end.isoformat(), "model": rep.model.value}
     return render_template(
         "reports/romi.html",
         client=client,
@@ -121,7 +94,7 @@ def manual_spend_add(client_id: int) -> Any:
         "channel_id": int(channel) if channel.isdigit() else None,
         "note": form.get("note", ""),
     }
-    db().add(build_manual_spend(client, body))
+    db().add(manual_spend.build(db(), client, body))
     db().commit()
     return redirect(url_for("web.romi_page", client_id=client.id) + "#manual-spend")
 
@@ -130,7 +103,10 @@ def manual_spend_add(client_id: int) -> Any:
 @login_required
 def manual_spend_delete(client_id: int, spend_id: int) -> Any:
     client = client_or_404(client_id, edit=True)
-    db().delete(manual_spend_or_404(client, spend_id))
+    row = manual_spend.of_client(db(), client, spend_id)
+    if row is None:
+        abort(404)
+    db().delete(row)
     db().commit()
     return redirect(url_for("web.romi_page", client_id=client.id) + "#manual-spend")
 
@@ -139,4 +115,6 @@ def manual_spend_delete(client_id: int, spend_id: int) -> Any:
 @login_required
 def romi_download(client_id: int, fmt: str) -> Any:
     client = client_or_404(client_id)
-    return romi_api.download(client, _report(client), fmt)
+    rep = _report(client)
+    name = f"romi-{client.id}-{rep.start.isoformat()}-{rep.end.isoformat()}"
+    return exports.download(name, fmt, romi.FLAT_COLUMNS, romi.flat_rows(rep), "ROMI")

@@ -99,7 +99,7 @@ class Dialect:
 
 GENERIC = Dialect(
     client_id="fake-client-id",
-    client_secret="fake-client-secret",  # noqa: S106
+    client_secret="fake-client-secret",
     source="RFC 6749 sections 4.1 and 6, with single-use refresh tokens as amoCRM and Yandex issue them",
     callback_extra={"referer": "acme.fake.test"},
     server_time=True,
@@ -108,7 +108,7 @@ GENERIC = Dialect(
 # (token: form body, credentials in the body or Basic, a new refresh token on each refresh).
 YANDEX = Dialect(
     client_id="app-id",
-    client_secret="app-secret",  # noqa: S106
+    client_secret="app-secret",
     source="Yandex ID: codes/code-url and tokens/refresh-client",
     check_redirect_uri=False,
     token_type="bearer",
@@ -121,7 +121,7 @@ YANDEX = Dialect(
 # form body with client credentials; Google keeps the refresh token, so refresh answers carry none).
 GOOGLE = Dialect(
     client_id="cid.apps.googleusercontent.com",
-    client_secret="csecret",  # noqa: S106
+    client_secret="csecret",
     source="google-auth-oauthlib flow.py and google/oauth2/credentials.py",
     authorize_path="/auth",
     basic_auth=False,
@@ -136,7 +136,7 @@ GOOGLE = Dialect(
 # (form-encoded, what OAuth libraries send, is taken as well); single-use refresh tokens; server_time.
 AMOCRM = Dialect(
     client_id="amo-client-id",
-    client_secret="amo-client-secret",  # noqa: S106
+    client_secret="amo-client-secret",
     source="developers.kommo.com/reference/get-token",
     authorize_path=None,
     token_path="/oauth2/access_token",

@@ -21,9 +21,9 @@ from tracking.models import (
     Deal,
     DealStatus,
     Delivery,
+    PlatformSpend,
     Pool,
     PoolStat,
-    SpendRow,
     SyncRun,
     TrackingNumber,
 )
@@ -54,7 +54,7 @@ def test_spend_pull_replaces_the_days_it_covers(db, rt, fakes) -> None:
     # The platform revises the 21st: campaign 2 disappears, campaign 1 costs more.
     fakes.dest.spend_rows = [spend("2026-11-21", "1", "12.25")]
     pull_spend(rt, dt.date(2026, 11, 21), dt.date(2026, 11, 21))
-    rows = db.scalars(select(SpendRow).order_by(SpendRow.day, SpendRow.campaign_id)).all()
+    rows = db.scalars(select(PlatformSpend).order_by(PlatformSpend.day, PlatformSpend.campaign_id)).all()
     assert [(r.day.isoformat(), r.campaign_id, r.cost) for r in rows] == [
         ("2026-11-20", "1", Decimal("100.50")),
         ("2026-11-21", "1", Decimal("12.25")),
@@ -144,7 +144,7 @@ def test_sync_command_backfills_with_progress(db, rt, fakes, database_url, tmp_p
     result = CliRunner().invoke(main, ["sync", "fakedest", "--since", "2026-11-01", "--until", "2026-11-15"])
     assert result.exit_code == 0, result.output
     assert "fakedest spend" in result.output
-    assert len(db.scalars(select(SpendRow)).all()) == 15
+    assert len(db.scalars(select(PlatformSpend)).all()) == 15
     assert len(db.scalars(select(SyncRun).where(SyncRun.job == "spend")).all()) == 3  # 7 + 7 + 1 days
     bad = CliRunner().invoke(main, ["sync", "nosuch", "--since", "2026-11-01"])
     assert bad.exit_code != 0 and "unknown" in bad.output

@@ -5,8 +5,8 @@ from tracking.models.calls import (
     AttributionMethod,
     Call,
     CallCandidate,
-    CallEvent,
     CallStatus,
+    StoredCallEvent,
     TelephonyIntegration,
 )
 from tracking.models.deals import Deal, DealStatus
@@ -22,7 +22,7 @@ from tracking.models.delivery import (
 from tracking.models.numbers import Channel, Pool, PoolChannel, TrackingNumber
 from tracking.models.pool_stats import PoolStat
 from tracking.models.sessions import FallbackEvent, NumberAssignment, VisitSession
-from tracking.models.spend import CampaignMapping, ManualSpend, SpendRow
+from tracking.models.spend import CampaignMapping, ManualSpend, PlatformSpend
 from tracking.models.tenancy import Agency, ApiToken, Client, Role, Site, User
 
 __all__ = [
@@ -30,7 +30,7 @@ __all__ = [
     "AttributionMethod",
     "Call",
     "CallCandidate",
-    "CallEvent",
+    "StoredCallEvent",
     "CallStatus",
     "TelephonyIntegration",
     "Agency",
@@ -54,7 +54,7 @@ __all__ = [
     "Role",
     "SchedulerLease",
     "Site",
-    "SpendRow",
+    "PlatformSpend",
     "SyncRun",
     "TrackingNumber",
     "User",

@@ -113,7 +113,7 @@ class Call(Base):
     )
 
 
-class CallEvent(Base):
+class StoredCallEvent(Base):
     """One normalised provider event as received; a call is always recomputed from all of its events."""
 
     __tablename__ = "call_events"

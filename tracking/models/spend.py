@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from tracking.db import Base, UTCDateTime, utcnow
 
 
-class SpendRow(Base):
+class PlatformSpend(Base):
     """Spend for one day and campaign (ad group and keyword when known). A re-pull replaces the row."""
 
     __tablename__ = "spend_rows"

@@ -13,6 +13,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from tracking.telephony.base import (
     CallEvent,
     EventKind,
@@ -108,3 +110,25 @@ def parse(body: bytes) -> CallEvent:
         forwarded_to=str(data["forwarded_to"])[:64] if data.get("forwarded_to") else None,
         recording_url=str(data["recording_url"]) if data.get("recording_url") else None,
     )
+
+
+# --- what an integration declares ---------------------------------------------------------------------
+
+
+class Secrets(BaseModel):
+    """Kept encrypted; never returned."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    secret: str | None = Field(
+        None, min_length=1, description="Signs X-Otkuda-Signature; generated (and shown once) when absent"
+    )
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# The secret the hub makes (and shows once) when none is given.
+GENERATED_FIELD = "secret"
+WEBHOOKS = {"notify": ""}

@@ -19,6 +19,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from tracking.telephony.base import (
     CallEvent,
     EventKind,
@@ -170,3 +172,23 @@ def parse_summary(form: Mapping[str, str], received_at: dt.datetime) -> CallEven
         called=_called(data),
         forwarded_to=str(to.get("extension") or "") or None if outcome == Outcome.ANSWERED else None,
     )
+
+
+# --- what an integration declares ---------------------------------------------------------------------
+
+
+class Secrets(BaseModel):
+    """Kept encrypted; never returned."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: str = Field(min_length=1, description="The VPBX's unique code (vpbx_api_key)")
+    api_salt: str = Field(min_length=1, description="The VPBX's signing key")
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# Mango appends events/call, events/summary and ping to the one base URL it is given.
+WEBHOOKS = {"base": ""}

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
+from pydantic import BaseModel, ConfigDict, Field
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
 from tracking.telephony.base import (
@@ -95,9 +96,11 @@ def parse_status(params: Mapping[str, str], received_at: dt.datetime) -> CallEve
     call_sid = require(params, "CallSid")
     status = (params.get("CallStatus") or "").lower()
 
-    recording = {"recording_url": params.get("RecordingUrl") or None, "recording_ref": None}
-    if recording["recording_url"]:
-        recording["recording_ref"] = params.get("RecordingSid") or None
+    recording_url = params.get("RecordingUrl") or None
+    recording = {
+        "recording_url": recording_url,
+        "recording_ref": (params.get("RecordingSid") or None) if recording_url else None,
+    }
 
     dial_status = (params.get("DialCallStatus") or "").lower()
     if dial_status:
@@ -112,7 +115,8 @@ def parse_status(params: Mapping[str, str], received_at: dt.datetime) -> CallEve
                 occurred_at=at,
                 talk_seconds=parse_int(params.get("DialCallDuration"), "DialCallDuration"),
                 forwarded_to=params.get("DialCallTo") or None,
-                **recording,
+                recording_url=recording["recording_url"],
+                recording_ref=recording["recording_ref"],
             )
         return CallEvent(
             provider=PROVIDER,
@@ -122,7 +126,8 @@ def parse_status(params: Mapping[str, str], received_at: dt.datetime) -> CallEve
             occurred_at=at,
             ended_at=at,
             outcome=_FINAL_STATUS.get(dial_status, Outcome.FAILED),
-            **recording,
+            recording_url=recording["recording_url"],
+            recording_ref=recording["recording_ref"],
         )
 
     if recording["recording_url"]:
@@ -133,7 +138,8 @@ def parse_status(params: Mapping[str, str], received_at: dt.datetime) -> CallEve
             received_times=not params.get("Timestamp"),
             kind=EventKind.RECORD,
             occurred_at=at,
-            **recording,
+            recording_url=recording["recording_url"],
+            recording_ref=recording["recording_ref"],
         )
 
     if parent:
@@ -194,3 +200,25 @@ def dial_twiml(forward_to: str | None, status_url: str, caller_id: str | None = 
 
 
 EMPTY_TWIML = _XML + "<Response/>"
+
+
+# --- what an integration declares ---------------------------------------------------------------------
+
+
+class Secrets(BaseModel):
+    """Kept encrypted; never returned."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    auth_token: str = Field(min_length=1, description="The account's Auth Token: checks X-Twilio-Signature")
+    shared_key_secret: str | None = Field(
+        None, min_length=1, description="A SharedKey secret, when webhooks are signed with one"
+    )
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# The URLs to enter at Twilio, under /hooks/v1/twilio/<integration key>.
+WEBHOOKS = {"voice": "/voice", "status_callback": "/status"}

@@ -11,7 +11,9 @@ import datetime as dt
 import hashlib
 import hmac
 from collections.abc import Mapping
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tracking.telephony.base import (
     CallEvent,
@@ -141,3 +143,38 @@ def parse(
             recording_ref=require(fields, "call_id_with_rec"),
         )
     raise PayloadInvalid(f"unknown event {event!r}")
+
+
+# --- what an integration declares ---------------------------------------------------------------------
+
+
+class Secrets(BaseModel):
+    """Kept encrypted; never returned."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_secret: str = Field(min_length=1, description="The API secret: checks the Signature header")
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: str | None = Field(
+        None,
+        description="Zone of call_start (an IANA name; UTC when absent)",
+        json_schema_extra={"format": "tz"},
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+# The URL to enter as the notification address, /hooks/v1/<zadarma|novofon>/<integration key>.
+WEBHOOKS = {"notify": ""}

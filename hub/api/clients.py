@@ -1,0 +1,152 @@
+"""Clients: the businesses an agency tracks calls for."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import jsonify
+from pydantic import AfterValidator, Field
+
+from hub.api import bp
+from hub.api.common import (
+    INVALID,
+    NOT_FOUND,
+    PAGE_PARAMS,
+    commit,
+    id_param,
+    ok,
+    page_of,
+    paginate,
+    parse,
+    request_body,
+    require_editor,
+)
+from hub.api.openapi import register
+from hub.auth import api_auth_required, client_or_404, current_user
+from hub.extensions import db
+from hub.schemas import In, Out
+from tracking.accounts import visible_clients
+from tracking.models import Client
+
+
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
+    return name
+
+
+def _currency(code: str) -> str:
+    if len(code) != 3 or not code.isalpha():
+        raise ValueError("must be an ISO 4217 code such as RUB")
+    return code.upper()
+
+
+TimeZone = Annotated[str, Field(strict=True), AfterValidator(_zone)]
+Currency = Annotated[str, Field(strict=True), AfterValidator(_currency)]
+Name = Annotated[str, Field(strict=True, min_length=1, max_length=200)]
+
+
+class ClientOut(Out):
+    id: int
+    name: str
+    timezone: str
+    currency: str
+
+
+class ClientChange(In):
+    name: Name | None = None
+    timezone: TimeZone | None = None
+    currency: Currency | None = None
+
+
+class ClientCreate(ClientChange):
+    name: Name
+
+
+def client_json(client: Client) -> dict[str, Any]:
+    return ClientOut.of(client)
+
+
+def _apply(client: Client, change: ClientChange) -> None:
+    for name, value in change.given().items():
+        if value is not None:
+            setattr(client, name, value)
+
+
+@bp.get("/clients")
+@api_auth_required
+def list_clients() -> Any:
+    user = current_user()
+    assert user is not None
+    return paginate(visible_clients(user), client_json)
+
+
+@bp.get("/clients/<int:client_id>")
+@api_auth_required
+def get_client(client_id: int) -> Any:
+    return jsonify(client_json(client_or_404(client_id)))
+
+
+@bp.post("/clients")
+@api_auth_required
+def create_client() -> Any:
+    require_editor()
+    change = parse(ClientCreate)
+    user = current_user()
+    assert user is not None
+    client = Client(agency_id=user.agency_id, name=change.name)
+    _apply(client, change)
+    db().add(client)
+    commit()
+    return jsonify(client_json(client)), 201
+
+
+@bp.patch("/clients/<int:client_id>")
+@api_auth_required
+def update_client(client_id: int) -> Any:
+    client = client_or_404(client_id, edit=True)
+    _apply(client, parse(ClientChange))
+    commit()
+    return jsonify(client_json(client))
+
+
+register(
+    "/clients",
+    "get",
+    {
+        "summary": "Clients the caller may see",
+        "parameters": PAGE_PARAMS,
+        "responses": {"200": page_of(ClientOut)},
+    },
+)
+register(
+    "/clients",
+    "post",
+    {
+        "summary": "Create a client",
+        "requestBody": request_body(ClientCreate),
+        "responses": {"201": ok(ClientOut, "Created"), "400": INVALID},
+    },
+)
+register(
+    "/clients/{client_id}",
+    "get",
+    {
+        "summary": "One client",
+        "parameters": [id_param("client_id")],
+        "responses": {"200": ok(ClientOut), "404": NOT_FOUND},
+    },
+)
+register(
+    "/clients/{client_id}",
+    "patch",
+    {
+        "summary": "Change a client",
+        "parameters": [id_param("client_id")],
+        "requestBody": request_body(ClientChange),
+        "responses": {"200": ok(ClientOut), "400": INVALID, "404": NOT_FOUND},
+    },
+)

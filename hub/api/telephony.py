@@ -1,0 +1,225 @@
+"""Telephony integrations: a client's account at a telephony provider, and the webhook URLs it reports to.
+
+Nothing here knows a provider: each adapter in ``tracking.telephony`` declares the secrets and settings it
+takes (Pydantic models) and its webhook paths, and this module validates, documents and shows those."""
+
+from __future__ import annotations
+
+import secrets as secrets_mod
+from typing import Any
+
+from flask import abort, current_app, jsonify
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
+
+from hub.api import bp
+from hub.api.common import (
+    INVALID,
+    NOT_FOUND,
+    PAGE_PARAMS,
+    body,
+    id_param,
+    ok,
+    page_of,
+    paginate,
+    parse,
+    request_body,
+)
+from hub.api.openapi import component, register
+from hub.auth import api_auth_required, client_or_404
+from hub.extensions import db
+from hub.schemas import In, Out, StrictBool, UtcDateTime, refusal
+from tracking.crypto import decrypt_json, encrypt_json
+from tracking.errors import Refused
+from tracking.models import TelephonyIntegration
+from tracking.telephony import PROVIDERS, adapter
+
+
+class IntegrationCreate(In):
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str = Field(json_schema_extra={"enum": list(PROVIDERS)})
+    name: str | None = Field(None, max_length=200)
+    secrets: dict[str, Any] = Field(
+        default_factory=dict, description="As the provider declares: see TelephonySecrets_<provider>"
+    )
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="As the provider declares: see TelephonySettings_<provider>"
+    )
+
+
+class IntegrationChange(In):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=200)
+    active: StrictBool | None = None
+    secrets: dict[str, Any] | None = Field(None, description="Replaces every secret of the integration")
+    settings: dict[str, Any] | None = Field(None, description="Replaces the integration's settings")
+
+
+class IntegrationOut(Out):
+    id: int
+    provider: str
+    name: str
+    active: bool
+    settings: dict[str, Any]
+    webhook_urls: dict[str, str]
+    created_at: UtcDateTime
+
+
+class CreatedIntegrationOut(IntegrationOut):
+    generated_secrets: dict[str, str] | None = Field(
+        description="Only when the hub made the secret: shown once"
+    )
+
+
+def _declared(provider: str, part: str, data: Any) -> dict[str, Any]:
+    """``data`` validated through what the provider's adapter declares as its ``Secrets`` or ``Settings``."""
+    model: type[BaseModel] = getattr(adapter(provider), part.title())
+    try:
+        return model.model_validate(data).model_dump(exclude_none=True)
+    except ValidationError as exc:
+        raise refusal(exc, part) from None
+
+
+def webhook_urls(integ: TelephonyIntegration) -> dict[str, str]:
+    base = f"{current_app.config['BASE_URL']}/hooks/v1/{integ.provider}/{integ.integration_key}"
+    return {name: base + path for name, path in adapter(integ.provider).WEBHOOKS.items()}
+
+
+def _fields(integ: TelephonyIntegration) -> dict[str, Any]:
+    return {
+        "id": integ.id,
+        "provider": integ.provider,
+        "name": integ.name,
+        "active": integ.active,
+        "settings": integ.settings,
+        "webhook_urls": webhook_urls(integ),
+        "created_at": integ.created_at,
+    }
+
+
+def integration_json(integ: TelephonyIntegration) -> dict[str, Any]:
+    return IntegrationOut.build(**_fields(integ))
+
+
+def _integration_or_404(client_id: int, integration_id: int, *, edit: bool = False) -> TelephonyIntegration:
+    client = client_or_404(client_id, edit=edit)
+    integ = db().get(TelephonyIntegration, integration_id)
+    if integ is None or integ.client_id != client.id:
+        abort(404)
+    return integ
+
+
+@bp.get("/clients/<int:client_id>/telephony-integrations")
+@api_auth_required
+def list_integrations(client_id: int) -> Any:
+    client = client_or_404(client_id)
+    query = (
+        select(TelephonyIntegration)
+        .where(TelephonyIntegration.client_id == client.id)
+        .order_by(TelephonyIntegration.id)
+    )
+    return paginate(query, integration_json)
+
+
+@bp.post("/clients/<int:client_id>/telephony-integrations")
+@api_auth_required
+def create_integration(client_id: int) -> Any:
+    client = client_or_404(client_id, edit=True)
+    given = parse(IntegrationCreate)
+    if given.provider not in PROVIDERS:
+        raise Refused("provider", "must be one of " + ", ".join(PROVIDERS))
+    secrets = _declared(given.provider, "secrets", given.secrets)
+    settings = _declared(given.provider, "settings", given.settings)
+    shown_once = None
+    generated = getattr(adapter(given.provider), "GENERATED_FIELD", None)
+    if generated and not secrets.get(generated):
+        secrets = shown_once = {generated: secrets_mod.token_urlsafe(32)}
+    integ = TelephonyIntegration(
+        client_id=client.id,
+        provider=given.provider,
+        name=given.name or given.provider,
+        integration_key=secrets_mod.token_urlsafe(24),
+        secrets_encrypted=encrypt_json(current_app.config["ENCRYPTION_KEY"], secrets),
+        settings=settings,
+    )
+    db().add(integ)
+    db().commit()
+    return jsonify(CreatedIntegrationOut.build(**_fields(integ), generated_secrets=shown_once)), 201
+
+
+@bp.get("/clients/<int:client_id>/telephony-integrations/<int:integration_id>")
+@api_auth_required
+def get_integration(client_id: int, integration_id: int) -> Any:
+    return jsonify(integration_json(_integration_or_404(client_id, integration_id)))
+
+
+@bp.patch("/clients/<int:client_id>/telephony-integrations/<int:integration_id>")
+@api_auth_required
+def update_integration(client_id: int, integration_id: int) -> Any:
+    integ = _integration_or_404(client_id, integration_id, edit=True)
+    change = parse(IntegrationChange, body())
+    if change.secrets is not None:
+        secrets = _declared(integ.provider, "secrets", change.secrets)
+        key = current_app.config["ENCRYPTION_KEY"]
+        generated = getattr(adapter(integ.provider), "GENERATED_FIELD", None)
+        if generated and not secrets.get(generated):
+            # A hub-made secret is kept unless a new one is given.
+            secrets[generated] = decrypt_json(key, integ.secrets_encrypted).get(generated)
+        integ.secrets_encrypted = encrypt_json(key, secrets)
+    if change.settings is not None:
+        integ.settings = _declared(integ.provider, "settings", change.settings)
+    if change.name is not None:
+        integ.name = change.name
+    if change.active is not None:
+        integ.active = change.active
+    db().commit()
+    return jsonify(integration_json(integ))
+
+
+for _provider in dict.fromkeys(PROVIDERS):
+    _module = adapter(_provider)
+    component(_module.Secrets, "validation", name=f"TelephonySecrets_{_provider}")
+    component(_module.Settings, "validation", name=f"TelephonySettings_{_provider}")
+
+_PATH = "/clients/{client_id}/telephony-integrations"
+_IDS = [id_param("client_id"), id_param("integration_id")]
+register(
+    _PATH,
+    "get",
+    {
+        "summary": "Telephony integrations of a client (secrets are never returned)",
+        "parameters": [id_param("client_id"), *PAGE_PARAMS],
+        "responses": {"200": page_of(IntegrationOut), "404": NOT_FOUND},
+    },
+)
+register(
+    _PATH,
+    "post",
+    {
+        "summary": "Connect a telephony account; answers with the webhook URLs to configure at the provider",
+        "parameters": [id_param("client_id")],
+        "requestBody": request_body(IntegrationCreate),
+        "responses": {"201": ok(CreatedIntegrationOut, "Created"), "400": INVALID, "404": NOT_FOUND},
+    },
+)
+register(
+    _PATH + "/{integration_id}",
+    "get",
+    {
+        "summary": "One telephony integration",
+        "parameters": _IDS,
+        "responses": {"200": ok(IntegrationOut), "404": NOT_FOUND},
+    },
+)
+register(
+    _PATH + "/{integration_id}",
+    "patch",
+    {
+        "summary": "Rename, pause, re-key or re-configure a telephony integration",
+        "parameters": _IDS,
+        "requestBody": request_body(IntegrationChange),
+        "responses": {"200": ok(IntegrationOut), "400": INVALID, "404": NOT_FOUND},
+    },
+)

@@ -1,0 +1,117 @@
+"""Every ``OTKUDA_*`` environment variable in one typed object, with its default and meaning.
+
+The web app (``hub.config``), the scheduler and jobs (``jobs.runtime.setting``) and the command line read
+their configuration through ``Settings``; the README's table is generated from it (``markdown_table``) and a
+test keeps the two equal. OAuth applications of the connectors are a family rather than fields:
+``OTKUDA_<PROVIDER>_CLIENT_ID``, ``_CLIENT_SECRET``, ``_AUTHORIZE_URL``, ``_TOKEN_URL``, ``_API_BASE`` and
+any provider extra (``OTKUDA_GOOGLE_DEVELOPER_TOKEN``), read by ``jobs.providers``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PREFIX = "OTKUDA_"
+PROVIDER_FAMILY = "OTKUDA_<PROVIDER>_*"
+
+
+def _shown(default: str) -> Any:
+    return {"shown_default": default}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", validate_default=True)
+
+    # --- the hub ------------------------------------------------------------------------------------------
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL; PostgreSQL in production",
+        json_schema_extra=_shown("sqlite:///instance/otkuda.db"),
+    )
+    secret_key: str | None = Field(
+        None,
+        description="signs session cookies",
+        json_schema_extra=_shown("generated into instance/secret_key"),
+    )
+    encryption_key: str | None = Field(
+        None,
+        description="Fernet key for secrets kept in the database",
+        json_schema_extra=_shown("generated into instance/encryption_key"),
+    )
+    base_url: str = Field(
+        "http://127.0.0.1:5000",
+        description="the hub's public address (snippet tags, webhooks, OAuth callbacks)",
+    )
+    instance_dir: str = Field("./instance", description="where generated secrets and the SQLite file live")
+    tracking_max_body: int = Field(
+        16 * 1024, gt=0, description="largest JSON body (bytes) the snippet may send"
+    )
+    log_level: str = Field("INFO", description="logging level of the hub and the scheduler")
+
+    # --- the scheduler: how often each job runs (0, or a cron of "off", turns a job off) ------------------
+    schedule_deliver_seconds: float = Field(5, ge=0, description="deliveries from the outbox")
+    schedule_spend_today_minutes: float = Field(60, ge=0, description="today's spend from the ad platforms")
+    schedule_spend_yesterday_cron: str = Field(
+        "30 5 * * *", description="yesterday's final spend (cron, UTC)"
+    )
+    schedule_deals_minutes: float = Field(5, ge=0, description="deals pulled from the CRM")
+    schedule_tokens_minutes: float = Field(10, ge=0, description="OAuth tokens refreshed before they expire")
+    schedule_pool_stats_minutes: float = Field(60, ge=0, description="hourly pool statistics")
+    scheduler_threads: int = Field(4, ge=1, description="jobs run at once")
+    scheduler_lease_seconds: float = Field(
+        30, gt=0, description="how long one scheduler process holds the lead"
+    )
+    tokens_refresh_ahead_minutes: float = Field(
+        60, ge=0, description="refresh a token this long before expiry"
+    )
+
+    # --- deliveries ---------------------------------------------------------------------------------------
+    delivery_batch_size: int = Field(50, ge=1, description="items sent to a destination at once")
+    delivery_max_attempts: int = Field(10, ge=1, description="attempts before a delivery is dead")
+    delivery_backoff_base: float = Field(
+        30.0, gt=0, description="seconds before the first retry; doubles each time"
+    )
+    delivery_backoff_cap: float = Field(
+        6 * 3600.0, gt=0, description="longest wait between retries (seconds)"
+    )
+    delivery_stale_after: float = Field(
+        600, gt=0, description="seconds after which a claimed delivery belongs to a dead worker"
+    )
+
+    # --- the command line ---------------------------------------------------------------------------------
+    admin_password: str | None = Field(
+        None, repr=False, description="password of `otkuda agency create` (asked for when absent)"
+    )
+    user_password: str | None = Field(
+        None, repr=False, description="password of `otkuda user add` (asked for when absent)"
+    )
+
+
+def env_name(field: str) -> str:
+    return PREFIX + field.upper()
+
+
+def variables() -> list[tuple[str, str, str]]:
+    """(variable, default as shown to people, meaning) for every field, in declaration order."""
+    out = []
+    for name, info in Settings.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        shown = extra.get("shown_default")
+        if shown is None:
+            shown = "(none)" if info.default is None else str(info.default)
+        out.append((env_name(name), str(shown), info.description or ""))
+    return out
+
+
+def markdown_table() -> str:
+    """The README's configuration table."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{var}` | `{default}` | {meaning} |" for var, default, meaning in variables()]
+    rows.append(
+        f"| `{PROVIDER_FAMILY}` | the connector's | OAuth application of a connector: `CLIENT_ID`, "
+        "`CLIENT_SECRET`, `AUTHORIZE_URL`, `TOKEN_URL`, `API_BASE` and extras such as "
+        "`OTKUDA_GOOGLE_DEVELOPER_TOKEN` |"
+    )
+    return "\n".join(rows)
