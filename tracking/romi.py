@@ -6,7 +6,9 @@ How the sides meet:
 
 * **Visits** are sessions started in the period, under the session's own channel; campaign, ad group and
   keyword come from ``utm_campaign`` (through the client's campaign mappings when it holds a name rather
-  than an id), ``utm_content`` and ``utm_term``, matched against what the ad platform reported.
+  than an id), ``utm_content`` and ``utm_term``, matched against what the ad platform reported: by id when
+  the tag holds one, else by name with case and spacing ignored; a tag naming only a known keyword puts
+  the visit in that keyword's ad group. So calls and spend meet in the same ad group and keyword rows.
 * **Calls** made in the period count under the channel their attribution gave them. Calls with no channel
   are never dropped: they form the rows *Pool overflow*, *Unmatched number* and *Unattributed*. Under the
   default model (last non-direct), a call whose session came direct inherits the campaign of the same
@@ -67,6 +69,8 @@ SPECIAL_LABELS = {
     NO_CHANNEL_SPEND: "Spend without a channel",
 }
 NONE_LABEL = {"campaign": "(no campaign)", "ad_group": "(no ad group)", "keyword": "(no keyword)"}
+# The key of a "(no …)" row: never empty, so a drill-down path through it survives as a URL.
+NONE_KEY = "-"
 
 # Which channel rules mark a platform's clicks, for spend of campaigns nobody visited from.
 PLATFORM_HINTS = {
@@ -236,7 +240,7 @@ class Report:
     def top(self, level: str, limit: int = 10) -> list[Node]:
         """The best campaigns or keywords across channels, by revenue then calls."""
         depth = LEVELS.index(level) + 1
-        nodes = [n for n in self.total.walk(depth) if n.level == depth and n.key]
+        nodes = [n for n in self.total.walk(depth) if n.level == depth and n.key != NONE_KEY]
         nodes.sort(key=lambda n: (-n.metrics.revenue, -n.metrics.calls, n.label.lower()))
         return nodes[:limit]
 
@@ -319,6 +323,48 @@ def report(
     return Report(client.id, start, end, model, client.currency, total)
 
 
+def norm(text: str | None) -> str:
+    """A name as people and platforms spell it differently: case and runs of spaces do not count."""
+    return " ".join((text or "").split()).casefold()
+
+
+@dataclass
+class _Catalog:
+    """What the ad platforms reported for one campaign: its ad groups and keywords by id and by name."""
+
+    groups: dict[str, tuple[str, str]] = field(default_factory=dict)  # id or norm(name) -> (id, name)
+    keywords: dict[tuple[str, str], tuple[str, str, str]] = field(default_factory=dict)
+    # (group id or "", id or norm(text)) -> (keyword key, text, group id)
+
+    def add(self, gid: str | None, gname: str | None, kid: str | None, kw: str | None) -> None:
+        gid = gid or ""
+        if gid:
+            for k in (gid, norm(gname)):
+                if k:
+                    self.groups.setdefault(k, (gid, gname or gid))
+        if kid or kw:
+            entry = (kid or norm(kw), " ".join((kw or kid or "").split()), gid)
+            for k in (kid, norm(kw)):
+                for where in (gid, ""):
+                    known = self.keywords.get((where, k or ""))
+                    # An id wins over a text seen without one, so both spellings land in one row.
+                    if k and (known is None or (kid and known[0] == norm(known[1]))):
+                        self.keywords[(where, k)] = entry
+
+    def group(self, value: str) -> tuple[str, str] | None:
+        return self.groups.get(value) or self.groups.get(norm(value)) if value else None
+
+    def keyword(self, group_id: str, value: str) -> tuple[str, str, str] | None:
+        if not value:
+            return None
+        for g in (group_id, ""):
+            for k in (value, norm(value)):
+                hit = self.keywords.get((g, k))
+                if hit is not None:
+                    return hit
+        return None
+
+
 class _Context:
     """Look-ups shared by the passes: channels, campaign mappings, and what the platforms call things."""
 
@@ -328,14 +374,15 @@ class _Context:
         self.channels = {c.id: c for c in db.scalars(select(Channel).where(Channel.client_id == client.id))}
         self.direct_ids = {c.id for c in self.channels.values() if c.is_default}
         self.mappings = {
-            m.utm_campaign.strip().lower(): m.campaign_id
+            norm(m.utm_campaign): m.campaign_id
             for m in db.scalars(select(CampaignMapping).where(CampaignMapping.client_id == client.id))
         }
         self.campaign_names: dict[str, str] = {}
-        self.ad_groups: dict[tuple[str, str], tuple[str, str]] = {}  # (campaign, id or name) -> (id, name)
-        self.keywords: dict[tuple[str, str], tuple[str, str]] = {}  # (campaign, id or text) -> (id, text)
+        self.campaign_ids_by_name: dict[str, str] = {}
+        self.catalogs: dict[str, _Catalog] = defaultdict(_Catalog)  # campaign id -> its catalog
         self.campaign_channel: dict[str, int] = {}  # campaign id -> the channel its visits fell into
         self._campaign_votes: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        self._dims: dict[tuple[str | None, str | None, str | None], tuple] = {}
         self._known_loaded = False
 
     def load_platform_names(self) -> None:
@@ -355,41 +402,73 @@ class _Context:
             .where(SpendRow.client_id == self.client.id)
             .distinct()
         )
-        for cid, cname, gid, gname, kid, kw in self.db.execute(q):
+        # Sorted so that which spelling labels a row never depends on the order the database returns.
+        rows = sorted(self.db.execute(q), key=lambda r: tuple(x or "" for x in r))
+        for cid, cname, gid, gname, kid, kw in rows:
             if cname:
-                self.campaign_names[cid] = cname
-            if gid:
-                for k in (gid, (gname or "").lower()):
-                    if k:
-                        self.ad_groups[(cid, k)] = (gid, gname or gid)
-            if kid or kw:
-                for k in (kid, (kw or "").lower()):
-                    if k:
-                        self.keywords[(cid, k)] = (kid or (kw or "").lower(), kw or kid)
+                self.campaign_names.setdefault(cid, cname)
+                self.campaign_ids_by_name.setdefault(norm(cname), cid)
+            self.catalogs[cid].add(gid, gname, kid, kw)
 
     def channel_key(self, channel_id: int | None) -> tuple[str, str]:
         if channel_id is None or channel_id not in self.channels:
             return UNATTRIBUTED, SPECIAL_LABELS[UNATTRIBUTED]
         return f"ch{channel_id}", self.channels[channel_id].name
 
+    def campaign_id(self, raw: str | None) -> str:
+        """The platform's id for a session's utm_campaign: itself, a mapping, or a campaign of that name."""
+        raw = (raw or "").strip()
+        if not raw or raw in self.campaign_names:
+            return raw
+        n = norm(raw)
+        return self.mappings.get(n) or self.campaign_ids_by_name.get(n) or raw
+
     def dims(
         self, campaign: str | None, content: str | None, term: str | None
     ) -> tuple[tuple[str, str], tuple[str, str], tuple[str, str]]:
-        """(key, label) of campaign, ad group and keyword for a session's utm_campaign/content/term."""
+        """(key, label) of campaign, ad group and keyword for a session's utm_campaign/content/term.
+
+        Ad groups and keywords are matched to what the platform reported by id first, then by name
+        regardless of case and spacing; a session that names only a known keyword takes the keyword's ad
+        group, so its calls meet the spend of that group and keyword in one row.
+        """
+        memo = self._dims.get((campaign, content, term))
+        if memo is not None:
+            return memo
         self.load_platform_names()
-        raw = (campaign or "").strip()
-        cid = self.mappings.get(raw.lower(), raw)
-        camp = (cid, self.campaign_names.get(cid, raw or NONE_LABEL["campaign"]))
+        cid = self.campaign_id(campaign)
+        camp = (
+            cid or NONE_KEY,
+            self.campaign_names.get(cid, (campaign or "").strip()) or NONE_LABEL["campaign"],
+        )
+        catalog = self.catalogs.get(cid) or _Catalog()
         g = (content or "").strip()
-        gid, gname = self.ad_groups.get((cid, g), None) or self.ad_groups.get((cid, g.lower()), (g, g))
-        group = (gid, gname or NONE_LABEL["ad_group"])
         t = (term or "").strip()
-        kid, kw = self.keywords.get((cid, t), None) or self.keywords.get((cid, t.lower()), (t.lower(), t))
-        keyword = (kid, kw or NONE_LABEL["keyword"])
-        return camp, group, keyword
+        group = catalog.group(g)
+        kw = catalog.keyword(group[0] if group else "", t)
+        if group is None and kw is not None and kw[2]:
+            group = catalog.group(kw[2])
+        if group is None:
+            group = (norm(g), g) if g else (NONE_KEY, NONE_LABEL["ad_group"])
+        keyword = (
+            (kw[0], kw[1]) if kw is not None else ((norm(t), t) if t else (NONE_KEY, NONE_LABEL["keyword"]))
+        )
+        out = self._dims[(campaign, content, term)] = (camp, group, keyword)
+        return out
+
+    def spend_dims(
+        self, cid: str, gid: str | None, kid: str | None, kw: str | None
+    ) -> tuple[tuple[str, str], tuple[str, str], tuple[str, str]]:
+        """The same keys as ``dims`` gives a session, for a spend row of the platform."""
+        self.load_platform_names()
+        catalog = self.catalogs.get(cid) or _Catalog()
+        group = catalog.group(gid or "") or (NONE_KEY, NONE_LABEL["ad_group"])
+        hit = catalog.keyword(gid or "", kid or "") or catalog.keyword(gid or "", kw or "")
+        keyword = (hit[0], hit[1]) if hit else (NONE_KEY, NONE_LABEL["keyword"])
+        return (cid or NONE_KEY, self.campaign_names.get(cid, cid) or NONE_LABEL["campaign"]), group, keyword
 
     def vote(self, campaign_id: str, channel_id: int | None, visits: int) -> None:
-        if campaign_id and channel_id is not None:
+        if campaign_id and campaign_id != NONE_KEY and channel_id is not None:
             self._campaign_votes[campaign_id][channel_id] += visits
 
     def settle_votes(self) -> None:
@@ -635,12 +714,7 @@ def _add_spend(ctx: _Context, total: Node, start: dt.date, end: dt.date) -> None
     for platform, cid, gid, kid, kw, cost, clicks, impressions in ctx.db.execute(q):
         channel_id = ctx.campaign_channel.get(cid) or ctx.platform_channel(platform)
         channel = ctx.channel_key(channel_id) if channel_id else _no_channel()
-        group = ctx.ad_groups.get((cid, gid), (gid, gid)) if gid else ("", NONE_LABEL["ad_group"])
-        keyword = ("", NONE_LABEL["keyword"])
-        if kid or kw:
-            keyword = (kid or (kw or "").lower(), kw or kid)
-        dims = ((cid, ctx.campaign_names.get(cid, cid)), group, keyword)
-        m = _leaf(total, ctx, channel, dims).metrics
+        m = _leaf(total, ctx, channel, ctx.spend_dims(cid, gid, kid, kw)).metrics
         m.spend += Decimal(cost or 0)
         m.clicks += int(clicks or 0)
         m.impressions += int(impressions or 0)
