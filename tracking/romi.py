@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -294,6 +294,18 @@ def period_bounds(client: Client, start: dt.date, end: dt.date) -> tuple[dt.date
     return lo, hi
 
 
+def check_request(start: dt.date, end: dt.date, model: Model | str) -> Model:
+    """The model asked for, once the period and model are known to make a report."""
+    if end < start:
+        raise InvalidReport("end: the period ends before it starts")
+    if (end - start).days > 3 * 366:
+        raise InvalidReport("end: a report covers at most three years")
+    try:
+        return Model(model)
+    except ValueError:
+        raise InvalidReport(f"model: one of {', '.join(m.value for m in Model)}") from None
+
+
 def report(
     db: Session,
     client: Client,
@@ -302,25 +314,46 @@ def report(
     *,
     model: Model | str = Model.LAST_NON_DIRECT,
 ) -> Report:
-    """The ROMI tree of ``client`` for the local days [start, end]."""
-    if end < start:
-        raise InvalidReport("end: the period ends before it starts")
-    if (end - start).days > 3 * 366:
-        raise InvalidReport("end: a report covers at most three years")
-    try:
-        model = Model(model)
-    except ValueError:
-        raise InvalidReport(f"model: one of {', '.join(m.value for m in Model)}") from None
+    """The ROMI tree of ``client`` for the local days [start, end], from the daily roll-up."""
+    from tracking import romi_rollup  # the roll-up builds on this module's passes
+
+    return romi_rollup.report(db, client, start, end, model=model)
+
+
+def report_from_rows(
+    db: Session,
+    client: Client,
+    start: dt.date,
+    end: dt.date,
+    *,
+    model: Model | str = Model.LAST_NON_DIRECT,
+) -> Report:
+    """The same tree computed from the sessions, calls and deals themselves: what the roll-up must equal."""
+    model = check_request(start, end, model)
     lo, hi = period_bounds(client, start, end)
     ctx = _Context(db, client)
+    facts = visit_facts(db, client.id, lo, hi)
+    facts.update(deal_facts(db, client.id, lo, hi))
+    leaves = [(leaf, m) for (_day, leaf), m in call_facts(ctx, lo, hi, model).items()]
+    return assemble(ctx, start, end, model, [*facts.items(), *leaves])
+
+
+def assemble(
+    ctx: _Context, start: dt.date, end: dt.date, model: Model, leaves: Iterable[tuple[Leaf, Metrics]]
+) -> Report:
+    """Place the leaves' visits, calls and deals in the tree, then the period's spend, then sum up."""
     total = Node(0, "", "Total")
-    _add_visits(ctx, total, lo, hi)
-    _add_calls(ctx, total, lo, hi, model)
-    _add_deals_without_call(ctx, total, lo, hi)
+    leaves = list(leaves)
+    for leaf, m in leaves:
+        if m.visits:
+            ctx.vote(ctx.dims(*leaf[2:])[0][0], leaf[0] or None, m.visits)
+    ctx.settle_votes()
+    for leaf, m in leaves:
+        _place(ctx, total, leaf).metrics.add(m)
     _add_spend(ctx, total, start, end)
     _add_manual_spend(ctx, total, start, end)
     _roll_up(total)
-    return Report(client.id, start, end, model, client.currency, total)
+    return Report(ctx.client.id, start, end, model, ctx.client.currency, total)
 
 
 def norm(text: str | None) -> str:
@@ -496,18 +529,52 @@ def _leaf(total: Node, ctx: _Context, channel: tuple[str, str], dims: tuple) -> 
     return node
 
 
-def _add_visits(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.datetime) -> None:
+# A leaf as the passes find it: channel id (0 for none), the key of a row of its own ("" for a channel),
+# and the session's raw utm_campaign, utm_content and utm_term ("" for none). Raw, so that how they are
+# matched to the platforms' names is decided when a report is read.
+Leaf = tuple[int, str, str, str, str]
+
+
+def _place(ctx: _Context, total: Node, leaf: Leaf) -> Node:
+    channel_id, source, *tags = leaf
+    if source and source != UNATTRIBUTED:
+        channel = (source, SPECIAL_LABELS[source])
+    else:
+        channel = ctx.channel_key(channel_id or None)
+    return _leaf(total, ctx, channel, ctx.dims(*tags))
+
+
+def _tags(campaign: str | None, content: str | None, term: str | None) -> tuple[str, str, str]:
+    return ((campaign or "").strip(), (content or "").strip(), (term or "").strip())
+
+
+def visit_facts(db: Session, client_id: int, lo: dt.datetime, hi: dt.datetime) -> dict[Leaf, Metrics]:
+    """Sessions started in [lo, hi) per leaf."""
     s = VisitSession
     q = (
         select(s.channel_id, s.utm_campaign, s.utm_content, s.utm_term, func.count())
-        .where(s.client_id == ctx.client.id, s.started_at >= lo, s.started_at < hi)
+        .where(s.client_id == client_id, s.started_at >= lo, s.started_at < hi)
         .group_by(s.channel_id, s.utm_campaign, s.utm_content, s.utm_term)
     )
-    for channel_id, campaign, content, term, n in ctx.db.execute(q):
-        dims = ctx.dims(campaign, content, term)
-        ctx.vote(dims[0][0], channel_id, n)
-        _leaf(total, ctx, ctx.channel_key(channel_id), dims).metrics.visits += n
-    ctx.settle_votes()
+    out: dict[Leaf, Metrics] = defaultdict(Metrics)
+    for channel_id, campaign, content, term, n in db.execute(q):
+        out[(channel_id or 0, "", *_tags(campaign, content, term))].visits += n
+    return out
+
+
+def deal_facts(db: Session, client_id: int, lo: dt.datetime, hi: dt.datetime) -> dict[Leaf, Metrics]:
+    """Deals the CRM holds without any call, created in [lo, hi)."""
+    q = select(Deal.status, Deal.amount).where(
+        Deal.client_id == client_id, Deal.call_id.is_(None), Deal.created_at >= lo, Deal.created_at < hi
+    )
+    out: dict[Leaf, Metrics] = {}
+    for status, amount in db.execute(q):
+        m = out.setdefault((0, NO_CALL_DEALS, "", "", ""), Metrics())
+        m.deals += 1
+        if status == DealStatus.WON:
+            m.won += 1
+            m.revenue += Decimal(amount or 0)
+    return out
 
 
 @dataclass(slots=True)
@@ -526,9 +593,17 @@ class _CallRow:
     campaign: str | None
     content: str | None
     term: str | None
+    called_at: dt.datetime
 
 
-def _add_calls(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.datetime, model: Model) -> None:
+def call_facts(
+    ctx: _Context,
+    lo: dt.datetime,
+    hi: dt.datetime,
+    model: Model,
+    day_of: Callable[[dt.datetime], dt.date] | None = None,
+) -> dict[tuple[dt.date | None, Leaf], Metrics]:
+    """Finished calls made in [lo, hi) per leaf under ``model``, with their deals; per local day if asked."""
     c, s = Call, VisitSession
     q = (
         select(
@@ -546,6 +621,7 @@ def _add_calls(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.datetime, mod
             s.utm_campaign,
             s.utm_content,
             s.utm_term,
+            c.called_at,
         )
         .outerjoin(s, s.id == c.session_id)
         .where(*_final_calls(ctx.client.id, lo, hi))
@@ -563,22 +639,21 @@ def _add_calls(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.datetime, mod
     touches = _touches(ctx, calls, model, lo, hi)
     deals = _deals_of(ctx, [r.id for r in calls])
     special = {AttributionMethod.OVERFLOW: OVERFLOW, AttributionMethod.UNMATCHED: UNMATCHED}
-    leaves: dict[tuple[object, ...], Metrics] = {}  # many calls share a row: resolve each row once
+    out: dict[tuple[dt.date | None, Leaf], Metrics] = {}
     for r in calls:
         channel_id, campaign, content, term = r.channel_id, r.campaign, r.content, r.term
         if r.method == AttributionMethod.MANUAL:
             campaign = content = term = None  # a person named the source; the session's tags no longer apply
         elif r.id in touches:
             channel_id, campaign, content, term = touches[r.id]
-        where = (channel_id, r.method if channel_id is None else None, campaign, content, term)
-        m = leaves.get(where)
+        source = "" if channel_id is not None else special.get(r.method, UNATTRIBUTED)
+        key = (
+            day_of(r.called_at) if day_of else None,
+            (channel_id or 0, source, *_tags(campaign, content, term)),
+        )
+        m = out.get(key)
         if m is None:
-            if channel_id is None:
-                key = special.get(r.method, UNATTRIBUTED)
-                channel = (key, SPECIAL_LABELS[key])
-            else:
-                channel = ctx.channel_key(channel_id)
-            m = leaves[where] = _leaf(total, ctx, channel, ctx.dims(campaign, content, term)).metrics
+            m = out[key] = Metrics()
         m.calls += 1
         if r.first_time:
             m.first_time_calls += 1
@@ -593,6 +668,7 @@ def _add_calls(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.datetime, mod
             if status == DealStatus.WON:
                 m.won += 1
                 m.revenue += amount
+    return out
 
 
 def _final_calls(client_id: int, lo: dt.datetime, hi: dt.datetime) -> tuple[object, ...]:
@@ -615,6 +691,7 @@ def _touches(
         r
         for r in calls
         if r.visitor_id is not None
+        and r.started_at is not None
         and r.method != AttributionMethod.MANUAL
         and (model == Model.FIRST_TOUCH or r.session_channel in ctx.direct_ids or r.session_channel is None)
     ]
@@ -643,7 +720,13 @@ def _touches(
             s2.utm_term,
         )
         .join(v, and_(v.c.site_id == s2.site_id, v.c.visitor_id == s2.visitor_id))
-        .where(s2.client_id == ctx.client.id, s2.started_at >= lo - LOOKBACK, s2.started_at < hi)
+        # Each call looks back from its own session's start, which may lie before the period: the window
+        # is set by the calls, so a call's credit never depends on which period or day asked for it.
+        .where(
+            s2.client_id == ctx.client.id,
+            s2.started_at >= min(r.started_at for r in wanted) - LOOKBACK,
+            s2.started_at < max(r.started_at for r in wanted),
+        )
         .order_by(s2.started_at)
     )
     if model == Model.LAST_NON_DIRECT:
@@ -677,21 +760,6 @@ def _deals_of(ctx: _Context, call_ids: list[int]) -> dict[int, list[tuple[DealSt
         if call_id in wanted:
             out[call_id].append((status, Decimal(amount or 0)))
     return out
-
-
-def _add_deals_without_call(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.datetime) -> None:
-    q = select(Deal.status, Deal.amount).where(
-        Deal.client_id == ctx.client.id, Deal.call_id.is_(None), Deal.created_at >= lo, Deal.created_at < hi
-    )
-    rows = ctx.db.execute(q).all()
-    if not rows:
-        return
-    m = _leaf(total, ctx, (NO_CALL_DEALS, SPECIAL_LABELS[NO_CALL_DEALS]), ctx.dims(None, None, None)).metrics
-    for status, amount in rows:
-        m.deals += 1
-        if status == DealStatus.WON:
-            m.won += 1
-            m.revenue += Decimal(amount or 0)
 
 
 def _add_spend(ctx: _Context, total: Node, start: dt.date, end: dt.date) -> None:
