@@ -27,6 +27,7 @@ from jobs.pool_stats import compute_pool_stats
 from jobs.pulls import pull_deals, pull_spend
 from jobs.runtime import Runtime
 from jobs.tokens import RefreshFailed, expiring, refresh_connection
+from tracking import romi_rollup
 from tracking.db import utcnow
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,13 @@ def job_pool_stats() -> None:
         tally.items = compute_pool_stats(rt)
 
 
+def job_romi_rollup() -> None:
+    # Reports rebuild stale days themselves; doing it here first keeps that off the person waiting.
+    rt = _rt()
+    with recorded(rt, "romi_rollup") as tally, rt.sessions() as db:
+        tally.items = romi_rollup.refresh_all(db)
+
+
 JOBS: dict[str, tuple[Callable[[], None], str, Any]] = {
     # id: (function, setting, default) — a setting of 0 (a cron of "off") turns the job off.
     "deliver": (job_deliver, "SCHEDULE_DELIVER_SECONDS", 5),
@@ -94,6 +102,7 @@ JOBS: dict[str, tuple[Callable[[], None], str, Any]] = {
     "deals": (job_deals, "SCHEDULE_DEALS_MINUTES", 5),
     "tokens": (job_tokens, "SCHEDULE_TOKENS_MINUTES", 10),
     "pool_stats": (job_pool_stats, "SCHEDULE_POOL_STATS_MINUTES", 60),
+    "romi_rollup": (job_romi_rollup, "SCHEDULE_ROMI_ROLLUP_MINUTES", 5),
 }
 
 

@@ -219,10 +219,11 @@ class Node:
         return node
 
 
-def _row_order(n: Node) -> tuple[int, Decimal, int, str]:
-    # Channels with money first, special rows last, then by calls and name.
+def _row_order(n: Node) -> tuple[int, Decimal, int, str, str]:
+    # Channels with money first, special rows last, then by calls and name; the key settles ties, so the
+    # order never depends on which pass met a row first.
     special = 1 if n.key in SPECIAL_LABELS else 0
-    return (special, -(n.metrics.revenue + n.metrics.spend), -n.metrics.calls, n.label.lower())
+    return (special, -(n.metrics.revenue + n.metrics.spend), -n.metrics.calls, n.label.lower(), n.key)
 
 
 @dataclass
@@ -241,7 +242,7 @@ class Report:
         """The best campaigns or keywords across channels, by revenue then calls."""
         depth = LEVELS.index(level) + 1
         nodes = [n for n in self.total.walk(depth) if n.level == depth and n.key != NONE_KEY]
-        nodes.sort(key=lambda n: (-n.metrics.revenue, -n.metrics.calls, n.label.lower()))
+        nodes.sort(key=lambda n: (-n.metrics.revenue, -n.metrics.calls, n.label.lower(), n.path))
         return nodes[:limit]
 
 
