@@ -26,7 +26,10 @@ from tracking.models import (
 
 PERIODS = [
     (NOV_1, NOV_30),
-    (dt.date(2026, 10, 1), dt.date(2026, 12, 31)),
+    (dt.date(2026, 10, 1), dt.date(2026, 12, 31)),  # whole months only
+    (dt.date(2026, 10, 20), dt.date(2026, 12, 2)),  # a whole month between two edges of days
+    (dt.date(2026, 11, 1), dt.date(2026, 11, 29)),  # from a month's first day, not to its last
+    (dt.date(2026, 10, 31), dt.date(2026, 11, 30)),  # to a month's last day, from the day before it
     (dt.date(2026, 11, 5), dt.date(2026, 11, 6)),
     (dt.date(2026, 11, 10), dt.date(2026, 11, 10)),
     (dt.date(2026, 12, 1), dt.date(2026, 12, 1)),

@@ -20,13 +20,13 @@ from collections.abc import Iterator
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Date, and_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from tracking.db import is_postgres, utcnow
 from tracking.models import Call, Channel, Client, Deal, VisitSession
-from tracking.models.romi import RomiDaily, RomiDailyCaller, RomiDirty, RomiLeaf, RomiRollupState
+from tracking.models.romi import RomiDaily, RomiDailyCaller, RomiDirty, RomiLeaf, RomiMonthly, RomiRollupState
 from tracking.romi import (
     LOOKBACK,
     Leaf,
@@ -65,22 +65,25 @@ def report(
             row.id: (row.channel_id, row.source, row.utm_campaign, row.utm_content, row.utm_term)
             for row in own.scalars(select(RomiLeaf).where(RomiLeaf.client_id == client.id))
         }
-        d = RomiDaily
-        sums = (
-            select(d.leaf_id, *(func.sum(getattr(d, f)) for f in FIGURES))
-            .where(
-                d.client_id == client.id,
-                d.model.in_((ANY_MODEL, model.value)),
-                d.day >= start,
-                d.day <= end,
+        metrics: dict[int, Metrics] = defaultdict(Metrics)
+        for table, spans in _grains(start, end):
+            sums = (
+                select(table.leaf_id, *(func.sum(getattr(table, f)) for f in FIGURES))
+                .where(
+                    table.client_id == client.id,
+                    table.model.in_((ANY_MODEL, model.value)),
+                    or_(*(and_(table.day >= a, table.day <= b) for a, b in spans)),
+                )
+                .group_by(table.leaf_id)
             )
-            .group_by(d.leaf_id)
-        )
-        metrics: dict[int, Metrics] = {}
-        for leaf_id, *values in own.execute(sums):
-            m = metrics[leaf_id] = Metrics()
-            for name, value in zip(FIGURES, values, strict=True):
-                setattr(m, name, Decimal(value or 0) if name == "revenue" else int(value or 0))
+            for leaf_id, *values in own.execute(sums):
+                m = metrics[leaf_id]
+                for name, value in zip(FIGURES, values, strict=True):
+                    setattr(
+                        m,
+                        name,
+                        getattr(m, name) + (Decimal(value or 0) if name == "revenue" else int(value or 0)),
+                    )
         c = RomiDailyCaller
         callers = (
             select(c.leaf_id, c.caller)
@@ -91,6 +94,25 @@ def report(
             metrics[leaf_id].callers.add(caller)
         ctx = _Context(own, client)
         return assemble(ctx, start, end, model, ((leaves[i], m) for i, m in metrics.items()))
+
+
+def _grains(start: dt.date, end: dt.date) -> Iterator[tuple[type[RomiDaily] | type[RomiMonthly], list]]:
+    """[start, end] as whole months read from the monthly sums and the days at either edge."""
+    first = start if start.day == 1 else _next_month(start)  # the first whole month's first day
+    after = _next_month(end) if _next_month(end) - dt.timedelta(days=1) == end else end.replace(day=1)
+    last = (after - dt.timedelta(days=1)).replace(day=1)  # the last whole month's first day
+    if first > last:
+        yield RomiDaily, [(start, end)]
+        return
+    yield RomiMonthly, [(first, last)]
+    edges = [(start, first - dt.timedelta(days=1)), (_next_month(last), end)]
+    edges = [(a, b) for a, b in edges if a <= b]
+    if edges:
+        yield RomiDaily, edges
+
+
+def _next_month(day: dt.date) -> dt.date:
+    return (day.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
 
 
 def fingerprint(db: Session, client: Client) -> str:
@@ -114,7 +136,7 @@ def refresh(db: Session, client: Client) -> int:
     assert state is not None
     upto = db.scalar(select(func.max(RomiDirty.id)).where(RomiDirty.client_id == client.id))
     if state.fingerprint != fp:
-        for table in (RomiDaily, RomiDailyCaller):
+        for table in (RomiDaily, RomiMonthly, RomiDailyCaller):
             db.execute(delete(table).where(table.client_id == client.id))
         days = _all_days(db, client)
     else:
@@ -246,6 +268,21 @@ def rebuild(db: Session, client: Client, days: set[dt.date]) -> None:
             for (on, leaf), m in facts.items():
                 rows[(on, model.value, leaf)].add(m)  # type: ignore[index]
         _store(db, client.id, rows, leaf_ids)
+    for month in sorted({day.replace(day=1) for day in days}):
+        _sum_month(db, client.id, month)
+
+
+def _sum_month(db: Session, client_id: int, month: dt.date) -> None:
+    """The month's sums again from its days, so a rebuilt day's month agrees with it."""
+    m, d = RomiMonthly, RomiDaily
+    db.execute(delete(m).where(m.client_id == client_id, m.day == month))
+    figures = [func.sum(getattr(d, f)) for f in FIGURES]
+    rows = (
+        select(d.client_id, literal(month, Date()), d.model, d.leaf_id, *figures)
+        .where(d.client_id == client_id, d.day >= month, d.day < _next_month(month))
+        .group_by(d.client_id, d.model, d.leaf_id)
+    )
+    db.execute(insert(m).from_select(["client_id", "day", "model", "leaf_id", *FIGURES], rows))
 
 
 def _store(

@@ -21,7 +21,7 @@ from tracking.models.delivery import (
 )
 from tracking.models.numbers import Channel, Pool, PoolChannel, TrackingNumber
 from tracking.models.pool_stats import PoolStat
-from tracking.models.romi import RomiDaily, RomiDailyCaller, RomiDirty, RomiLeaf, RomiRollupState
+from tracking.models.romi import RomiDaily, RomiDailyCaller, RomiDirty, RomiLeaf, RomiMonthly, RomiRollupState
 from tracking.models.sessions import FallbackEvent, NumberAssignment, VisitSession
 from tracking.models.spend import CampaignMapping, ManualSpend, SpendRow
 from tracking.models.tenancy import Agency, ApiToken, Client, Role, Site, User
@@ -56,6 +56,7 @@ __all__ = [
     "RomiDailyCaller",
     "RomiDirty",
     "RomiLeaf",
+    "RomiMonthly",
     "RomiRollupState",
     "Role",
     "SchedulerLease",

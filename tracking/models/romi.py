@@ -45,11 +45,8 @@ class RomiLeaf(Base):
     utm_term: Mapped[str] = mapped_column(String(255), default="")
 
 
-class RomiDaily(Base):
-    """Sums of one leaf on one local day of the client; model "" for visits and deals without a call."""
-
-    __tablename__ = "romi_daily"
-    __table_args__ = (Index("ix_romi_daily_client_model_day", "client_id", "model", "day"),)
+class _Figures:
+    """The additive figures of a leaf, as both grains store them."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
@@ -64,6 +61,20 @@ class RomiDaily(Base):
     deals: Mapped[int] = mapped_column(default=0)
     won: Mapped[int] = mapped_column(default=0)
     revenue: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0"))
+
+
+class RomiDaily(_Figures, Base):
+    """Sums of one leaf on one local day of the client; model "" for visits and deals without a call."""
+
+    __tablename__ = "romi_daily"
+    __table_args__ = (Index("ix_romi_daily_client_model_day", "client_id", "model", "day"),)
+
+
+class RomiMonthly(_Figures, Base):
+    """The same sums per local calendar month (``day`` is its first day): a year reads twelve, not 365."""
+
+    __tablename__ = "romi_monthly"
+    __table_args__ = (Index("ix_romi_monthly_client_model_day", "client_id", "model", "day"),)
 
 
 class RomiDailyCaller(Base):

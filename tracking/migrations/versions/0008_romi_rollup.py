@@ -130,7 +130,7 @@ def upgrade() -> None:
             name="uq_romi_leaves",
         ),
     )
-    for table in ("romi_daily", "romi_daily_callers"):
+    for table in ("romi_daily", "romi_monthly", "romi_daily_callers"):
         figures = (
             [sa.Column("caller", sa.String(length=32), nullable=False)]
             if table == "romi_daily_callers"
@@ -197,5 +197,6 @@ def downgrade() -> None:
             )
             if postgres:
                 op.execute(f"DROP FUNCTION IF EXISTS romi_note_{table}_{op_name}()")
-    for table in ("romi_rollup_state", "romi_dirty", "romi_daily_callers", "romi_daily", "romi_leaves"):
+    for table in ("romi_rollup_state", "romi_dirty", "romi_daily_callers", "romi_monthly", "romi_daily"):
         op.drop_table(table)
+    op.drop_table("romi_leaves")
