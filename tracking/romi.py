@@ -33,7 +33,7 @@ from decimal import Decimal
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, cast, func, or_, select
+from sqlalchemy import String, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from tracking.models import (
@@ -332,7 +332,7 @@ def report_from_rows(
     """The same tree computed from the sessions, calls and deals themselves: what the roll-up must equal."""
     model = check_request(start, end, model)
     lo, hi = period_bounds(client, start, end)
-    ctx = _Context(db, client)
+    ctx = _Context(db, client, (start, end))
     facts = visit_facts(db, client.id, lo, hi)
     facts.update(deal_facts(db, client.id, lo, hi))
     leaves = [(leaf, m) for (_day, leaf), m in call_facts(ctx, lo, hi, model).items()]
@@ -402,9 +402,11 @@ class _Catalog:
 class _Context:
     """Look-ups shared by the passes: channels, campaign mappings, and what the platforms call things."""
 
-    def __init__(self, db: Session, client: Client) -> None:
+    def __init__(self, db: Session, client: Client, period: tuple[dt.date, dt.date] | None = None) -> None:
         self.db = db
         self.client = client
+        self.period = period
+        self.spend: list[tuple] = []  # the period's spend per platform, campaign, ad group and keyword
         self.channels = {c.id: c for c in db.scalars(select(Channel).where(Channel.client_id == client.id))}
         self.direct_ids = {c.id for c in self.channels.values() if c.is_default}
         self.mappings = {
@@ -424,25 +426,45 @@ class _Context:
         if self._known_loaded:
             return
         self._known_loaded = True
+        r = SpendRow
+        start, end = self.period or (dt.date.min, dt.date.min)
+        within = and_(r.day >= start, r.day <= end)
+        # One pass over the spend rows gives both what the platforms call things (all time) and the
+        # period's spend: a year of keywords is tens of thousands of rows, read once, not twice.
         q = (
             select(
-                SpendRow.campaign_id,
-                SpendRow.campaign_name,
-                SpendRow.ad_group_id,
-                SpendRow.ad_group_name,
-                SpendRow.keyword_id,
-                SpendRow.keyword,
+                r.campaign_id,
+                r.campaign_name,
+                r.ad_group_id,
+                r.ad_group_name,
+                r.keyword_id,
+                r.keyword,
+                r.platform,
+                func.sum(case((within, 1), else_=0)),
+                func.sum(case((within, r.cost), else_=0)),
+                func.sum(case((within, r.clicks), else_=0)),
+                func.sum(case((within, r.impressions), else_=0)),
             )
-            .where(SpendRow.client_id == self.client.id)
-            .distinct()
+            .where(r.client_id == self.client.id)
+            .group_by(
+                r.campaign_id,
+                r.campaign_name,
+                r.ad_group_id,
+                r.ad_group_name,
+                r.keyword_id,
+                r.keyword,
+                r.platform,
+            )
         )
         # Sorted so that which spelling labels a row never depends on the order the database returns.
-        rows = sorted(self.db.execute(q), key=lambda r: tuple(x or "" for x in r))
-        for cid, cname, gid, gname, kid, kw in rows:
+        rows = sorted(self.db.execute(q), key=lambda r: tuple(x or "" for x in r[:7]))
+        for cid, cname, gid, gname, kid, kw, platform, n, cost, clicks, impressions in rows:
             if cname:
                 self.campaign_names.setdefault(cid, cname)
                 self.campaign_ids_by_name.setdefault(norm(cname), cid)
             self.catalogs[cid].add(gid, gname, kid, kw)
+            if n:
+                self.spend.append((platform, cid, gid, kid, kw, cost, clicks, impressions))
 
     def channel_key(self, channel_id: int | None) -> tuple[str, str]:
         if channel_id is None or channel_id not in self.channels:
@@ -764,23 +786,9 @@ def _deals_of(ctx: _Context, call_ids: list[int]) -> dict[int, list[tuple[DealSt
 
 
 def _add_spend(ctx: _Context, total: Node, start: dt.date, end: dt.date) -> None:
-    r = SpendRow
-    q = (
-        select(
-            r.platform,
-            r.campaign_id,
-            r.ad_group_id,
-            r.keyword_id,
-            r.keyword,
-            func.sum(r.cost),
-            func.sum(r.clicks),
-            func.sum(r.impressions),
-        )
-        .where(r.client_id == ctx.client.id, r.day >= start, r.day <= end)
-        .group_by(r.platform, r.campaign_id, r.ad_group_id, r.keyword_id, r.keyword)
-    )
+    assert ctx.period == (start, end), "the context reads the spend of the report's period"
     ctx.load_platform_names()
-    for platform, cid, gid, kid, kw, cost, clicks, impressions in ctx.db.execute(q):
+    for platform, cid, gid, kid, kw, cost, clicks, impressions in ctx.spend:
         channel_id = ctx.campaign_channel.get(cid) or ctx.platform_channel(platform)
         channel = ctx.channel_key(channel_id) if channel_id else _no_channel()
         m = _leaf(total, ctx, channel, ctx.spend_dims(cid, gid, kid, kw)).metrics

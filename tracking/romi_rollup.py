@@ -92,7 +92,7 @@ def report(
         )
         for leaf_id, caller in own.connection().execute(callers):
             metrics[leaf_id].callers.add(caller)
-        ctx = _Context(own, client)
+        ctx = _Context(own, client, (start, end))
         return assemble(ctx, start, end, model, ((leaves[i], m) for i, m in metrics.items()))
 
 
@@ -126,10 +126,16 @@ def fingerprint(db: Session, client: Client) -> str:
 def refresh(db: Session, client: Client) -> int:
     """Rebuild the client's stale days and commit; the number of days rebuilt."""
     fp = fingerprint(db, client)
-    state = db.get(RomiRollupState, client.id, populate_existing=True)
-    pending = db.scalar(select(func.max(RomiDirty.id)).where(RomiDirty.client_id == client.id))
-    if state is not None and state.fingerprint == fp and pending is None:
-        db.rollback()
+    # The common case, nothing to do, in one round trip.
+    stored, pending = db.execute(
+        select(
+            select(RomiRollupState.fingerprint)
+            .where(RomiRollupState.client_id == client.id)
+            .scalar_subquery(),
+            select(func.max(RomiDirty.id)).where(RomiDirty.client_id == client.id).scalar_subquery(),
+        )
+    ).one()
+    if stored == fp and pending is None:
         return 0
     _lock(db, client.id)  # one refresh per client at a time; the others wait, then find nothing to do
     state = db.get(RomiRollupState, client.id, populate_existing=True)
