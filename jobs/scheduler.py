@@ -1,8 +1,9 @@
 """The scheduler process (``otkuda scheduler``): APScheduler with its job store in the hub's database.
 
-Only the holder of the scheduler lease runs jobs. A second process waits for the lease and takes over
-when the first stops renewing it (it died, or lost the database). On taking over, every in-flight claim
-left by the previous holder is dropped, so its unrecorded batches are resolved with ``find_delivered``.
+It plans the periodic jobs (pulls, token refresh, pool statistics, the ROMI roll-up); deliveries are the
+workers' (``otkuda worker``, ``jobs/worker.py``). Only the holder of the scheduler lease runs jobs. A
+second process waits for the lease and takes over when the first stops renewing it (it died, or lost the
+database).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from connectors.base import AuthRevoked
 from jobs import lease
-from jobs.deliver import Worker, drop_claims
 from jobs.history import recorded
 from jobs.pool_stats import compute_pool_stats
 from jobs.pulls import pull_deals, pull_spend
@@ -34,18 +34,12 @@ log = logging.getLogger(__name__)
 
 # Set by the running scheduler; the job store pickles job references, so jobs are module-level functions.
 _RUNTIME: Runtime | None = None
-_WORKER: Worker | None = None
 
 
 def _rt() -> Runtime:
     if _RUNTIME is None:
         raise RuntimeError("the scheduler runtime is not set")
     return _RUNTIME
-
-
-def job_deliver() -> None:
-    assert _WORKER is not None
-    _WORKER.run_once()
 
 
 def _today(rt: Runtime) -> dt.date:
@@ -96,7 +90,6 @@ def job_romi_rollup() -> None:
 
 JOBS: dict[str, tuple[Callable[[], None], str, Any]] = {
     # id: (function, setting, default) — a setting of 0 (a cron of "off") turns the job off.
-    "deliver": (job_deliver, "SCHEDULE_DELIVER_SECONDS", 5),
     "spend_today": (job_spend_today, "SCHEDULE_SPEND_TODAY_MINUTES", 60),
     "spend_yesterday": (job_spend_yesterday, "SCHEDULE_SPEND_YESTERDAY_CRON", "30 5 * * *"),
     "deals": (job_deals, "SCHEDULE_DEALS_MINUTES", 5),
@@ -106,7 +99,7 @@ JOBS: dict[str, tuple[Callable[[], None], str, Any]] = {
 }
 
 
-RUN_AT_START = {"deliver", "tokens"}  # the rest keep to their schedule across restarts
+RUN_AT_START = {"tokens", "romi_rollup"}  # the rest keep to their schedule across restarts
 
 
 def triggers(rt: Runtime) -> dict[str, Any]:
@@ -164,16 +157,10 @@ class SchedulerProcess:
         return False
 
     def run(self) -> None:
-        global _RUNTIME, _WORKER
+        global _RUNTIME
         while self.wait_for_lease():
             self.echo(f"scheduler lease taken by {self.holder}")
-            dropped = drop_claims(self.rt)
-            if dropped:
-                self.echo(
-                    f"{dropped} deliveries of the previous scheduler are in doubt; resolving them first"
-                )
             _RUNTIME = self.rt
-            _WORKER = Worker(self.rt, name=self.holder)
             sched = build_scheduler(self.rt)
             sched.start()
             # Jobs switched off in configuration must not linger in the shared job store.
