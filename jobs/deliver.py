@@ -249,13 +249,18 @@ def release(rt: Runtime, held: Held) -> None:
         db.commit()
 
 
-def _take_slot(rt: Runtime, held: Held, limit: RateLimit, max_pacing: float) -> bool:
-    """One request's worth of the destination's rate limit; False when the wait is long (try later)."""
+def _take_slot(rt: Runtime, held: Held, limit: RateLimit, max_pacing: float, work: object) -> bool:
+    """One request's worth of the destination's rate limit, if rows matching ``work`` wait for it.
+
+    False when there is no such work, the destination is no longer held, or the wait is long (try later).
+    """
     while True:
         with rt.sessions() as db:
             row = db.get(DeliveryDestination, held.id)
             if row is None or row.held_by != held.token:
                 return False  # no longer ours: whoever holds it now sends
+            if db.scalar(select(Delivery.id).where(work).limit(1)) is None:  # type: ignore[arg-type]
+                return False
             wait, ready = admit(row.ready_at, utcnow(), limit)
             if not wait:
                 row.ready_at = ready
@@ -478,27 +483,26 @@ class Worker:
         """Work one held destination, then let it go."""
         try:
             _orphans_in_doubt(self.rt, held)
-            self._resolve(held, stats)
-            self._send(held, stats)
+            try:
+                impl, token = self._connector(held.connection_id, held.connector)
+            except Exception as exc:
+                # The connector cannot be built here (not installed, misconfigured): the due items fail
+                # visibly with the reason, back off, and end up dead for a person to retry once it is fixed.
+                self._fail_due(held, f"connector unavailable: {type(exc).__name__}: {exc}", stats)
+                return
+            self._resolve(held, impl, token, stats)
+            self._send(held, impl, token, stats)
         finally:
             release(self.rt, held)
 
-    def _resolve(self, held: Held, stats: DeliverStats) -> None:
+    def _resolve(self, held: Held, impl: Connector, token: object, stats: DeliverStats) -> None:
         connection_id, connector = held.connection_id, held.connector
         cond = and_(
             _in_doubt(utcnow(), self.settings),
             Delivery.connection_id == connection_id,
             Delivery.connector == connector,
         )
-        with self.rt.sessions() as db:
-            if db.scalar(select(Delivery.id).where(cond).limit(1)) is None:
-                return
-        try:
-            impl, token = self._connector(connection_id, connector)
-        except Exception as exc:
-            stats.errors.append(f"{connector}@{connection_id}: connector unavailable: {exc}")
-            return
-        if not _take_slot(self.rt, held, impl.rate_limit(), self.settings.max_pacing):
+        if not _take_slot(self.rt, held, impl.rate_limit(), self.settings.max_pacing, cond):
             return
         claim_id = _claim_id(self.name)
         with self.rt.sessions() as db:
@@ -544,15 +548,8 @@ class Worker:
                         )
                 db.commit()
 
-    def _send(self, held: Held, stats: DeliverStats) -> None:
+    def _send(self, held: Held, impl: Connector, token: object, stats: DeliverStats) -> None:
         connection_id, connector = held.connection_id, held.connector
-        try:
-            impl, token = self._connector(connection_id, connector)
-        except Exception as exc:
-            # The connector cannot be built here (not installed, misconfigured): the due items fail
-            # visibly with the reason, back off, and end up dead for a person to retry once it is fixed.
-            self._fail_due(held, f"connector unavailable: {type(exc).__name__}: {exc}", stats)
-            return
         limit = impl.rate_limit()
         for _ in range(self.settings.max_batches_per_run):
             if limit.daily is not None and self._requests_today(connection_id, connector) >= limit.daily:
@@ -562,18 +559,16 @@ class Worker:
                 tomorrow = utcnow().replace(hour=0, minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
                 _defer(self.rt, held, tomorrow)
                 return
-            claim_id = _claim_id(self.name)
             cond = and_(
-                _due(utcnow()), Delivery.connection_id == connection_id, Delivery.connector == connector
+                _due(utcnow()),
+                Delivery.connection_id == connection_id,
+                Delivery.connector == connector,
+                # A connection disabled or waiting for re-authorisation meanwhile keeps its items.
+                exists().where(Connection.id == connection_id, Connection.status == ConnectionStatus.ACTIVE),
             )
-            with self.rt.sessions() as db:
-                conn = db.get(Connection, connection_id)
-                if conn is None or conn.status != ConnectionStatus.ACTIVE:
-                    return
-                if db.scalar(select(Delivery.id).where(cond).limit(1)) is None:
-                    return
-            if not _take_slot(self.rt, held, limit, self.settings.max_pacing):
+            if not _take_slot(self.rt, held, limit, self.settings.max_pacing, cond):
                 return
+            claim_id = _claim_id(self.name)
             with self.rt.sessions() as db:
                 rows = _claim(db, cond, claim_id, self.settings.batch_size, count_attempt=True)
             if not rows:
