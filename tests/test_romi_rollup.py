@@ -6,12 +6,14 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.orm import Session
 
 from tests.romi_world import NOV_1, NOV_30, Shop, utc
 from tests.test_romi_matching import kitchens  # noqa: F401  (the second world)
 from tracking import romi, romi_rollup
+from tracking.db import make_engine, make_session_factory
+from tracking.migrate import upgrade
 from tracking.models import (
     AttributionMethod,
     Call,
@@ -128,3 +130,35 @@ def test_the_scheduler_job_refreshes_ahead_of_reports(db, shop) -> None:
 def test_bad_requests_are_refused_before_any_work(db, shop, model) -> None:
     with pytest.raises(romi.InvalidReport):
         romi.report(db, shop.t.client, NOV_30, NOV_1, model=model)
+
+
+def _counting(url: str) -> tuple[Session, list[str]]:
+    engine = make_engine(url)
+    seen: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda _c, _cur, sql, *_: seen.append(sql))
+    return make_session_factory(engine)(), seen
+
+
+def test_a_replica_that_has_caught_up_answers_the_report(db, shop, database_url) -> None:
+    replica, seen = _counting(database_url)  # the same data, as a replica that has replayed everything
+    try:
+        for model in romi.Model:
+            rep = romi.report(db, shop.t.client, NOV_1, NOV_30, model=model, replica=replica)
+            assert tree(rep) == tree(romi.report_from_rows(db, shop.t.client, NOV_1, NOV_30, model=model))
+        assert any("romi_monthly" in sql for sql in seen) and any("spend_rows" in sql for sql in seen)
+    finally:
+        replica.close()
+        replica.get_bind().dispose()
+
+
+def test_a_replica_behind_the_primary_is_not_read(db, shop, tmp_path) -> None:
+    behind = f"sqlite:///{tmp_path / 'replica.db'}"
+    upgrade(behind)  # the schema, but none of the roll-up the primary has just built
+    replica, seen = _counting(behind)
+    try:
+        rep = romi.report(db, shop.t.client, NOV_1, NOV_30, replica=replica)
+        assert tree(rep) == tree(romi.report_from_rows(db, shop.t.client, NOV_1, NOV_30))
+        assert seen and not any("romi_monthly" in sql or "romi_daily" in sql for sql in seen)
+    finally:
+        replica.close()
+        replica.get_bind().dispose()

@@ -314,11 +314,15 @@ def report(
     end: dt.date,
     *,
     model: Model | str = Model.LAST_NON_DIRECT,
+    replica: Session | None = None,
 ) -> Report:
-    """The ROMI tree of ``client`` for the local days [start, end], from the daily roll-up."""
+    """The ROMI tree of ``client`` for the local days [start, end], from the daily roll-up.
+
+    With ``replica`` (a session on a read replica), the figures are read there once it has caught up.
+    """
     from tracking import romi_rollup  # the roll-up builds on this module's passes
 
-    return romi_rollup.report(db, client, start, end, model=model)
+    return romi_rollup.report(db, client, start, end, model=model, replica=replica)
 
 
 def report_from_rows(

@@ -54,46 +54,70 @@ def report(
     end: dt.date,
     *,
     model: Model | str = Model.LAST_NON_DIRECT,
+    replica: Session | None = None,
 ) -> Report:
-    """The ROMI tree of ``client`` for the local days [start, end], from the roll-up and the spend rows."""
+    """The ROMI tree of ``client`` for the local days [start, end], from the roll-up and the spend rows.
+
+    The stale days are rebuilt on the primary; the sums are read from ``replica`` if it has replayed
+    that rebuild (its state row equals the primary's), else from the primary.
+    """
     model = check_request(start, end, model)
     # Its own session: the refresh commits, and the reads must see what it wrote whatever the caller's
     # session has open.
-    with sessionmaker(bind=db.get_bind(), expire_on_commit=False)() as own:
-        refresh(own, client)
-        leaves = {
-            row.id: (row.channel_id, row.source, row.utm_campaign, row.utm_content, row.utm_term)
-            for row in own.scalars(select(RomiLeaf).where(RomiLeaf.client_id == client.id))
-        }
-        metrics: dict[int, Metrics] = defaultdict(Metrics)
-        for table, spans in _grains(start, end):
-            sums = (
-                select(table.leaf_id, *(func.sum(getattr(table, f)) for f in FIGURES))
-                .where(
-                    table.client_id == client.id,
-                    table.model.in_((ANY_MODEL, model.value)),
-                    or_(*(and_(table.day >= a, table.day <= b) for a, b in spans)),
-                )
-                .group_by(table.leaf_id)
+    with sessionmaker(bind=db.get_bind(), expire_on_commit=False)() as primary:
+        refresh(primary, client)
+        if replica is not None and caught_up(primary, replica, client.id):
+            return _read(replica, client, start, end, model)
+        return _read(primary, client, start, end, model)
+
+
+def caught_up(primary: Session, replica: Session, client_id: int) -> bool:
+    """Whether the replica holds the client's roll-up as the primary last built it."""
+    q = select(RomiRollupState.fingerprint, RomiRollupState.built_at).where(
+        RomiRollupState.client_id == client_id
+    )
+    try:
+        theirs = replica.execute(q).one_or_none()
+    except Exception:
+        replica.rollback()
+        return False  # unreachable or not migrated yet: the primary answers
+    return theirs is not None and tuple(theirs) == tuple(primary.execute(q).one())
+
+
+def _read(own: Session, client: Client, start: dt.date, end: dt.date, model: Model) -> Report:
+    leaves = {
+        row.id: (row.channel_id, row.source, row.utm_campaign, row.utm_content, row.utm_term)
+        for row in own.scalars(select(RomiLeaf).where(RomiLeaf.client_id == client.id))
+    }
+    metrics: dict[int, Metrics] = defaultdict(Metrics)
+    for table, spans in _grains(start, end):
+        sums = (
+            select(table.leaf_id, *(func.sum(getattr(table, f)) for f in FIGURES))
+            .where(
+                table.client_id == client.id,
+                table.model.in_((ANY_MODEL, model.value)),
+                or_(*(and_(table.day >= a, table.day <= b) for a, b in spans)),
             )
-            for leaf_id, *values in own.execute(sums):
-                m = metrics[leaf_id]
-                for name, value in zip(FIGURES, values, strict=True):
-                    setattr(
-                        m,
-                        name,
-                        getattr(m, name) + (Decimal(value or 0) if name == "revenue" else int(value or 0)),
-                    )
-        c = RomiDailyCaller
-        callers = (
-            select(c.leaf_id, c.caller)
-            .where(c.client_id == client.id, c.model == model.value, c.day >= start, c.day <= end)
-            .distinct()
+            .group_by(table.leaf_id)
         )
-        for leaf_id, caller in own.connection().execute(callers):
-            metrics[leaf_id].callers.add(caller)
-        ctx = _Context(own, client, (start, end))
-        return assemble(ctx, start, end, model, ((leaves[i], m) for i, m in metrics.items()))
+        for leaf_id, *values in own.execute(sums):
+            m = metrics[leaf_id]
+            for name, value in zip(FIGURES, values, strict=True):
+                setattr(
+                    m,
+                    name,
+                    getattr(m, name) + (Decimal(value or 0) if name == "revenue" else int(value or 0)),
+                )
+    c = RomiDailyCaller
+    callers = (
+        select(c.leaf_id, c.caller)
+        .where(c.client_id == client.id, c.model == model.value, c.day >= start, c.day <= end)
+        .distinct()
+    )
+    for leaf_id, caller in own.connection().execute(callers):
+        metrics[leaf_id].callers.add(caller)
+    ctx = _Context(own, client, (start, end))
+    return assemble(ctx, start, end, model, ((leaves[i], m) for i, m in metrics.items()))
 
 
 def _grains(start: dt.date, end: dt.date) -> Iterator[tuple[type[RomiDaily] | type[RomiMonthly], list]]:

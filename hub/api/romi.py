@@ -12,7 +12,7 @@ from hub import exports
 from hub.api import bp
 from hub.api.openapi import register, schema
 from hub.auth import api_auth_required, client_or_404
-from hub.extensions import db
+from hub.extensions import db, reports_db
 from tracking import romi
 from tracking.models import Client
 
@@ -34,7 +34,12 @@ def report_from_args(client: Client) -> romi.Report:
     end = _date("end", today)
     try:
         return romi.report(
-            db(), client, start, end, model=request.args.get("model", romi.Model.LAST_NON_DIRECT)
+            db(),
+            client,
+            start,
+            end,
+            model=request.args.get("model", romi.Model.LAST_NON_DIRECT),
+            replica=reports_db(),
         )
     except romi.InvalidReport as exc:
         raise BadRequest(str(exc)) from None
