@@ -121,9 +121,23 @@ def round_(engine, env, client_id: int, workers: int, calls: int, budget: float,
                 .group_by(Delivery.connection_id)
             ).scalars()
             waits = sorted((t - queued_at).total_seconds() for t in firsts)
+            runs = db.execute(
+                select(SyncRun.started_at, SyncRun.finished_at).where(
+                    SyncRun.job == "deliver", SyncRun.finished_at.is_not(None)
+                )
+            ).all()
+            push = statistics.median((b - a).total_seconds() for a, b in runs) if runs else float("nan")
     finally:
         stop(procs)
-    return {"total": total, "done": done, "elapsed": elapsed, "waits": waits, "cpu": cpu, "load": load}
+    return {
+        "total": total,
+        "done": done,
+        "elapsed": elapsed,
+        "waits": waits,
+        "cpu": cpu,
+        "load": load,
+        "push": push,
+    }
 
 
 def main() -> None:
@@ -197,7 +211,8 @@ def main() -> None:
                 f"{max(waits) if waits else float('nan'):5.2f} s (whole run at full use {ideal:5.2f} s)"
             )
             print(
-                f"           workers' CPU {r['cpu'] / max(r['done'], 1) * 1000:5.1f} ms a delivery,"
+                f"           a push with its bookkeeping {r['push'] * 1000:5.0f} ms (median);"
+                f" workers' CPU {r['cpu'] / max(r['done'], 1) * 1000:5.1f} ms a delivery,"
                 f" {r['cpu'] / r['elapsed']:4.2f} cores busy; machine load average at start {r['load']:.1f}"
                 f" on {os.cpu_count()} cores"
             )

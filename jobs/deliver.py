@@ -249,25 +249,33 @@ def release(rt: Runtime, held: Held) -> None:
         db.commit()
 
 
-def _take_slot(rt: Runtime, held: Held, limit: RateLimit, max_pacing: float, work: object) -> bool:
-    """One request's worth of the destination's rate limit, if rows matching ``work`` wait for it.
+def _claim_paced(
+    rt: Runtime,
+    held: Held,
+    limit: RateLimit,
+    settings: DeliverSettings,
+    condition: object,
+    claim_id: str,
+    *,
+    count_attempt: bool,
+) -> list[Delivery]:
+    """Claim a batch at the held destination with one request's worth of its rate limit, in one commit.
 
-    False when there is no such work, the destination is no longer held, or the wait is long (try later).
+    Empty when there is nothing to claim, the destination is no longer held, or the rate limit asks for
+    a wait longer than ``settings.max_pacing`` (``ready_at`` then keeps every worker off it until then).
     """
     while True:
         with rt.sessions() as db:
             row = db.get(DeliveryDestination, held.id)
             if row is None or row.held_by != held.token:
-                return False  # no longer ours: whoever holds it now sends
-            if db.scalar(select(Delivery.id).where(work).limit(1)) is None:  # type: ignore[arg-type]
-                return False
+                return []  # no longer ours: whoever holds it now sends
             wait, ready = admit(row.ready_at, utcnow(), limit)
             if not wait:
                 row.ready_at = ready
-                db.commit()
-                return True
-        if wait > max_pacing:
-            return False  # ``ready_at`` keeps every worker off it until then
+                db.flush()
+                return _claim(db, condition, claim_id, settings.batch_size, count_attempt=count_attempt)
+        if wait > settings.max_pacing:
+            return []
         time.sleep(wait)
 
 
@@ -281,22 +289,24 @@ def _defer(rt: Runtime, held: Held, until: dt.datetime) -> None:
         db.commit()
 
 
-def _orphans_in_doubt(rt: Runtime, held: Held) -> int:
-    """Items in flight at a destination just taken over: their worker is gone, their outcome in doubt."""
+def _orphans_in_doubt(rt: Runtime, held: Held, settings: DeliverSettings) -> bool:
+    """Turn items in flight at a destination just taken over into items in doubt (their worker is gone);
+    whether any item there is in doubt now."""
+    at_destination = (Delivery.connection_id == held.connection_id, Delivery.connector == held.connector)
     with rt.sessions() as db:
-        n = db.execute(
+        db.execute(
             update(Delivery)
             .where(
-                Delivery.connection_id == held.connection_id,
-                Delivery.connector == held.connector,
+                *at_destination,
                 Delivery.status == DeliveryStatus.IN_FLIGHT,
                 Delivery.claimed_by.is_not(None),
             )
             .values(claimed_by=None, next_attempt_at=utcnow())
             .execution_options(synchronize_session=False)
-        ).rowcount
+        )
+        found = db.scalar(select(Delivery.id).where(*at_destination, _in_doubt(utcnow(), settings)).limit(1))
         db.commit()
-    return int(n or 0)
+    return found is not None
 
 
 class _Batch:
@@ -482,7 +492,7 @@ class Worker:
     def serve(self, held: Held, stats: DeliverStats) -> None:
         """Work one held destination, then let it go."""
         try:
-            _orphans_in_doubt(self.rt, held)
+            in_doubt = _orphans_in_doubt(self.rt, held, self.settings)
             try:
                 impl, token = self._connector(held.connection_id, held.connector)
             except Exception as exc:
@@ -490,7 +500,8 @@ class Worker:
                 # visibly with the reason, back off, and end up dead for a person to retry once it is fixed.
                 self._fail_due(held, f"connector unavailable: {type(exc).__name__}: {exc}", stats)
                 return
-            self._resolve(held, impl, token, stats)
+            if in_doubt:
+                self._resolve(held, impl, token, stats)
             self._send(held, impl, token, stats)
         finally:
             release(self.rt, held)
@@ -502,11 +513,9 @@ class Worker:
             Delivery.connection_id == connection_id,
             Delivery.connector == connector,
         )
-        if not _take_slot(self.rt, held, impl.rate_limit(), self.settings.max_pacing, cond):
-            return
         claim_id = _claim_id(self.name)
-        with self.rt.sessions() as db:
-            rows = _claim(db, cond, claim_id, self.settings.batch_size, count_attempt=False)
+        limit = impl.rate_limit()
+        rows = _claim_paced(self.rt, held, limit, self.settings, cond, claim_id, count_attempt=False)
         if not rows:
             return
         batch = _Batch(self.rt, self.settings, claim_id, rows)
@@ -566,11 +575,8 @@ class Worker:
                 # A connection disabled or waiting for re-authorisation meanwhile keeps its items.
                 exists().where(Connection.id == connection_id, Connection.status == ConnectionStatus.ACTIVE),
             )
-            if not _take_slot(self.rt, held, limit, self.settings.max_pacing, cond):
-                return
             claim_id = _claim_id(self.name)
-            with self.rt.sessions() as db:
-                rows = _claim(db, cond, claim_id, self.settings.batch_size, count_attempt=True)
+            rows = _claim_paced(self.rt, held, limit, self.settings, cond, claim_id, count_attempt=True)
             if not rows:
                 return
             stats.claimed += len(rows)
