@@ -1,14 +1,15 @@
-"""The delivery worker: claim due outbox rows per destination account, push them, record each outcome.
+"""Serving delivery destinations: hold one, claim due outbox rows, push them, record each outcome.
 
-A claim is one short transaction that marks a batch ``in_flight`` with a claim id (row locks with
-``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite runs the claiming UPDATE under its single write lock), so two
-workers never hold the same item. The batch is then sent outside any transaction, and the outcome of
-each item is written only if the claim is still ours.
+A worker first holds the destination (``claim_destinations``: a ``delivery_destinations`` row taken with
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL, under the write lock on SQLite), so one worker at a time sends to
+it. A claim is one short transaction that takes a slot of the destination's rate limit and marks a batch
+``in_flight`` with a claim id, so two workers never hold the same item. The batch is then sent outside any
+transaction, and the outcome of each item is written only if the claim is still ours.
 
 An item is *in doubt* when it may have been sent but its outcome was never recorded: the process died
-mid-batch (its claim is stale or was dropped at start-up), or the request failed in a way that does not
-say whether it arrived. Such items are never re-sent blindly: the connector's ``find_delivered`` is asked
-first, and only the items it does not find are queued again.
+mid-batch (its claim is stale, or its destination's hold lapsed and another worker took it up), or the
+request failed in a way that does not say whether it arrived. Such items are never re-sent blindly: the
+connector's ``find_delivered`` is asked first, and only the items it does not find are queued again.
 """
 
 from __future__ import annotations
