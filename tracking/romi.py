@@ -435,31 +435,17 @@ class _Context:
         within = and_(r.day >= start, r.day <= end)
         # One pass over the spend rows gives both what the platforms call things (all time) and the
         # period's spend: a year of keywords is tens of thousands of rows, read once, not twice.
-        q = (
-            select(
-                r.campaign_id,
-                r.campaign_name,
-                r.ad_group_id,
-                r.ad_group_name,
-                r.keyword_id,
-                r.keyword,
-                r.platform,
-                func.sum(case((within, 1), else_=0)),
-                func.sum(case((within, r.cost), else_=0)),
-                func.sum(case((within, r.clicks), else_=0)),
-                func.sum(case((within, r.impressions), else_=0)),
-            )
-            .where(r.client_id == self.client.id)
-            .group_by(
-                r.campaign_id,
-                r.campaign_name,
-                r.ad_group_id,
-                r.ad_group_name,
-                r.keyword_id,
-                r.keyword,
-                r.platform,
-            )
+        names = (
+            r.campaign_id,
+            r.campaign_name,
+            r.ad_group_id,
+            r.ad_group_name,
+            r.keyword_id,
+            r.keyword,
+            r.platform,
         )
+        sums = (func.sum(case((within, x), else_=0)) for x in (1, r.cost, r.clicks, r.impressions))
+        q = select(*names, *sums).where(r.client_id == self.client.id).group_by(*names)
         # Sorted so that which spelling labels a row never depends on the order the database returns.
         rows = sorted(self.db.execute(q), key=lambda r: tuple(x or "" for x in r[:7]))
         for cid, cname, gid, gname, kid, kw, platform, n, cost, clicks, impressions in rows:

@@ -30,8 +30,11 @@ def _date(name: str, default: dt.date) -> dt.date:
 def report_from_args(client: Client) -> romi.Report:
     """The report the query string asks for: start, end (local days, default this month so far), model."""
     today = dt.datetime.now(dt.UTC).date()
-    start = _date("start", today.replace(day=1))
-    end = _date("end", today)
+    return run_report(client, _date("start", today.replace(day=1)), _date("end", today))
+
+
+def run_report(client: Client, start: dt.date, end: dt.date) -> romi.Report:
+    """The report for the period with the request's model, read from the reports replica when there is one."""
     try:
         return romi.report(
             db(),

@@ -13,7 +13,7 @@ from werkzeug.exceptions import BadRequest
 from hub.api import romi as romi_api
 from hub.api.spend import build_manual_spend, manual_spend_or_404
 from hub.auth import client_or_404, login_required
-from hub.extensions import db, reports_db
+from hub.extensions import db
 from hub.web import bp
 from tracking import romi
 from tracking.models import Channel, Client, ManualSpend
@@ -54,17 +54,7 @@ def _period(client: Client) -> tuple[dt.date, dt.date, str]:
 
 def _report(client: Client) -> romi.Report:
     start, end, _ = _period(client)
-    try:
-        return romi.report(
-            db(),
-            client,
-            start,
-            end,
-            model=request.args.get("model", romi.Model.LAST_NON_DIRECT),
-            replica=reports_db(),
-        )
-    except romi.InvalidReport as exc:
-        raise BadRequest(str(exc)) from None
+    return romi_api.run_report(client, start, end)
 
 
 @bp.get("/clients/<int:client_id>/romi")
