@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 from sqlalchemy.orm import Session
@@ -82,22 +82,37 @@ def demo(host: str, port: int, landing_port: int, seed_only: bool) -> None:
         hub_server.shutdown()
 
 
-@main.command()
-def scheduler() -> None:
-    """Run the job scheduler (deliveries, pulls, token refresh); only one runs at a time."""
+def _run_until_signalled(make: Callable[[Any, Callable[[str], None]], Any]) -> None:
+    """Configure logging and the outbox, then run a long-lived process until SIGTERM or SIGINT."""
     import signal
 
     from jobs.outbox import install
     from jobs.runtime import Runtime
-    from jobs.scheduler import SchedulerProcess
 
     config = load_config()
     logging.basicConfig(level=config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
     install()
-    proc = SchedulerProcess(Runtime.from_config(config), echo=lambda m: click.echo(m, err=True))
+    proc = make(Runtime.from_config(config), lambda m: click.echo(m, err=True))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: proc.stop())
     proc.run()
+
+
+@main.command()
+def scheduler() -> None:
+    """Run the periodic jobs (pulls, token refresh, statistics); one runs at a time, others stand by."""
+    from jobs.scheduler import SchedulerProcess
+
+    _run_until_signalled(lambda rt, echo: SchedulerProcess(rt, echo=echo))
+
+
+@main.command()
+@click.option("--threads", type=int, default=None, help="Destinations served at once [WORKER_THREADS, 8].")
+def worker(threads: int | None) -> None:
+    """Push queued deliveries to their destinations; run as many as needed, on any host."""
+    from jobs.worker import WorkerProcess
+
+    _run_until_signalled(lambda rt, echo: WorkerProcess(rt, threads=threads, echo=echo))
 
 
 @main.command()

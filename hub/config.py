@@ -32,6 +32,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     cfg: dict[str, Any] = {
         "INSTANCE_DIR": str(instance),
         "DATABASE_URL": env.database_url or f"sqlite:///{instance / 'otkuda.db'}",
+        # A read replica of DATABASE_URL for reports (optional); used only when it has caught up.
+        "REPORTS_DATABASE_URL": env.reports_database_url or None,
         "SECRET_KEY": env.secret_key
         or _persistent_secret(instance, "secret_key", lambda: secrets.token_hex(32)),
         # Key for secrets kept in the database (OAuth tokens, webhook keys): a Fernet key.

@@ -49,9 +49,11 @@ class Settings(BaseSettings):
         16 * 1024, gt=0, description="largest JSON body (bytes) the snippet may send"
     )
     log_level: str = Field("INFO", description="logging level of the hub and the scheduler")
+    reports_database_url: str | None = Field(
+        None, description="a read replica for ROMI reports, read once it has caught up"
+    )
 
     # --- the scheduler: how often each job runs (0, or a cron of "off", turns a job off) ------------------
-    schedule_deliver_seconds: float = Field(5, ge=0, description="deliveries from the outbox")
     schedule_spend_today_minutes: float = Field(60, ge=0, description="today's spend from the ad platforms")
     schedule_spend_yesterday_cron: str = Field(
         "30 5 * * *", description="yesterday's final spend (cron, UTC)"
@@ -59,6 +61,9 @@ class Settings(BaseSettings):
     schedule_deals_minutes: float = Field(5, ge=0, description="deals pulled from the CRM")
     schedule_tokens_minutes: float = Field(10, ge=0, description="OAuth tokens refreshed before they expire")
     schedule_pool_stats_minutes: float = Field(60, ge=0, description="hourly pool statistics")
+    schedule_romi_rollup_minutes: float = Field(
+        5, ge=0, description="ROMI roll-up days rebuilt ahead of reports"
+    )
     scheduler_threads: int = Field(4, ge=1, description="jobs run at once")
     scheduler_lease_seconds: float = Field(
         30, gt=0, description="how long one scheduler process holds the lead"
@@ -79,6 +84,15 @@ class Settings(BaseSettings):
     delivery_stale_after: float = Field(
         600, gt=0, description="seconds after which a claimed delivery belongs to a dead worker"
     )
+
+    delivery_hold_seconds: float = Field(
+        60, gt=0, description="how long a worker's hold on a destination lasts unless renewed"
+    )
+    delivery_max_pacing_seconds: float = Field(
+        1.0, ge=0, description="a rate-limit wait up to this is waited out; a longer one frees the thread"
+    )
+    worker_threads: int = Field(8, ge=1, description="destinations one `otkuda worker` serves at once")
+    worker_poll_seconds: float = Field(0.5, gt=0, description="how often an idle worker looks for due work")
 
     # --- the command line ---------------------------------------------------------------------------------
     admin_password: str | None = Field(

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from hub import exports
 from hub.auth import client_or_404, login_required
-from hub.extensions import db
+from hub.extensions import db, reports_db
 from hub.web import bp
 from tracking import manual_spend, romi
 from tracking.models import Channel, Client, ManualSpend
@@ -32,7 +32,14 @@ def _period(client: Client) -> tuple[dt.date, dt.date, str]:
 
 def _report(client: Client) -> romi.Report:
     start, end, _ = _period(client)
-    return romi.report(db(), client, start, end, model=request.args.get("model", romi.Model.LAST_NON_DIRECT))
+    return romi.report(
+        db(),
+        client,
+        start,
+        end,
+        model=request.args.get("model", romi.Model.LAST_NON_DIRECT),
+        replica=reports_db(),
+    )
 
 
 @bp.get("/clients/<int:client_id>/romi")
