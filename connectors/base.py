@@ -18,6 +18,8 @@ from typing import Any, Protocol
 class ItemKind(StrEnum):
     CALL = "call"  # a finalised call (payload: CallPayload below)
     DEAL_WON = "deal_won"  # a deal won in the CRM (payload: DealPayload below)
+    CALL_ATTRIBUTED = "call_attributed"  # a finalised call's source changed (CallPayload + "previous")
+    NOTIFICATION = "notification"  # a message for a person (NotificationPayload below)
 
 
 class Outcome(StrEnum):
@@ -141,6 +143,8 @@ class OAuthProvider:
     config_prefix: str = ""
     authorize_params: Mapping[str, str] = field(default_factory=dict)
     token_endpoint_auth_method: str = "client_secret_post"  # noqa: S105  (a method name)
+    # False for destinations set up with a form instead of a consent page (a webhook URL, an API secret).
+    oauth: bool = True
     # Learns account facts from the callback (e.g. amoCRM's ``referer`` gives the account host).
     account_from_callback: Callable[[Mapping[str, str], Mapping[str, Any]], dict[str, str]] | None = None
 
@@ -180,6 +184,7 @@ class Connector(Protocol):
 #   "status": "answered" | "missed" | "busy" | "failed", "abandoned": bool, "first_time": bool,
 #   "recording_url": str | None, "call_path": "/clients/<cid>/calls/<id>" (prefix ctx.hub_base_url),
 #   "channel": str | None, "tags": [str],
+#   "is_target": bool, "target_rules": [{"id": int, "name": str}] (the target-call rules it meets),
 #   "timezone": "Europe/Moscow", "currency": "RUB",
 #   "session": None | {
 #       "landing_url", "referrer", "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term",
@@ -191,4 +196,10 @@ class Connector(Protocol):
 #   "amount": "12500.00", "currency": "RUB", "won_at": ISO-8601 UTC,
 #   "caller": str | None, "call": CallPayload | None (the first call of the deal, with its session),
 #   "timezone": "Europe/Moscow",
+# }
+# NotificationPayload: {
+#   "event": "missed_call" | "target_call" | "daily_digest" | "pool_exhausted" | "reauth_needed"
+#            | "deliveries_dead" | "test",
+#   "client_id": int, "subject": str, "text": str (plain text, already rendered),
+#   "path": str | None (a hub page; prefix ctx.hub_base_url),
 # }

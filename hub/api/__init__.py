@@ -4,4 +4,15 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__)
 
-from hub.api import calls, common, openapi, pipeline, resources, romi, setup, spend, users  # noqa: E402,F401  (registers the routes)
+from hub.api import (  # noqa: E402,F401  (registers the routes)
+    calls,
+    common,
+    openapi,
+    pipeline,
+    resources,
+    romi,
+    setup,
+    spend,
+    target_rules,  # noqa: E402,F401
+    users,
+)

@@ -20,7 +20,7 @@ from hub.api.common import int_arg
 from hub.api.openapi import register, schema
 from hub.auth import api_auth_required, client_or_404, current_user
 from hub.extensions import db
-from tracking import attribution
+from tracking import attribution, targets
 from tracking.calls import SESSION_FIELDS
 from tracking.crypto import encrypt_json
 from tracking.models import (
@@ -101,6 +101,8 @@ def call_json(
         "status": call.status.value,
         "abandoned": call.abandoned,
         "first_time": call.first_time,
+        "is_target": bool(call.is_target),
+        "target_rules": [{"id": r["id"], "name": r["name"]} for r in call.target_rules or []],
         "forwarded_to": call.forwarded_to,
         "recording_url": call.recording_url,
         "recording_ref": call.recording_ref,
@@ -183,6 +185,9 @@ def filtered_calls(client: Client) -> Select[tuple[Call]]:
     first_time = _bool_arg("first_time")
     if first_time is not None:
         query = query.where(Call.first_time.is_(first_time))
+    target = _bool_arg("target")
+    if target is not None:
+        query = query.where(Call.is_target.is_(target))
     attributed = _bool_arg("attributed")
     if attributed is not None:
         query = query.where(Call.channel_id.is_not(None) if attributed else Call.channel_id.is_(None))
@@ -230,6 +235,8 @@ CSV_COLUMNS = [
     "status",
     "abandoned",
     "first_time",
+    "target",
+    "target_rules",
     "wait_seconds",
     "talk_seconds",
     "channel",
@@ -262,6 +269,8 @@ def export_rows(client: Client) -> Iterator[list[Any]]:
             data["status"],
             data["abandoned"],
             data["first_time"],
+            data["is_target"],
+            ";".join(r["name"] for r in data["target_rules"]),
             data["wait_seconds"],
             data["talk_seconds"],
             data["channel"]["name"] if data["channel"] else None,
@@ -343,6 +352,10 @@ def call_detail(client: Client, call: Call) -> dict[str, Any]:
         }
         for h in history
     ]
+    data["target_history"] = [
+        {"at": _iso(h.changed_at), "by": h.actor, "reason": h.reason, "from": h.old_rules, "to": h.new_rules}
+        for h in targets.history(db(), call.id)
+    ]
     return data
 
 
@@ -368,6 +381,9 @@ def apply_tags_notes(call: Call, tags: Any = None, notes: Any = None) -> None:
         ):
             raise BadRequest("tags must be a list of non-empty strings of up to 50 characters")
         call.tags = list(dict.fromkeys(t.strip() for t in tags))
+        # Tags are a target-rule condition: the call's target status follows them at once.
+        user = current_user()
+        targets.recompute(db(), call, reason="tags changed", actor=user.email if user else "system")
     if notes is not None:
         if not isinstance(notes, str) or len(notes) > 10_000:
             raise BadRequest("notes must be a string of up to 10000 characters")
@@ -560,6 +576,15 @@ CALL = schema(
             "status": {"type": "string", "enum": [s.value for s in CallStatus]},
             "abandoned": {"type": "boolean"},
             "first_time": {"type": "boolean"},
+            "is_target": {"type": "boolean", "description": "meets at least one target-call rule"},
+            "target_rules": {
+                "type": "array",
+                "description": "the client's target-call rules this call meets",
+                "items": {
+                    "type": "object",
+                    "properties": {"id": {"type": "integer"}, "name": {"type": "string"}},
+                },
+            },
             "wait_seconds": {"type": "integer"},
             "talk_seconds": {"type": "integer"},
             "tags": {"type": "array", "items": {"type": "string"}},
@@ -594,6 +619,11 @@ CALL_DETAIL = schema(
                         },
                     },
                     "history": {"type": "array", "items": {"type": "object"}},
+                    "target_history": {
+                        "type": "array",
+                        "description": "every change of the target rules the call meets, with its cause",
+                        "items": {"type": "object"},
+                    },
                 },
             },
         ]
@@ -616,6 +646,7 @@ _FILTERS = [
     {"name": "channel_id", "in": "query", "schema": {"type": "integer"}},
     {"name": "status", "in": "query", "schema": {"type": "string", "enum": [s.value for s in CallStatus]}},
     {"name": "first_time", "in": "query", "schema": {"type": "boolean"}},
+    {"name": "target", "in": "query", "schema": {"type": "boolean"}, "description": "meets a target rule"},
     {"name": "attributed", "in": "query", "schema": {"type": "boolean"}, "description": "has a channel"},
     {
         "name": "caller",

@@ -102,7 +102,7 @@ _PARAMS = [
 ]
 _METRICS = {
     name: {"type": ["string", "null"]}
-    if name in ("spend", "revenue", "cost_per_call", "cost_per_deal")
+    if name in ("spend", "revenue", "cost_per_call", "cost_per_target_call", "cost_per_deal")
     else {"type": ["number", "null"]}
     for name in romi.METRIC_NAMES
 }

@@ -20,6 +20,7 @@ from tracking.models.delivery import (
     SyncRun,
 )
 from tracking.models.numbers import Channel, Pool, PoolChannel, TrackingNumber
+from tracking.models.outcomes import TargetChange, TargetRule
 from tracking.models.pool_stats import PoolStat
 from tracking.models.sessions import FallbackEvent, NumberAssignment, VisitSession
 from tracking.models.spend import CampaignMapping, ManualSpend, SpendRow
@@ -56,6 +57,8 @@ __all__ = [
     "Site",
     "SpendRow",
     "SyncRun",
+    "TargetChange",
+    "TargetRule",
     "TrackingNumber",
     "User",
     "VisitSession",
