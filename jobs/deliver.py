@@ -43,6 +43,9 @@ from tracking.models import Connection, ConnectionStatus, Delivery, DeliveryStat
 log = logging.getLogger(__name__)
 
 DUE = (DeliveryStatus.PENDING, DeliveryStatus.RETRY)
+IN_DOUBT_NOT_RESENT = (
+    "interrupted while sending; it may have arrived, so it was not sent again (retry it if it did not)"
+)
 MAX_ERROR = 2000
 
 
@@ -347,6 +350,12 @@ class Worker:
                 or 0
             )
 
+    def _batch_size(self, impl: Connector) -> int:
+        """A connector may send fewer per batch (``max_batch``), e.g. one request per event."""
+        return max(
+            1, min(self.settings.batch_size, int(getattr(impl, "max_batch", self.settings.batch_size)))
+        )
+
     def _take_token(self, impl: Connector, connection_id: int, connector: str) -> None:
         self.buckets.get(connection_id, connector, impl.rate_limit()).take()
 
@@ -409,6 +418,18 @@ class Worker:
                             stats.found += 1
                             stats.done += 1
                             tally.items += 1
+                    elif not getattr(impl, "resend_in_doubt", True):
+                        # A message to a person (Telegram, e-mail) cannot be looked up once sent: rather
+                        # than risk a second copy, it stops here, visibly, for a person to retry.
+                        batch._write(
+                            db,
+                            row.id,
+                            status=DeliveryStatus.SKIPPED,
+                            done_at=now,
+                            claimed_by=None,
+                            last_error=IN_DOUBT_NOT_RESENT,
+                        )
+                        stats.skipped += 1
                     else:
                         # It did not arrive: safe to send again, at once.
                         batch._write(
@@ -440,7 +461,7 @@ class Worker:
                 conn = db.get(Connection, connection_id)
                 if conn is None or conn.status != ConnectionStatus.ACTIVE:
                     return
-                rows = _claim(db, cond, claim_id, self.settings.batch_size, count_attempt=True)
+                rows = _claim(db, cond, claim_id, self._batch_size(impl), count_attempt=True)
             if not rows:
                 return
             stats.claimed += len(rows)

@@ -37,9 +37,11 @@ def _connectable() -> list[tuple[str, str]]:
     out = []
     for name in sorted(registry.CONNECTORS):
         try:
-            out.append((name, registry.load(name).PROVIDER.title))
+            provider = registry.load(name).PROVIDER
         except (ImportError, AttributeError):
             continue  # not installed in this deployment
+        if provider.oauth:  # the others are set up with their own forms (webhooks, notifications, GA4)
+            out.append((name, provider.title))
     return out
 
 
