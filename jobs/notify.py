@@ -98,7 +98,7 @@ def _on_call_finalised(db: Session, event: hooks.CallFinalised) -> None:
             key=f"notify-missed-{event.call_id}",
             subject=f"Missed call from {payload.get('caller') or 'a withheld number'}",
             text=text,
-            path=payload["call_path"],
+            path=payload.get("call_path"),
         )
     if payload.get("is_target"):
         _plan_target(db, event.client_id, event.call_id, payload)
@@ -113,7 +113,7 @@ def _plan_target(db: Session, client_id: int, call_id: int, payload: dict[str, A
         key=f"notify-target-{call_id}",
         subject=f"Target call from {payload.get('caller') or 'a withheld number'}",
         text=text,
-        path=payload["call_path"],
+        path=payload.get("call_path"),
     )
 
 

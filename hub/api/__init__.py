@@ -7,6 +7,7 @@ bp = Blueprint("api", __name__)
 from hub.api import (  # noqa: E402,F401  (registers the routes)
     calls,
     common,
+    ga4,
     openapi,
     outgoing_webhooks,
     pipeline,
