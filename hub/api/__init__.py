@@ -8,6 +8,7 @@ from hub.api import (  # noqa: E402,F401  (registers the routes)
     calls,
     common,
     ga4,
+    notifications,
     openapi,
     outgoing_webhooks,
     pipeline,
