@@ -86,6 +86,15 @@ def job_pool_stats() -> None:
         tally.items = compute_pool_stats(rt)
 
 
+def job_notifications() -> None:
+    # Digests, pools running out, re-authorisation and dead deliveries; call events plan their own.
+    from jobs.notify import scan
+
+    rt = _rt()
+    with recorded(rt, "notify") as tally:
+        tally.items = scan(rt)
+
+
 JOBS: dict[str, tuple[Callable[[], None], str, Any]] = {
     # id: (function, setting, default) — a setting of 0 (a cron of "off") turns the job off.
     "deliver": (job_deliver, "SCHEDULE_DELIVER_SECONDS", 5),
@@ -94,6 +103,7 @@ JOBS: dict[str, tuple[Callable[[], None], str, Any]] = {
     "deals": (job_deals, "SCHEDULE_DEALS_MINUTES", 5),
     "tokens": (job_tokens, "SCHEDULE_TOKENS_MINUTES", 10),
     "pool_stats": (job_pool_stats, "SCHEDULE_POOL_STATS_MINUTES", 60),
+    "notifications": (job_notifications, "SCHEDULE_NOTIFY_MINUTES", 5),
 }
 
 

@@ -176,7 +176,15 @@ def test_schedules_come_from_configuration(rt) -> None:
     from jobs.scheduler import triggers
 
     default = triggers(rt)
-    assert set(default) == {"deliver", "spend_today", "spend_yesterday", "deals", "tokens", "pool_stats"}
+    assert set(default) == {
+        "deliver",
+        "spend_today",
+        "spend_yesterday",
+        "deals",
+        "tokens",
+        "pool_stats",
+        "notifications",
+    }
     assert isinstance(default["deliver"], IntervalTrigger) and default["deliver"].interval == dt.timedelta(
         seconds=5
     )
