@@ -149,6 +149,32 @@ class OAuthProvider:
     account_from_callback: Callable[[Mapping[str, str], Mapping[str, Any]], dict[str, str]] | None = None
 
 
+def configured_provider(name: str, title: str, config_prefix: str, api_base: str = "") -> OAuthProvider:
+    """A destination set up with a form, not a consent page: configuration under ``OTKUDA_<PREFIX>_…``."""
+    return OAuthProvider(
+        name=name,
+        title=title,
+        authorize_url="",
+        token_url="",
+        api_base=api_base,
+        config_prefix=config_prefix,
+        oauth=False,
+    )
+
+
+class PushOnly:
+    """For connectors that only send: no look-up of what arrived, no spend, no deals."""
+
+    def find_delivered(self, items: Sequence[DeliveryItem]) -> dict[int, str]:
+        return {}
+
+    def pull_spend(self, start: dt.date, end: dt.date) -> Iterable[SpendRow]:
+        return []
+
+    def pull_deals(self, since: dt.datetime) -> Iterable[DealUpdate]:
+        return []
+
+
 class Connector(Protocol):
     """What the pipeline calls. Each method may raise TokenExpired / AuthRevoked; other failures
     of a whole request are reported per item as RETRY (transient) or DEAD (permanent)."""

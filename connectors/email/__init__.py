@@ -6,18 +6,10 @@ default, ``ssl`` or ``none``), ``USER``, ``PASSWORD``, ``FROM``.
 
 from __future__ import annotations
 
-from connectors.base import AccountContext, OAuthProvider
+from connectors.base import AccountContext, configured_provider
 from connectors.email.connector import EmailConnector
 
-PROVIDER = OAuthProvider(
-    name="email",
-    title="E-mail notifications",
-    authorize_url="",
-    token_url="",
-    api_base="",
-    config_prefix="SMTP",
-    oauth=False,
-)
+PROVIDER = configured_provider("email", "E-mail notifications", "SMTP")
 CAPABILITIES = frozenset({"push_notifications"})
 
 

@@ -9,28 +9,26 @@ message.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import smtplib
 import ssl
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate
 
 from connectors.base import (
     AccountContext,
-    DealUpdate,
     DeliveryItem,
     DeliveryResult,
     ItemKind,
     Outcome,
+    PushOnly,
     RateLimit,
-    SpendRow,
 )
 
 TIMEOUT = 30.0
 
 
-class EmailConnector:
+class EmailConnector(PushOnly):
     name = "email"
     max_batch = 1
     # Mail cannot be looked up once handed over: an interrupted send is not repeated (see jobs.deliver).
@@ -125,12 +123,3 @@ class EmailConnector:
             code, error = next(iter(refused.values()))
             return self._refused(item, code, error)
         return DeliveryResult(item.id, Outcome.DONE, external_id=msg["Message-ID"])
-
-    def find_delivered(self, items: Sequence[DeliveryItem]) -> dict[int, str]:
-        return {}
-
-    def pull_spend(self, start: dt.date, end: dt.date) -> Iterable[SpendRow]:
-        return []
-
-    def pull_deals(self, since: dt.datetime) -> Iterable[DealUpdate]:
-        return []

@@ -9,18 +9,10 @@ Configuration: ``OTKUDA_GA4_API_BASE`` (default https://www.google-analytics.com
 
 from __future__ import annotations
 
-from connectors.base import AccountContext, OAuthProvider
+from connectors.base import AccountContext, configured_provider
 from connectors.ga4.connector import Ga4Connector
 
-PROVIDER = OAuthProvider(
-    name="ga4",
-    title="Google Analytics 4",
-    authorize_url="",
-    token_url="",
-    api_base="https://www.google-analytics.com",
-    config_prefix="GA4",
-    oauth=False,
-)
+PROVIDER = configured_provider("ga4", "Google Analytics 4", "GA4", "https://www.google-analytics.com")
 CAPABILITIES = frozenset({"push_calls", "push_deals"})
 
 

@@ -7,16 +7,15 @@ messages or an invalid configured event name → dead with Google's words; 429/5
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from connectors.base import (
     AccountContext,
-    DealUpdate,
     DeliveryItem,
     DeliveryResult,
     Outcome,
+    PushOnly,
     RateLimit,
-    SpendRow,
 )
 from connectors.ga4 import mapping
 from connectors.ga4.client import Ga4Client, Ga4Error
@@ -29,7 +28,7 @@ def _messages(messages: list[dict]) -> str:
     )
 
 
-class Ga4Connector:
+class Ga4Connector(PushOnly):
     name = "ga4"
     max_batch = 1  # one request per event: its outcome is recorded before the next is sent
 
@@ -72,12 +71,3 @@ class Ga4Connector:
             outcome = Outcome.RETRY if exc.transient else Outcome.DEAD
             return DeliveryResult(item.id, outcome, error=f"GA4 HTTP {exc}", retry_after=exc.retry_after)
         return DeliveryResult(item.id, Outcome.DONE, external_id=f"ga4:{body['client_id']}")
-
-    def find_delivered(self, items: Sequence[DeliveryItem]) -> dict[int, str]:
-        return {}  # GA4 has no look-up of collected events; a purchase re-sent keeps its transaction_id
-
-    def pull_spend(self, start: dt.date, end: dt.date) -> Iterable[SpendRow]:
-        return []
-
-    def pull_deals(self, since: dt.datetime) -> Iterable[DealUpdate]:
-        return []

@@ -6,18 +6,10 @@ defaults to https://api.telegram.org.
 
 from __future__ import annotations
 
-from connectors.base import AccountContext, OAuthProvider
+from connectors.base import AccountContext, configured_provider
 from connectors.telegram.connector import TelegramConnector
 
-PROVIDER = OAuthProvider(
-    name="telegram",
-    title="Telegram notifications",
-    authorize_url="",
-    token_url="",
-    api_base="https://api.telegram.org",
-    config_prefix="TELEGRAM",
-    oauth=False,
-)
+PROVIDER = configured_provider("telegram", "Telegram notifications", "TELEGRAM", "https://api.telegram.org")
 CAPABILITIES = frozenset({"push_notifications"})
 
 

@@ -12,28 +12,26 @@ Answers → outcomes: ok → done (external id = message id); 429 and 5xx → re
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import requests
 
 from connectors.base import (
     AccountContext,
-    DealUpdate,
     DeliveryItem,
     DeliveryResult,
     ItemKind,
     Outcome,
+    PushOnly,
     RateLimit,
-    SpendRow,
 )
 
 MAX_TEXT = 4096
 TIMEOUT = 20.0
 
 
-class TelegramConnector:
+class TelegramConnector(PushOnly):
     name = "telegram"
     max_batch = 1
     # Telegram offers no look-up of sent messages: an interrupted send is not repeated (see jobs.deliver).
@@ -97,12 +95,3 @@ class TelegramConnector:
         if params.get("migrate_to_chat_id"):
             description += f" (the group is now chat {params['migrate_to_chat_id']}: link that chat instead)"
         return DeliveryResult(item.id, Outcome.DEAD, error=f"Telegram {resp.status_code}: {description}")
-
-    def find_delivered(self, items: Sequence[DeliveryItem]) -> dict[int, str]:
-        return {}
-
-    def pull_spend(self, start: dt.date, end: dt.date) -> Iterable[SpendRow]:
-        return []
-
-    def pull_deals(self, since: dt.datetime) -> Iterable[DealUpdate]:
-        return []

@@ -8,18 +8,10 @@ The wire format is documented in docs/outgoing-webhooks.md.
 
 from __future__ import annotations
 
-from connectors.base import AccountContext, OAuthProvider
+from connectors.base import AccountContext, configured_provider
 from connectors.webhook.connector import WebhookConnector
 
-PROVIDER = OAuthProvider(
-    name="webhook",
-    title="Outgoing webhook",
-    authorize_url="",
-    token_url="",
-    api_base="",
-    config_prefix="WEBHOOK",
-    oauth=False,
-)
+PROVIDER = configured_provider("webhook", "Outgoing webhook", "WEBHOOK")
 CAPABILITIES = frozenset({"push_calls", "push_deals", "push_attributions"})
 
 

@@ -8,23 +8,21 @@ event id lets the receiver drop a second copy when the first did arrive.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import requests
 
 from connectors.base import (
     AccountContext,
-    DealUpdate,
     DeliveryItem,
     DeliveryResult,
     ItemKind,
     Outcome,
+    PushOnly,
     RateLimit,
-    SpendRow,
 )
 from connectors.pacing import retry_after_header
 from connectors.webhook import signing, urls
@@ -44,7 +42,7 @@ def envelope(item: DeliveryItem) -> dict[str, Any]:
     return {"id": item.key, "event": EVENT_FOR_KIND[item.kind], "data": item.payload}
 
 
-class WebhookConnector:
+class WebhookConnector(PushOnly):
     name = "webhook"
     # One event per claimed batch: each event's outcome is recorded before the next is sent, so a crash
     # leaves at most one event in doubt.
@@ -93,12 +91,3 @@ class WebhookConnector:
         if 300 <= status < 400:
             return DeliveryResult(item.id, Outcome.DEAD, error=f"{detail} (redirects are not followed)")
         return DeliveryResult(item.id, Outcome.DEAD, error=detail)
-
-    def find_delivered(self, items: Sequence[DeliveryItem]) -> dict[int, str]:
-        return {}  # a receiver offers no look-up: events in doubt are sent again with the same id
-
-    def pull_spend(self, start: dt.date, end: dt.date) -> Iterable[SpendRow]:
-        return []
-
-    def pull_deals(self, since: dt.datetime) -> Iterable[DealUpdate]:
-        return []

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import os
 import subprocess
-import sys
-import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
@@ -20,59 +18,31 @@ from tests.factories import make_tenant
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.outcomes.test_target_calls import _call
+from tests.pipeline.test_scheduler import _env as scheduler_env
+from tests.pipeline.test_scheduler import _start
+from tests.pipeline.test_scheduler import _wait_for as wait_for
 from tracking.crypto import SecretBox
 from tracking.db import utcnow
 from tracking.models import Connection, Delivery, DeliveryStatus
 
-ROOT = Path(__file__).resolve().parents[2]
 BOT = "777:kill-test"
 CHAT = "4242"
 SECRET = "whsec_kill"
 
 
 def _env(database_url: str, tg: FakeTelegram, tmp_path: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "OTKUDA_DATABASE_URL": database_url,
-            "OTKUDA_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
-            "OTKUDA_INSTANCE_DIR": str(tmp_path / "instance"),
-            "OTKUDA_BASE_URL": "http://hub.test",
-            "OTKUDA_SCHEDULE_DELIVER_SECONDS": "1",
-            "OTKUDA_SCHEDULE_DEALS_MINUTES": "0",
-            "OTKUDA_SCHEDULE_SPEND_TODAY_MINUTES": "0",
-            "OTKUDA_SCHEDULE_SPEND_YESTERDAY_CRON": "off",
-            "OTKUDA_SCHEDULE_POOL_STATS_MINUTES": "0",
-            "OTKUDA_SCHEDULE_TOKENS_MINUTES": "0",
-            "OTKUDA_SCHEDULE_NOTIFY_MINUTES": "0",
-            "OTKUDA_SCHEDULER_LEASE_SECONDS": "3",
-            "OTKUDA_TELEGRAM_BOT_TOKEN": BOT,
-            "OTKUDA_TELEGRAM_API_BASE": tg.url,
-            "OTKUDA_WEBHOOK_ALLOW_PRIVATE": "1",
-            "PYTHONPATH": str(ROOT),
-        }
-    )
-    return env
+    extra = {
+        "OTKUDA_BASE_URL": "http://hub.test",
+        "OTKUDA_SCHEDULE_NOTIFY_MINUTES": "0",
+        "OTKUDA_TELEGRAM_BOT_TOKEN": BOT,
+        "OTKUDA_TELEGRAM_API_BASE": tg.url,
+        "OTKUDA_WEBHOOK_ALLOW_PRIVATE": "1",
+    }
+    return scheduler_env(database_url, SimpleNamespace(config=lambda: extra), tmp_path)
 
 
-def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-c", "from hub.cli import main; main(['scheduler'])"],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-
-
-def _wait(what: str, check, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not check():
-        if proc.poll() is not None:
-            raise AssertionError(f"scheduler exited with {proc.returncode} while waiting for {what}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.1)
+def _wait(what: str, check, proc: subprocess.Popen[bytes]) -> None:  # type: ignore[no-untyped-def]
+    wait_for(what, check, [proc])
 
 
 @pytest.mark.slow
