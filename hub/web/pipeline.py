@@ -79,6 +79,8 @@ def connect(client_id: int, connector: str) -> Any:
         provider = providers.resolve(current_app.config, providers.connector_provider(connector))
     except (LookupError, ImportError, AttributeError):
         abort(404)
+    if not provider.provider.oauth:
+        abort(404)  # set up with its own form (webhooks, notifications, GA4), not a consent page
     if not provider.client_id:
         return redirect(
             url_for(

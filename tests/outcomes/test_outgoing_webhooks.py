@@ -218,3 +218,15 @@ def test_openapi_documents_each_event(client) -> None:
         "/clients/{client_id}/webhooks" in doc["paths"]
         and "/clients/{client_id}/target-rules" in doc["paths"]
     )
+
+
+def test_form_made_destinations_are_not_offered_for_oauth(app, client, db) -> None:
+    from tests.factories import web_login
+
+    t = make_tenant(db)
+    web_login(client, t.admin.email)
+    page = client.get(f"/clients/{t.client.id}/connections").data.decode()
+    for title in ("Outgoing webhook", "Telegram notifications", "E-mail notifications", "Google Analytics 4"):
+        assert f"Connect {title}" not in page
+    for connector in ("webhook", "telegram", "email", "ga4"):
+        assert client.get(f"/clients/{t.client.id}/connections/connect/{connector}").status_code == 404
