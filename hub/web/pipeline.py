@@ -65,6 +65,7 @@ def connections(client_id: int) -> Any:
         connections=rows,
         webhook_urls=hooks,
         amo_fields={c.id: field_choices(c.settings or {}) for c in rows if c.id in hooks},
+        conversions={c.id for c in rows if CONVERSION_CONNECTORS & set(c.connectors or [])},
         connectable=_connectable(),
         error=request.args.get("error"),
     )
@@ -111,6 +112,27 @@ def connect(client_id: int, connector: str) -> Any:
     )
     oauth.close()
     return redirect(url)
+
+
+CONVERSION_CONNECTORS = {"metrika", "google_ads", "ga4"}
+
+
+@bp.post("/clients/<int:client_id>/connections/<int:connection_id>/target-only")
+@login_required
+def target_only_setting(client_id: int, connection_id: int) -> Any:
+    """Whether an ad platform or analytics account receives all calls or only target calls."""
+    client = client_or_404(client_id, edit=True)
+    conn = db().get(Connection, connection_id)
+    if conn is None or conn not in db().scalars(client_connections(client.id)).all():
+        abort(404)
+    if not CONVERSION_CONNECTORS & set(conn.connectors or []):
+        abort(404)
+    conn.settings = {
+        **(conn.settings or {}),
+        "target_calls_only": request.form.get("target_calls_only") == "on",
+    }
+    db().commit()
+    return redirect(url_for("web.connections", client_id=client.id))
 
 
 @bp.post("/clients/<int:client_id>/connections/<int:connection_id>/amocrm-settings")

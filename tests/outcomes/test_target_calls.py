@@ -261,3 +261,28 @@ def test_romi_counts_target_calls_and_their_cost(db, shop) -> None:
     assert m.cost_per_target_call == (m.spend / 2).quantize(Decimal("0.01"))
     assert m.as_dict()["cost_per_target_call"] == str((m.spend / 2).quantize(Decimal("0.01")))
     assert sum(n.metrics.target_calls for n in after.rows(1)) == 2
+
+
+def test_connections_page_switches_uploads_to_target_calls_only(app, client, db) -> None:
+    from tests.factories import csrf, web_login
+
+    t = make_tenant(db)
+    metrika = Connection(
+        agency_id=t.agency.id, client_id=t.client.id, provider="yandex", connectors=["metrika"]
+    )
+    crm = Connection(agency_id=t.agency.id, client_id=t.client.id, provider="amocrm", connectors=["amocrm"])
+    db.add_all([metrika, crm])
+    db.commit()
+    web_login(client, t.admin.email)
+    page = client.get(f"/clients/{t.client.id}/connections").data.decode()
+    assert page.count("send only target calls") == 1
+    url = f"/clients/{t.client.id}/connections/{metrika.id}/target-only"
+    token = csrf(client)
+    assert client.post(url, data={"csrf_token": token, "target_calls_only": "on"}).status_code == 302
+    db.expire_all()
+    assert db.get(Connection, metrika.id).settings == {"target_calls_only": True}
+    assert client.post(url, data={"csrf_token": token}).status_code == 302
+    db.expire_all()
+    assert db.get(Connection, metrika.id).settings == {"target_calls_only": False}
+    crm_url = f"/clients/{t.client.id}/connections/{crm.id}/target-only"
+    assert client.post(crm_url, data={"csrf_token": token, "target_calls_only": "on"}).status_code == 404
