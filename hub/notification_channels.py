@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import abort
 
-from hub.api.destinations import destination_or_404, new, of_client
+from hub.destinations import destination_or_404, new, of_client
 from hub.extensions import db
 from jobs.notify import EVENTS
 from tracking.accounts import can_edit

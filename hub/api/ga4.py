@@ -10,9 +10,9 @@ from flask import jsonify
 from connectors.ga4 import mapping
 from hub.api import bp
 from hub.api.common import INVALID, NOT_FOUND, Invalid, body, field, id_param, ok
-from hub.api.destinations import box, destination_or_404, new, of_client
 from hub.api.openapi import register, schema
 from hub.auth import api_auth_required, client_or_404
+from hub.destinations import box, destination_or_404, new, of_client
 from hub.extensions import db
 from tracking.models import Connection, ConnectionStatus
 

@@ -59,6 +59,7 @@ def list_notification_channels(client_id: int) -> Any:
 @bp.post("/clients/<int:client_id>/notification-channels")
 @api_auth_required
 def create_notification_channel(client_id: int) -> Any:
+    client = client_or_404(client_id)  # before reading the body: a foreign id answers 404, not 400
     data = body()
     kind = field(data, "kind", str, required=True)
     if kind not in channels.KINDS:
@@ -67,7 +68,7 @@ def create_notification_channel(client_id: int) -> Any:
     assert events is not None
     if kind == "email":
         # Anyone who sees the client may subscribe themselves.
-        conn = channels.subscribe_email(client_or_404(client_id), _user(), events)
+        conn = channels.subscribe_email(client, _user(), events)
     else:
         client = client_or_404(client_id, edit=True)
         try:
@@ -78,10 +79,10 @@ def create_notification_channel(client_id: int) -> Any:
     return jsonify(channels.channel_json(conn)), 201
 
 
-@bp.patch("/notification-channels/<int:channel_id>")
+@bp.patch("/notification-channels/<int:notification_channel_id>")
 @api_auth_required
-def update_notification_channel(channel_id: int) -> Any:
-    conn, _ = channels.channel_or_404(channel_id, _user(), change=True)
+def update_notification_channel(notification_channel_id: int) -> Any:
+    conn, _ = channels.channel_or_404(notification_channel_id, _user(), change=True)
     data = body()
     events, enabled = _events(data, required=False), field(data, "enabled", bool)
     if events is not None:
@@ -92,19 +93,19 @@ def update_notification_channel(channel_id: int) -> Any:
     return jsonify(channels.channel_json(conn))
 
 
-@bp.delete("/notification-channels/<int:channel_id>")
+@bp.delete("/notification-channels/<int:notification_channel_id>")
 @api_auth_required
-def delete_notification_channel(channel_id: int) -> Any:
-    conn, _ = channels.channel_or_404(channel_id, _user(), change=True)
+def delete_notification_channel(notification_channel_id: int) -> Any:
+    conn, _ = channels.channel_or_404(notification_channel_id, _user(), change=True)
     db().delete(conn)
     db().commit()
     return "", 204
 
 
-@bp.post("/notification-channels/<int:channel_id>/test")
+@bp.post("/notification-channels/<int:notification_channel_id>/test")
 @api_auth_required
-def test_notification_channel(channel_id: int) -> Any:
-    conn, _ = channels.channel_or_404(channel_id, _user(), change=True)
+def test_notification_channel(notification_channel_id: int) -> Any:
+    conn, _ = channels.channel_or_404(notification_channel_id, _user(), change=True)
     delivery = notify.send_test(db(), conn)
     db().commit()
     if delivery is None:
@@ -112,7 +113,7 @@ def test_notification_channel(channel_id: int) -> Any:
     return jsonify(delivery_id=delivery.id, status=delivery.status.value), 202
 
 
-_ID = [id_param("channel_id")]
+_ID = [id_param("notification_channel_id")]
 register(
     "/clients/{client_id}/notification-channels",
     "get",
@@ -136,7 +137,7 @@ register(
     },
 )
 register(
-    "/notification-channels/{channel_id}",
+    "/notification-channels/{notification_channel_id}",
     "patch",
     {
         "summary": "Change the events of a channel, or turn it off",
@@ -146,12 +147,12 @@ register(
     },
 )
 register(
-    "/notification-channels/{channel_id}",
+    "/notification-channels/{notification_channel_id}",
     "delete",
     {"summary": "Remove a channel", "parameters": _ID, "responses": {"204": {"description": "Removed"}}},
 )
 register(
-    "/notification-channels/{channel_id}/test",
+    "/notification-channels/{notification_channel_id}/test",
     "post",
     {
         "summary": "Queue a test message to this channel (sent by the scheduler's delivery job)",

@@ -11,9 +11,9 @@ from connectors.webhook import urls
 from connectors.webhook.signing import SIGNATURE_HEADER
 from hub.api import bp
 from hub.api.common import INVALID, NOT_FOUND, Invalid, body, field, id_param, ok
-from hub.api.destinations import box, destination_or_404, new, of_client
 from hub.api.openapi import register, register_webhook, schema
 from hub.auth import api_auth_required, client_or_404
+from hub.destinations import box, destination_or_404, new, of_client
 from hub.extensions import db
 from jobs.outbox import EVENT_FOR_KIND
 from jobs.runtime import setting

@@ -75,12 +75,12 @@ def notifications_telegram(client_id: int) -> Any:
     return _back(client.id)
 
 
-@bp.post("/clients/<int:client_id>/notifications/<int:channel_id>/<action>")
+@bp.post("/clients/<int:client_id>/notifications/<int:notification_channel_id>/<action>")
 @login_required
-def notifications_channel(client_id: int, channel_id: int, action: str) -> Any:
+def notifications_channel(client_id: int, notification_channel_id: int, action: str) -> Any:
     user = current_user()
     assert user is not None
-    conn, client = channels.channel_or_404(channel_id, user, change=True)
+    conn, client = channels.channel_or_404(notification_channel_id, user, change=True)
     if client.id != client_id or action not in ("events", "test", "delete"):
         abort(404)
     if action == "events":
