@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -55,7 +56,7 @@ def plan(
     subject: str,
     text: str,
     path: str | None = None,
-    only: Any = None,
+    only: Callable[[Connection], bool] | None = None,
 ) -> list[Delivery]:
     """Queue one notification to every destination of the client subscribed to ``event``.
 
@@ -67,18 +68,26 @@ def plan(
     )
 
 
+def _local_time(payload: dict[str, Any]) -> str:
+    """The call's start as people read it: the client's time zone, named."""
+    raw, zone = payload.get("called_at"), payload.get("timezone") or "UTC"
+    if not raw:
+        return "unknown"
+    local = dt.datetime.fromisoformat(raw).astimezone(ZoneInfo(zone))
+    return f"{local:%Y-%m-%d %H:%M} ({zone})"
+
+
 def _call_text(payload: dict[str, Any]) -> str:
     session = payload.get("session") or {}
     source = payload.get("channel") or "unknown source"
     if session.get("utm_source"):
-        source += f" ({session['utm_source']}" + (
-            f" / {session['utm_campaign']})" if session.get("utm_campaign") else ")"
-        )
+        campaign = f" / {session['utm_campaign']}" if session.get("utm_campaign") else ""
+        source += f" ({session['utm_source']}{campaign})"
     lines = [
         f"Caller: {payload.get('caller') or 'withheld'}",
         f"Number: {payload.get('tracking_number') or 'unknown'}",
         f"Source: {source}",
-        f"Time: {payload.get('called_at')}",
+        f"Time: {_local_time(payload)}",
     ]
     if payload.get("status") == "answered":
         lines.append(f"Talk time: {payload.get('talk_seconds', 0)} s")

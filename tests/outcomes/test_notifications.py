@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -104,6 +105,8 @@ def test_a_missed_call_reaches_each_subscribed_channel_once(app, client, db, nrt
         f"http://hub.test/clients/{t.client.id}/calls/{call.id}",
     ):
         assert expected in body
+    local = call.called_at.astimezone(ZoneInfo("Europe/Moscow"))
+    assert f"Time: {local:%Y-%m-%d %H:%M} (Europe/Moscow)" in body
     assert mail["Message-ID"].startswith(f"<notify-missed-{call.id}.")
     text = tg.messages[0]["text"]
     assert "Missed call from +79001234567" in text and f"/calls/{call.id}" in text
