@@ -230,3 +230,21 @@ def test_form_made_destinations_are_not_offered_for_oauth(app, client, db) -> No
         assert f"Connect {title}" not in page
     for connector in ("webhook", "telegram", "email", "ga4"):
         assert client.get(f"/clients/{t.client.id}/connections/connect/{connector}").status_code == 404
+
+
+def test_the_documented_python_verifier_accepts_our_signatures() -> None:
+    """The docs' example is code people copy: it must agree with what the hub sends."""
+    import re
+    import time
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "outgoing-webhooks.md").read_text()
+    code = re.search(r"Python:\n\n```python\n(.*?)```", doc, re.S).group(1)
+    scope: dict = {}
+    exec(compile(code, "outgoing-webhooks.md", "exec"), scope)  # noqa: S102  (our own documentation)
+    body = b'{"id":"otkuda-call-7","event":"call.finalised","data":{}}'
+    now = int(time.time())
+    header = signing.sign("whsec_doc", body, now)
+    assert scope["verify"]("whsec_doc", body, header)
+    assert not scope["verify"]("whsec_other", body, header)
+    assert not scope["verify"]("whsec_doc", body, signing.sign("whsec_doc", body, now - 3600))
