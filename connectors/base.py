@@ -18,6 +18,8 @@ from typing import Any, Protocol
 class ItemKind(StrEnum):
     CALL = "call"  # a finalised call (payload: CallPayload below)
     DEAL_WON = "deal_won"  # a deal won in the CRM (payload: DealPayload below)
+    CALL_ATTRIBUTED = "call_attributed"  # a finalised call's source changed (CallPayload + "previous")
+    NOTIFICATION = "notification"  # a message for a person (NotificationPayload below)
 
 
 class Outcome(StrEnum):
@@ -149,11 +151,39 @@ class OAuthProvider:
     config_prefix: str = ""
     authorize_params: Mapping[str, str] = field(default_factory=dict)
     token_endpoint_auth_method: str = "client_secret_post"  # noqa: S105  (a method name)
+    # False for destinations set up with a form instead of a consent page (a webhook URL, an API secret).
+    oauth: bool = True
     # Learns account facts from the callback (e.g. amoCRM's ``referer`` gives the account host).
     account_from_callback: Callable[[Mapping[str, str], Mapping[str, Any]], dict[str, str]] | None = None
     # Products served by one deployment of this provider, by name; the person picks one when connecting
     # and its consent page replaces ``authorize_url`` (configurable: OTKUDA_<PREFIX>_<NAME>_AUTHORIZE_URL).
     platforms: Mapping[str, Platform] = field(default_factory=dict)
+
+
+def configured_provider(name: str, title: str, config_prefix: str, api_base: str = "") -> OAuthProvider:
+    """A destination set up with a form, not a consent page: configuration under ``OTKUDA_<PREFIX>_…``."""
+    return OAuthProvider(
+        name=name,
+        title=title,
+        authorize_url="",
+        token_url="",
+        api_base=api_base,
+        config_prefix=config_prefix,
+        oauth=False,
+    )
+
+
+class PushOnly:
+    """For connectors that only send: no look-up of what arrived, no spend, no deals."""
+
+    def find_delivered(self, items: Sequence[DeliveryItem]) -> dict[int, str]:
+        return {}
+
+    def pull_spend(self, start: dt.date, end: dt.date) -> Iterable[SpendRow]:
+        return []
+
+    def pull_deals(self, since: dt.datetime) -> Iterable[DealUpdate]:
+        return []
 
 
 class Connector(Protocol):
@@ -191,6 +221,7 @@ class Connector(Protocol):
 #   "status": "answered" | "missed" | "busy" | "failed", "abandoned": bool, "first_time": bool,
 #   "recording_url": str | None, "call_path": "/clients/<cid>/calls/<id>" (prefix ctx.hub_base_url),
 #   "channel": str | None, "tags": [str],
+#   "is_target": bool, "target_rules": [{"id": int, "name": str}] (the target-call rules it meets),
 #   "timezone": "Europe/Moscow", "currency": "RUB",
 #   "session": None | {
 #       "landing_url", "referrer", "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term",
@@ -202,4 +233,10 @@ class Connector(Protocol):
 #   "amount": "12500.00", "currency": "RUB", "won_at": ISO-8601 UTC,
 #   "caller": str | None, "call": CallPayload | None (the first call of the deal, with its session),
 #   "timezone": "Europe/Moscow",
+# }
+# NotificationPayload: {
+#   "event": "missed_call" | "target_call" | "daily_digest" | "pool_exhausted" | "reauth_needed"
+#            | "deliveries_dead" | "test",
+#   "client_id": int, "subject": str, "text": str (plain text, already rendered),
+#   "path": str | None (a hub page; prefix ctx.hub_base_url),
 # }

@@ -18,6 +18,10 @@ CONNECTORS: dict[str, str] = {
     "metrika": "connectors.metrika",
     "yandex_direct": "connectors.yandex_direct",
     "google_ads": "connectors.google_ads",
+    "webhook": "connectors.webhook",
+    "ga4": "connectors.ga4",
+    "email": "connectors.email",
+    "telegram": "connectors.telegram",
 }
 
 

@@ -54,6 +54,9 @@ from tracking.models import (
 log = logging.getLogger(__name__)
 
 DUE = (DeliveryStatus.PENDING, DeliveryStatus.RETRY)
+IN_DOUBT_NOT_RESENT = (
+    "interrupted while sending; it may have arrived, so it was not sent again (retry it if it did not)"
+)
 MAX_ERROR = 2000
 
 
@@ -259,6 +262,7 @@ def _claim_paced(
     claim_id: str,
     *,
     count_attempt: bool,
+    batch_size: int,
 ) -> list[Delivery]:
     """Claim a batch at the held destination with one request's worth of its rate limit, in one commit.
 
@@ -274,7 +278,7 @@ def _claim_paced(
             if not wait:
                 row.ready_at = ready
                 db.flush()
-                return _claim(db, condition, claim_id, settings.batch_size, count_attempt=count_attempt)
+                return _claim(db, condition, claim_id, batch_size, count_attempt=count_attempt)
         if wait > settings.max_pacing:
             return []
         time.sleep(wait)
@@ -483,6 +487,12 @@ class Worker:
                 or 0
             )
 
+    def _batch_size(self, impl: Connector) -> int:
+        """A connector may send fewer per batch (``max_batch``), e.g. one request per event."""
+        return max(
+            1, min(self.settings.batch_size, int(getattr(impl, "max_batch", self.settings.batch_size)))
+        )
+
     def run_once(self) -> DeliverStats:
         """Serve every destination with work, one after another (one pass; the worker process runs many)."""
         stats = DeliverStats()
@@ -516,7 +526,16 @@ class Worker:
         )
         claim_id = _claim_id(self.name)
         limit = impl.rate_limit()
-        rows = _claim_paced(self.rt, held, limit, self.settings, cond, claim_id, count_attempt=False)
+        rows = _claim_paced(
+            self.rt,
+            held,
+            limit,
+            self.settings,
+            cond,
+            claim_id,
+            count_attempt=False,
+            batch_size=self._batch_size(impl),
+        )
         if not rows:
             return
         batch = _Batch(self.rt, self.settings, claim_id, rows)
@@ -551,6 +570,18 @@ class Worker:
                             stats.found += 1
                             stats.done += 1
                             tally.items += 1
+                    elif not getattr(impl, "resend_in_doubt", True):
+                        # A message to a person (Telegram, e-mail) cannot be looked up once sent: rather
+                        # than risk a second copy, it stops here, visibly, for a person to retry.
+                        batch._write(
+                            db,
+                            row.id,
+                            status=DeliveryStatus.SKIPPED,
+                            done_at=now,
+                            claimed_by=None,
+                            last_error=IN_DOUBT_NOT_RESENT,
+                        )
+                        stats.skipped += 1
                     else:
                         # It did not arrive: safe to send again, at once.
                         batch._write(
@@ -577,7 +608,16 @@ class Worker:
                 exists().where(Connection.id == connection_id, Connection.status == ConnectionStatus.ACTIVE),
             )
             claim_id = _claim_id(self.name)
-            rows = _claim_paced(self.rt, held, limit, self.settings, cond, claim_id, count_attempt=True)
+            rows = _claim_paced(
+                self.rt,
+                held,
+                limit,
+                self.settings,
+                cond,
+                claim_id,
+                count_attempt=True,
+                batch_size=self._batch_size(impl),
+            )
             if not rows:
                 return
             stats.claimed += len(rows)

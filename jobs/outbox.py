@@ -8,6 +8,7 @@ the event and its deliveries commit together or not at all.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select, update
@@ -18,15 +19,51 @@ from jobs.contexts import connections_of_client
 from jobs.providers import capabilities
 from tracking import hooks
 from tracking.db import rowcount, utcnow
-from tracking.models import ConnectionStatus, Delivery, DeliveryStatus
+from tracking.models import Call, Connection, ConnectionStatus, Delivery, DeliveryStatus
 
 log = logging.getLogger(__name__)
 
-CAPABILITY_FOR_KIND = {ItemKind.CALL: "push_calls", ItemKind.DEAL_WON: "push_deals"}
+CAPABILITY_FOR_KIND = {
+    ItemKind.CALL: "push_calls",
+    ItemKind.DEAL_WON: "push_deals",
+    ItemKind.CALL_ATTRIBUTED: "push_attributions",
+    ItemKind.NOTIFICATION: "push_notifications",
+}
+# The event names a connection's ``settings["events"]`` chooses from (outgoing webhooks).
+EVENT_FOR_KIND = {
+    ItemKind.CALL: "call.finalised",
+    ItemKind.CALL_ATTRIBUTED: "call.attributed",
+    ItemKind.DEAL_WON: "deal.won",
+}
+
+
+def accepts(conn: Connection, kind: ItemKind, payload: dict[str, Any]) -> bool:
+    """The connection's own choices about what it receives, applied when deliveries are planned.
+
+    ``target_calls_only``: calls go out only once they meet a target rule (conversion uploads).
+    ``events``: the event names it subscribed to (webhooks: ``call.finalised``…; notifications:
+    ``missed_call``…). A connection without ``events`` takes everything its connectors can take.
+    """
+    settings = conn.settings or {}
+    if kind == ItemKind.CALL and settings.get("target_calls_only") and not payload.get("is_target"):
+        return False
+    events = settings.get("events")
+    if events is None:
+        return True
+    if kind == ItemKind.NOTIFICATION and payload.get("event") == "test":
+        return True  # a test goes to the one channel it was asked for, whatever that channel subscribes to
+    name = payload.get("event") if kind == ItemKind.NOTIFICATION else EVENT_FOR_KIND.get(kind)
+    return name in events
 
 
 def enqueue(
-    db: Session, *, client_id: int, kind: ItemKind, key: str, payload: dict[str, Any]
+    db: Session,
+    *,
+    client_id: int,
+    kind: ItemKind,
+    key: str,
+    payload: dict[str, Any],
+    only: Callable[[Connection], bool] | None = None,
 ) -> list[Delivery]:
     """Queue ``payload`` for every destination of the client that takes this kind (in ``db``'s transaction).
 
@@ -39,6 +76,8 @@ def enqueue(
     # A connection waiting for re-authorisation still gets its items: they wait, and go once it is back.
     waiting_ok = (ConnectionStatus.ACTIVE, ConnectionStatus.NEEDS_REAUTH)
     for conn in connections_of_client(db, client_id, statuses=waiting_ok):
+        if (only is not None and not only(conn)) or not accepts(conn, kind, payload):
+            continue
         for connector in conn.connectors or []:
             caps = capabilities(connector)
             if caps is not None and wanted not in caps:
@@ -75,14 +114,54 @@ def _on_deal_won(db: Session, event: hooks.DealWon) -> None:
     enqueue(db, client_id=event.client_id, kind=ItemKind.DEAL_WON, key=event.key, payload=event.payload)
 
 
+def _on_call_attributed(db: Session, event: hooks.CallAttributed) -> None:
+    enqueue(
+        db, client_id=event.client_id, kind=ItemKind.CALL_ATTRIBUTED, key=event.key, payload=event.payload
+    )
+
+
+def _on_call_became_target(db: Session, event: hooks.CallBecameTarget) -> None:
+    """A call met a target rule after it was finalised: the uploads that wait for target calls get it now.
+
+    Other destinations were planned at finalisation (and their key keeps them single anyway).
+    """
+    from tracking.calls import call_payload, delivery_key
+
+    call = db.get(Call, event.call_id)
+    if call is None:
+        return
+    enqueue(
+        db,
+        client_id=event.client_id,
+        kind=ItemKind.CALL,
+        key=delivery_key(call),
+        payload=call_payload(db, call),
+        only=lambda conn: bool((conn.settings or {}).get("target_calls_only")),
+    )
+
+
+LISTENERS = (
+    (hooks.call_finalised, _on_call_finalised),
+    (hooks.deal_won, _on_deal_won),
+    (hooks.call_attributed, _on_call_attributed),
+    (hooks.call_became_target, _on_call_became_target),
+)
+
+
 def install() -> None:
-    hooks.call_finalised.connect(_on_call_finalised)
-    hooks.deal_won.connect(_on_deal_won)
+    for hook, listener in LISTENERS:
+        hook.connect(listener)
+    from jobs import notify  # notifications plan their own outbox rows from the same events
+
+    notify.install()
 
 
 def uninstall() -> None:
-    hooks.call_finalised.disconnect(_on_call_finalised)
-    hooks.deal_won.disconnect(_on_deal_won)
+    for hook, listener in LISTENERS:
+        hook.disconnect(listener)
+    from jobs import notify
+
+    notify.uninstall()
 
 
 RETRYABLE = (DeliveryStatus.DEAD, DeliveryStatus.RETRY, DeliveryStatus.SKIPPED)

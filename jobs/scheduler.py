@@ -88,6 +88,15 @@ def job_romi_rollup() -> None:
         tally.items = romi_rollup.refresh_all(db)
 
 
+def job_notifications() -> None:
+    # Digests, pools running out, re-authorisation and dead deliveries; call events plan their own.
+    from jobs.notify import scan
+
+    rt = _rt()
+    with recorded(rt, "notify") as tally:
+        tally.items = scan(rt)
+
+
 JOBS: dict[str, tuple[Callable[[], None], str]] = {
     # id: (function, setting in tracking.settings) — a setting of 0 (a cron of "off") turns the job off.
     "spend_today": (job_spend_today, "SCHEDULE_SPEND_TODAY_MINUTES"),
@@ -96,6 +105,7 @@ JOBS: dict[str, tuple[Callable[[], None], str]] = {
     "tokens": (job_tokens, "SCHEDULE_TOKENS_MINUTES"),
     "pool_stats": (job_pool_stats, "SCHEDULE_POOL_STATS_MINUTES"),
     "romi_rollup": (job_romi_rollup, "SCHEDULE_ROMI_ROLLUP_MINUTES"),
+    "notifications": (job_notifications, "SCHEDULE_NOTIFY_MINUTES"),
 }
 
 

@@ -24,6 +24,7 @@ from tracking.models import (
     ManualSpend,
     Pool,
     Role,
+    TargetRule,
     TelephonyIntegration,
     TrackingNumber,
     VisitSession,
@@ -79,7 +80,22 @@ def build_world(db, t: Tenant) -> dict[str, str]:
     mapping = CampaignMapping(
         client_id=t.client.id, platform="yandex_direct", utm_campaign="brand", campaign_id="1"
     )
-    db.add_all([delivery, spend, mapping])
+    rule = TargetRule(client_id=t.client.id, name="Lead")
+    webhook = Connection(
+        agency_id=t.agency.id,
+        client_id=t.client.id,
+        provider="webhook",
+        connectors=["webhook"],
+        account={"url": "https://example.com/hook"},
+    )
+    chat = Connection(
+        agency_id=t.agency.id,
+        client_id=t.client.id,
+        provider="telegram",
+        connectors=["telegram"],
+        account={"chat_id": "42"},
+    )
+    db.add_all([delivery, spend, mapping, rule, webhook, chat])
     db.commit()
     return {
         "client_id": str(t.client.id),
@@ -96,6 +112,10 @@ def build_world(db, t: Tenant) -> dict[str, str]:
         "spend_id": str(spend.id),
         "mapping_id": str(mapping.id),
         "connector": "metrika",
+        "rule_id": str(rule.id),
+        "webhook_id": str(webhook.id),
+        "notification_channel_id": str(chat.id),
+        "action": "test",  # a notification channel's form action; the others are tenant-scoped alike
     }
 
 

@@ -18,11 +18,13 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from tracking import hooks
 from tracking.models import (
     AttributionChange,
     AttributionMethod,
     Call,
     CallCandidate,
+    Channel,
     FallbackEvent,
     NumberAssignment,
     Pool,
@@ -246,21 +248,49 @@ def _apply(db: Session, call: Call, result: _Result, *, actor: str, user_id: int
     new = (call.attribution_method, call.session_id, call.channel_id)
     if old == new:
         return False
-    db.add(
-        AttributionChange(
-            call_id=call.id,
-            user_id=user_id,
-            actor=actor,
-            reason=reason,
-            old_method=old[0].value if old[0] else None,
-            new_method=new[0].value,
-            old_channel_id=old[2],
-            new_channel_id=new[2],
-            old_session_id=old[1],
-            new_session_id=new[1],
-        )
+    change = AttributionChange(
+        call_id=call.id,
+        user_id=user_id,
+        actor=actor,
+        reason=reason,
+        old_method=old[0].value if old[0] else None,
+        new_method=new[0].value,
+        old_channel_id=old[2],
+        new_channel_id=new[2],
+        old_session_id=old[1],
+        new_session_id=new[1],
     )
+    db.add(change)
+    if call.finalised_at is not None:
+        _announce(db, call, change, previous_method=old[0], previous_channel_id=old[2])
     return True
+
+
+def _announce(
+    db: Session,
+    call: Call,
+    change: AttributionChange,
+    *,
+    previous_method: AttributionMethod | None,
+    previous_channel_id: int | None,
+) -> None:
+    """A finalised call's source changed: tell listeners (outgoing webhooks) once per change."""
+    from tracking.calls import call_payload  # calls imports this module
+
+    db.flush()
+    previous = db.get(Channel, previous_channel_id) if previous_channel_id else None
+    payload = call_payload(db, call)
+    payload["previous"] = {
+        "method": previous_method.value if previous_method else None,
+        "channel": previous.name if previous else None,
+    }
+    payload["reason"] = change.reason
+    hooks.call_attributed.fire(
+        db,
+        hooks.CallAttributed(
+            client_id=call.client_id, call_id=call.id, key=f"otkuda-attribution-{change.id}", payload=payload
+        ),
+    )
 
 
 def attribute(db: Session, call: Call) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from tracking import attribution, hooks
+from tracking import attribution, hooks, targets
 from tracking.db import iso, rowcount, utcnow
 from tracking.models import (
     AttributionMethod,
@@ -121,6 +121,8 @@ def ingest(db: Session, integration: TelephonyIntegration, event: CallEvent) -> 
             # An operator's choice (promo code, manual channel) is never overridden by a late event.
             if call.attribution_method not in (AttributionMethod.PROMO, AttributionMethod.MANUAL):
                 attribution.attribute(db, call)
+        # Before the call is finalised below, so its payload and the delivery plan know if it is target.
+        targets.recompute(db, call, reason=f"call event: {event.kind.value}")
     finalised = False
     if final and call.finalised_at is None:
         call.finalised_at = utcnow()
@@ -308,6 +310,8 @@ def call_payload(db: Session, call: Call) -> dict:
         "call_path": call_path(call),
         "channel": channel.name if channel else None,
         "tags": list(call.tags or []),
+        "is_target": bool(call.is_target),
+        "target_rules": [dict(r) for r in call.target_rules or []],
         "timezone": client.timezone if client else "UTC",
         "currency": client.currency if client else "RUB",
         "session": session_payload(session),

@@ -30,6 +30,24 @@ class DealWon:
     payload: dict[str, Any]  # the DealPayload documented in connectors.base
 
 
+@dataclass(frozen=True)
+class CallAttributed:
+    """A finalised call's source changed (an operator's promo code or channel, a late event)."""
+
+    client_id: int
+    call_id: int
+    key: str  # "otkuda-attribution-<attribution change id>": one per change
+    payload: dict[str, Any]  # the CallPayload after the change, plus "previous": {method, channel}
+
+
+@dataclass(frozen=True)
+class CallBecameTarget:
+    """A finalised call met a target rule after it was finalised (tags added, a rule changed)."""
+
+    client_id: int
+    call_id: int
+
+
 Listener = Callable[[Session, Any], None]
 
 
@@ -56,3 +74,5 @@ class Hook:
 
 call_finalised = Hook("call_finalised")  # event: CallFinalised
 deal_won = Hook("deal_won")  # event: DealWon
+call_attributed = Hook("call_attributed")  # event: CallAttributed
+call_became_target = Hook("call_became_target")  # event: CallBecameTarget

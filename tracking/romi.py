@@ -127,6 +127,7 @@ class Metrics:
     visits: int = 0
     calls: int = 0
     first_time_calls: int = 0
+    target_calls: int = 0  # calls meeting a target-call rule (tracking.targets)
     answered: int = 0
     missed: int = 0
     deals: int = 0
@@ -141,6 +142,7 @@ class Metrics:
         self.visits += other.visits
         self.calls += other.calls
         self.first_time_calls += other.first_time_calls
+        self.target_calls += other.target_calls
         self.answered += other.answered
         self.missed += other.missed
         self.deals += other.deals
@@ -155,6 +157,10 @@ class Metrics:
     @property
     def cost_per_call(self) -> Decimal | None:
         return _ratio_money(self.spend, self.calls)
+
+    @property
+    def cost_per_target_call(self) -> Decimal | None:
+        return _ratio_money(self.spend, self.target_calls)
 
     @property
     def cost_per_deal(self) -> Decimal | None:
@@ -188,12 +194,14 @@ class Metrics:
             "calls": self.calls,
             "unique_callers": self.unique_callers,
             "first_time_calls": self.first_time_calls,
+            "target_calls": self.target_calls,
             "answered": self.answered,
             "missed": self.missed,
             "deals": self.deals,
             "won": self.won,
             "revenue": _money(self.revenue),
             "cost_per_call": _money(self.cost_per_call),
+            "cost_per_target_call": _money(self.cost_per_target_call),
             "cost_per_deal": _money(self.cost_per_deal),
             "visit_to_call": self.visit_to_call,
             "call_to_deal": self.call_to_deal,
@@ -626,6 +634,7 @@ class _CallRow:
     caller: str | None
     status: CallStatus
     first_time: bool
+    is_target: bool
     method: AttributionMethod
     channel_id: int | None
     session_id: int | None
@@ -654,6 +663,7 @@ def call_facts(
             c.caller,
             cast(c.status, String),
             c.first_time,
+            c.is_target,
             cast(c.attribution_method, String),
             c.channel_id,
             c.session_id,
@@ -701,6 +711,8 @@ def call_facts(
         m.calls += 1
         if r.first_time:
             m.first_time_calls += 1
+        if r.is_target:
+            m.target_calls += 1
         if r.status == CallStatus.ANSWERED:
             m.answered += 1
         else:

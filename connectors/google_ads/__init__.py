@@ -37,6 +37,7 @@ class Settings(BaseModel):
     daily_operations: int | None = Field(None, ge=1)
     requests_per_second: float | None = Field(None, gt=0)
     burst: int | None = Field(None, ge=1)
+    target_calls_only: bool = Field(False, description="Send only target calls")
 
 
 __all__ = ["CAPABILITIES", "PROVIDER", "Settings", "make_connector"]

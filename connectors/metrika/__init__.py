@@ -33,6 +33,7 @@ class Settings(BaseModel):
     max_rows_per_file: int = Field(1000, ge=1)
     status_poll_seconds: float = Field(30, gt=0)
     status_poll_interval: float = Field(3, gt=0)
+    target_calls_only: bool = Field(False, description="Send only target calls")
 
 
 __all__ = ["CAPABILITIES", "PROVIDER", "Settings", "MetrikaConnector", "make_connector"]

@@ -134,6 +134,7 @@ _FILTERS = [
     {"name": "channel_id", "in": "query", "schema": {"type": "integer"}},
     {"name": "status", "in": "query", "schema": {"type": "string", "enum": [s.value for s in CallStatus]}},
     {"name": "first_time", "in": "query", "schema": {"type": "boolean"}},
+    {"name": "target", "in": "query", "schema": {"type": "boolean"}, "description": "meets a target rule"},
     {"name": "attributed", "in": "query", "schema": {"type": "boolean"}, "description": "has a channel"},
     {
         "name": "caller",

@@ -45,6 +45,14 @@ def register(path: str, method: str, operation: dict[str, Any]) -> None:
     PATHS.setdefault(path, {})[method.lower()] = operation
 
 
+WEBHOOKS: dict[str, dict[str, Any]] = {}
+
+
+def register_webhook(event: str, operation: dict[str, Any]) -> None:
+    """Describe a request the hub sends (OpenAPI 3.1 ``webhooks``), e.g. an outgoing webhook event."""
+    WEBHOOKS[event] = {"post": operation}
+
+
 def schema(name: str, definition: dict[str, Any]) -> dict[str, str]:
     """A hand-written schema, for a shape no model stands for (kept for modules not yet on models)."""
     SCHEMAS[name] = definition
@@ -64,6 +72,7 @@ def document() -> dict[str, Any]:
         "info": {"title": "Otkuda API", "version": "1"},
         "servers": [{"url": "/api/v1"}],
         "paths": dict(sorted(PATHS.items())),
+        "webhooks": dict(sorted(WEBHOOKS.items())),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": dict(sorted(SCHEMAS.items())),

@@ -43,6 +43,8 @@ def _connectable() -> list[tuple[str, str | None, str]]:
             provider = registry.load(name).PROVIDER
         except (ImportError, AttributeError):
             continue  # not installed in this deployment
+        if not provider.oauth:  # set up with their own forms (webhooks, notifications, GA4)
+            continue
         if provider.platforms:
             out.extend((name, key, platform.title) for key, platform in provider.platforms.items())
         else:
@@ -80,6 +82,8 @@ def connect(client_id: int, connector: str) -> Any:
         provider = providers.resolve(current_app.config, providers.connector_provider(connector))
     except (LookupError, ImportError, AttributeError):
         abort(404)
+    if not provider.provider.oauth:
+        abort(404)  # set up with its own form (webhooks, notifications, GA4), not a consent page
     if not provider.client_id:
         return redirect(
             url_for(

@@ -59,6 +59,7 @@ def test_schedules_come_from_configuration(rt) -> None:
         "tokens",
         "pool_stats",
         "romi_rollup",
+        "notifications",
     }
     assert "deliver" not in default  # deliveries are the workers' (jobs/worker.py)
     assert isinstance(default["deals"], IntervalTrigger) and default["deals"].interval == dt.timedelta(

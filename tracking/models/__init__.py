@@ -21,6 +21,7 @@ from tracking.models.delivery import (
     SyncRun,
 )
 from tracking.models.numbers import Channel, Pool, PoolChannel, TrackingNumber
+from tracking.models.outcomes import TargetChange, TargetRule
 from tracking.models.pool_stats import PoolStat
 from tracking.models.romi import RomiDaily, RomiDailyCaller, RomiDirty, RomiLeaf, RomiMonthly, RomiRollupState
 from tracking.models.sessions import FallbackEvent, NumberAssignment, VisitSession
@@ -65,6 +66,8 @@ __all__ = [
     "Site",
     "PlatformSpend",
     "SyncRun",
+    "TargetChange",
+    "TargetRule",
     "TrackingNumber",
     "User",
     "VisitSession",

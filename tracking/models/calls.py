@@ -100,6 +100,9 @@ class Call(Base):
     channel_confidence: Mapped[float | None] = mapped_column(Float)
     candidates_count: Mapped[int] = mapped_column(default=0)
     promo_code: Mapped[str | None] = mapped_column(String(16))
+    # The target-call rules this call meets, [{"id", "name"}] (``tracking.targets``); target if any.
+    target_rules: Mapped[list[Any]] = mapped_column(default=list)
+    is_target: Mapped[bool] = mapped_column(default=False)
 
     finalised_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
