@@ -301,7 +301,7 @@ def _dead(db: Session, client: Client, now: dt.datetime) -> int:
 def scan(rt: Runtime, now: dt.datetime | None = None) -> int:
     """Plan the scheduled notifications that are due; returns how many outbox rows were added."""
     now = now or utcnow()
-    threshold = float(rt.setting("NOTIFY_POOL_FALLBACK_SHARE", 0.2))
+    threshold = float(rt.setting("NOTIFY_POOL_FALLBACK_SHARE"))
     planned = 0
     with rt.sessions() as db:
         checks = {

@@ -14,6 +14,7 @@ from typing import Any
 from connectors import registry
 from connectors.base import OAuthProvider
 from jobs.runtime import setting
+from tracking.settings import Settings
 
 _STANDARD = ("CLIENT_ID", "CLIENT_SECRET", "AUTHORIZE_URL", "TOKEN_URL", "API_BASE")
 
@@ -60,6 +61,13 @@ def resolve(config: Mapping[str, Any], provider: OAuthProvider) -> ResolvedProvi
             for p in (wanted, f"{prefix}_"):
                 if key.startswith(p) and key[len(p) :] not in _STANDARD and isinstance(value, str):
                     extra[key[len(p) :].lower()] = value
+    # Declared settings under the prefix (SMTP_PORT, TELEGRAM_BOT_TOKEN) arrive typed and with their defaults.
+    for name in Settings.model_fields:
+        rest = name[len(prefix) + 1 :]
+        if name.startswith(prefix.lower() + "_") and rest.upper() not in _STANDARD:
+            value = setting(config, name.upper())
+            if value is not None:
+                extra[rest] = str(value)
     return ResolvedProvider(
         provider=provider,
         client_id=get("CLIENT_ID"),

@@ -8,7 +8,7 @@ any provider extra (``OTKUDA_GOOGLE_DEVELOPER_TOKEN``), read by ``jobs.providers
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     schedule_romi_rollup_minutes: float = Field(
         5, ge=0, description="ROMI roll-up days rebuilt ahead of reports"
     )
+    schedule_notify_minutes: float = Field(
+        5, ge=0, description="how often digests and alerts are planned (sent by the workers)"
+    )
     scheduler_threads: int = Field(4, ge=1, description="jobs run at once")
     scheduler_lease_seconds: float = Field(
         30, gt=0, description="how long one scheduler process holds the lead"
@@ -93,6 +96,43 @@ class Settings(BaseSettings):
     )
     worker_threads: int = Field(8, ge=1, description="destinations one `otkuda worker` serves at once")
     worker_poll_seconds: float = Field(0.5, gt=0, description="how often an idle worker looks for due work")
+
+    # --- notifications, outgoing webhooks, GA4 -------------------------------------------------------------
+    smtp_host: str | None = Field(
+        None,
+        description="SMTP server for e-mail notifications",
+        json_schema_extra=_shown("(none: no e-mail)"),
+    )
+    smtp_port: int = Field(587, gt=0, lt=65536, description="its port")
+    smtp_security: Literal["starttls", "ssl", "none"] = Field(
+        "starttls", description="`starttls`, `ssl` or `none`"
+    )
+    smtp_user: str | None = Field(None, description="SMTP login, when the server asks for one")
+    smtp_password: str | None = Field(None, repr=False, description="its password")
+    smtp_from: str = Field("otkuda@localhost", description="sender address of notifications")
+    telegram_bot_token: str | None = Field(
+        None,
+        repr=False,
+        description="the bot that posts notifications to linked chats",
+        json_schema_extra=_shown("(none: no Telegram)"),
+    )
+    telegram_api_base: str = Field(
+        "https://api.telegram.org", description="Bot API address (a local Bot API server, tests)"
+    )
+    ga4_api_base: str = Field(
+        "https://www.google-analytics.com",
+        description="GA4 Measurement Protocol host (`region1.google-analytics.com` for EU collection)",
+    )
+    webhook_allow_private: bool = Field(
+        False,
+        description="let outgoing webhooks reach loopback and private addresses (tests, trusted networks only)",
+    )
+    notify_pool_fallback_share: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description='"pool running out" when more than this share of an hour\'s visitors saw the fallback number',
+    )
 
     # --- the command line ---------------------------------------------------------------------------------
     admin_password: str | None = Field(

@@ -1,7 +1,8 @@
 """E-mail notifications over SMTP: one message per notification to the address on the connection.
 
-Account: ``to``. Configuration (``OTKUDA_SMTP_*``): ``HOST``, ``PORT`` (587), ``SECURITY`` (``starttls``
-default, ``ssl`` or ``none``), ``USER``, ``PASSWORD``, ``FROM``.
+Account: ``to``. Configuration: the ``smtp_*`` fields of ``tracking.settings.Settings`` (``OTKUDA_SMTP_HOST``,
+``OTKUDA_SMTP_PORT``, ``OTKUDA_SMTP_SECURITY``, ``OTKUDA_SMTP_USER``, ``OTKUDA_SMTP_PASSWORD``,
+``OTKUDA_SMTP_FROM``), handed over by ``jobs.providers``.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from alembic import op
 import tracking.db
 
 revision: str = "0011_outcomes"
-down_revision: str | None = "0004_deal_call_fk"
+down_revision: str | None = "0009_delivery_workers"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -57,19 +57,18 @@ def upgrade() -> None:
     with op.batch_alter_table("call_target_changes", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_call_target_changes_call_id"), ["call_id"], unique=False)
 
-    # Existing calls meet no rule until rules exist (and recomputing them is a rule change).
-    with op.batch_alter_table("calls", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("target_rules", sa.JSON(), nullable=False, server_default="[]"))
-        batch_op.add_column(sa.Column("is_target", sa.Boolean(), nullable=False, server_default=sa.false()))
-    with op.batch_alter_table("calls", schema=None) as batch_op:
-        batch_op.alter_column("target_rules", server_default=None)
-        batch_op.alter_column("is_target", server_default=None)
+    # Existing calls meet no rule until rules exist (and recomputing them is a rule change). Plain ADD
+    # COLUMN, not a batch: recreating `calls` on SQLite would break the ROMI roll-up triggers on it.
+    op.add_column("calls", sa.Column("target_rules", sa.JSON(), nullable=False, server_default="[]"))
+    op.add_column("calls", sa.Column("is_target", sa.Boolean(), nullable=False, server_default=sa.false()))
+    if op.get_bind().dialect.name != "sqlite":
+        op.alter_column("calls", "target_rules", server_default=None)
+        op.alter_column("calls", "is_target", server_default=None)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("calls", schema=None) as batch_op:
-        batch_op.drop_column("is_target")
-        batch_op.drop_column("target_rules")
+    op.drop_column("calls", "is_target")
+    op.drop_column("calls", "target_rules")
     with op.batch_alter_table("call_target_changes", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_call_target_changes_call_id"))
     op.drop_table("call_target_changes")
