@@ -11,6 +11,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from hub.schemas import Out, UtcDateTime
+from tracking import targets
 from tracking.calls import SESSION_FIELDS
 from tracking.models import (
     AttributionChange,
@@ -90,6 +91,11 @@ class AttributionOut(Out):
     promo_code: str | None
 
 
+class TargetRuleRef(Out):
+    id: int
+    name: str
+
+
 class CallOut(Out):
     id: int
     provider: str
@@ -105,6 +111,8 @@ class CallOut(Out):
     status: CallStatus
     abandoned: bool
     first_time: bool
+    is_target: bool = Field(description="meets at least one target-call rule")
+    target_rules: list[TargetRuleRef] = Field(description="the client's target-call rules this call meets")
     forwarded_to: str | None
     recording_url: str | None
     recording_ref: str | None
@@ -135,10 +143,21 @@ class HistoryOut(Out):
     to: AttributionStep
 
 
+class TargetHistoryOut(Out):
+    at: UtcDateTime
+    by: str | None
+    reason: str | None
+    from_: list[TargetRuleRef] = Field(serialization_alias="from")
+    to: list[TargetRuleRef]
+
+
 class CallDetailOut(CallOut):
     session: SessionOut | None
     candidates: list[CandidateOut]
     history: list[HistoryOut]
+    target_history: list[TargetHistoryOut] = Field(
+        description="every change of the target rules the call meets, with its cause"
+    )
 
 
 def client_call(db: Session, client: Client, call_id: int) -> Call | None:
@@ -183,6 +202,8 @@ def call_json(call: Call, found: Lookups) -> dict[str, Any]:
         status=call.status,
         abandoned=call.abandoned,
         first_time=call.first_time,
+        is_target=bool(call.is_target),
+        target_rules=[{"id": r["id"], "name": r["name"]} for r in call.target_rules or []],
         forwarded_to=call.forwarded_to,
         recording_url=call.recording_url,
         recording_ref=call.recording_ref,
@@ -243,6 +264,16 @@ def call_detail(db: Session, client: Client, call: Call) -> dict[str, Any]:
             }
             for h in history
         ],
+        target_history=[
+            {
+                "at": h.changed_at,
+                "by": h.actor,
+                "reason": h.reason,
+                "from_": [{"id": r["id"], "name": r["name"]} for r in h.old_rules],
+                "to": [{"id": r["id"], "name": r["name"]} for r in h.new_rules],
+            }
+            for h in targets.history(db, call.id)
+        ],
     )
 
 
@@ -254,6 +285,8 @@ CSV_COLUMNS = [
     "status",
     "abandoned",
     "first_time",
+    "target",
+    "target_rules",
     "wait_seconds",
     "talk_seconds",
     "channel",
@@ -287,6 +320,8 @@ def export_rows(db: Session, client: Client, query: Select[Call]) -> Iterator[li
             data["status"],
             data["abandoned"],
             data["first_time"],
+            data["is_target"],
+            ";".join(r["name"] for r in data["target_rules"]),
             data["wait_seconds"],
             data["talk_seconds"],
             data["channel"]["name"] if data["channel"] else None,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Select, String, cast, func, select
 from sqlalchemy.orm import Session
 
-from tracking import attribution
+from tracking import attribution, targets
 from tracking.errors import Refused
 from tracking.models import Call, CallStatus, Channel, User
 from tracking.values import parse_bool, parse_moment
@@ -30,6 +30,7 @@ class CallFilter:
     channel_id: int | None = None
     status: CallStatus | None = None
     first_time: bool | None = None
+    target: bool | None = None
     attributed: bool | None = None
     caller: str = ""
     tag: str = ""
@@ -49,6 +50,7 @@ class CallFilter:
             channel_id=int(channel) if channel else None,
             status=CallStatus(status) if status else None,
             first_time=parse_bool("first_time", args.get("first_time")),
+            target=parse_bool("target", args.get("target")),
             attributed=parse_bool("attributed", args.get("attributed")),
             # The last digits are what people remember and type; stored numbers are E.164.
             caller="".join(ch for ch in args.get("caller", "") if ch.isdigit())[-10:],
@@ -67,6 +69,8 @@ class CallFilter:
             query = query.where(Call.status == self.status)
         if self.first_time is not None:
             query = query.where(Call.first_time.is_(self.first_time))
+        if self.target is not None:
+            query = query.where(Call.is_target.is_(self.target))
         if self.attributed is not None:
             query = query.where(
                 Call.channel_id.is_not(None) if self.attributed else Call.channel_id.is_(None)
@@ -79,17 +83,23 @@ class CallFilter:
         return query
 
 
-def set_tags_notes(call: Call, tags: object = None, notes: object = None) -> None:
+def set_tags_notes(
+    db: Session, call: Call, user: User | None, tags: object = None, notes: object = None
+) -> None:
     """An operator's tags and notes on a call (None keeps one as it is)."""
+    tag_list = tags if isinstance(tags, list) else []
+    if tags is not None and (
+        not isinstance(tags, list)
+        or not all(isinstance(t, str) and 0 < len(t.strip()) <= MAX_TAG for t in tags)
+    ):
+        raise Refused("tags", f"must be a list of non-empty strings of up to {MAX_TAG} characters")
+    if notes is not None and (not isinstance(notes, str) or len(notes) > MAX_NOTES):
+        raise Refused("notes", f"must be a string of up to {MAX_NOTES} characters")
     if tags is not None:
-        if not isinstance(tags, list) or not all(
-            isinstance(t, str) and 0 < len(t.strip()) <= MAX_TAG for t in tags
-        ):
-            raise Refused("tags", f"must be a list of non-empty strings of up to {MAX_TAG} characters")
-        call.tags = list(dict.fromkeys(t.strip() for t in tags))
+        call.tags = list(dict.fromkeys(t.strip() for t in tag_list))
+        # Tags are a target-rule condition: the call's target status follows them at once.
+        targets.recompute(db, call, reason="tags changed", actor=user.email if user else "system")
     if notes is not None:
-        if not isinstance(notes, str) or len(notes) > MAX_NOTES:
-            raise Refused("notes", f"must be a string of up to {MAX_NOTES} characters")
         call.notes = notes
 
 

@@ -44,7 +44,17 @@ from tracking.romi import (
 
 ANY_MODEL = ""  # the model of rows that no attribution model changes: visits, deals without a call
 LEAF_COLUMNS = ("channel_id", "source", "utm_campaign", "utm_content", "utm_term")
-FIGURES = ("visits", "calls", "first_time_calls", "answered", "missed", "deals", "won", "revenue")
+FIGURES = (
+    "visits",
+    "calls",
+    "first_time_calls",
+    "target_calls",
+    "answered",
+    "missed",
+    "deals",
+    "won",
+    "revenue",
+)
 
 
 def report(

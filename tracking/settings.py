@@ -125,13 +125,13 @@ class Settings(BaseSettings):
     )
     webhook_allow_private: bool = Field(
         False,
-        description="let outgoing webhooks reach loopback and private addresses (tests, trusted networks only)",
+        description="let outgoing webhooks reach loopback and private addresses (tests, trusted networks)",
     )
     notify_pool_fallback_share: float = Field(
         0.2,
         ge=0,
         le=1,
-        description='"pool running out" when more than this share of an hour\'s visitors saw the fallback number',
+        description="a pool is running out when more than this share of an hour's visitors saw the fallback",
     )
 
     # --- the command line ---------------------------------------------------------------------------------

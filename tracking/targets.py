@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tracking import hooks
-from tracking.models import Call, CallStatus, Client, TargetChange, TargetRule
+from tracking.models import Call, CallStatus, Client, RomiDirty, TargetChange, TargetRule
 
 ANSWERED_CHOICES = ("answered", "missed", "any")
 DEFAULT_MIN_TALK_SECONDS = 30
@@ -133,6 +133,10 @@ def recompute(
     if call.id is None:
         db.flush()
     db.add(TargetChange(call_id=call.id, old_rules=old, new_rules=new, reason=reason[:500], actor=actor))
+    if call.called_at is not None:
+        # The roll-up's triggers watch the columns every figure had before target calls; this one is noted
+        # here, in the same transaction, so the call's day is rebuilt before a report reads it.
+        db.add(RomiDirty(client_id=call.client_id, at=call.called_at))
     if call.is_target and not was_target and call.finalised_at is not None:
         hooks.call_became_target.fire(db, hooks.CallBecameTarget(client_id=call.client_id, call_id=call.id))
     return True

@@ -88,7 +88,7 @@ def update_call(client_id: int, call_id: int) -> Any:
     client = client_or_404(client_id, edit=True)
     call = call_or_404(client, call_id)
     change = parse(CallChange)
-    call_journal.set_tags_notes(call, change.tags, change.notes)
+    call_journal.set_tags_notes(db(), call, current_user(), change.tags, change.notes)
     db().commit()
     return jsonify(call_detail(db(), client, call))
 

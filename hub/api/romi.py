@@ -59,12 +59,14 @@ class RomiRow(Out):
     calls: int
     unique_callers: int
     first_time_calls: int
+    target_calls: int = Field(description="calls meeting a target-call rule")
     answered: int
     missed: int
     deals: int
     won: int
     revenue: Money
     cost_per_call: Money
+    cost_per_target_call: Money
     cost_per_deal: Money
     visit_to_call: Ratio
     call_to_deal: Ratio

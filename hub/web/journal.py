@@ -176,7 +176,7 @@ def call_edit(client_id: int, call_id: int) -> Any:
     try:
         if action == "notes":
             tags = [t for t in (p.strip() for p in form.get("tags", "").split(",")) if t]
-            call_journal.set_tags_notes(call, tags, form.get("notes", ""))
+            call_journal.set_tags_notes(db(), call, current_user(), tags, form.get("notes", ""))
         elif action == "promo":
             call_journal.set_promo_code(db(), call, form.get("code", "").strip(), current_user())
         elif action == "channel":

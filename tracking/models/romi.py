@@ -56,6 +56,7 @@ class _Figures:
     visits: Mapped[int] = mapped_column(default=0)
     calls: Mapped[int] = mapped_column(default=0)
     first_time_calls: Mapped[int] = mapped_column(default=0)
+    target_calls: Mapped[int] = mapped_column(default=0)
     answered: Mapped[int] = mapped_column(default=0)
     missed: Mapped[int] = mapped_column(default=0)
     deals: Mapped[int] = mapped_column(default=0)

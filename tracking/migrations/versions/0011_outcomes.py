@@ -17,6 +17,10 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# The ROMI roll-up's grains count target calls too (no rule exists yet, so every stored figure is 0).
+ROLLUPS = ("romi_daily", "romi_monthly")
+
+
 def upgrade() -> None:
     op.create_table(
         "target_rules",
@@ -61,12 +65,18 @@ def upgrade() -> None:
     # COLUMN, not a batch: recreating `calls` on SQLite would break the ROMI roll-up triggers on it.
     op.add_column("calls", sa.Column("target_rules", sa.JSON(), nullable=False, server_default="[]"))
     op.add_column("calls", sa.Column("is_target", sa.Boolean(), nullable=False, server_default=sa.false()))
+    for table in ROLLUPS:
+        op.add_column(table, sa.Column("target_calls", sa.Integer(), nullable=False, server_default="0"))
     if op.get_bind().dialect.name != "sqlite":
         op.alter_column("calls", "target_rules", server_default=None)
         op.alter_column("calls", "is_target", server_default=None)
+        for table in ROLLUPS:
+            op.alter_column(table, "target_calls", server_default=None)
 
 
 def downgrade() -> None:
+    for table in ROLLUPS:
+        op.drop_column(table, "target_calls")
     op.drop_column("calls", "is_target")
     op.drop_column("calls", "target_rules")
     with op.batch_alter_table("call_target_changes", schema=None) as batch_op:
