@@ -7,7 +7,7 @@ like any other (retries, the deliveries page, sync history); its secret is seale
 from __future__ import annotations
 
 from flask import abort, current_app
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from hub.auth import client_or_404
 from hub.extensions import db
@@ -19,13 +19,17 @@ def box() -> SecretBox:
     return SecretBox(current_app.config["ENCRYPTION_KEY"])
 
 
-def of_client(client: Client, connector: str) -> list[Connection]:
-    rows = db().scalars(
+def of_client_query(client: Client, connector: str) -> Select[tuple[Connection]]:
+    """The client's destinations of one kind, oldest first (their provider is the connector's name)."""
+    return (
         select(Connection)
         .where(Connection.client_id == client.id, Connection.provider == connector)
         .order_by(Connection.id)
     )
-    return [c for c in rows if connector in (c.connectors or [])]
+
+
+def of_client(client: Client, connector: str) -> list[Connection]:
+    return [c for c in db().scalars(of_client_query(client, connector)) if connector in (c.connectors or [])]
 
 
 def destination_or_404(

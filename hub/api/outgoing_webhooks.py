@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 from flask import current_app, jsonify
+from pydantic import AfterValidator, ConfigDict, Field
 
 from connectors.webhook import urls
 from connectors.webhook.signing import SIGNATURE_HEADER
 from hub.api import bp
-from hub.api.common import INVALID, NOT_FOUND, Invalid, body, field, id_param, ok
-from hub.api.openapi import register, register_webhook, schema
+from hub.api.common import commit, paginate, parse
+from hub.api.crud import describe
+from hub.api.openapi import register_webhook, schema
 from hub.auth import api_auth_required, client_or_404
-from hub.destinations import box, destination_or_404, new, of_client
+from hub.destinations import box, destination_or_404, new, of_client_query
 from hub.extensions import db
+from hub.schemas import In, Out, StrictBool
 from jobs.outbox import EVENT_FOR_KIND
 from jobs.runtime import setting
 from tracking.calls import SESSION_FIELDS
@@ -23,59 +26,72 @@ from tracking.models import Connection, ConnectionStatus
 CONNECTOR = "webhook"
 EVENTS = tuple(EVENT_FOR_KIND.values())
 
-WEBHOOK = schema(
-    "OutgoingWebhook",
-    {
-        "type": "object",
-        "properties": {
-            "id": {"type": "integer", "readOnly": True},
-            "client_id": {"type": "integer", "readOnly": True},
-            "name": {"type": "string"},
-            "url": {"type": "string", "format": "uri", "description": "public http(s) address"},
-            "events": {"type": "array", "items": {"type": "string", "enum": list(EVENTS)}},
-            "enabled": {"type": "boolean"},
-            "secret": {
-                "type": "string",
-                "readOnly": True,
-                "description": "the signing secret: returned only when made or rotated",
-            },
-        },
-    },
-)
+Event = Literal["call.finalised", "call.attributed", "deal.won"]
+assert set(EVENTS) == set(get_args(Event)), "the webhook events and the outbox's kinds disagree"
 
 
-def webhook_json(conn: Connection, secret: str | None = None) -> dict[str, Any]:
-    out = {
-        "id": conn.id,
-        "client_id": conn.client_id,
-        "name": conn.name,
-        "url": (conn.account or {}).get("url"),
-        "events": list((conn.settings or {}).get("events", [])),
-        "enabled": conn.status != ConnectionStatus.DISABLED,
-    }
-    if secret is not None:
-        out["secret"] = secret
-    return out
-
-
-def _url(data: dict[str, Any]) -> str | None:
-    value = field(data, "url", str)
-    if value is None:
-        return None
+def _url(value: str) -> str:
     allow = urls.allowed_private(setting(current_app.config, "WEBHOOK_ALLOW_PRIVATE"))
     try:
         return urls.check(value, allow_private=allow)
     except urls.UnsafeURL as exc:
-        raise Invalid("url", str(exc)) from None
+        raise ValueError(str(exc)) from None
 
 
-def _events(data: dict[str, Any], *, required: bool) -> list[str] | None:
-    value = field(data, "events", list, required=required)
-    if value is None:
-        return None
-    if not value or not all(isinstance(e, str) and e in EVENTS for e in value):
-        raise Invalid("events", "must be a non-empty list of " + ", ".join(EVENTS))
+def _events(value: list[str]) -> list[str]:
+    if not value:
+        raise ValueError("must be a non-empty list of " + ", ".join(EVENTS))
     return list(dict.fromkeys(value))
+
+
+Url = Annotated[
+    str,
+    Field(strict=True, min_length=1, max_length=2000, description="public http(s) address"),
+    AfterValidator(_url),
+]
+Events = Annotated[list[Event], AfterValidator(_events)]
+
+
+class OutgoingWebhookOut(Out):
+    id: int
+    client_id: int
+    name: str | None
+    url: str | None
+    events: list[Event]
+    enabled: bool
+    secret: str | None = Field(
+        description="the signing secret: returned only when made or rotated (null otherwise)"
+    )
+
+
+class OutgoingWebhookCreate(In):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: Annotated[str, Field(strict=True, max_length=200)] | None = None
+    url: Url
+    events: Events
+
+
+class OutgoingWebhookChange(In):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: Annotated[str, Field(strict=True, max_length=200)] | None = None
+    url: Url | None = None
+    events: Events | None = None
+    enabled: StrictBool | None = None
+    rotate_secret: StrictBool | None = Field(None, description="true issues a new signing secret")
+
+
+def webhook_json(conn: Connection, secret: str | None = None) -> dict[str, Any]:
+    return OutgoingWebhookOut.build(
+        id=conn.id,
+        client_id=conn.client_id,
+        name=conn.name,
+        url=(conn.account or {}).get("url"),
+        events=list((conn.settings or {}).get("events", [])),
+        enabled=conn.status != ConnectionStatus.DISABLED,
+        secret=secret,
+    )
 
 
 def _new_secret() -> str:
@@ -86,57 +102,51 @@ def _new_secret() -> str:
 @api_auth_required
 def list_webhooks(client_id: int) -> Any:
     client = client_or_404(client_id)
-    return jsonify(items=[webhook_json(c) for c in of_client(client, CONNECTOR)])
+    return paginate(of_client_query(client, CONNECTOR), webhook_json)
 
 
 @bp.post("/clients/<int:client_id>/webhooks")
 @api_auth_required
 def create_webhook(client_id: int) -> Any:
     client = client_or_404(client_id, edit=True)
-    data = body()
-    unknown = set(data) - {"name", "url", "events"}
-    if unknown:
-        raise Invalid(sorted(unknown)[0], "is not a field of a webhook")
-    url = _url(data)
-    if url is None:
-        raise Invalid("url", "is required")
-    events = _events(data, required=True)
+    change = parse(OutgoingWebhookCreate)
     secret = _new_secret()
     conn = new(
         client,
         CONNECTOR,
-        name=field(data, "name", str) or url,
-        account={"url": url},
-        settings={"events": events},
+        name=change.name or change.url,
+        account={"url": change.url},
+        settings={"events": change.events},
         secret=secret,
     )
-    db().commit()
+    commit()
     return jsonify(webhook_json(conn, secret)), 201
+
+
+@bp.get("/webhooks/<int:webhook_id>")
+@api_auth_required
+def get_webhook(webhook_id: int) -> Any:
+    conn, _ = destination_or_404(webhook_id, CONNECTOR)
+    return jsonify(webhook_json(conn))
 
 
 @bp.patch("/webhooks/<int:webhook_id>")
 @api_auth_required
 def update_webhook(webhook_id: int) -> Any:
     conn, _ = destination_or_404(webhook_id, CONNECTOR, edit=True)
-    data = body()
-    unknown = set(data) - {"name", "url", "events", "enabled", "rotate_secret"}
-    if unknown:
-        raise Invalid(sorted(unknown)[0], "is not a field of a webhook")
-    url, events = _url(data), _events(data, required=False)
-    name, enabled = field(data, "name", str), field(data, "enabled", bool)
-    rotate = field(data, "rotate_secret", bool)
-    if url is not None:
-        conn.account = {**(conn.account or {}), "url": url}
-    if events is not None:
-        conn.settings = {**(conn.settings or {}), "events": events}
-    if name is not None:
-        conn.name = name
-    if enabled is not None:
-        conn.status = ConnectionStatus.ACTIVE if enabled else ConnectionStatus.DISABLED
-    secret = _new_secret() if rotate else None
+    change = parse(OutgoingWebhookChange)
+    if change.url is not None:
+        conn.account = {**(conn.account or {}), "url": change.url}
+    if change.events is not None:
+        conn.settings = {**(conn.settings or {}), "events": change.events}
+    if change.name is not None:
+        conn.name = change.name
+    if change.enabled is not None:
+        conn.status = ConnectionStatus.ACTIVE if change.enabled else ConnectionStatus.DISABLED
+    secret = _new_secret() if change.rotate_secret else None
     if secret is not None:
         conn.access_token_enc = box().seal(secret)
-    db().commit()
+    commit()
     return jsonify(webhook_json(conn, secret))
 
 
@@ -145,63 +155,11 @@ def update_webhook(webhook_id: int) -> Any:
 def delete_webhook(webhook_id: int) -> Any:
     conn, _ = destination_or_404(webhook_id, CONNECTOR, edit=True)
     db().delete(conn)
-    db().commit()
+    commit()
     return "", 204
 
 
-_WID = [id_param("webhook_id")]
-register(
-    "/clients/{client_id}/webhooks",
-    "get",
-    {
-        "summary": "The client's outgoing webhooks",
-        "parameters": [id_param("client_id")],
-        "responses": {
-            "200": ok({"type": "object", "properties": {"items": {"type": "array", "items": WEBHOOK}}}),
-            "404": NOT_FOUND,
-        },
-    },
-)
-register(
-    "/clients/{client_id}/webhooks",
-    "post",
-    {
-        "summary": "Add an outgoing webhook; the answer carries its signing secret, shown this once",
-        "parameters": [id_param("client_id")],
-        "requestBody": {"content": {"application/json": {"schema": WEBHOOK}}},
-        "responses": {"201": ok(WEBHOOK), "400": INVALID, "404": NOT_FOUND},
-    },
-)
-register(
-    "/webhooks/{webhook_id}",
-    "patch",
-    {
-        "summary": "Change an outgoing webhook (rotate_secret: true issues a new secret)",
-        "parameters": _WID,
-        "requestBody": {
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "allOf": [
-                            WEBHOOK,
-                            {"type": "object", "properties": {"rotate_secret": {"type": "boolean"}}},
-                        ]
-                    }
-                }
-            }
-        },
-        "responses": {"200": ok(WEBHOOK), "400": INVALID, "404": NOT_FOUND},
-    },
-)
-register(
-    "/webhooks/{webhook_id}",
-    "delete",
-    {
-        "summary": "Remove an outgoing webhook",
-        "parameters": _WID,
-        "responses": {"204": {"description": "Removed"}},
-    },
-)
+describe("webhook", OutgoingWebhookOut, OutgoingWebhookCreate, OutgoingWebhookChange, delete=True)
 
 # --- the events, as OpenAPI 3.1 webhooks ----------------------------------------------------------------
 
