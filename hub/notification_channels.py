@@ -16,22 +16,16 @@ from hub.destinations import destination_or_404, new, of_client
 from hub.extensions import db
 from jobs.notify import EVENTS
 from tracking.accounts import can_edit
+from tracking.errors import Refused
 from tracking.models import Client, Connection, ConnectionStatus, User
 
 KINDS = ("email", "telegram")
 CHAT_ID = re.compile(r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31})$")
 
 
-class ChannelError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-
-
 def check_events(value: Any) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(e, str) and e in EVENTS for e in value):
-        raise ChannelError("events", "must be a list of " + ", ".join(EVENTS))
+        raise Refused("events", "must be a list of " + ", ".join(EVENTS))
     return list(dict.fromkeys(value))
 
 
@@ -83,7 +77,7 @@ def subscribe_email(client: Client, user: User, events: list[str]) -> Connection
 def add_telegram(client: Client, chat_id: str, events: list[str]) -> Connection:
     chat_id = chat_id.strip()
     if not CHAT_ID.match(chat_id):
-        raise ChannelError("chat_id", "must be a numeric chat id (groups start with -) or @channelname")
+        raise Refused("chat_id", "must be a numeric chat id (groups start with -) or @channelname")
     for conn in of_client(client, "telegram"):
         if (conn.account or {}).get("chat_id") == chat_id:
             conn.settings = {**(conn.settings or {}), "events": events}

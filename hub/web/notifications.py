@@ -13,6 +13,7 @@ from hub.web import bp
 from jobs import notify
 from jobs.runtime import setting
 from tracking.accounts import can_edit
+from tracking.errors import Refused
 
 
 def _events_from_form() -> list[str]:
@@ -57,7 +58,7 @@ def notifications_email(client_id: int) -> Any:
     assert user is not None
     try:
         channels.subscribe_email(client, user, _events_from_form())
-    except channels.ChannelError as exc:
+    except Refused as exc:
         return redirect(url_for("web.notifications_page", client_id=client.id, error=exc.message))
     db().commit()
     return _back(client.id)
@@ -69,7 +70,7 @@ def notifications_telegram(client_id: int) -> Any:
     client = client_or_404(client_id, edit=True)
     try:
         channels.add_telegram(client, request.form.get("chat_id", ""), _events_from_form())
-    except channels.ChannelError as exc:
+    except Refused as exc:
         return redirect(url_for("web.notifications_page", client_id=client.id, error=exc.message))
     db().commit()
     return _back(client.id)
@@ -86,7 +87,7 @@ def notifications_channel(client_id: int, notification_channel_id: int, action: 
     if action == "events":
         try:
             conn.settings = {**(conn.settings or {}), "events": _events_from_form()}
-        except channels.ChannelError as exc:
+        except Refused as exc:
             return redirect(url_for("web.notifications_page", client_id=client.id, error=exc.message))
     elif action == "test":
         if notify.send_test(db(), conn) is not None:
