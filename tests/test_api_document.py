@@ -191,6 +191,63 @@ def test_real_answers_match_their_documented_schemas(client, app, db) -> None:
         201,
         json={"email": "m@acme.example", "password": "long enough 1", "role": "manager"},
     )
+    # What people act on: target rules, outgoing webhooks, GA4 streams and notification channels.
+    rule = check(
+        "post",
+        "/clients/{client_id}/target-rules",
+        201,
+        client_id=cid,
+        json={"name": "Lead", "tags_included": ["x"], "working_hours": {"start": "09:00", "end": "18:00"}},
+    )
+    check("patch", "/target-rules/{rule_id}", 200, rule_id=rule["id"], json={"min_talk_seconds": 0})
+    app.config["WEBHOOK_ALLOW_PRIVATE"] = "1"  # the receiver's address is a loopback one
+    webhook = check(
+        "post",
+        "/clients/{client_id}/webhooks",
+        201,
+        client_id=cid,
+        json={"url": "http://127.0.0.1:9/hook", "events": ["call.finalised"]},
+    )
+    assert webhook["secret"]
+    rotated = check(
+        "patch", "/webhooks/{webhook_id}", 200, webhook_id=webhook["id"], json={"rotate_secret": True}
+    )
+    assert rotated["secret"] and rotated["secret"] != webhook["secret"]
+    ga4 = check(
+        "post",
+        "/clients/{client_id}/ga4-connections",
+        201,
+        client_id=cid,
+        json={"measurement_id": "G-ABC123XYZ", "api_secret": "s3cret"},
+    )
+    assert "api_secret" not in ga4
+    check(
+        "patch",
+        "/ga4-connections/{stream_id}",
+        200,
+        stream_id=ga4["id"],
+        json={"validate": False, "target_calls_only": True},
+    )
+    chat = check(
+        "post",
+        "/clients/{client_id}/notification-channels",
+        201,
+        client_id=cid,
+        json={"kind": "telegram", "chat_id": "-100200300", "events": ["missed_call"]},
+    )
+    check(
+        "patch",
+        "/notification-channels/{notification_channel_id}",
+        200,
+        notification_channel_id=chat["id"],
+        json={"events": ["missed_call", "target_call"]},
+    )
+    check(
+        "post",
+        "/notification-channels/{notification_channel_id}/test",
+        202,
+        notification_channel_id=chat["id"],
+    )
 
     # Traffic and calls, as the snippet and the telephony webhooks would leave them.
     from tracking.models import Channel, TelephonyIntegration, TrackingNumber
@@ -280,6 +337,10 @@ def test_real_answers_match_their_documented_schemas(client, app, db) -> None:
         "session_id": visit.public_id,
         "call_id": call_id,
         "integration_id": generic["id"],
+        "rule_id": rule["id"],
+        "webhook_id": webhook["id"],
+        "stream_id": ga4["id"],
+        "notification_channel_id": chat["id"],
     }
     doc = check.doc
     for path, ops in doc["paths"].items():

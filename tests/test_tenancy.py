@@ -95,7 +95,14 @@ def build_world(db, t: Tenant) -> dict[str, str]:
         connectors=["telegram"],
         account={"chat_id": "42"},
     )
-    db.add_all([delivery, spend, mapping, rule, webhook, chat])
+    ga4 = Connection(
+        agency_id=t.agency.id,
+        client_id=t.client.id,
+        provider="ga4",
+        connectors=["ga4"],
+        account={"measurement_id": "G-ABC123XYZ"},
+    )
+    db.add_all([delivery, spend, mapping, rule, webhook, chat, ga4])
     db.commit()
     return {
         "client_id": str(t.client.id),
@@ -115,6 +122,7 @@ def build_world(db, t: Tenant) -> dict[str, str]:
         "rule_id": str(rule.id),
         "webhook_id": str(webhook.id),
         "notification_channel_id": str(chat.id),
+        "stream_id": str(ga4.id),
         "action": "test",  # a notification channel's form action; the others are tenant-scoped alike
     }
 

@@ -141,33 +141,33 @@ def create_ga4(client_id: int) -> Any:
     return jsonify(ga4_json(conn)), 201
 
 
-@bp.get("/ga4-connections/<int:connection_id>")
+@bp.get("/ga4-connections/<int:stream_id>")
 @api_auth_required
-def get_ga4(connection_id: int) -> Any:
-    conn, _ = destination_or_404(connection_id, CONNECTOR)
+def get_ga4(stream_id: int) -> Any:
+    conn, _ = destination_or_404(stream_id, CONNECTOR)
     return jsonify(ga4_json(conn))
 
 
-@bp.patch("/ga4-connections/<int:connection_id>")
+@bp.patch("/ga4-connections/<int:stream_id>")
 @api_auth_required
-def update_ga4(connection_id: int) -> Any:
-    conn, _ = destination_or_404(connection_id, CONNECTOR, edit=True)
+def update_ga4(stream_id: int) -> Any:
+    conn, _ = destination_or_404(stream_id, CONNECTOR, edit=True)
     _apply(conn, parse(Ga4ConnectionChange))
     commit()
     return jsonify(ga4_json(conn))
 
 
-@bp.delete("/ga4-connections/<int:connection_id>")
+@bp.delete("/ga4-connections/<int:stream_id>")
 @api_auth_required
-def delete_ga4(connection_id: int) -> Any:
-    conn, _ = destination_or_404(connection_id, CONNECTOR, edit=True)
+def delete_ga4(stream_id: int) -> Any:
+    conn, _ = destination_or_404(stream_id, CONNECTOR, edit=True)
     db().delete(conn)
     commit()
     return "", 204
 
 
 describe(
-    "connection",
+    "stream",  # a GA4 web stream: its item path reads /ga4-connections/{stream_id}
     Ga4ConnectionOut,
     Ga4ConnectionCreate,
     Ga4ConnectionChange,
