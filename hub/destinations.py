@@ -19,7 +19,7 @@ def box() -> SecretBox:
     return SecretBox(current_app.config["ENCRYPTION_KEY"])
 
 
-def of_client_query(client: Client, connector: str) -> Select[tuple[Connection]]:
+def of_client_query(client: Client, connector: str) -> Select[Connection]:
     """The client's destinations of one kind, oldest first (their provider is the connector's name)."""
     return (
         select(Connection)
