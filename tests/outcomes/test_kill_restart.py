@@ -1,12 +1,13 @@
-"""A scheduler killed mid-delivery and restarted: one notification and one processed webhook per event."""
+"""A delivery worker (``otkuda worker``) killed mid-send and restarted: one notification and one processed
+webhook per event."""
 
 from __future__ import annotations
 
 import collections
 import datetime as dt
+import os
 import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
@@ -18,9 +19,8 @@ from tests.factories import make_tenant
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.outcomes.test_target_calls import _call
-from tests.pipeline.test_scheduler import _env as scheduler_env
-from tests.pipeline.test_scheduler import _start
-from tests.pipeline.test_scheduler import _wait_for as wait_for
+from tests.pipeline.test_scale_out import ROOT, _start
+from tests.pipeline.test_scale_out import _wait_for as wait_for
 from tracking.crypto import SecretBox
 from tracking.db import utcnow
 from tracking.models import Connection, Delivery, DeliveryStatus
@@ -31,14 +31,27 @@ SECRET = "whsec_kill"
 
 
 def _env(database_url: str, tg: FakeTelegram, tmp_path: Path) -> dict[str, str]:
-    extra = {
-        "OTKUDA_BASE_URL": "http://hub.test",
-        "OTKUDA_SCHEDULE_NOTIFY_MINUTES": "0",
-        "OTKUDA_TELEGRAM_BOT_TOKEN": BOT,
-        "OTKUDA_TELEGRAM_API_BASE": tg.url,
-        "OTKUDA_WEBHOOK_ALLOW_PRIVATE": "1",
-    }
-    return scheduler_env(database_url, SimpleNamespace(config=lambda: extra), tmp_path)
+    env = dict(os.environ)
+    env.update(
+        {
+            "OTKUDA_DATABASE_URL": database_url,
+            "OTKUDA_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
+            "OTKUDA_INSTANCE_DIR": str(tmp_path / "instance"),
+            "OTKUDA_BASE_URL": "http://hub.test",
+            # A killed worker's hold on its destination lapses quickly, so the next one takes it over.
+            "OTKUDA_DELIVERY_HOLD_SECONDS": "2",
+            "OTKUDA_WORKER_POLL_SECONDS": "0.2",
+            "OTKUDA_TELEGRAM_BOT_TOKEN": BOT,
+            "OTKUDA_TELEGRAM_API_BASE": tg.url,
+            "OTKUDA_WEBHOOK_ALLOW_PRIVATE": "1",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    return env
+
+
+def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return _start(["worker", "--threads", "1"], env, log)
 
 
 def _wait(what: str, check, proc: subprocess.Popen[bytes]) -> None:  # type: ignore[no-untyped-def]
@@ -86,9 +99,9 @@ def test_killed_twice_mid_send_each_event_is_notified_once_and_processed_once(
         hook.hang_on = f"otkuda-call-{middle.id}"
         tg.hang_on_text = middle.caller
         env = _env(database_url, tg, tmp_path)
-        log = tmp_path / "scheduler.log"
+        log = tmp_path / "worker.log"
 
-        first = _start(env, log)
+        first = _worker(env, log)
         procs.append(first)
         _wait("the webhook receiver to hang", hook.hanging.is_set, first)
         first.kill()  # SIGKILL while the middle event's answer is outstanding
@@ -96,7 +109,7 @@ def test_killed_twice_mid_send_each_event_is_notified_once_and_processed_once(
         hook.hang_on = None
         hook.release.set()
 
-        second = _start(env, log)
+        second = _worker(env, log)
         procs.append(second)
         _wait("Telegram to hang", tg.hanging.is_set, second)
         second.kill()  # again, while the middle notification's answer is outstanding
@@ -104,7 +117,7 @@ def test_killed_twice_mid_send_each_event_is_notified_once_and_processed_once(
         tg.hang_on_text = None
         tg.release.set()
 
-        third = _start(env, log)
+        third = _worker(env, log)
         procs.append(third)
 
         def settled() -> bool:
