@@ -12,47 +12,49 @@ from typing import Any
 
 import requests
 
-from connectors.pacing import retry_after_header
+from connectors.http import ApiClient, ApiError, Problem, Verdict, json_body, rule
 
 
-class Ga4Error(Exception):
-    """A failed request; ``status`` is 0 when no answer arrived."""
+class Ga4Error(ApiError):
+    """A refused or unanswered request; ``transient`` when it is worth repeating."""
 
-    def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status = status
-        self.retry_after = retry_after
 
-    @property
-    def transient(self) -> bool:
-        return self.status in (0, 408, 429) or self.status >= 500
+# No OAuth here: the secret is in the query, so a 401/403 is a wrong secret or id, not a token to refresh.
+RULES = (
+    rule(Verdict.RETRY, (408,)),
+    rule(Verdict.DEAD, (401, 403)),
+)
+
+
+def read_problem(response: requests.Response) -> Problem:
+    return Problem(response.status_code, message=response.text[:200], body=json_body(response))
 
 
 class Ga4Client:
     def __init__(self, api_base: str, measurement_id: str, api_secret: str, *, timeout: float = 20.0) -> None:
-        self.base = api_base.rstrip("/")
         # The secret travels in the query string, as the protocol requires; it is never logged here.
         self._params = {"measurement_id": measurement_id, "api_secret": api_secret}
-        self._timeout = timeout
-        self._http = requests.Session()
+        self.api = ApiClient(
+            api_base,
+            dict,
+            read_problem,
+            RULES,
+            error=Ga4Error,
+            timeout=timeout,
+            ok_statuses=frozenset(range(200, 300)),
+        )
 
     def _post(self, path: str, body: dict[str, Any]) -> requests.Response:
-        try:
-            resp = self._http.post(
-                f"{self.base}{path}", params=self._params, json=body, timeout=self._timeout
-            )
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise Ga4Error(0, type(exc).__name__) from None
-        if resp.status_code >= 300:
-            raise Ga4Error(resp.status_code, resp.text[:200], retry_after_header(resp))
-        return resp
+        return self.api.send("POST", path, params=self._params, json=body)
 
     def validate(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         resp = self._post("/debug/mp/collect", body)
-        try:
-            return list(resp.json().get("validationMessages") or [])
-        except ValueError:
-            raise Ga4Error(resp.status_code, "the validation server's answer is not JSON") from None
+        answer = json_body(resp)
+        if not isinstance(answer, dict):
+            raise Ga4Error(
+                Problem(resp.status_code, message="the validation server's answer is not JSON"), Verdict.DEAD
+            )
+        return list(answer.get("validationMessages") or [])
 
     def collect(self, body: dict[str, Any]) -> None:
         self._post("/mp/collect", body)

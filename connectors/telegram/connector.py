@@ -26,9 +26,30 @@ from connectors.base import (
     PushOnly,
     RateLimit,
 )
+from connectors.http import ApiClient, ApiError, Problem, Verdict, json_body, rule
 
 MAX_TEXT = 4096
 TIMEOUT = 20.0
+# A bot token is not an OAuth token: 401 is a wrong token, 403 a bot blocked or removed — both need a person.
+RULES = (rule(Verdict.DEAD, (401, 403)),)
+
+
+def read_problem(response: requests.Response) -> Problem:
+    """``{"ok": false, "error_code", "description", "parameters": {"retry_after", "migrate_to_chat_id"}}``."""
+    answer = json_body(response)
+    answer = answer if isinstance(answer, dict) else {}
+    params = answer.get("parameters") or {}
+    description = str(answer.get("description") or response.text[:200])
+    if params.get("migrate_to_chat_id"):
+        description += f" (the group is now chat {params['migrate_to_chat_id']}: link that chat instead)"
+    retry = params.get("retry_after")
+    return Problem(
+        response.status_code,
+        code=str(answer.get("error_code") or ""),
+        message=description,
+        body=answer,
+        retry_after=float(retry) if retry is not None else None,
+    )
 
 
 class TelegramConnector(PushOnly):
@@ -40,7 +61,15 @@ class TelegramConnector(PushOnly):
     def __init__(self, ctx: AccountContext, *, http: requests.Session | None = None) -> None:
         self.ctx = ctx
         self._token = ctx.extra.get("bot_token", "")
-        self._http = http or requests.Session()
+        # The base URL holds the token: errors name the status and Telegram's words, never the URL.
+        self.api = ApiClient(
+            f"{ctx.api_base.rstrip('/')}/bot{self._token}",
+            dict,
+            read_problem,
+            RULES,
+            timeout=TIMEOUT,
+            session=http or requests.Session(),
+        )
 
     def rate_limit(self) -> RateLimit:
         # Telegram's FAQ: about one message a second to one chat, 20 a minute to a group.
@@ -70,28 +99,17 @@ class TelegramConnector(PushOnly):
             "text": self.text(item),
             "link_preview_options": {"is_disabled": True},
         }
-        url = f"{self.ctx.api_base.rstrip('/')}/bot{self._token}/sendMessage"
         try:
-            resp = self._http.post(url, json=body, timeout=TIMEOUT)
-        except requests.RequestException as exc:
-            # The URL holds the token: report the kind of failure only.
-            return DeliveryResult(item.id, Outcome.RETRY, error=f"Telegram unreachable: {type(exc).__name__}")
-        try:
-            answer: dict[str, Any] = resp.json()
-        except ValueError:
-            answer = {}
-        if resp.status_code == 200 and answer.get("ok"):
-            return DeliveryResult(item.id, Outcome.DONE, external_id=str(answer["result"]["message_id"]))
-        description = str(answer.get("description") or resp.text[:200])
-        params = answer.get("parameters") or {}
-        if resp.status_code == 429 or resp.status_code >= 500:
-            retry = params.get("retry_after")
+            resp = self.api.send("POST", "/sendMessage", json=body)
+        except ApiError as exc:
+            p = exc.problem
+            if p.status == 0:
+                return DeliveryResult(item.id, Outcome.RETRY, error=f"Telegram unreachable: {p.message}")
+            outcome = Outcome.RETRY if exc.transient else Outcome.DEAD
             return DeliveryResult(
-                item.id,
-                Outcome.RETRY,
-                error=f"Telegram {resp.status_code}: {description}",
-                retry_after=float(retry) if retry is not None else None,
+                item.id, outcome, error=f"Telegram {p.status}: {p.message}", retry_after=exc.retry_after
             )
-        if params.get("migrate_to_chat_id"):
-            description += f" (the group is now chat {params['migrate_to_chat_id']}: link that chat instead)"
-        return DeliveryResult(item.id, Outcome.DEAD, error=f"Telegram {resp.status_code}: {description}")
+        answer: dict[str, Any] = json_body(resp) or {}
+        if not answer.get("ok"):
+            return DeliveryResult(item.id, Outcome.DEAD, error=f"Telegram 200: {answer.get('description')}")
+        return DeliveryResult(item.id, Outcome.DONE, external_id=str(answer["result"]["message_id"]))
