@@ -24,7 +24,7 @@ from connectors.base import (
     PushOnly,
     RateLimit,
 )
-from connectors.pacing import retry_after_header
+from connectors.http import ApiClient, ApiError, Problem, Verdict, rule
 from connectors.webhook import signing, urls
 
 EVENT_FOR_KIND = {
@@ -32,9 +32,22 @@ EVENT_FOR_KIND = {
     ItemKind.CALL_ATTRIBUTED: "call.attributed",
     ItemKind.DEAL_WON: "deal.won",
 }
-RETRY_STATUSES = {408, 425, 429}
 TIMEOUT = 15.0
 USER_AGENT = "Otkuda-Webhooks/1"
+# A receiver is no OAuth API: 401 is a refusal like any 4xx. What is not listed (and not in the common
+# rules: no answer, 429, 5xx) is dead.
+RULES = (
+    rule(Verdict.DEAD, (401,)),
+    rule(Verdict.RETRY, (408, 425)),
+    rule(Verdict.RETRY, (), when=lambda p: p.status >= 500),
+)
+
+
+def read_problem(response: requests.Response) -> Problem:
+    message = response.text[:200]
+    if 300 <= response.status_code < 400:
+        message += " (redirects are not followed)"
+    return Problem(response.status_code, message=message)
 
 
 def envelope(item: DeliveryItem) -> dict[str, Any]:
@@ -52,7 +65,15 @@ class WebhookConnector(PushOnly):
         self.ctx = ctx
         self.url = str(ctx.account.get("url", ""))
         self.allow_private = urls.allowed_private(ctx.extra.get("allow_private"))
-        self._http = http or requests.Session()
+        self.api = ApiClient(
+            self.url,
+            dict,
+            read_problem,
+            RULES,
+            timeout=TIMEOUT,
+            ok_statuses=frozenset(range(200, 300)),
+            session=http or requests.Session(),
+        )
 
     def rate_limit(self) -> RateLimit:
         return RateLimit(per_second=float(self.ctx.settings.get("requests_per_second", 5)), burst=5)
@@ -77,17 +98,13 @@ class WebhookConnector(PushOnly):
             signing.SIGNATURE_HEADER: signing.sign(secret, body, int(time.time())),
         }
         try:
-            resp = self._http.post(
-                self.url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False
+            resp = self.api.send("POST", self.url, data=body, headers=headers, allow_redirects=False)
+        except ApiError as exc:
+            p = exc.problem
+            if p.status == 0:
+                return DeliveryResult(item.id, Outcome.RETRY, error=f"no answer: {p.message}")
+            outcome = Outcome.RETRY if exc.transient else Outcome.DEAD
+            return DeliveryResult(
+                item.id, outcome, error=f"HTTP {p.status}: {p.message}", retry_after=exc.retry_after
             )
-        except requests.RequestException as exc:
-            return DeliveryResult(item.id, Outcome.RETRY, error=f"no answer: {type(exc).__name__}")
-        status = resp.status_code
-        if 200 <= status < 300:
-            return DeliveryResult(item.id, Outcome.DONE, external_id=f"HTTP {status}")
-        detail = f"HTTP {status}: {resp.text[:200]}"
-        if status in RETRY_STATUSES or status >= 500:
-            return DeliveryResult(item.id, Outcome.RETRY, error=detail, retry_after=retry_after_header(resp))
-        if 300 <= status < 400:
-            return DeliveryResult(item.id, Outcome.DEAD, error=f"{detail} (redirects are not followed)")
-        return DeliveryResult(item.id, Outcome.DEAD, error=detail)
+        return DeliveryResult(item.id, Outcome.DONE, external_id=f"HTTP {resp.status_code}")
