@@ -32,6 +32,7 @@ from hub.api.resources import CLIENT, client_json
 from hub.auth import api_auth_required, client_or_404, current_user
 from hub.extensions import db
 from tracking import phones
+from tracking.accounts import number_used_in_agency
 from tracking.calls import SESSION_FIELDS
 from tracking.models import Channel, Client, Pool, PoolChannel, Site, TrackingNumber, VisitSession
 from tracking.models.numbers import NumberStatus
@@ -366,6 +367,8 @@ def _same_client(model: type, object_id: int | None, client_id: int, name: str) 
 def _apply_number(n: TrackingNumber, data: dict[str, Any]) -> None:
     if "e164" in data:
         n.e164 = _e164(data, "e164", required=True)  # type: ignore[assignment]
+        if number_used_in_agency(db(), n):
+            raise Invalid("e164", "is already a number of a client of this agency")
     if (provider := field(data, "provider", str)) is not None:
         n.provider = provider
     if "forward_to" in data:

@@ -21,6 +21,7 @@ from tracking.models.delivery import (
 )
 from tracking.models.numbers import Channel, Pool, PoolChannel, TrackingNumber
 from tracking.models.pool_stats import PoolStat
+from tracking.models.ratelimit import RateLimitCounter
 from tracking.models.sessions import FallbackEvent, NumberAssignment, VisitSession
 from tracking.models.spend import CampaignMapping, ManualSpend, SpendRow
 from tracking.models.tenancy import Agency, ApiToken, Client, Role, Site, User
@@ -51,6 +52,7 @@ __all__ = [
     "Pool",
     "PoolChannel",
     "PoolStat",
+    "RateLimitCounter",
     "Role",
     "SchedulerLease",
     "Site",
