@@ -45,8 +45,28 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SESSION_COOKIE_SAMESITE": "Lax",
         # Largest JSON body the public tracking endpoints accept.
         "TRACKING_MAX_BODY": int(env.get("OTKUDA_TRACKING_MAX_BODY", 16 * 1024)),
+        # How many reverse proxies of our own stand in front of the hub: X-Forwarded-For is believed for
+        # exactly that many hops and no further (0: the peer address is the client).
+        "TRUSTED_PROXIES": int(env.get("OTKUDA_TRUSTED_PROXIES", 0)),
+        # Rate limits (hub.ratelimit). Counters live in Redis when a URL is given, else in the database.
+        "RATELIMIT_STORAGE_URL": env.get("OTKUDA_RATELIMIT_STORAGE_URL")
+        or env.get("OTKUDA_REDIS_URL")
+        or None,
+        "RATELIMIT_ENABLED": env.get("OTKUDA_RATELIMIT_ENABLED", "1").lower() not in ("0", "false", "no"),
+        "RATELIMIT_VISIT": env.get("OTKUDA_RATELIMIT_VISIT", "120 per minute;2000 per hour"),
+        "RATELIMIT_VISIT_PER_SITE": env.get("OTKUDA_RATELIMIT_VISIT_PER_SITE", "6000 per minute"),
+        "RATELIMIT_BEACON": env.get("OTKUDA_RATELIMIT_BEACON", "600 per minute"),
+        "RATELIMIT_LOGIN": env.get("OTKUDA_RATELIMIT_LOGIN", "30 per minute;300 per hour"),
+        "RATELIMIT_API": env.get("OTKUDA_RATELIMIT_API", "1200 per minute"),
+        "LOGIN_FAILURES_PER_ACCOUNT": env.get("OTKUDA_LOGIN_FAILURES_PER_ACCOUNT", "10 per 15 minutes"),
+        "LOGIN_FAILURES_PER_IP": env.get("OTKUDA_LOGIN_FAILURES_PER_IP", "50 per hour"),
+        # Live pool holds one client address, and one visitor, may have in one pool (0: no cap).
+        "POOL_HOLDS_PER_SOURCE": int(env.get("OTKUDA_POOL_HOLDS_PER_SOURCE", 3)),
+        "POOL_HOLDS_PER_VISITOR": int(env.get("OTKUDA_POOL_HOLDS_PER_VISITOR", 1)),
     }
     cfg.update(overrides)
+    # The session cookie goes only over https when the hub is reached over https.
+    cfg.setdefault("SESSION_COOKIE_SECURE", str(cfg["BASE_URL"]).lower().startswith("https://"))
     return cfg
 
 

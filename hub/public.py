@@ -22,7 +22,8 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from hub.extensions import db
-from tracking import phones, visits
+from hub.ratelimit import client_ip, source_key
+from tracking import abuse, phones, visits
 from tracking.channels import referrer_domain
 from tracking.models import Site
 
@@ -93,6 +94,15 @@ def _too_large() -> bool:
     return length is not None and length > current_app.config["TRACKING_MAX_BODY"]
 
 
+def _requester() -> abuse.Requester:
+    cfg = current_app.config
+    return abuse.Requester(
+        key=source_key(cfg["SECRET_KEY"], client_ip()),
+        holds_per_source=cfg["POOL_HOLDS_PER_SOURCE"],
+        holds_per_visitor=cfg["POOL_HOLDS_PER_VISITOR"],
+    )
+
+
 def _number_json(site: Site, e164: str) -> dict[str, str]:
     return {"e164": e164, "display": phones.format_display(e164, site.display_template)}
 
@@ -156,7 +166,9 @@ def _handle(site_key: str, action: str) -> Response:
     try:
         data = _read_json()
         if action == "visit":
-            result = visits.visit(db(), site, data, user_agent=request.headers.get("User-Agent"))
+            result = visits.visit(
+                db(), site, data, user_agent=request.headers.get("User-Agent"), requester=_requester()
+            )
         elif action == "heartbeat":
             result = visits.heartbeat(db(), site, data)
         else:
