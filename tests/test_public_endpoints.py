@@ -18,7 +18,7 @@ ORIGIN = "https://acme.example"
 
 
 def row_counts(db) -> dict[str, int]:
-    """Rows of every data table; rate-limit counters count requests, refused ones too, so they are left out."""
+    """Rows of every data table; rate-limit counters count every request, refused ones too: left out."""
     db.expire_all()
     return {
         t.name: db.scalar(select(func.count()).select_from(t))
