@@ -89,8 +89,8 @@ def db(engine: Engine) -> Iterator[Session]:
         _empty_all_tables(engine)
 
 
-@pytest.fixture
-def app(database_url: str, db: Session, tmp_path: Path) -> Flask:
+def hub_app(database_url: str, tmp_path: Path, **overrides: object) -> Flask:
+    """A hub on the test database; ``overrides`` change settings (limits, proxies, base URL)."""
     return create_app(
         {
             "DATABASE_URL": database_url,
@@ -99,8 +99,14 @@ def app(database_url: str, db: Session, tmp_path: Path) -> Flask:
             "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
             "BASE_URL": "http://hub.test",
             "TESTING": True,
+            **overrides,
         }
     )
+
+
+@pytest.fixture
+def app(database_url: str, db: Session, tmp_path: Path) -> Flask:
+    return hub_app(database_url, tmp_path)
 
 
 @pytest.fixture

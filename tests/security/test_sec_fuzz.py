@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 
 from tests import call_helpers as h
+from tests.conftest import hub_app
 from tests.factories import make_tenant
-from tests.security.hub_apps import hub_app
 from tracking.telephony import generic, mango, zadarma
 
 API_EXAMPLES = 6

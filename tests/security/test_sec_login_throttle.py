@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from tests.conftest import hub_app
 from tests.factories import PASSWORD, csrf, make_tenant, make_user
-from tests.security.hub_apps import hub_app
 from tracking.models import Role
 
 

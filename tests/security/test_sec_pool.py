@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from jobs.pool_stats import compute_pool_stats
 from jobs.runtime import Runtime
+from tests.conftest import hub_app
 from tests.factories import make_tenant
-from tests.security.hub_apps import hub_app
 from tests.tracking_factories import make_pool
 from tracking import abuse
 from tracking.models import FallbackEvent, PoolStat, TrackingNumber, VisitSession

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tests.conftest import hub_app
 from tests.factories import PASSWORD, csrf, make_tenant
-from tests.security.hub_apps import hub_app
 from tests.tracking_factories import make_pool
 from tracking.models import RateLimitCounter, Site, VisitSession
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tests.conftest import hub_app
 from tests.factories import csrf, make_tenant, web_login
-from tests.security.hub_apps import hub_app
 from tracking.models import User
 
 
