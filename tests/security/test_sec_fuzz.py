@@ -25,8 +25,8 @@ from tests.conftest import hub_app
 from tests.factories import make_tenant
 from tracking.telephony import generic, mango, zadarma
 
-API_EXAMPLES = 6
-BODY_EXAMPLES = 40
+API_EXAMPLES = 4
+BODY_EXAMPLES = 25
 FUZZ = settings(
     max_examples=BODY_EXAMPLES,
     deadline=None,
