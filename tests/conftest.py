@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -105,8 +105,22 @@ def hub_app(database_url: str, tmp_path: Path, **overrides: object) -> Flask:
 
 
 @pytest.fixture
-def app(database_url: str, db: Session, tmp_path: Path) -> Flask:
-    return hub_app(database_url, tmp_path)
+def make_hub(database_url: str, db: Session, tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+    """Build hubs on the test database with settings of the test's choosing; their connections close after."""
+    made: list[Flask] = []
+
+    def make(**overrides: object) -> Flask:
+        made.append(hub_app(database_url, tmp_path / f"hub{len(made)}", **overrides))
+        return made[-1]
+
+    yield make
+    for hub in made:
+        hub.extensions["otkuda.engine"].dispose()
+
+
+@pytest.fixture
+def app(make_hub: Callable[..., Flask]) -> Flask:
+    return make_hub()
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 
 from tests import call_helpers as h
-from tests.conftest import hub_app
 from tests.factories import make_tenant
 from tracking.telephony import generic, mango, zadarma
 
@@ -72,9 +71,9 @@ def _no_5xx(resp: Any, what: Any) -> None:
 
 
 @pytest.fixture
-def fuzz_app(database_url: str, db: Session, tmp_path):
+def fuzz_app(make_hub):
     # The limits are not under test here and would turn a long run into 429s.
-    return hub_app(database_url, tmp_path, RATELIMIT_ENABLED=False)
+    return make_hub(RATELIMIT_ENABLED=False)
 
 
 def test_the_api_never_answers_5xx(fuzz_app, db: Session) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from tests.conftest import hub_app
 from tests.factories import PASSWORD, csrf, make_tenant, make_user
 from tracking.models import Role
 
@@ -17,10 +16,10 @@ def _logged_in(client) -> bool:
         return "user_id" in sess
 
 
-def test_guessing_one_accounts_password_from_many_addresses(database_url, db, tmp_path) -> None:
+def test_guessing_one_accounts_password_from_many_addresses(make_hub, db) -> None:
     t = make_tenant(db)
     make_user(db, t, "other@acme.example", Role.MANAGER)
-    client = hub_app(database_url, tmp_path, LOGIN_FAILURES_PER_ACCOUNT="3 per 15 minutes").test_client()
+    client = make_hub(LOGIN_FAILURES_PER_ACCOUNT="3 per 15 minutes").test_client()
     codes = [_login(client, t.admin.email, f"guess {i}", f"203.0.113.{i}").status_code for i in range(3)]
     assert codes == [401] * 3
     # Blocked before the password is looked at: even the right one is refused, so a hit tells nothing.
@@ -31,11 +30,11 @@ def test_guessing_one_accounts_password_from_many_addresses(database_url, db, tm
     assert _login(client, "other@acme.example", PASSWORD, "198.51.100.1").status_code == 302
 
 
-def test_one_address_trying_many_accounts(database_url, db, tmp_path) -> None:
+def test_one_address_trying_many_accounts(make_hub, db) -> None:
     t = make_tenant(db)
     for i in range(3):
         make_user(db, t, f"m{i}@acme.example", Role.MANAGER)
-    client = hub_app(database_url, tmp_path, LOGIN_FAILURES_PER_IP="3 per hour").test_client()
+    client = make_hub(LOGIN_FAILURES_PER_IP="3 per hour").test_client()
     for i in range(3):
         assert _login(client, f"m{i}@acme.example", "wrong password", "203.0.113.7").status_code == 401
     assert _login(client, t.admin.email, PASSWORD, "203.0.113.7").status_code == 429
@@ -43,8 +42,8 @@ def test_one_address_trying_many_accounts(database_url, db, tmp_path) -> None:
     assert _login(client, t.admin.email, PASSWORD, "198.51.100.1").status_code == 302
 
 
-def test_successful_logins_are_not_throttled(database_url, db, tmp_path) -> None:
+def test_successful_logins_are_not_throttled(make_hub, db) -> None:
     t = make_tenant(db)
-    client = hub_app(database_url, tmp_path, LOGIN_FAILURES_PER_ACCOUNT="2 per 15 minutes").test_client()
+    client = make_hub(LOGIN_FAILURES_PER_ACCOUNT="2 per 15 minutes").test_client()
     for _ in range(4):
         assert _login(client, t.admin.email, PASSWORD, "203.0.113.7").status_code == 302

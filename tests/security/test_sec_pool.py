@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from jobs.pool_stats import compute_pool_stats
 from jobs.runtime import Runtime
-from tests.conftest import hub_app
 from tests.factories import make_tenant
 from tests.tracking_factories import make_pool
 from tracking import abuse
@@ -38,10 +37,10 @@ def _held(db: Session, pool) -> int:
     )
 
 
-def test_a_bot_with_fresh_visitor_ids_gets_only_its_share_of_the_pool(database_url, db, tmp_path) -> None:
+def test_a_bot_with_fresh_visitor_ids_gets_only_its_share_of_the_pool(make_hub, db) -> None:
     t = make_tenant(db)
     pool = make_pool(db, t.site, 10)
-    app = hub_app(database_url, tmp_path, POOL_HOLDS_PER_SOURCE=3)
+    app = make_hub(POOL_HOLDS_PER_SOURCE=3)
     client = app.test_client()
     shown = [_visit(client, t.site, "203.0.113.7")["number"]["e164"] for _ in range(8)]
     fallback = db.get(TrackingNumber, pool.fallback_number_id).e164
@@ -62,20 +61,20 @@ def test_a_bot_with_fresh_visitor_ids_gets_only_its_share_of_the_pool(database_u
     assert sum(s.fallbacks for s in stats) == 1
 
 
-def test_stored_source_is_a_keyed_hash_not_the_address(database_url, db, tmp_path) -> None:
+def test_stored_source_is_a_keyed_hash_not_the_address(make_hub, db) -> None:
     t = make_tenant(db)
     make_pool(db, t.site, 2)
-    client = hub_app(database_url, tmp_path).test_client()
+    client = make_hub().test_client()
     _visit(client, t.site, "203.0.113.7")
     db.rollback()
     key = db.scalar(select(VisitSession.source_key))
     assert key and "203.0.113.7" not in key and len(key) == 32
 
 
-def test_one_visitor_holds_one_number_per_pool(database_url, db, tmp_path) -> None:
+def test_one_visitor_holds_one_number_per_pool(make_hub, db) -> None:
     t = make_tenant(db)
     pool = make_pool(db, t.site, 5)
-    client = hub_app(database_url, tmp_path, POOL_HOLDS_PER_SOURCE=0).test_client()
+    client = make_hub(POOL_HOLDS_PER_SOURCE=0).test_client()
     # A visitor id too short to be a bearer never continues its session; each view would take a number.
     weak = "visitor-0001"
     first = _visit(client, t.site, "203.0.113.7", weak)
@@ -88,10 +87,10 @@ def test_one_visitor_holds_one_number_per_pool(database_url, db, tmp_path) -> No
     assert db.scalars(select(FallbackEvent.reason)).all() == [abuse.VISITOR_CAP]
 
 
-def test_no_cap_when_configured_off(database_url, db, tmp_path) -> None:
+def test_no_cap_when_configured_off(make_hub, db) -> None:
     t = make_tenant(db)
     pool = make_pool(db, t.site, 4)
-    client = hub_app(database_url, tmp_path, POOL_HOLDS_PER_SOURCE=0).test_client()
+    client = make_hub(POOL_HOLDS_PER_SOURCE=0).test_client()
     for _ in range(4):
         _visit(client, t.site, "203.0.113.7")
     assert _held(db, pool) == 4

@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tests.conftest import hub_app
 from tests.factories import PASSWORD, csrf, make_tenant
 from tests.tracking_factories import make_pool
 from tracking.models import RateLimitCounter, Site, VisitSession
@@ -46,10 +45,10 @@ def _assert_429(resp) -> None:
     assert 1 <= int(resp.headers["Retry-After"]) <= 60
 
 
-def test_a_bot_posting_visits_from_one_address_is_stopped(database_url, db, tmp_path) -> None:
+def test_a_bot_posting_visits_from_one_address_is_stopped(make_hub, db) -> None:
     t = make_tenant(db)
     make_pool(db, t.site, 10)
-    app = hub_app(database_url, tmp_path, RATELIMIT_VISIT="5 per minute", POOL_HOLDS_PER_SOURCE=0)
+    app = make_hub(RATELIMIT_VISIT="5 per minute", POOL_HOLDS_PER_SOURCE=0)
     client = app.test_client()
     assert [_visit(client, t.site).status_code for _ in range(5)] == [200] * 5
     refused = _visit(client, t.site)
@@ -61,10 +60,10 @@ def test_a_bot_posting_visits_from_one_address_is_stopped(database_url, db, tmp_
     assert db.scalar(select(func.count()).select_from(RateLimitCounter)) >= 2
 
 
-def test_visits_to_one_site_are_bounded_whatever_the_addresses(database_url, db, tmp_path) -> None:
+def test_visits_to_one_site_are_bounded_whatever_the_addresses(make_hub, db) -> None:
     t = make_tenant(db)
     other = make_tenant(db, "Other")
-    app = hub_app(database_url, tmp_path, RATELIMIT_VISIT_PER_SITE="4 per minute")
+    app = make_hub(RATELIMIT_VISIT_PER_SITE="4 per minute")
     client = app.test_client()
     assert [_visit(client, t.site, ip=f"203.0.113.{i}").status_code for i in range(4)] == [200] * 4
     _assert_429(_visit(client, t.site, ip="203.0.113.99"))
@@ -72,9 +71,9 @@ def test_visits_to_one_site_are_bounded_whatever_the_addresses(database_url, db,
     assert _visit(client, other.site, ip="203.0.113.99").status_code == 200
 
 
-def test_heartbeat_and_release_floods_are_stopped(database_url, db, tmp_path) -> None:
+def test_heartbeat_and_release_floods_are_stopped(make_hub, db) -> None:
     t = make_tenant(db)
-    app = hub_app(database_url, tmp_path, RATELIMIT_BEACON="3 per minute")
+    app = make_hub(RATELIMIT_BEACON="3 per minute")
     client = app.test_client()
     sid = _visit(client, t.site).get_json()["session_id"]
     origin = {"Origin": f"https://{t.site.domains[0]}"}
@@ -92,11 +91,9 @@ def test_heartbeat_and_release_floods_are_stopped(database_url, db, tmp_path) ->
         assert codes == [200, 200, 200, 429], action
 
 
-def test_the_login_form_is_limited_per_address_even_for_the_right_password(
-    database_url, db, tmp_path
-) -> None:
+def test_the_login_form_is_limited_per_address_even_for_the_right_password(make_hub, db) -> None:
     t = make_tenant(db)
-    app = hub_app(database_url, tmp_path, RATELIMIT_LOGIN="3 per minute")
+    app = make_hub(RATELIMIT_LOGIN="3 per minute")
     client = app.test_client()
     env = {"REMOTE_ADDR": "203.0.113.7"}
     for _ in range(3):
@@ -110,9 +107,9 @@ def test_the_login_form_is_limited_per_address_even_for_the_right_password(
         assert "user_id" not in sess
 
 
-def test_an_api_script_gone_wild_is_stopped_per_address(database_url, db, tmp_path) -> None:
+def test_an_api_script_gone_wild_is_stopped_per_address(make_hub, db) -> None:
     t = make_tenant(db)
-    app = hub_app(database_url, tmp_path, RATELIMIT_API="3 per minute")
+    app = make_hub(RATELIMIT_API="3 per minute")
     client = app.test_client()
     auth = {"Authorization": f"Bearer {t.token}"}
     codes = [
@@ -125,17 +122,17 @@ def test_an_api_script_gone_wild_is_stopped_per_address(database_url, db, tmp_pa
     assert ok.status_code == 200
 
 
-def test_a_forged_forwarded_for_header_does_not_reset_the_count(database_url, db, tmp_path) -> None:
+def test_a_forged_forwarded_for_header_does_not_reset_the_count(make_hub, db) -> None:
     t = make_tenant(db)
     # No proxy of ours in front: X-Forwarded-For is whatever the client wrote, so it is ignored.
-    direct = hub_app(database_url, tmp_path, RATELIMIT_VISIT="2 per minute").test_client()
+    direct = make_hub(RATELIMIT_VISIT="2 per minute").test_client()
     codes = [_visit(direct, t.site, **{"X-Forwarded-For": f"10.0.0.{i}"}).status_code for i in range(3)]
     assert codes == [200, 200, 429]
 
 
-def test_behind_one_proxy_only_the_hop_it_added_counts(database_url, db, tmp_path) -> None:
+def test_behind_one_proxy_only_the_hop_it_added_counts(make_hub, db) -> None:
     t = make_tenant(db)
-    app = hub_app(database_url, tmp_path, RATELIMIT_VISIT="2 per minute", TRUSTED_PROXIES=1)
+    app = make_hub(RATELIMIT_VISIT="2 per minute", TRUSTED_PROXIES=1)
     client = app.test_client()
     proxy = "10.0.0.1"
     # The bot writes its own X-Forwarded-For entries; our proxy appends the address it really saw.
@@ -148,11 +145,11 @@ def test_behind_one_proxy_only_the_hop_it_added_counts(database_url, db, tmp_pat
     assert _visit(client, t.site, ip=proxy, **{"X-Forwarded-For": "198.51.100.20"}).status_code == 200
 
 
-def test_workers_share_one_count(database_url, db, tmp_path) -> None:
+def test_workers_share_one_count(make_hub, db) -> None:
     t = make_tenant(db)
     # Two app instances on one database stand for two gunicorn workers.
-    one = hub_app(database_url, tmp_path / "a", RATELIMIT_VISIT="4 per minute").test_client()
-    two = hub_app(database_url, tmp_path / "b", RATELIMIT_VISIT="4 per minute").test_client()
+    one = make_hub(RATELIMIT_VISIT="4 per minute").test_client()
+    two = make_hub(RATELIMIT_VISIT="4 per minute").test_client()
     codes = [_visit(c, t.site).status_code for c in (one, two, one, two, one, two)]
     assert codes == [200, 200, 200, 200, 429, 429]
 
@@ -166,7 +163,7 @@ def _redis_url() -> str:
     return "redis://127.0.0.1:6379/0"
 
 
-def test_counters_in_redis_when_configured(database_url, db, tmp_path) -> None:
+def test_counters_in_redis_when_configured(make_hub, db) -> None:
     import redis
 
     url = _redis_url()
@@ -177,8 +174,8 @@ def test_counters_in_redis_when_configured(database_url, db, tmp_path) -> None:
         "RATELIMIT_STORAGE_URL": url,
         "RATELIMIT_KEY_PREFIX": prefix,
     }
-    one = hub_app(database_url, tmp_path / "a", **settings).test_client()
-    two = hub_app(database_url, tmp_path / "b", **settings).test_client()
+    one = make_hub(**settings).test_client()
+    two = make_hub(**settings).test_client()
     r = redis.Redis.from_url(url)
     try:
         codes = [_visit(c, t.site).status_code for c in (one, two, one, two)]

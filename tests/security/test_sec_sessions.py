@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.conftest import hub_app
 from tests.factories import csrf, make_tenant, web_login
 from tracking.models import User
 
@@ -39,11 +38,11 @@ def _session_cookie_header(resp) -> str:
     return next(h for h in resp.headers.getlist("Set-Cookie") if h.startswith("session="))
 
 
-def test_session_cookie_is_secure_on_an_https_hub(database_url, db: Session, tmp_path) -> None:
+def test_session_cookie_is_secure_on_an_https_hub(make_hub, db: Session) -> None:
     t = make_tenant(db)
-    https = hub_app(database_url, tmp_path / "s", BASE_URL="https://hub.example").test_client()
+    https = make_hub(BASE_URL="https://hub.example").test_client()
     cookie = _session_cookie_header(web_login(https, t.admin.email)).lower()
     assert "; secure" in cookie and "; httponly" in cookie and "samesite=lax" in cookie
-    http = hub_app(database_url, tmp_path / "p", BASE_URL="http://127.0.0.1:5000").test_client()
+    http = make_hub(BASE_URL="http://127.0.0.1:5000").test_client()
     cookie = _session_cookie_header(web_login(http, t.admin.email)).lower()
     assert "; secure" not in cookie and "; httponly" in cookie
