@@ -35,6 +35,8 @@ def init_csrf(app: Flask) -> None:
         sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
         expected = session.get("csrf", "")
         if not expected or not hmac.compare_digest(sent, expected):
+            if request.path.startswith("/api/"):
+                abort(400, description="With the session cookie, send the page's CSRF token as X-CSRF-Token.")
             abort(
                 400, description="The form has expired or did not come from this site; reload and try again."
             )

@@ -21,6 +21,7 @@ def test_a_cross_site_post_riding_the_cookie_is_refused(client, db: Session) -> 
     # What a hostile page can make the browser send: the cookie goes along, the token does not.
     forged = client.post("/api/v1/clients", json={"name": "Planted"})
     assert forged.status_code == 400 and forged.get_json()["error"] == "bad_request"
+    assert "X-CSRF-Token" in forged.get_json()["message"]
     wrong = client.post("/api/v1/clients", json={"name": "Planted"}, headers={"X-CSRF-Token": "guess"})
     assert wrong.status_code == 400
     for method in ("patch", "delete"):
