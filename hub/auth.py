@@ -28,6 +28,10 @@ def current_user() -> User | None:
             db().commit()
     elif "user_id" in session:
         user = db().get(User, session["user_id"])
+        # A cookie from before the user's last logout is dead even if someone kept a copy.
+        if user is not None and session.get("generation") != user.session_generation:
+            session.clear()
+            user = None
     g.current_user = user
     return user
 

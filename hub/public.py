@@ -29,8 +29,9 @@ import rjsmin
 from flask import Blueprint, Response, current_app, jsonify, redirect, request
 
 from hub.extensions import db
+from hub.ratelimit import client_ip, source_key
 from hub.schemas import error_json
-from tracking import phones, visits
+from tracking import abuse, phones, visits
 from tracking.channels import referrer_domain
 from tracking.db import iso
 from tracking.models import Site
@@ -100,6 +101,15 @@ class _TooLarge(Exception):
 def _too_large() -> bool:
     length = request.content_length
     return length is not None and length > current_app.config["TRACKING_MAX_BODY"]
+
+
+def _requester() -> abuse.Requester:
+    cfg = current_app.config
+    return abuse.Requester(
+        key=source_key(cfg["SECRET_KEY"], client_ip()),
+        holds_per_source=cfg["POOL_HOLDS_PER_SOURCE"],
+        holds_per_visitor=cfg["POOL_HOLDS_PER_VISITOR"],
+    )
 
 
 def _number_json(site: Site, e164: str) -> dict[str, str]:
@@ -175,7 +185,9 @@ def _handle(site_key: str, action: str) -> Response:
     try:
         data = _read_json()
         if action == "visit":
-            result = visits.visit(db(), site, data, user_agent=request.headers.get("User-Agent"))
+            result = visits.visit(
+                db(), site, data, user_agent=request.headers.get("User-Agent"), requester=_requester()
+            )
         elif action == "heartbeat":
             result = visits.heartbeat(db(), site, data)
         elif isinstance(data, dict) and "session_id" not in data:

@@ -9,6 +9,7 @@ from flask import redirect, render_template, request, session, url_for
 from hub.auth import client_or_404, current_user, login_required
 from hub.extensions import db
 from hub.overview import client_overview
+from hub.ratelimit import login_blocked, login_failed, too_many
 from hub.web import bp
 from tracking.accounts import authenticate, visible_clients
 from tracking.db import utcnow
@@ -18,10 +19,17 @@ from tracking.db import utcnow
 def login() -> Any:
     error = None
     if request.method == "POST":
-        user = authenticate(db(), request.form.get("email", ""), request.form.get("password", ""))
-        if user is not None:
+        email = request.form.get("email", "")
+        wait = login_blocked(email)
+        if wait is not None:
+            return too_many(wait)
+        user = authenticate(db(), email, request.form.get("password", ""))
+        if user is None:
+            login_failed(email)
+        else:
             session.clear()
             session["user_id"] = user.id
+            session["generation"] = user.session_generation
             target = request.args.get("next", "")
             # Only local paths: an absolute URL here would make the login page an open redirect.
             if not target.startswith("/") or target.startswith("//"):
@@ -33,6 +41,11 @@ def login() -> Any:
 
 @bp.post("/logout")
 def logout() -> Any:
+    user = current_user()
+    if user is not None and "user_id" in session:
+        # Every cookie of this user issued so far stops working, including copies taken elsewhere.
+        user.session_generation += 1
+        db().commit()
     session.clear()
     return redirect(url_for("web.login"))
 
