@@ -8,6 +8,7 @@ touch the database; they turn our records into wire calls (client) through a map
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -125,6 +126,25 @@ class AccountContext:
 
 
 @dataclass(frozen=True)
+class AccountField:
+    """An account id a person types (a counter, a customer id), as opposed to facts the provider tells us.
+
+    Connector packages list theirs in ``ACCOUNT_FIELDS``; nothing else in a connection's ``account`` may be
+    edited after the OAuth callback wrote it.
+    """
+
+    name: str
+    pattern: str  # the whole value must match
+    hint: str  # what a valid value looks like, for the error message
+
+    def clean(self, value: str) -> str:
+        text = value.strip()
+        if not re.fullmatch(self.pattern, text):
+            raise ValueError(f"{self.name} must be {self.hint}")
+        return text
+
+
+@dataclass(frozen=True)
 class OAuthProvider:
     """How the hub's generic connect flow talks to one OAuth 2 provider.
 
@@ -143,6 +163,9 @@ class OAuthProvider:
     token_endpoint_auth_method: str = "client_secret_post"  # noqa: S105  (a method name)
     # Learns account facts from the callback (e.g. amoCRM's ``referer`` gives the account host).
     account_from_callback: Callable[[Mapping[str, str], Mapping[str, Any]], dict[str, str]] | None = None
+    # Checks the stored account facts before a URL is built from them (raises ValueError when they are not
+    # the provider's): stored data is not trusted to name the host that secrets are sent to.
+    check_account: Callable[[Mapping[str, Any]], None] | None = None
 
 
 class Connector(Protocol):

@@ -7,10 +7,11 @@ Account ids: ``counter_id``. Settings: ``deal_goal`` (goal identifier for won de
 
 from __future__ import annotations
 
-from connectors.base import AccountContext
+from connectors.base import AccountContext, AccountField
 from connectors.metrika.connector import MetrikaConnector
 from connectors.metrika.provider import PROVIDER
 
+ACCOUNT_FIELDS = (AccountField("counter_id", r"[0-9]{1,12}", "a Metrika counter number"),)
 CAPABILITIES = frozenset({"push_calls", "push_deals"})
 
 
@@ -18,4 +19,4 @@ def make_connector(ctx: AccountContext) -> MetrikaConnector:
     return MetrikaConnector(ctx)
 
 
-__all__ = ["CAPABILITIES", "PROVIDER", "MetrikaConnector", "make_connector"]
+__all__ = ["ACCOUNT_FIELDS", "CAPABILITIES", "PROVIDER", "MetrikaConnector", "make_connector"]

@@ -7,12 +7,19 @@ Sessions are tied to campaigns by ``mapping.match_campaign`` with the client's e
 
 from __future__ import annotations
 
-from connectors.base import AccountContext
+from connectors.base import AccountContext, AccountField
 from connectors.yandex_direct.client import DirectError
 from connectors.yandex_direct.connector import YandexDirectConnector
 from connectors.yandex_direct.mapping import CampaignMatch, match_campaign, suggest_mapping
 from connectors.yandex_direct.provider import PROVIDER
 
+ACCOUNT_FIELDS = (
+    # Yandex logins: Latin letters, digits, dots and hyphens.
+    AccountField(
+        "client_login", r"[A-Za-z0-9][A-Za-z0-9.-]{0,62}", "a Yandex login (letters, digits, . and -)"
+    ),
+    AccountField("currency", r"[A-Z]{3}", "a three-letter currency code"),
+)
 CAPABILITIES = frozenset({"spend"})
 
 
@@ -21,6 +28,7 @@ def make_connector(ctx: AccountContext) -> YandexDirectConnector:
 
 
 __all__ = [
+    "ACCOUNT_FIELDS",
     "CAPABILITIES",
     "PROVIDER",
     "CampaignMatch",

@@ -238,7 +238,12 @@ CONNECTION_PATCH = schema(
         "properties": {
             "name": {"type": "string", "maxLength": 200},
             "connectors": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-            "account": {"type": "object", "additionalProperties": {"type": "string"}},
+            "account": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "Typed ids only (counter_id, customer_id, login_customer_id, client_login, "
+                "currency); facts learned when the account was connected cannot be changed",
+            },
             "settings": {"type": "object"},
             "status": {"type": "string", "enum": ["active", "disabled"]},
             "shared_with": {
@@ -274,12 +279,12 @@ def _validate_patch(body: Any, conn: Connection, agency_id: int) -> dict[str, An
             abort(400, description=f"unknown connector(s): {', '.join(bad)}")
         out["connectors"] = list(dict.fromkeys(names))
     if "account" in body:
-        acc = body["account"]
-        if not isinstance(acc, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in acc.items()
-        ):
-            abort(400, description="account must be an object of strings (e.g. counter_id, customer_id)")
-        out["account"] = acc
+        try:
+            out["account"] = registry.edited_account(
+                out.get("connectors", conn.connectors or []), conn.account or {}, body["account"]
+            )
+        except registry.InvalidAccount as exc:
+            abort(400, description=str(exc))
     if "settings" in body:
         if not isinstance(body["settings"], dict):
             abort(400, description="settings must be an object")

@@ -154,7 +154,10 @@ def oauth_callback() -> Any:
             account = module_provider.account_from_callback(request.args.to_dict(), {})
         except ValueError as exc:
             abort(400, description=str(exc))
-    token_url = providers.account_url(provider.token_url, account)
+    try:
+        token_url = providers.account_url(provider, provider.token_url, account)
+    except ValueError as exc:
+        abort(400, description=str(exc))
     if "{" in token_url:
         abort(400, description="The provider's answer did not say which account was connected.")
     oauth = oauth_session(provider, redirect_uri=redirect_uri(current_app.config))
