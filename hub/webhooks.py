@@ -14,7 +14,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
 
 from hub.extensions import db
-from tracking.calls import CallConflict, ingest
+from tracking.calls import ingest
 from tracking.crypto import SecretUnreadable, decrypt_json
 from tracking.db import utcnow
 from tracking.models import TelephonyIntegration, TrackingNumber
@@ -68,10 +68,7 @@ def _integration(providers: tuple[str, ...], key: str) -> tuple[TelephonyIntegra
 def _ingest(integ: TelephonyIntegration, event: CallEvent | None) -> None:
     if event is None:
         return
-    try:
-        ingest(db(), integ, event)
-    except CallConflict as exc:
-        raise Refused(409, "conflict", str(exc)) from None
+    ingest(db(), integ, event)
     db().commit()
 
 

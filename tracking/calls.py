@@ -1,4 +1,4 @@
-"""Ingestion: one provider event at a time, converging on one call record per (provider, call id).
+"""Ingestion: one provider event at a time, converging on one call record per (integration, call id).
 
 Every event is stored (``call_events``) and the call is recomputed from *all* of its events, so the result
 does not depend on the order or number of deliveries: an end before its start, a recording before the end,
@@ -38,10 +38,6 @@ log = logging.getLogger(__name__)
 ABANDON_SECONDS = 15
 
 
-class CallConflict(Exception):
-    """The provider call id belongs to a call of another integration."""
-
-
 @dataclass(frozen=True)
 class Ingested:
     call: Call
@@ -74,13 +70,12 @@ def _locked_call(db: Session, integration: TelephonyIntegration, event: CallEven
     )
     # "DO UPDATE" rather than "DO NOTHING": it returns the existing row too and, on PostgreSQL, locks it
     # until commit, so concurrent events of one call queue here — one round trip for create-or-lock.
+    # Keyed per integration: a call id another tenant's PBX sent first (Asterisk ids are predictable) is
+    # another call, never a conflict.
     stmt = stmt.on_conflict_do_update(
-        index_elements=["provider", "provider_call_id"], set_={"updated_at": now}
+        index_elements=["integration_id", "provider_call_id"], set_={"updated_at": now}
     ).returning(Call)
-    call = db.scalars(stmt, execution_options={"populate_existing": True}).one()
-    if call.integration_id != integration.id:
-        raise CallConflict("call id already used by another integration")
-    return call
+    return db.scalars(stmt, execution_options={"populate_existing": True}).one()
 
 
 def ingest(db: Session, integration: TelephonyIntegration, event: CallEvent) -> Ingested:
