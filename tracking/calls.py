@@ -34,6 +34,10 @@ from tracking.telephony.base import CallEvent, EventKind, Outcome
 
 log = logging.getLogger(__name__)
 
+# Providers whose webhook signature covers only caller, called number and start time, not the call id: a
+# captured request replayed with a new call id is recognised as the call it was captured from.
+SAME_CALL_BY_START = frozenset({"zadarma", "novofon"})
+
 # An unanswered call that rang this briefly is "abandoned": the caller hung up before anyone could answer.
 ABANDON_SECONDS = 15
 
@@ -78,8 +82,29 @@ def _locked_call(db: Session, integration: TelephonyIntegration, event: CallEven
     return db.scalars(stmt, execution_options={"populate_existing": True}).one()
 
 
+def _same_signed_call(db: Session, integration: TelephonyIntegration, event: CallEvent) -> Call | None:
+    """The integration's call with this event's caller, number and start under another call id, if any."""
+    if integration.provider not in SAME_CALL_BY_START or event.started_at is None:
+        return None
+    query = select(Call).where(
+        Call.integration_id == integration.id,
+        Call.provider_call_id != event.provider_call_id,
+        Call.called_at == event.started_at,
+        Call.caller.is_(None) if event.caller is None else Call.caller == event.caller,
+    )
+    if event.called is not None:
+        query = query.where(Call.called_number == event.called)
+    return db.scalars(query.order_by(Call.id).limit(1)).first()
+
+
 def ingest(db: Session, integration: TelephonyIntegration, event: CallEvent) -> Ingested:
     """Apply one event to its call inside the caller's transaction (the caller commits)."""
+    known = _same_signed_call(db, integration, event)
+    if known is not None:
+        # Either a replay of a captured request with a made-up call id or the provider repeating itself:
+        # the signed facts are those of a call we have, so nothing changes.
+        log.info("event for call %s arrived under another call id; ignored as a repeat", known.id)
+        return Ingested(known, duplicate=True, finalised=False)
     call = _locked_call(db, integration, event)
     inserted = db.execute(
         _insert(db)(CallEventRow)
