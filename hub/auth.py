@@ -55,6 +55,12 @@ def safe_next(target: str) -> str | None:
     return cleaned
 
 
+def may_see_secret_urls(user: User | None) -> bool:
+    """Webhook URLs carry integration keys: whoever holds one can post calls or deals as the provider, so
+    they are shown only to those who may edit the client, never to viewers."""
+    return user is not None and can_edit(user)
+
+
 def login_required(view: F) -> F:
     """For web pages: redirect anonymous visitors to the login page."""
 

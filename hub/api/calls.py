@@ -18,7 +18,7 @@ from hub import exports
 from hub.api import bp
 from hub.api.common import int_arg
 from hub.api.openapi import register, schema
-from hub.auth import api_auth_required, client_or_404, current_user
+from hub.auth import api_auth_required, client_or_404, current_user, may_see_secret_urls
 from hub.extensions import db
 from tracking import attribution
 from tracking.calls import SESSION_FIELDS
@@ -455,15 +455,17 @@ def webhook_urls(integ: TelephonyIntegration) -> dict[str, str]:
 
 
 def integration_json(integ: TelephonyIntegration) -> dict[str, Any]:
-    return {
+    out = {
         "id": integ.id,
         "provider": integ.provider,
         "name": integ.name,
         "active": integ.active,
         "settings": integ.settings,
-        "webhook_urls": webhook_urls(integ),
         "created_at": _iso(integ.created_at),
     }
+    if may_see_secret_urls(current_user()):
+        out["webhook_urls"] = webhook_urls(integ)
+    return out
 
 
 @bp.get("/clients/<int:client_id>/telephony-integrations")
@@ -763,7 +765,11 @@ INTEGRATION = schema(
             "id": {"type": "integer"},
             "provider": {"type": "string", "enum": list(PROVIDERS)},
             "name": {"type": "string"},
-            "webhook_urls": {"type": "object", "additionalProperties": {"type": "string"}},
+            "webhook_urls": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "They carry the integration key: only for roles that may edit the client",
+            },
             "generated_secrets": {
                 "type": "object",
                 "description": "Only at creation, when the hub made the secret",

@@ -10,7 +10,7 @@ from authlib.integrations.base_client import OAuthError
 from flask import abort, current_app, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
-from hub.auth import client_or_404, login_required
+from hub.auth import client_or_404, current_user, login_required, may_see_secret_urls
 from hub.crm_webhooks import webhook_path
 from hub.extensions import db
 from hub.pipeline_queries import (
@@ -49,12 +49,11 @@ def connections(client_id: int) -> Any:
     client = client_or_404(client_id)
     rows = db().scalars(client_connections(client.id)).all()
     base = str(current_app.config.get("BASE_URL", "")).rstrip("/")
+    amo = [c.id for c in rows if "amocrm" in (c.connectors or [])]
     # Where amoCRM should send deal status changes (Settings → Integrations → Webhooks in amoCRM).
-    hooks = {
-        c.id: base + webhook_path(current_app.config["SECRET_KEY"], c.id)
-        for c in rows
-        if "amocrm" in (c.connectors or [])
-    }
+    hooks = {}
+    if may_see_secret_urls(current_user()):
+        hooks = {cid: base + webhook_path(current_app.config["SECRET_KEY"], cid) for cid in amo}
     from connectors.amocrm.settings import field_choices
 
     return render_template(
@@ -62,7 +61,7 @@ def connections(client_id: int) -> Any:
         client=client,
         connections=rows,
         webhook_urls=hooks,
-        amo_fields={c.id: field_choices(c.settings or {}) for c in rows if c.id in hooks},
+        amo_fields={c.id: field_choices(c.settings or {}) for c in rows if c.id in amo},
         connectable=_connectable(),
         error=request.args.get("error"),
     )
