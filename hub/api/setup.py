@@ -33,6 +33,7 @@ from hub.auth import api_auth_required, client_or_404, current_user
 from hub.extensions import db
 from tracking import phones
 from tracking.calls import SESSION_FIELDS
+from tracking.hosts import canonical_domain_entry
 from tracking.models import Channel, Client, Pool, PoolChannel, Site, TrackingNumber, VisitSession
 from tracking.models.numbers import NumberStatus
 
@@ -152,9 +153,10 @@ def _apply_site(site: Site, data: dict[str, Any]) -> None:
     if (name := field(data, "name", str)) is not None:
         site.name = name
     if (domains := field(data, "domains", list)) is not None:
-        if not all(isinstance(d, str) and d.strip() for d in domains):
-            raise Invalid("domains", "must be a list of host names")
-        site.domains = [d.strip().lower() for d in domains]
+        canonical = [canonical_domain_entry(d) if isinstance(d, str) else None for d in domains]
+        if not all(canonical):
+            raise Invalid("domains", "must be a list of host names (e.g. example.ru, *.example.ru, окна.рф)")
+        site.domains = list(dict.fromkeys(canonical))
     if (numbers := field(data, "replace_numbers", list)) is not None:
         normalised = []
         for i, raw in enumerate(numbers):
