@@ -11,9 +11,26 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Protocol
+
+# The largest amount of money the hub stores (NUMERIC(14, 2)); anything above is a provider's nonsense.
+MAX_AMOUNT = Decimal("999999999999.99")
+
+
+def bounded_amount(value: Any) -> tuple[Decimal, str | None]:
+    """A money amount from outside as a finite Decimal in [0, MAX_AMOUNT] with two decimals, or zero
+    ("unknown") and the reason when it is not one (NaN, infinity, negative, absurd, not a number)."""
+    if value in (None, ""):
+        return Decimal(0), None
+    try:
+        amount = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        return Decimal(0), f"amount {str(value)[:32]!r} is not a number"
+    if not amount.is_finite() or not 0 <= amount <= MAX_AMOUNT:
+        return Decimal(0), f"amount {str(value)[:32]!r} is out of range"
+    return amount.quantize(Decimal("0.01")), None
 
 
 class ItemKind(StrEnum):

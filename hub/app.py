@@ -7,15 +7,25 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from hub.config import load_config
 from hub.csrf import init_csrf
 from hub.extensions import init_db
 
 
+class DatabaseInt(IntegerConverter):
+    """``<int:…>`` in routes, limited to the database's integer range: a larger id is a 404, not a 500."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:  # noqa: A002  (Werkzeug's name)
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     """Create the hub. ``overrides`` replaces configuration values (tests pass DATABASE_URL and such)."""
     app = Flask(__name__, instance_relative_config=False)
+    app.url_map.converters["int"] = DatabaseInt
     app.config.update(load_config(overrides))
     logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
     init_db(app)

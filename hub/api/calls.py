@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from hub import exports
 from hub.api import bp
-from hub.api.common import int_arg
+from hub.api.common import id_arg, int_arg
 from hub.api.openapi import register, schema
 from hub.auth import api_auth_required, client_or_404, current_user, may_see_secret_urls
 from hub.extensions import db
@@ -171,9 +171,9 @@ def filtered_calls(client: Client) -> Select[tuple[Call]]:
         query = query.where(Call.called_at < end)
     channel = request.args.get("channel_id")
     if channel:
-        if not channel.isdigit():
+        if (channel_id := id_arg(channel)) is None:
             raise BadRequest("channel_id must be an integer")
-        query = query.where(Call.channel_id == int(channel))
+        query = query.where(Call.channel_id == channel_id)
     status = request.args.get("status")
     if status:
         try:

@@ -19,6 +19,17 @@ T = TypeVar("T")
 MAX_PER_PAGE = 200
 
 
+# The database's integer columns: a larger JSON number is refused here, not by the database.
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+
+
+def id_arg(raw: str) -> int | None:
+    """An id typed in a query or form (ASCII digits in the database's range), or None."""
+    if raw.isascii() and raw.isdigit() and int(raw) <= INT_MAX:
+        return int(raw)
+    return None
+
+
 class Invalid(Exception):
     """A request field failed validation; answered 400 naming the field, nothing is changed."""
 
@@ -52,7 +63,11 @@ def field(
     # bool is an int in Python; a JSON true is never a valid count or id.
     if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _tuple(kind)):
         raise Invalid(name, f"must be {_names(kind)}")
+    if isinstance(value, int) and not isinstance(value, bool) and not INT_MIN <= value <= INT_MAX:
+        raise Invalid(name, f"must be from {INT_MIN} to {INT_MAX}")
     if isinstance(value, str):
+        if "\x00" in value:
+            raise Invalid(name, "must not contain NUL characters")
         value = value.strip()
         if required and not value:
             raise Invalid(name, "must not be empty")
@@ -72,7 +87,8 @@ def int_arg(name: str, default: int, lo: int, hi: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
+    # isdigit() alone lets "²" and other Unicode digits through to int(), which refuses them.
+    if not (raw.isascii() and raw.isdigit()) or not lo <= int(raw) <= hi:
         raise BadRequest(f"{name} must be an integer from {lo} to {hi}")
     return int(raw)
 

@@ -111,7 +111,7 @@ def _list_of(ref: dict[str, str]) -> dict[str, Any]:
 
 def _limit() -> int:
     raw = request.args.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 1000:
         abort(400, description="limit must be an integer from 1 to 1000")
     return int(raw)
 

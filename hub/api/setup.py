@@ -20,6 +20,7 @@ from hub.api.common import (
     Invalid,
     body,
     field,
+    id_arg,
     id_param,
     ok,
     owned,
@@ -474,10 +475,16 @@ def _apply_pool(pool: Pool, data: dict[str, Any]) -> None:
     if "site_id" in data:
         pool.site_id = field(data, "site_id", int, required=True)
         _same_client(Site, pool.site_id, pool.client_id, "site_id")
-    for key, lo in (("hold_seconds", 30), ("grace_seconds", 0), ("max_hold_seconds", 60)):
+    # Upper bounds: a hold is minutes, the longest a page can keep a number is a day; beyond that a pool is
+    # held by one visitor and the times overflow.
+    for key, lo, hi in (
+        ("hold_seconds", 30, 86_400),
+        ("grace_seconds", 0, 86_400),
+        ("max_hold_seconds", 60, 86_400),
+    ):
         if (value := field(data, key, int)) is not None:
-            if value < lo:
-                raise Invalid(key, f"must be at least {lo}")
+            if not lo <= value <= hi:
+                raise Invalid(key, f"must be from {lo} to {hi}")
             setattr(pool, key, value)
     if (
         pool.max_hold_seconds is not None
@@ -636,9 +643,9 @@ def list_sessions(client_id: int) -> Any:
     query = select(VisitSession).where(VisitSession.client_id == client.id)
     for arg, column in (("site_id", VisitSession.site_id), ("channel_id", VisitSession.channel_id)):
         if (raw := request.args.get(arg)) is not None:
-            if not raw.isdigit():
+            if (value := id_arg(raw)) is None:
                 raise BadRequest(f"{arg} must be an integer")
-            query = query.where(column == int(raw))
+            query = query.where(column == value)
     if (start := _date_arg("from")) is not None:
         query = query.where(VisitSession.started_at >= start)
     if (end := _date_arg("to")) is not None:

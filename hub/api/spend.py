@@ -9,6 +9,7 @@ from typing import Any
 from flask import abort, jsonify, request
 from sqlalchemy import select
 
+from connectors.base import MAX_AMOUNT
 from hub.api import bp
 from hub.api.openapi import register, schema
 from hub.auth import api_auth_required, client_or_404
@@ -109,8 +110,8 @@ def build_manual_spend(client: Client, body: dict[str, Any]) -> ManualSpend:
         amount = Decimal(str(body.get("amount")))
     except InvalidOperation:
         abort(400, description="amount must be a decimal number")
-    if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
-        abort(400, description="amount must be zero or more, with at most two decimals")
+    if not amount.is_finite() or not 0 <= amount <= MAX_AMOUNT or amount != amount.quantize(Decimal("0.01")):
+        abort(400, description=f"amount must be from 0 to {MAX_AMOUNT}, with at most two decimals")
     currency = str(body.get("currency") or client.currency)
     if len(currency) != 3 or not currency.isalpha():
         abort(400, description="currency must be a three-letter code")

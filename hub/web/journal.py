@@ -26,6 +26,7 @@ from hub.api.calls import (
 from hub.api.calls import (
     BadRequest as CallRefused,
 )
+from hub.api.common import id_arg
 from hub.auth import client_or_404, current_user, login_required
 from hub.extensions import db
 from hub.web import bp
@@ -190,7 +191,8 @@ def call_edit(client_id: int, call_id: int) -> Any:
             attribution.set_promo_code(db(), call, code, current_user())
         elif action == "channel":
             raw = request.form.get("channel_id", "")
-            channel = db().get(Channel, int(raw)) if raw.isdigit() else None
+            channel_id = id_arg(raw)
+            channel = db().get(Channel, channel_id) if channel_id is not None else None
             if channel is None or channel.client_id != client.id:
                 raise BadRequest("choose one of this client's channels")
             reason = request.form.get("reason", "").strip()[:200]

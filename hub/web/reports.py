@@ -11,6 +11,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import BadRequest
 
 from hub.api import romi as romi_api
+from hub.api.common import id_arg
 from hub.api.spend import build_manual_spend, manual_spend_or_404
 from hub.auth import client_or_404, login_required
 from hub.extensions import db
@@ -118,7 +119,7 @@ def manual_spend_add(client_id: int) -> Any:
         "period_start": form.get("period_start", ""),
         "period_end": form.get("period_end", ""),
         "amount": form.get("amount", "").replace(" ", "").replace(",", "."),
-        "channel_id": int(channel) if channel.isdigit() else None,
+        "channel_id": id_arg(channel),
         "note": form.get("note", ""),
     }
     db().add(build_manual_spend(client, body))
