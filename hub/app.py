@@ -39,11 +39,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from hub.public import bp as public_bp
     from hub.web import bp as web_bp
     from hub.webhooks import bp as hooks_bp
+    from hub.webhooks import init_outage_snapshot
 
     app.register_blueprint(web_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     app.register_blueprint(public_bp, url_prefix="/t/v1")
     app.register_blueprint(hooks_bp, url_prefix="/hooks/v1")
+    init_outage_snapshot(app)  # Twilio calls still connect while the database is down
 
     @app.errorhandler(HTTPException)
     def _json_errors_for_machines(exc: HTTPException) -> Any:

@@ -45,6 +45,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SESSION_COOKIE_SAMESITE": "Lax",
         # Largest JSON body the public tracking endpoints accept.
         "TRACKING_MAX_BODY": int(env.get("OTKUDA_TRACKING_MAX_BODY", 16 * 1024)),
+        # Where a Twilio call goes when the database is down and the outage snapshot does not know the number.
+        "TWILIO_FALLBACK_DIAL": env.get("OTKUDA_TWILIO_FALLBACK_DIAL") or None,
     }
     cfg.update(overrides)
     return cfg
