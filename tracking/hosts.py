@@ -16,8 +16,9 @@ import idna
 _PLAIN_ASCII = re.compile(r"[a-z0-9_.:-]+")
 
 
-def canonical_host(text: str | None) -> str | None:
-    """The canonical host of a host name or URL, or None when it names no host."""
+def host_of(text: str | None) -> str | None:
+    """The host of a URL or a bare host ("google.com/search"), lower-case, without port, credentials or
+    a trailing dot; None when there is none."""
     if not text or not text.strip():
         return None
     raw = text.strip()
@@ -27,8 +28,13 @@ def canonical_host(text: str | None) -> str | None:
         host = urlsplit(raw).hostname
     except ValueError:
         return None
-    host = (host or "").rstrip(".")
-    if not host:
+    return (host or "").rstrip(".").lower() or None
+
+
+def canonical_host(text: str | None) -> str | None:
+    """The canonical host of a host name or URL, or None when it names no host."""
+    host = host_of(text)
+    if host is None:
         return None
     try:
         return idna.encode(host, uts46=True).decode("ascii").lower()
