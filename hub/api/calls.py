@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from hub import exports
 from hub.api import bp
-from hub.api.common import id_arg, int_arg
+from hub.api.common import id_arg, int_arg, plausible_date
 from hub.api.openapi import register, schema
 from hub.auth import api_auth_required, client_or_404, current_user, may_see_secret_urls
 from hub.extensions import db
@@ -151,7 +151,7 @@ def _time_arg(name: str, client: Client, end_of_day: bool) -> dt.datetime | None
         return None
     try:
         if len(raw) == 10:
-            day = dt.date.fromisoformat(raw)
+            day = plausible_date(dt.date.fromisoformat(raw), name)
             local = dt.datetime.combine(day + dt.timedelta(days=1) if end_of_day else day, dt.time())
             return local.replace(tzinfo=ZoneInfo(client.timezone)).astimezone(dt.UTC)
         value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
@@ -159,7 +159,7 @@ def _time_arg(name: str, client: Client, end_of_day: bool) -> dt.datetime | None
         raise BadRequest(f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 time with zone") from None
     if value.tzinfo is None:
         raise BadRequest(f"{name} must carry a time zone")
-    return value.astimezone(dt.UTC)
+    return plausible_date(value, name).astimezone(dt.UTC)
 
 
 def filtered_calls(client: Client) -> Select[tuple[Call]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -21,6 +22,18 @@ MAX_PER_PAGE = 200
 
 # The database's integer columns: a larger JSON number is refused here, not by the database.
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+
+
+# Dates a report, filter or spend period can mean; others (year 1, year 9999) overflow date arithmetic.
+EARLIEST_DATE, LATEST_DATE = dt.date(2000, 1, 1), dt.date(2100, 12, 31)
+
+
+def plausible_date(value: dt.date, name: str) -> dt.date:
+    """``value`` if it lies in the years the hub reports on, else a 400 naming ``name``."""
+    day = value.date() if isinstance(value, dt.datetime) else value
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise BadRequest(f"{name} must be between {EARLIEST_DATE} and {LATEST_DATE}")
+    return value
 
 
 def id_arg(raw: str) -> int | None:

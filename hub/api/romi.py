@@ -10,6 +10,7 @@ from werkzeug.exceptions import BadRequest
 
 from hub import exports
 from hub.api import bp
+from hub.api.common import plausible_date
 from hub.api.openapi import register, schema
 from hub.auth import api_auth_required, client_or_404
 from hub.extensions import db
@@ -22,9 +23,10 @@ def _date(name: str, default: dt.date) -> dt.date:
     if not raw:
         return default
     try:
-        return dt.date.fromisoformat(raw)
+        day = dt.date.fromisoformat(raw)
     except ValueError:
         raise BadRequest(f"{name} must be a date, YYYY-MM-DD") from None
+    return plausible_date(day, name)
 
 
 def report_from_args(client: Client) -> romi.Report:

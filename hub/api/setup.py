@@ -26,6 +26,7 @@ from hub.api.common import (
     owned,
     page_of,
     paginate,
+    plausible_date,
     require_editor,
 )
 from hub.api.openapi import register, schema
@@ -633,7 +634,7 @@ def _date_arg(name: str) -> dt.datetime | None:
         value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         raise BadRequest(f"{name} must be an ISO-8601 date or time") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return plausible_date(value if value.tzinfo else value.replace(tzinfo=dt.UTC), name)
 
 
 @bp.get("/clients/<int:client_id>/sessions")

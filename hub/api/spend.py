@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from connectors.base import MAX_AMOUNT
 from hub.api import bp
+from hub.api.common import plausible_date
 from hub.api.openapi import register, schema
 from hub.auth import api_auth_required, client_or_404
 from hub.extensions import db
@@ -63,9 +64,10 @@ def _body() -> dict[str, Any]:
 
 def _date(body: dict[str, Any], field: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(str(body[field]))
+        day = dt.date.fromisoformat(str(body[field]))
     except (KeyError, ValueError):
         abort(400, description=f"{field} must be a date, YYYY-MM-DD")
+    return plausible_date(day, field)
 
 
 def _text(body: dict[str, Any], field: str, max_len: int, required: bool = True) -> str:

@@ -34,6 +34,7 @@ from tracking import attribution
 from tracking.models import Call, CallStatus, Channel, Client, Deal, Pool, PoolStat
 
 PER_PAGE = 50
+MAX_PAGE = 1_000_000  # far past any journal; keeps the offset within the database's integers
 
 
 @bp.errorhandler(CallRefused)
@@ -101,7 +102,7 @@ def _deals_by_call(call_ids: list[int]) -> dict[int, Deal]:
 def journal(client_id: int) -> Any:
     client = client_or_404(client_id)
     query = filtered_calls(client)
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
     total = db().scalar(select(func.count()).select_from(query.subquery()))
     calls = list(
         db().scalars(

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import BadRequest
 
 from hub.api import romi as romi_api
-from hub.api.common import id_arg
+from hub.api.common import id_arg, plausible_date
 from hub.api.spend import build_manual_spend, manual_spend_or_404
 from hub.auth import client_or_404, login_required
 from hub.extensions import db
@@ -47,6 +47,7 @@ def _period(client: Client) -> tuple[dt.date, dt.date, str]:
             end = dt.date.fromisoformat(request.args.get("end", ""))
         except ValueError:
             raise BadRequest("start and end must be dates, YYYY-MM-DD") from None
+        plausible_date(start, "start"), plausible_date(end, "end")
         return start, end, "custom"
     preset = preset if preset in dict(PRESETS) else "this_month"
     start, end = preset_period(preset, today)

@@ -185,3 +185,21 @@ def test_a_non_finite_stored_amount_cannot_break_romi(client, db, shop) -> None:
         assert export.status_code == 200
         if fmt == "csv":
             assert "nan" not in export.get_data(as_text=True).lower()
+
+
+def test_dates_beyond_what_the_hub_reports_on_are_400(client, db) -> None:
+    t = make_tenant(db)
+    cid = t.client.id
+    for path in (
+        f"/api/v1/clients/{cid}/calls?from=9999-12-31&to=9999-12-31",
+        f"/api/v1/clients/{cid}/calls?from=0001-01-01",
+        f"/api/v1/clients/{cid}/calls?to=9999-12-31T23:59:59Z",
+        f"/api/v1/clients/{cid}/romi?start=9999-12-31&end=9999-12-31",
+        f"/api/v1/clients/{cid}/romi.csv?start=0001-01-01&end=0001-01-02",
+        f"/api/v1/clients/{cid}/sessions?from=9999-12-31",
+    ):
+        assert client.get(path, headers=_auth(t.token)).status_code == 400, path
+    body = {"period_start": "0001-01-01", "period_end": "9999-12-31", "amount": "10"}
+    resp = client.post(f"/api/v1/clients/{cid}/manual-spend", json=body, headers=_auth(t.token))
+    assert resp.status_code == 400
+    assert db.scalar(select(func.count()).select_from(ManualSpend)) == 0
