@@ -90,8 +90,8 @@ def db(engine: Engine) -> Iterator[Session]:
 
 
 @pytest.fixture
-def app(database_url: str, db: Session, tmp_path: Path) -> Flask:
-    return create_app(
+def app(database_url: str, db: Session, tmp_path: Path) -> Iterator[Flask]:
+    app = create_app(
         {
             "DATABASE_URL": database_url,
             "INSTANCE_DIR": str(tmp_path / "instance"),
@@ -101,6 +101,10 @@ def app(database_url: str, db: Session, tmp_path: Path) -> Flask:
             "TESTING": True,
         }
     )
+    yield app
+    # Each app has its own engine: close its connections now rather than at garbage collection, so a long
+    # run does not exhaust the PostgreSQL server's connection slots.
+    app.extensions["otkuda.engine"].dispose()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,14 @@ def _unreachable(database_url: str, tmp_path: Path) -> str:
     if database_url.startswith("sqlite"):
         return f"sqlite:///{tmp_path / 'no-such-dir' / 'otkuda.db'}"  # cannot be opened
     return f"postgresql+psycopg://postgres@127.0.0.1:{_closed_port()}/otkuda"
+
+
+@pytest.fixture
+def apps() -> Iterator[list[Flask]]:
+    made: list[Flask] = []
+    yield made
+    for app in made:
+        app.extensions["otkuda.engine"].dispose()
 
 
 def _app(database_url: str, instance: Path, **extra: str) -> Flask:
@@ -78,14 +87,16 @@ CALL = {"AccountSid": "AC" + "0" * 32, "CallSid": "CA-outage-1", "From": "+79001
 
 
 def test_caller_is_connected_while_the_database_is_down_and_recorded_after(
-    database_url, db, tmp_path
+    database_url, db, tmp_path, apps
 ) -> None:
     instance = tmp_path / "instance"
     up = _app(database_url, instance)
+    down_app = _app(_unreachable(database_url, tmp_path), instance, TWILIO_FALLBACK_DIAL=DEFAULT)
+    apps.extend([up, down_app])
     key, _t = _setup(up, db)
     assert key in outage.read_snapshot(instance)  # written when the integration and number were saved
 
-    down = _app(_unreachable(database_url, tmp_path), instance, TWILIO_FALLBACK_DIAL=DEFAULT).test_client()
+    down = down_app.test_client()
     voice = _post(down, f"/hooks/v1/twilio/{key}/voice", {**CALL, "CallStatus": "ringing"})
     assert voice.status_code == 200 and voice.mimetype == "application/xml"
     xml = voice.get_data(as_text=True)
@@ -118,17 +129,19 @@ def test_caller_is_connected_while_the_database_is_down_and_recorded_after(
     assert list((instance / outage.SPOOL).glob("*.json")) == []
 
 
-def test_without_snapshot_or_default_the_answer_is_503(database_url, db, tmp_path) -> None:
-    down = _app(_unreachable(database_url, tmp_path), tmp_path / "empty").test_client()
+def test_without_snapshot_or_default_the_answer_is_503(database_url, db, tmp_path, apps) -> None:
+    apps.append(_app(_unreachable(database_url, tmp_path), tmp_path / "empty"))
+    down = apps[0].test_client()
     resp = _post(down, "/hooks/v1/twilio/some-key/voice", CALL)
     assert resp.status_code == 503 and resp.get_json()["error"] == "database_unavailable"
 
 
-def test_a_slow_database_does_not_hold_the_caller(database_url, db, tmp_path) -> None:
+def test_a_slow_database_does_not_hold_the_caller(database_url, db, tmp_path, apps) -> None:
     if database_url.startswith("sqlite"):
         pytest.skip("SQLite readers are not blocked by a writer (WAL); the PostgreSQL lock shows slowness")
     instance = tmp_path / "instance"
     up = _app(database_url, instance)
+    apps.append(up)
     key, _t = _setup(up, db)
     engine = make_engine(database_url)
     locked, release = threading.Event(), threading.Event()
