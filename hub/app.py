@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from hub.config import load_config
 from hub.csrf import init_csrf
@@ -25,9 +26,18 @@ PAGE_CSP = (
 DATA_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
+class DatabaseInt(IntegerConverter):
+    """``<int:…>`` in routes, limited to the database's integer range: a larger id is a 404, not a 500."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     """Create the hub. ``overrides`` replaces configuration values (tests pass DATABASE_URL and such)."""
     app = Flask(__name__, instance_relative_config=False)
+    app.url_map.converters["int"] = DatabaseInt
     app.config.update(load_config(overrides))
     logging.basicConfig(level=app.config["LOG_LEVEL"])
     init_db(app)
@@ -41,6 +51,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from hub.public import bp as public_bp
     from hub.web import bp as web_bp
     from hub.webhooks import bp as hooks_bp
+    from hub.webhooks import init_outage_snapshot
 
     app.register_blueprint(web_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
@@ -59,6 +70,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
             html = resp.mimetype == "text/html"
             resp.headers.setdefault("Content-Security-Policy", PAGE_CSP if html else DATA_CSP)
         return resp
+
+    init_outage_snapshot(app)  # Twilio calls still connect while the database is down
 
     @app.errorhandler(HTTPException)
     def _json_errors_for_machines(exc: HTTPException) -> Any:

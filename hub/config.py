@@ -60,6 +60,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # Live pool holds one client address, and one visitor, may have in one pool (0: no cap).
         "POOL_HOLDS_PER_SOURCE": env.pool_holds_per_source,
         "POOL_HOLDS_PER_VISITOR": env.pool_holds_per_visitor,
+        # Where a Twilio call goes when the database is down and the outage snapshot does not know the number.
+        "TWILIO_FALLBACK_DIAL": env.twilio_fallback_dial or None,
     }
     cfg.update(overrides)
     # The session cookie goes only over https when the hub is reached over https.

@@ -114,6 +114,8 @@ def make_hub(database_url: str, db: Session, tmp_path: Path) -> Iterator[Callabl
         return made[-1]
 
     yield make
+    # Each hub has its own engine: close its connections now rather than at garbage collection, so a long
+    # run does not exhaust the PostgreSQL server's connection slots.
     for hub in made:
         hub.extensions["otkuda.engine"].dispose()
 

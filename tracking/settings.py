@@ -53,6 +53,12 @@ class Settings(BaseSettings):
         None, description="a read replica for ROMI reports, read once it has caught up"
     )
 
+    twilio_fallback_dial: str | None = Field(
+        None,
+        description="where a Twilio call is dialled when the database is down and the outage file does not "
+        "know the number (E.164)",
+    )
+
     # --- abuse limits (docs/security.md) -------------------------------------------------------------------
     trusted_proxies: int = Field(
         0,

@@ -110,6 +110,13 @@ def _opt_str(data: Mapping[str, Any], key: str, limit: int) -> str | None:
         raise InvalidVisit(f"'{key}' must be a string")
     if len(value) > limit:
         raise InvalidVisit(f"'{key}' is longer than {limit} characters")
+    return _no_nul(value, key)
+
+
+def _no_nul(value: str, key: str) -> str:
+    # PostgreSQL cannot store NUL in text: refused here as bad input rather than failing in the database.
+    if "\x00" in value:
+        raise InvalidVisit(f"'{key}' contains a NUL character")
     return value
 
 
@@ -136,10 +143,10 @@ def parse_visit(data: Any, user_agent: str | None = None) -> VisitInput:
     for key in (*_UTM_KEYS, *_CLICK_KEYS):
         value = _opt_str(data, key, 255)
         if value is None and query.get(key):
-            value = query[key][0][:255] or None
+            value = _no_nul(query[key][0][:255], f"url ({key})") or None
         marks[key] = value
     ym = _opt_str(data, "ym_uid", 64)
-    if ym is not None and not ym.isdigit():
+    if ym is not None and not (ym.isascii() and ym.isdigit()):
         raise InvalidVisit("'ym_uid' must be digits")
     return VisitInput(
         visitor_id=visitor_id,
@@ -159,7 +166,7 @@ def _session_id(data: Any) -> str:
     sid = data.get("session_id")
     if not isinstance(sid, str) or not 1 <= len(sid) <= 32:
         raise InvalidVisit("'session_id' must be a string")
-    return sid
+    return _no_nul(sid, "session_id")
 
 
 def _is_lock_timeout(exc: OperationalError) -> bool:

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import redirect, render_template, request, session, url_for
 
-from hub.auth import client_or_404, current_user, login_required
+from hub.auth import client_or_404, current_user, login_required, safe_next
 from hub.extensions import db
 from hub.overview import client_overview
 from hub.ratelimit import login_blocked, login_failed, too_many
@@ -30,11 +30,7 @@ def login() -> Any:
             session.clear()
             session["user_id"] = user.id
             session["generation"] = user.session_generation
-            target = request.args.get("next", "")
-            # Only local paths: an absolute URL here would make the login page an open redirect.
-            if not target.startswith("/") or target.startswith("//"):
-                target = url_for("web.clients")
-            return redirect(target)
+            return redirect(safe_next(request.args.get("next", "")) or url_for("web.clients"))
         error = "Wrong email or password."
     return render_template("login.html", error=error), (401 if error else 200)
 
