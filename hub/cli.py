@@ -179,10 +179,6 @@ def pool_advice(client_id: int, days: int, targets: tuple[float, ...], max_size:
         )
 
 
-if __name__ == "__main__":
-    main()
-
-
 @contextmanager
 def _session() -> Iterator[Session]:
     app = create_app()
@@ -263,7 +259,8 @@ def token() -> None:
 @token.command("issue")
 @click.argument("email")
 @click.option("--name", default="", help="What the token is for, shown in the hub.")
-def token_issue(email: str, name: str) -> None:
+@click.option("--agency-id", type=int, help="Needed when EMAIL has accounts in several agencies.")
+def token_issue(email: str, name: str, agency_id: int | None) -> None:
     """Issue an API token for user EMAIL and print it (only its hash is kept)."""
     from sqlalchemy import select
 
@@ -271,8 +268,17 @@ def token_issue(email: str, name: str) -> None:
     from tracking.models import User
 
     with _session() as session:
-        found = session.scalar(select(User).where(User.email == email.strip().lower()))
-        if found is None:
+        query = select(User).where(User.email == email.strip().lower())
+        if agency_id is not None:
+            query = query.where(User.agency_id == agency_id)
+        found = session.scalars(query.limit(2)).all()
+        if not found:
             raise click.UsageError(f"no user {email}")
-        click.echo(issue_api_token(session, found, name))
+        if len(found) > 1:
+            raise click.UsageError(f"{email} has accounts in several agencies; name one with --agency-id")
+        click.echo(issue_api_token(session, found[0], name))
         session.commit()
+
+
+if __name__ == "__main__":
+    main(prog_name="otkuda")

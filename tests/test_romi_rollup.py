@@ -162,3 +162,18 @@ def test_a_replica_behind_the_primary_is_not_read(db, shop, tmp_path) -> None:
     finally:
         replica.close()
         replica.get_bind().dispose()
+
+
+def test_every_roll_up_trigger_survives_the_later_migrations(engine) -> None:
+    # SQLite rebuilds a table to alter it and drops its triggers with the old copy; migrations/env.py puts
+    # them back. Without them the roll-up would stop noting changes and reports would go stale silently.
+    expected = {
+        f"romi_dirty_{t}_{op}" for t in ("visit_sessions", "calls", "deals") for op in ("ins", "del", "upd")
+    }
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            rows = conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        else:
+            rows = conn.exec_driver_sql("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")
+        found = {name for (name,) in rows}
+    assert expected <= found

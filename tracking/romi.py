@@ -624,7 +624,7 @@ def deal_facts(db: Session, client_id: int, lo: dt.datetime, hi: dt.datetime) ->
         m.deals += 1
         if status == DealStatus.WON:
             m.won += 1
-            m.revenue += Decimal(amount or 0)
+            m.revenue += _stored_amount(amount)
     return out
 
 
@@ -817,7 +817,7 @@ def _deals_of(ctx: _Context, call_ids: list[int]) -> dict[int, list[tuple[DealSt
     )
     for call_id, status, amount in ctx.db.connection().execute(q):
         if call_id in wanted:
-            out[call_id].append((status, Decimal(amount or 0)))
+            out[call_id].append((status, _stored_amount(amount)))
     return out
 
 
@@ -828,9 +828,16 @@ def _add_spend(ctx: _Context, total: Node, start: dt.date, end: dt.date) -> None
         channel_id = ctx.campaign_channel.get(cid) or ctx.platform_channel(platform)
         channel = ctx.channel_key(channel_id) if channel_id else _no_channel()
         m = _leaf(total, ctx, channel, ctx.spend_dims(cid, gid, kid, kw)).metrics
-        m.spend += Decimal(cost or 0)
+        m.spend += _stored_amount(cost)
         m.clicks += int(clicks or 0)
         m.impressions += int(impressions or 0)
+
+
+def _stored_amount(value: object) -> Decimal:
+    """A stored amount as a Decimal; NaN or infinity (a NUMERIC column can hold them) counts as nothing,
+    so one bad row cannot turn a whole report into NaN."""
+    amount = Decimal(str(value)) if value is not None else ZERO
+    return amount if amount.is_finite() else ZERO
 
 
 def _no_channel() -> tuple[str, str]:
@@ -848,7 +855,7 @@ def _add_manual_spend(ctx: _Context, total: Node, start: dt.date, end: dt.date) 
         overlap = (min(end, row.period_end) - max(start, row.period_start)).days + 1
         if days <= 0 or overlap <= 0:
             continue
-        share = (Decimal(row.amount) * overlap / days).quantize(CENTS)
+        share = (_stored_amount(row.amount) * overlap / days).quantize(CENTS)
         channel = ctx.channel_key(row.channel_id) if row.channel_id else _no_channel()
         _leaf(total, ctx, channel, ctx.dims(None, None, None)).metrics.spend += share
 

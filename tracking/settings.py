@@ -53,6 +53,43 @@ class Settings(BaseSettings):
         None, description="a read replica for ROMI reports, read once it has caught up"
     )
 
+    twilio_fallback_dial: str | None = Field(
+        None,
+        description="where a Twilio call is dialled when the database is down and the outage file does not "
+        "know the number (E.164)",
+    )
+
+    # --- abuse limits (docs/security.md) -------------------------------------------------------------------
+    trusted_proxies: int = Field(
+        0,
+        ge=0,
+        description="reverse proxies of our own in front of the hub whose X-Forwarded-For is believed",
+    )
+    ratelimit_storage_url: str | None = Field(
+        None, description="Redis URL for rate-limit counters (else OTKUDA_REDIS_URL, else the database)"
+    )
+    redis_url: str | None = Field(None, description="Redis URL, used for rate-limit counters when set")
+    ratelimit_enabled: bool = Field(True, description="rate limits on the public endpoints, login and API")
+    ratelimit_visit: str = Field(
+        "120 per minute;2000 per hour", description="snippet visits per client address"
+    )
+    ratelimit_visit_per_site: str = Field("6000 per minute", description="snippet visits per site")
+    ratelimit_beacon: str = Field("600 per minute", description="heartbeats and releases per client address")
+    ratelimit_login: str = Field(
+        "30 per minute;300 per hour", description="login form posts per client address"
+    )
+    ratelimit_api: str = Field("1200 per minute", description="API requests per client address")
+    login_failures_per_account: str = Field(
+        "10 per 15 minutes", description="failed logins per account before it is throttled"
+    )
+    login_failures_per_ip: str = Field("50 per hour", description="failed logins per client address")
+    pool_holds_per_source: int = Field(
+        3, ge=0, description="live pool numbers one client address may hold in one pool (0: no cap)"
+    )
+    pool_holds_per_visitor: int = Field(
+        1, ge=0, description="live pool numbers one visitor may hold in one pool (0: no cap)"
+    )
+
     # --- the scheduler: how often each job runs (0, or a cron of "off", turns a job off) ------------------
     schedule_spend_today_minutes: float = Field(60, ge=0, description="today's spend from the ad platforms")
     schedule_spend_yesterday_cron: str = Field(

@@ -15,7 +15,7 @@ from hub.web import bp
 from tracking import manual_spend, romi
 from tracking.models import Channel, Client, ManualSpend
 from tracking.romi import PRESETS
-from tracking.values import parse_date
+from tracking.values import id_arg, parse_date
 
 
 def _period(client: Client) -> tuple[dt.date, dt.date, str]:
@@ -98,7 +98,7 @@ def manual_spend_add(client_id: int) -> Any:
         "period_start": form.get("period_start", ""),
         "period_end": form.get("period_end", ""),
         "amount": form.get("amount", "").replace(" ", "").replace(",", "."),
-        "channel_id": int(channel) if channel.isdigit() else None,
+        "channel_id": id_arg(channel),
         "note": form.get("note", ""),
     }
     db().add(manual_spend.build(db(), client, body))

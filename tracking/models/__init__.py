@@ -23,6 +23,7 @@ from tracking.models.delivery import (
 from tracking.models.numbers import Channel, Pool, PoolChannel, TrackingNumber
 from tracking.models.outcomes import TargetChange, TargetRule
 from tracking.models.pool_stats import PoolStat
+from tracking.models.ratelimit import RateLimitCounter
 from tracking.models.romi import RomiDaily, RomiDailyCaller, RomiDirty, RomiLeaf, RomiMonthly, RomiRollupState
 from tracking.models.sessions import FallbackEvent, NumberAssignment, VisitSession
 from tracking.models.spend import CampaignMapping, ManualSpend, PlatformSpend
@@ -61,6 +62,7 @@ __all__ = [
     "RomiLeaf",
     "RomiMonthly",
     "RomiRollupState",
+    "RateLimitCounter",
     "Role",
     "SchedulerLease",
     "Site",

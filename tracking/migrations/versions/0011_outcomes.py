@@ -12,7 +12,7 @@ from alembic import op
 import tracking.db
 
 revision: str = "0011_outcomes"
-down_revision: str | None = "0009_delivery_workers"
+down_revision: str | None = "0011_call_identity_per_integration"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
