@@ -23,7 +23,6 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from hub.extensions import db
 from tracking import phones, visits
-from tracking.channels import referrer_domain
 from tracking.models import Site
 
 bp = Blueprint("public", __name__)
@@ -56,20 +55,7 @@ def origin_allowed(site: Site, origin: str | None) -> bool:
         return False
     if parts.scheme not in ("http", "https") or not host:
         return False
-    for entry in site.domains or []:
-        if not isinstance(entry, str):
-            continue
-        wildcard = entry.strip().startswith("*.")
-        # Entries typed as URLs or with a port ("https://example.ru", "example.ru:8080") mean their host.
-        want = referrer_domain(entry.strip()[2:] if wildcard else entry)
-        if not want:
-            continue
-        if wildcard:
-            if host.endswith("." + want):
-                return True
-        elif host == want:
-            return True
-    return False
+    return visits.site_has_host(site, host)
 
 
 def _read_json() -> Any:
@@ -165,7 +151,7 @@ def _handle(site_key: str, action: str) -> Response:
         return _error(413, "body_too_large", "The request body is too large.", origin)
     except visits.VisitError as exc:
         return _error(exc.status, exc.error, str(exc), origin)
-    resp = jsonify(_result_json(result, full=action == "visit"))
+    resp = jsonify(_result_json(result, full=action == "visit" or result.renumbered))
     resp.headers["Cache-Control"] = "no-store"
     return _cors(resp, origin or "")
 
