@@ -300,6 +300,8 @@ class Sim:
 
     def _misdials(self, end: dt.datetime) -> None:
         per_day = self.w.visitors_per_day * self.w.call_rate * self.w.misdials_per_call
+        if per_day <= 0:
+            return
         t = T0
         while True:
             t += dt.timedelta(seconds=self.rng.expovariate(per_day / 86400))
@@ -599,8 +601,9 @@ def log_likelihood(samples: list[tuple[list[dict[str, Any]], int | None, int]], 
     total = 0.0
     for feats, idx, _ in samples:
         rates = [model.session_rate(f, p) for f in feats]
-        norm = sum(rates) + p.outsider_rate
-        hit = p.outsider_rate if idx is None else rates[idx]
+        other = model.outsider_rate(int(feats[0].get("number_holds", 0)), p)
+        norm = sum(rates) + other
+        hit = other if idx is None else rates[idx]
         total += math.log(max(hit, 1e-300) / norm)
     return total
 

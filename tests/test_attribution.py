@@ -261,13 +261,13 @@ def test_below_the_thresholds_the_visit_or_everything_is_uncertain() -> None:
         )
         return attribution.Candidate(sid, ch, f"v{sid}", features)
 
-    # Three sessions of one channel gone for about as long: the channel is known, the visit is not.
-    same = [gone(1, 7, 30), gone(2, 7, 31), gone(3, 7, 32)]
+    # Four sessions of one channel gone for about as long: the channel is known, the visit is not.
+    same = [gone(1, 7, 30), gone(2, 7, 31), gone(3, 7, 32), gone(4, 7, 33)]
     verdict = attribution.score(same)
     assert verdict.session_id is None and verdict.session_confidence is None
     assert verdict.channel_id == 7 and verdict.channel_confidence >= 0.3
-    # Three sessions of three channels: nothing is likely enough to be named.
-    mixed = [gone(1, 1, 30), gone(2, 2, 31), gone(3, 3, 32)]
+    # Four sessions of four channels: nothing is likely enough to be named.
+    mixed = [gone(1, 1, 30), gone(2, 2, 31), gone(3, 3, 32), gone(4, 4, 33)]
     verdict = attribution.score(mixed)
     assert verdict.session_id is None and verdict.channel_id is None
 

@@ -12,7 +12,7 @@ from tests.factories import make_tenant
 from tests.test_attribution import _call
 from tests.tracking_factories import make_channel, make_pool
 from tracking import visits
-from tracking.models import AttributionMethod, CallCandidate, TrackingNumber, VisitSession
+from tracking.models import AttributionMethod, CallCandidate, Pool, TrackingNumber, VisitSession
 from tracking.models.numbers import NumberStatus
 
 T0 = h.T0
@@ -303,3 +303,17 @@ def test_quarantined_numbers_stay_out_of_a_coherent_pool(db: Session) -> None:
     db.commit()
     again = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0002"}, now=T0 + 30 * M)
     assert again.number.id not in (first.number.id, pool.fallback_number_id)
+
+
+def test_channel_coherence_is_a_pool_setting_of_the_api(client, db: Session) -> None:
+    t = make_tenant(db)
+    pool = make_pool(db, t.site, 2)
+    headers = {"Authorization": f"Bearer {t.token}"}
+    got = client.get(f"/api/v1/pools/{pool.id}", headers=headers).get_json()
+    assert got["channel_coherent"] is True
+    off = client.patch(f"/api/v1/pools/{pool.id}", json={"channel_coherent": False}, headers=headers)
+    assert off.status_code == 200 and off.get_json()["channel_coherent"] is False
+    bad = client.patch(f"/api/v1/pools/{pool.id}", json={"channel_coherent": "no"}, headers=headers)
+    assert bad.status_code == 400
+    db.expire_all()
+    assert db.get(Pool, pool.id).channel_coherent is False

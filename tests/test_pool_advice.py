@@ -85,3 +85,38 @@ def test_pool_advice_command(db: Session, database_url: str, tmp_path) -> None:
     thumb = next(line for line in out.splitlines() if line.startswith("rule of thumb"))
     assert f" {math.ceil(500 / 3 / 100)} " in thumb
     assert lines["current pool"][2] == str(len(p.numbers))
+
+
+def test_pool_advice_page_shows_what_to_expect_from_the_current_pool(client, db: Session) -> None:
+    from tests.factories import web_login
+    from tracking.pool_advice import pool_advice
+
+    t = make_tenant(db)
+    h.pool(db, t, "+749522200", 4)
+    ads = h.channel(db, t, "Ads")
+    rng = random.Random(7)
+    now = dt.datetime.now(dt.UTC)
+    for i in range(400):
+        start = now - dt.timedelta(minutes=rng.randrange(3 * 24 * 60))
+        db.add(
+            VisitSession(
+                public_id=secrets.token_hex(8),
+                client_id=t.client.id,
+                site_id=t.site.id,
+                visitor_id=f"visitor-{i % 300}",
+                channel_id=ads.id,
+                started_at=start,
+                last_seen_at=start + dt.timedelta(seconds=rng.randrange(20, 900)),
+                device="mobile",
+            )
+        )
+    db.commit()
+    report = pool_advice(db, t.client.id, max_size=40)
+    assert report.current is not None and 0 < report.current.session_accuracy < 1
+    web_login(client, t.admin.email)
+    page = client.get(f"/clients/{t.client.id}/pool-advice").get_data(as_text=True)
+    expected = page[page.index('id="expected"') :]
+    assert (
+        f"{report.current.session_accuracy * 100:.0f}%</strong> of calls tied to the right visit" in expected
+    )
+    assert f"{report.current.channel_accuracy * 100:.0f}%</strong> to the right channel" in expected

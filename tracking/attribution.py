@@ -19,7 +19,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from tracking.allocation import heartbeat_seconds
-from tracking.attribution_model import MODEL_VERSION, PARAMS, Params, session_rate
+from tracking.attribution_model import MODEL_VERSION, PARAMS, Params, outsider_rate, session_rate
 from tracking.models import (
     AttributionChange,
     AttributionMethod,
@@ -98,20 +98,24 @@ def hold_features(
     }
 
 
-def score(candidates: list[Candidate], params: Params = PARAMS) -> Verdict:
+def score(candidates: list[Candidate], params: Params = PARAMS, holds: int | None = None) -> Verdict:
     """Each candidate's probability (its rate over all rates, the outsider included) and the verdict.
 
     The channel is the one with the most probability; the session is the likeliest of that channel, named
     only when it is at least ``session_threshold`` likely and likelier than an outsider. Below that the call
     is "channel known, visit uncertain" (a channel, no session) when the channel reaches
-    ``channel_threshold``, else unknown.
+    ``channel_threshold``, else unknown. ``holds`` is how often the number was held in the look-back (by
+    default the candidates that held it): the outsider's rate grows with it.
     """
+    if holds is None:
+        holds = sum(1 for c in candidates if c.features.get("held"))
     for c in candidates:
         c.likelihood = session_rate(c.features, params)
-    total = sum(c.likelihood for c in candidates) + params.outsider_rate
+    others = outsider_rate(holds, params)
+    total = sum(c.likelihood for c in candidates) + others
     for c in candidates:
         c.probability = c.likelihood / total
-    outsider = params.outsider_rate / total
+    outsider = others / total
     if not candidates:
         return Verdict(None, None, None, None, outsider)
     mass: dict[int | None, float] = {}
@@ -134,7 +138,7 @@ def score(candidates: list[Candidate], params: Params = PARAMS) -> Verdict:
     )
 
 
-def _hypotheses(db: Session, call: Call, number: TrackingNumber, pool: Pool) -> list[Candidate]:
+def _hypotheses(db: Session, call: Call, number: TrackingNumber, pool: Pool) -> tuple[list[Candidate], int]:
     """The called number's holders (those who held it before the call, up to two days back) and the
     sessions behind the caller's earlier calls, one candidate per session."""
     assert call.called_at is not None
@@ -167,9 +171,10 @@ def _hypotheses(db: Session, call: Call, number: TrackingNumber, pool: Pool) -> 
             heartbeat_seconds=heartbeat,
         )
         features["started"] = assignment.started_at.isoformat()
+        features["number_holds"] = len(rows)
         found[session.id] = Candidate(session.id, session.channel_id, session.visitor_id, features)
     if call.caller is None:
-        return list(found.values())
+        return list(found.values()), len(rows)
     known = _known_visitors(db, call)
     for c in found.values():
         c.features["caller_link"] = ("same" if c.visitor_id in known else "other") if known else "none"
@@ -180,7 +185,8 @@ def _hypotheses(db: Session, call: Call, number: TrackingNumber, pool: Pool) -> 
                 session.id, session.channel_id, session.visitor_id, {"held": False}
             )
         cand.features.setdefault("earlier_calls", []).append([round(seconds), round(weight, 4)])
-    return list(found.values())
+        cand.features["number_holds"] = len(rows)
+    return list(found.values()), len(rows)
 
 
 def _earlier_calls(db: Session, call: Call) -> list[tuple[VisitSession, float, float]]:
@@ -270,7 +276,7 @@ def _decide(db: Session, call: Call) -> _Result:
         )
     pool = db.get(Pool, number.pool_id)
     assert pool is not None
-    candidates = _hypotheses(db, call, number, pool)
+    candidates, holds = _hypotheses(db, call, number, pool)
     if not candidates:
         # Nobody held the number for two days: a misdial or a number found elsewhere. A pool serving one
         # channel still says that channel.
@@ -280,7 +286,7 @@ def _decide(db: Session, call: Call) -> _Result:
             channel_id=channel,
             channel_confidence=1.0 if channel else None,
         )
-    verdict = score(candidates)
+    verdict = score(candidates, holds=holds)
     candidates.sort(key=lambda c: -c.probability)
     named = verdict.session_id is not None
     return _Result(

@@ -17,34 +17,36 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 
-MODEL_VERSION = "2026.11-1"
+MODEL_VERSION = "2026.11-2"
 
 
 @dataclass(frozen=True)
 class Params:
     # Calls per second from a session whose page is alive (heard from within the heartbeat period).
-    on_page_rate: float = 1.4e-4
+    on_page_rate: float = 1.62e-4
     # Mobile visitors tap the number: their on-page rate is this many times higher.
-    mobile_factor: float = 1.3
+    mobile_factor: float = 1.22
     # After the page went quiet: expected calls of a session "soon after" (exponential, mean soon_tau s) ...
-    soon_share: float = 0.03
-    soon_tau: float = 300.0
+    soon_share: float = 0.031
+    soon_tau: float = 215.0
     # ... "within a couple of hours" (log-normal with median mid_median s and shape mid_sigma) ...
-    mid_share: float = 0.012
-    mid_median: float = 2400.0
-    mid_sigma: float = 0.7
+    mid_share: float = 0.0100
+    mid_median: float = 2278.0
+    mid_sigma: float = 0.693
     # ... and "hours or a day later".
-    late_share: float = 0.02
-    late_median: float = 6 * 3600.0
-    late_sigma: float = 0.9
+    late_share: float = 0.0190
+    late_median: float = 23480.0
+    late_sigma: float = 1.05
     # The caller's earlier calls were tied to this visitor (cookie) / to another visitor.
-    same_visitor_factor: float = 8.0
-    other_visitor_factor: float = 0.3
+    same_visitor_factor: float = 110.0
+    other_visitor_factor: float = 0.282
     # Calls per second that repeat an earlier call of the same caller (a redial), exponential decay.
-    redial_share: float = 0.5
-    redial_tau: float = 1800.0
-    # Calls per second per number from people who are no hypothesis: misdials, the number passed on.
-    outsider_rate: float = 4e-6
+    redial_share: float = 5.55
+    redial_tau: float = 1004.0
+    # Calls per second to a number from people who are no hypothesis (misdials, the number passed on or
+    # found in a browser's history): a little for any number, more the more people were shown it.
+    outsider_base: float = 1e-7
+    outsider_per_hold: float = 0.01
     # A session is named only when it is at least this likely (and likelier than the outsider); below, the
     # call is "channel known, visit uncertain" when its channel is at least channel_threshold likely.
     session_threshold: float = 0.3
@@ -75,8 +77,12 @@ FITTED = (
     "other_visitor_factor",
     "redial_share",
     "redial_tau",
-    "outsider_rate",
+    "outsider_base",
+    "outsider_per_hold",
 )
+
+# The outsider's rate counts the holds of the number over this many seconds (the holder look-back).
+HOLDS_WINDOW_SECONDS = 48 * 3600.0
 
 
 def _lognormal_pdf(x: float, median: float, sigma: float) -> float:
@@ -94,6 +100,11 @@ def after_leaving_rate(gap: float, p: Params = PARAMS) -> float:
         + p.mid_share * _lognormal_pdf(gap, p.mid_median, p.mid_sigma)
         + p.late_share * _lognormal_pdf(gap, p.late_median, p.late_sigma)
     )
+
+
+def outsider_rate(holds: int, p: Params = PARAMS) -> float:
+    """Calls per second to a number held ``holds`` times in the look-back, from no hypothesis."""
+    return p.outsider_base + p.outsider_per_hold * holds / HOLDS_WINDOW_SECONDS
 
 
 def session_rate(features: dict, p: Params = PARAMS) -> float:  # type: ignore[type-arg]

@@ -440,6 +440,10 @@ POOL = schema(
             "channel_ids": {"type": "array", "items": {"type": "integer"}},
             "number_ids": {"type": "array", "items": {"type": "integer"}},
             "active": {"type": "boolean"},
+            "channel_coherent": {
+                "type": "boolean",
+                "description": "Keep numbers within the channel of their last holder (default true)",
+            },
             "utilisation": {"type": "number"},
         },
     },
@@ -462,6 +466,7 @@ def pool_json(pool: Pool) -> dict[str, Any]:
         "channel_ids": sorted(pc.channel_id for pc in pool.served_channels),
         "number_ids": [n.id for n in pool.numbers],
         "active": pool.active,
+        "channel_coherent": pool.channel_coherent,
         "utilisation": round(pool_usage(db(), pool, utcnow()).utilisation, 4),
     }
 
@@ -485,6 +490,8 @@ def _apply_pool(pool: Pool, data: dict[str, Any]) -> None:
         raise Invalid("max_hold_seconds", "must not be shorter than hold_seconds")
     if (active := field(data, "active", bool)) is not None:
         pool.active = active
+    if (coherent := field(data, "channel_coherent", bool)) is not None:
+        pool.channel_coherent = coherent
     if "fallback_number_id" in data:
         pool.fallback_number_id = field(data, "fallback_number_id", int)
         _same_client(TrackingNumber, pool.fallback_number_id, pool.client_id, "fallback_number_id")
