@@ -63,7 +63,7 @@ from tracking.models import (  # noqa: E402
     TrackingNumber,
     VisitSession,
 )
-from tracking.poolsim import DAILY_SHAPE  # noqa: E402
+from tracking.poolsim import DAILY_SHAPE, poisson  # noqa: E402
 from tracking.telephony.base import CallEvent, EventKind, Outcome  # noqa: E402
 
 T0 = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)  # a Monday; only differences matter
@@ -294,7 +294,7 @@ class Sim:
         t = T0
         while t < end:
             hour_rate = self.w.visitors_per_day * DAILY_SHAPE[t.hour] / total
-            for _ in range(_poisson(self.rng, hour_rate)):
+            for _ in range(poisson(self.rng, hour_rate)):
                 self.at(t + dt.timedelta(seconds=self.rng.random() * 3600), self._arrive)
             t += dt.timedelta(hours=1)
 
@@ -394,12 +394,7 @@ class Sim:
 
     def _wake(self, now: dt.datetime, tab: dict[str, Any], dwell: float) -> None:
         # The snippet's first heartbeat on becoming visible; a hold that ran out gets a fresh visit.
-        r = visits.heartbeat(self.db, self.site, {"session_id": tab["public"]}, now=now)
-        if not r.live:
-            url, ref = self._url(tab, tab["page"])
-            self._visit(now, tab, url, ref)
-        elif r.renumbered:
-            self._shown(tab, r)
+        self._beat(now, tab)
         rest = max(5.0, dwell - 20)
         self._beats(now, now + dt.timedelta(seconds=rest), tab)
         self.at(now + dt.timedelta(seconds=rest), lambda t: self._next_page(t, tab))
@@ -537,15 +532,6 @@ class Sim:
 
 def _pick_channel(rng: random.Random) -> str:
     return rng.choices([c.name for c in CHANNELS], weights=[c.share for c in CHANNELS])[0]
-
-
-def _poisson(rng: random.Random, lam: float) -> int:
-    threshold, k, p = math.exp(-lam), 0, 1.0
-    while True:
-        p *= rng.random()
-        if p <= threshold:
-            return k
-        k += 1
 
 
 def simulate(world: World, keep: Callable[[Session, Report], Any] | None = None) -> Report:

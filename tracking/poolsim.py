@@ -115,13 +115,13 @@ def _arrivals(rng: random.Random, traffic: Traffic, days: int) -> list[dt.dateti
     for day in range(days):
         for hour, weight in enumerate(shape):
             rate = traffic.sessions_per_day * weight / total  # visits in this hour
-            n = _poisson(rng, rate)
+            n = poisson(rng, rate)
             base = T0 + dt.timedelta(days=day, hours=hour)
             out.extend(base + dt.timedelta(seconds=rng.random() * 3600) for _ in range(n))
     return sorted(out)
 
 
-def _poisson(rng: random.Random, lam: float) -> int:
+def poisson(rng: random.Random, lam: float) -> int:
     if lam > 50:
         return max(0, round(rng.gauss(lam, math.sqrt(lam))))
     threshold, k, p = math.exp(-lam), 0, 1.0
