@@ -177,8 +177,8 @@ class Report:
     session_conf: list[tuple[float, bool]]
     channel_conf: list[tuple[float, bool]]
     elapsed: float
-    # (call id, truth session id or None) for fitting
-    truths: list[tuple[int, int | None]] = field(default_factory=list)
+    # (call id, true session id, true channel id (None for a misdial), bucket) for fitting
+    truths: list[tuple[int, int | None, int | None, str]] = field(default_factory=list)
 
     def total(self, *, misdials: bool = False) -> Bucket:
         out = Bucket()
@@ -498,7 +498,9 @@ class Sim:
         truths = []
         for call in db.scalars(select(Call).order_by(Call.id)):
             truth = self.truth[call.provider_call_id]
-            truths.append((call.id, truth.session_id))
+            truths.append(
+                (call.id, truth.session_id, self.channel_ids.get(truth.channel or ""), truth.bucket)
+            )
             b = buckets[truth.bucket]
             b.calls += 1
             naive = db.execute(
@@ -564,28 +566,93 @@ def simulate(world: World, keep: Callable[[Session, Report], Any] | None = None)
 
 
 # --- fitting ---------------------------------------------------------------------------------------------
-def fit_samples(db: Session, report: Report) -> list[tuple[list[dict[str, Any]], int | None, int]]:
-    """Per dynamic call: its hypotheses' features, which one was true (index, None for a misdial or a
-    session not among them) and the session id; what the parameter fit needs."""
-    out = []
-    cands: dict[int, list[CallCandidate]] = defaultdict(list)
-    for c in db.scalars(select(CallCandidate)):
-        cands[c.call_id].append(c)
-    for call_id, truth in report.truths:
+Sample = tuple[list[dict[str, Any]], int | None, list[int | None], int | None, str]
+
+
+def fit_samples(db: Session, report: Report) -> list[Sample]:
+    """Per dynamic call: its hypotheses' features, which one was true (index; None for a misdial), the
+    hypotheses' channels and the true channel; what the fits need."""
+    out: list[Sample] = []
+    cands: dict[int, list[tuple[CallCandidate, int | None]]] = defaultdict(list)
+    for c, channel_id in db.execute(
+        select(CallCandidate, VisitSession.channel_id).join(
+            VisitSession, VisitSession.id == CallCandidate.session_id
+        )
+    ):
+        cands[c.call_id].append((c, channel_id))
+    for call_id, truth, truth_channel, bucket in report.truths:
         rows = cands.get(call_id)
         if not rows:
             continue
-        feats = [r.reasons for r in rows]
-        idx = next((i for i, r in enumerate(rows) if r.session_id == truth), None)
+        feats = [r.reasons for r, _ in rows]
+        idx = next((i for i, (r, _) in enumerate(rows) if r.session_id == truth), None)
         if truth is not None and idx is None:
             continue  # the truth is no hypothesis: no parameter can fix that call
-        out.append((feats, idx, call_id))
+        out.append((feats, idx, [ch for _, ch in rows], truth_channel, bucket))
     return out
 
 
-def log_likelihood(samples: list[tuple[list[dict[str, Any]], int | None, int]], p: model.Params) -> float:
+def _raw_verdict(sample: Sample, p: model.Params) -> tuple[float, bool, float, bool]:
+    """The uncalibrated probability of the likeliest session of the likeliest channel and of that channel,
+    and whether each was right."""
+    feats, idx, channels, truth_channel, _ = sample
+    rates = [model.session_rate(f, p) for f in feats]
+    norm = sum(rates) + model.outsider_rate(int(feats[0].get("number_holds", 0)), p)
+    mass: dict[int | None, float] = defaultdict(float)
+    for r, ch in zip(rates, channels, strict=True):
+        mass[ch] += r / norm
+    channel = max(mass, key=lambda ch: (ch is not None, mass[ch], ch or 0))
+    best = max((i for i, ch in enumerate(channels) if ch == channel), key=lambda i: rates[i])
+    return rates[best] / norm, best == idx, mass[channel], channel is not None and channel == truth_channel
+
+
+def _threshold_table(samples: list[Sample], p: model.Params) -> str:
+    hits: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for feats, idx, channels, truth_channel, bucket in samples:
+        rates = [model.session_rate(f, p) for f in feats]
+        raw_s, ok_s, _, _ = _raw_verdict((feats, idx, channels, truth_channel, bucket), p)
+        named = model.calibrated(raw_s, p.session_calibration) >= p.session_threshold
+        latest = max(
+            (i for i, f in enumerate(feats) if f.get("held")),
+            key=lambda i: feats[i].get("started", ""),
+            default=None,
+        )
+        h = hits[bucket]
+        h[0] += 1
+        h[1] += (named and ok_s) if idx is not None else named
+        h[2] += latest is not None and latest == idx if idx is not None else latest is not None
+        del rates
+    return ", ".join(f"{b} {h[1]}/{h[2]} of {h[0]}" for b, h in sorted(hits.items()))
+
+
+def fit_calibration(pairs: list[tuple[float, bool]]) -> tuple[float, float]:
+    """Platt scaling: a, b maximising the likelihood of sigmoid(a * logit(p) + b) (Newton's method)."""
+    a, b = 1.0, 0.0
+    xs = [model.logit(p) for p, _ in pairs]
+    ys = [1.0 if ok else 0.0 for _, ok in pairs]
+    for _ in range(50):
+        ga = gb = haa = hab = hbb = 0.0
+        for x, y in zip(xs, ys, strict=True):
+            q = 1 / (1 + math.exp(-(a * x + b)))
+            ga += (y - q) * x
+            gb += y - q
+            w = q * (1 - q)
+            haa += w * x * x
+            hab += w * x
+            hbb += w
+        det = haa * hbb - hab * hab
+        if det <= 1e-12:
+            break
+        da, db_ = (hbb * ga - hab * gb) / det, (haa * gb - hab * ga) / det
+        a, b = a + da, b + db_
+        if abs(da) + abs(db_) < 1e-9:
+            break
+    return a, b
+
+
+def log_likelihood(samples: list[Sample], p: model.Params) -> float:
     total = 0.0
-    for feats, idx, _ in samples:
+    for feats, idx, _, _, _ in samples:
         rates = [model.session_rate(f, p) for f in feats]
         other = model.outsider_rate(int(feats[0].get("number_holds", 0)), p)
         norm = sum(rates) + other
@@ -594,7 +661,7 @@ def log_likelihood(samples: list[tuple[list[dict[str, Any]], int | None, int]], 
     return total
 
 
-def fit(samples: list[tuple[list[dict[str, Any]], int | None, int]], rounds: int = 6) -> model.Params:
+def fit(samples: list[Sample], rounds: int = 6) -> model.Params:
     """Coordinate ascent of the log-likelihood of the true hypotheses over log-scaled parameters."""
     p = model.PARAMS
     best = log_likelihood(samples, p)
@@ -673,7 +740,7 @@ def main() -> None:
         f"model {model.MODEL_VERSION}"
     )
     if args.fit:
-        samples: list[tuple[list[dict[str, Any]], int | None, int]] = []
+        samples: list[Sample] = []
         for ratio in ratios:
             world = World(vpd, days, ratio, seed=args.seed + 100)
             simulate(world, keep=lambda db, rep: samples.extend(fit_samples(db, rep)))
@@ -682,6 +749,16 @@ def main() -> None:
         print(f"{len(samples)} calls; log-likelihood {before:.1f} -> {log_likelihood(samples, fitted):.1f}")
         for name in model.FITTED:
             print(f"    {name}: float = {getattr(fitted, name):.4g}")
+        raw = [_raw_verdict(sample, fitted) for sample in samples]
+        session_ab = fit_calibration([(ps, ok) for ps, ok, _, _ in raw])
+        channel_ab = fit_calibration([(pc, ok) for _, _, pc, ok in raw])
+        print(f"    session_calibration: tuple[float, float] = ({session_ab[0]:.4g}, {session_ab[1]:.4g})")
+        print(f"    channel_calibration: tuple[float, float] = ({channel_ab[0]:.4g}, {channel_ab[1]:.4g})")
+        fitted = fitted.with_values(session_calibration=session_ab, channel_calibration=channel_ab)
+        print("session threshold → session accuracy per bucket (hub / naive), misdials named")
+        for threshold in (0.0, 0.1, 0.2, 0.3, 0.4):
+            table = _threshold_table(samples, fitted.with_values(session_threshold=threshold))
+            print(f"  {threshold:.1f}: {table}")
         return
     for ratio in ratios:
         for coherent in (True, False) if args.lru else (True,):

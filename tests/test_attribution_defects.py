@@ -11,7 +11,8 @@ from tests import call_helpers as h
 from tests.factories import make_tenant
 from tests.test_attribution import _call
 from tests.tracking_factories import make_channel, make_pool
-from tracking import visits
+from tracking import allocation, visits
+from tracking.attribution_model import PARAMS, calibrated
 from tracking.models import AttributionMethod, CallCandidate, Pool, TrackingNumber, VisitSession
 from tracking.models.numbers import NumberStatus
 
@@ -59,7 +60,7 @@ def test_latest_holder_after_the_window_with_confidence_decaying_with_time(db: S
         for c in (soon, later, much_later)
     ]
     assert confidences[0] > confidences[1] > confidences[2] > 0
-    assert soon.session_confidence == round(confidences[0], 4)
+    assert soon.session_confidence == round(calibrated(confidences[0], PARAMS.session_calibration), 4)
 
 
 def test_latest_holder_is_less_certain_on_a_busy_number(db: Session) -> None:
@@ -272,12 +273,22 @@ def test_a_channel_coherent_pool_keeps_numbers_in_their_channel(db: Session) -> 
     # Later, every hold is over. The SEO numbers rested longer, yet an ads visitor gets the ads number...
     a2 = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0004", "gclid": "g2"}, now=T0 + 10 * M)
     assert a2.number.id == a1.number.id
-    # ...and a second ads visitor borrows the longest-rested SEO number, which becomes an ads number.
+    # ...and a second ads visitor borrows the longest-rested SEO number, which stays an SEO number.
     a3 = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0005", "gclid": "g3"}, now=T0 + 10 * M + S)
     assert a3.number.id == s1.number.id
     db.expire_all()
-    assert db.get(TrackingNumber, s1.number.id).home_channel_id == ads.id
-    assert db.get(TrackingNumber, s2.number.id).home_channel_id == s2.session.channel_id
+    assert db.get(TrackingNumber, s1.number.id).home_channel_id == s1.session.channel_id
+    # An SEO visitor later gets an SEO number, not the ads ones that rested longer.
+    s3 = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0006", **seo_visit}, now=T0 + 30 * M)
+    assert s3.number.id in (s1.number.id, s2.number.id)
+    # A number its channel left idle for hours moves to the channel that borrows it.
+    late = T0 + 30 * M + allocation.HOME_IDLE + 5 * M
+    a4 = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0007", "gclid": "g4"}, now=late)
+    a5 = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0008", "gclid": "g5"}, now=late + S)
+    a6 = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0009", "gclid": "g6"}, now=late + 2 * S)
+    db.expire_all()
+    homes = {db.get(TrackingNumber, r.number.id).home_channel_id for r in (a4, a5, a6)}
+    assert homes == {ads.id}
 
 
 def test_a_pool_can_opt_out_of_channel_coherence(db: Session) -> None:

@@ -98,13 +98,30 @@ def _free(now: dt.datetime):  # noqa: ANN202  (an SQL expression)
     return or_(TrackingNumber.held_by_session_id.is_(None), TrackingNumber.held_until < now)
 
 
+# A number lent to another channel comes back to its home; one its channel left idle this long moves to the
+# borrower for good (its channel's traffic has shrunk, the borrower's has grown).
+HOME_IDLE = dt.timedelta(hours=2)
+
+
+def _new_home(pool: Pool, session: VisitSession, now: dt.datetime):  # noqa: ANN202  (an SQL expression)
+    if not pool.channel_coherent:
+        return session.channel_id
+    rested_since = func.coalesce(TrackingNumber.held_until, TrackingNumber.released_at)
+    return case(
+        (TrackingNumber.home_channel_id.is_(None), session.channel_id),
+        (rested_since < now - HOME_IDLE, session.channel_id),
+        else_=TrackingNumber.home_channel_id,
+    )
+
+
 def take_number(db: Session, pool: Pool, session: VisitSession, now: dt.datetime) -> TrackingNumber | None:
     """Atomically hold a free number of the pool for ``session``; None when all are held.
 
-    Longest-rested first. A channel-coherent pool first takes numbers nobody has held yet, then numbers
-    whose last holder came through the session's channel, and only then borrows another
-    channel's number, which becomes this channel's: a late caller who wrote a number down then still
-    lands in the right channel, and each channel ends up with as many numbers as its traffic keeps busy.
+    Longest-rested first. A channel-coherent pool first takes numbers nobody has held yet (they join the
+    session's channel), then numbers of the session's channel, and only then borrows another channel's
+    number (before falling back). A borrowed number stays its channel's unless that channel had left it
+    idle for ``HOME_IDLE``: then it joins the borrower's. So a late caller who wrote a number down still
+    lands in the number's channel, and each channel keeps about as many numbers as its traffic keeps busy.
     """
     hold_until = min(now + dt.timedelta(seconds=pool.hold_seconds), _cap(pool, now))
     # A free number's last hold ended at its (past) held_until, or at released_at when the hold was cleared
@@ -138,7 +155,7 @@ def take_number(db: Session, pool: Pool, session: VisitSession, now: dt.datetime
         .values(
             held_by_session_id=session.id,
             held_until=hold_until,
-            home_channel_id=session.channel_id,
+            home_channel_id=_new_home(pool, session, now),
             # SET expressions see the old row: remember when the previous hold ended.
             released_at=func.coalesce(TrackingNumber.held_until, TrackingNumber.released_at),
         )

@@ -19,7 +19,14 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from tracking.allocation import heartbeat_seconds
-from tracking.attribution_model import MODEL_VERSION, PARAMS, Params, outsider_rate, session_rate
+from tracking.attribution_model import (
+    MODEL_VERSION,
+    PARAMS,
+    Params,
+    calibrated,
+    outsider_rate,
+    session_rate,
+)
 from tracking.models import (
     AttributionChange,
     AttributionMethod,
@@ -39,7 +46,7 @@ from tracking.models import (
 CLOCK_SKEW = dt.timedelta(seconds=30)
 # How far back holders of the number and the caller's earlier calls are hypotheses.
 HOLDER_LOOKBACK = dt.timedelta(hours=48)
-MAX_HOLDERS = 80
+MAX_HOLDERS = 300
 EARLIER_CALLS_LOOKBACK = dt.timedelta(hours=48)
 MAX_EARLIER_CALLS = 5
 # Candidates kept per call (the most likely ones); the rest only add to the normaliser.
@@ -127,13 +134,16 @@ def score(candidates: list[Candidate], params: Params = PARAMS, holds: int | Non
         (c for c in candidates if c.channel_id == channel),
         key=lambda c: (c.probability, c.features.get("started", ""), c.session_id),
     )
-    session_ok = best.probability >= max(params.session_threshold, outsider)
-    channel_ok = channel is not None and mass[channel] >= params.channel_threshold
+    session_p = calibrated(best.probability, params.session_calibration)
+    # The named session's channel is at least as certain as the session (the calibrations differ a little).
+    channel_p = max(calibrated(mass[channel], params.channel_calibration), session_p)
+    session_ok = session_p >= params.session_threshold and best.probability >= outsider
+    channel_ok = channel is not None and channel_p >= params.channel_threshold
     return Verdict(
         best.session_id if session_ok else None,
         channel if channel_ok else None,
-        round(best.probability, 4) if session_ok else None,
-        round(mass[channel], 4) if channel_ok else None,
+        round(session_p, 4) if session_ok else None,
+        round(channel_p, 4) if channel_ok else None,
         outsider,
     )
 

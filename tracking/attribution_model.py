@@ -8,54 +8,59 @@ second call about the same order), and anyone else can dial the number too (a mi
 on): the *outsider*, at a constant rate per number. A hypothesis's posterior probability is its rate
 divided by the sum of all rates, so the probabilities are meant literally: among calls given 0.8, eight
 in ten are right. The parameters below were fitted by ``bench/attribution.py --fit`` against the
-simulator's ground truth (maximum likelihood of the true hypothesis) and are versioned: each call stores
-the version that attributed it.
+simulator's ground truth (maximum likelihood of the true hypothesis, then Platt scaling of the resulting
+confidences) and are versioned: each call stores the version that attributed it. The outsider's rate is
+set by hand to grow with the number's exposure (holds in the look-back): the simulated misdials are too few
+to tell a constant rate from an exposure-driven one, and a constant rate would make a sparse pool's only
+late caller look like a misdial.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
+from typing import Any
 
-MODEL_VERSION = "2026.11-2"
+MODEL_VERSION = "2026.11-1"
 
 
 @dataclass(frozen=True)
 class Params:
     # Calls per second from a session whose page is alive (heard from within the heartbeat period).
-    on_page_rate: float = 1.62e-4
-    # Mobile visitors tap the number: their on-page rate is this many times higher.
-    mobile_factor: float = 1.22
+    on_page_rate: float = 2.42e-4
+    # Mobile visitors' on-page rate relative to desktop (tap-to-call, but shorter, more distracted visits).
+    mobile_factor: float = 0.656
     # After the page went quiet: expected calls of a session "soon after" (exponential, mean soon_tau s) ...
-    soon_share: float = 0.031
-    soon_tau: float = 215.0
+    soon_share: float = 0.0224
+    soon_tau: float = 246.0
     # ... "within a couple of hours" (log-normal with median mid_median s and shape mid_sigma) ...
-    mid_share: float = 0.0100
-    mid_median: float = 2278.0
-    mid_sigma: float = 0.693
+    mid_share: float = 0.00754
+    mid_median: float = 2424.0
+    mid_sigma: float = 0.658
     # ... and "hours or a day later".
-    late_share: float = 0.0190
+    late_share: float = 0.0149
     late_median: float = 23480.0
-    late_sigma: float = 1.05
+    late_sigma: float = 0.968
     # The caller's earlier calls were tied to this visitor (cookie) / to another visitor.
-    same_visitor_factor: float = 110.0
-    other_visitor_factor: float = 0.282
+    same_visitor_factor: float = 3401.0
+    other_visitor_factor: float = 6.74
     # Calls per second that repeat an earlier call of the same caller (a redial), exponential decay.
-    redial_share: float = 5.55
-    redial_tau: float = 1004.0
+    redial_share: float = 303.0
+    redial_tau: float = 1430.0
     # Calls per second to a number from people who are no hypothesis (misdials, the number passed on or
     # found in a browser's history): a little for any number, more the more people were shown it.
-    outsider_base: float = 1e-7
-    outsider_per_hold: float = 0.01
+    outsider_base: float = 2e-7
+    outsider_per_hold: float = 0.006
+    # Platt scaling of the raw posteriors (a, b: sigmoid(a * logit(p) + b)), fitted on the same simulation:
+    # the rates are a simplification, and this keeps the stated confidences honest where they are not.
+    session_calibration: tuple[float, float] = (0.979, 0.0379)
+    channel_calibration: tuple[float, float] = (0.922, 0.190)
     # A session is named only when it is at least this likely (and likelier than the outsider); below, the
     # call is "channel known, visit uncertain" when its channel is at least channel_threshold likely.
-    session_threshold: float = 0.3
-    channel_threshold: float = 0.3
+    session_threshold: float = 0.1
+    channel_threshold: float = 0.15
 
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
-
-    def with_values(self, **values: float) -> Params:
+    def with_values(self, **values: Any) -> Params:
         return replace(self, **values)
 
 
@@ -100,6 +105,17 @@ def after_leaving_rate(gap: float, p: Params = PARAMS) -> float:
         + p.mid_share * _lognormal_pdf(gap, p.mid_median, p.mid_sigma)
         + p.late_share * _lognormal_pdf(gap, p.late_median, p.late_sigma)
     )
+
+
+def logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+def calibrated(p: float, ab: tuple[float, float]) -> float:
+    """The probability a raw posterior ``p`` really stands for, by the fitted Platt scaling ``ab``."""
+    a, b = ab
+    return 1 / (1 + math.exp(-(a * logit(p) + b)))
 
 
 def outsider_rate(holds: int, p: Params = PARAMS) -> float:
