@@ -42,8 +42,10 @@ from tracking.models import (
 )
 
 # Provider and hub clocks differ a little: fallback showings and promo codes this long after the call still
-# count. Pool holds do not: a hold that began after the call cannot have shown the number to the caller.
+# count. Pool holds do not: a hold that began after the call cannot have shown the number to the caller,
+# except within the rounding of providers' whole-second times.
 CLOCK_SKEW = dt.timedelta(seconds=30)
+HOLD_START_ROUNDING = dt.timedelta(seconds=2)
 # How far back holders of the number and the caller's earlier calls are hypotheses.
 HOLDER_LOOKBACK = dt.timedelta(hours=48)
 MAX_HOLDERS = 300
@@ -62,7 +64,8 @@ class Candidate:
     visitor_id: str
     features: dict[str, Any] = field(default_factory=dict)
     likelihood: float = 0.0
-    probability: float = 0.0
+    probability: float = 0.0  # the model's posterior
+    confidence: float = 0.0  # the same, calibrated: what is stored and shown
 
     @property
     def reasons(self) -> dict[str, Any]:
@@ -122,6 +125,7 @@ def score(candidates: list[Candidate], params: Params = PARAMS, holds: int | Non
     total = sum(c.likelihood for c in candidates) + others
     for c in candidates:
         c.probability = c.likelihood / total
+        c.confidence = calibrated(c.probability, params.session_calibration)
     outsider = others / total
     if not candidates:
         return Verdict(None, None, None, None, outsider)
@@ -159,7 +163,7 @@ def _hypotheses(db: Session, call: Call, number: TrackingNumber, pool: Pool) -> 
         .join(VisitSession, VisitSession.id == NumberAssignment.session_id)
         .where(
             NumberAssignment.number_id == number.id,
-            NumberAssignment.started_at <= call_at,
+            NumberAssignment.started_at <= call_at + HOLD_START_ROUNDING,
             hold_end >= call_at - HOLDER_LOOKBACK,
         )
         .order_by(NumberAssignment.started_at.desc())
@@ -371,7 +375,7 @@ def attribute(db: Session, call: Call) -> None:
     for c in result.candidates:
         db.add(
             CallCandidate(
-                call_id=call.id, session_id=c.session_id, score=round(c.probability, 6), reasons=c.reasons
+                call_id=call.id, session_id=c.session_id, score=round(c.confidence, 4), reasons=c.reasons
             )
         )
     # The first attribution is history too: it shows what the automatic method decided before any edit.
