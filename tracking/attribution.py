@@ -112,7 +112,7 @@ def score(candidates: list[Candidate], params: Params = PARAMS, holds: int | Non
     """Each candidate's probability (its rate over all rates, the outsider included) and the verdict.
 
     The channel is the one with the most probability; the session is the likeliest of that channel, named
-    only when it is at least ``session_threshold`` likely and likelier than an outsider. Below that the call
+    only when it is at least ``session_threshold`` likely (calibrated). Below that the call
     is "channel known, visit uncertain" (a channel, no session) when the channel reaches
     ``channel_threshold``, else unknown. ``holds`` is how often the number was held in the look-back (by
     default the candidates that held it): the outsider's rate grows with it.
@@ -141,7 +141,7 @@ def score(candidates: list[Candidate], params: Params = PARAMS, holds: int | Non
     session_p = calibrated(best.probability, params.session_calibration)
     # The named session's channel is at least as certain as the session (the calibrations differ a little).
     channel_p = max(calibrated(mass[channel], params.channel_calibration), session_p)
-    session_ok = session_p >= params.session_threshold and best.probability >= outsider
+    session_ok = session_p >= params.session_threshold
     channel_ok = channel is not None and channel_p >= params.channel_threshold
     return Verdict(
         best.session_id if session_ok else None,

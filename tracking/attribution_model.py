@@ -50,13 +50,14 @@ class Params:
     # Calls per second to a number from people who are no hypothesis (misdials, the number passed on or
     # found in a browser's history): a little for any number, more the more people were shown it.
     outsider_base: float = 2e-7
-    outsider_per_hold: float = 0.006
+    outsider_per_hold: float = 0.0026
     # Platt scaling of the raw posteriors (a, b: sigmoid(a * logit(p) + b)), fitted on the same simulation:
     # the rates are a simplification, and this keeps the stated confidences honest where they are not.
     session_calibration: tuple[float, float] = (0.979, 0.0379)
     channel_calibration: tuple[float, float] = (0.922, 0.190)
-    # A session is named only when it is at least this likely (and likelier than the outsider); below, the
-    # call is "channel known, visit uncertain" when its channel is at least channel_threshold likely.
+    # A session is named only when it is at least this likely (its calibrated probability, the outsider's
+    # share counted against it); below, the call is "channel known, visit uncertain" when its channel is at
+    # least channel_threshold likely, else unknown.
     session_threshold: float = 0.1
     channel_threshold: float = 0.15
 
