@@ -593,16 +593,16 @@ def fit_samples(db: Session, report: Report) -> list[Sample]:
 
 
 def _raw_verdict(sample: Sample, p: model.Params) -> tuple[float, bool, float, bool]:
-    """The uncalibrated probability of the likeliest session of the likeliest channel and of that channel,
-    and whether each was right."""
+    """The uncalibrated probability of the likeliest session and of its channel, and whether each was
+    right (as ``tracking.attribution.score`` decides when the session is named)."""
     feats, idx, channels, truth_channel, _ = sample
     rates = [model.session_rate(f, p) for f in feats]
     norm = sum(rates) + model.outsider_rate(int(feats[0].get("number_holds", 0)), p)
     mass: dict[int | None, float] = defaultdict(float)
     for r, ch in zip(rates, channels, strict=True):
         mass[ch] += r / norm
-    channel = max(mass, key=lambda ch: (ch is not None, mass[ch], ch or 0))
-    best = max((i for i, ch in enumerate(channels) if ch == channel), key=lambda i: rates[i])
+    best = max(range(len(rates)), key=lambda i: rates[i])
+    channel = channels[best]
     return rates[best] / norm, best == idx, mass[channel], channel is not None and channel == truth_channel
 
 

@@ -111,11 +111,11 @@ def hold_features(
 def score(candidates: list[Candidate], params: Params = PARAMS, holds: int | None = None) -> Verdict:
     """Each candidate's probability (its rate over all rates, the outsider included) and the verdict.
 
-    The channel is the one with the most probability; the session is the likeliest of that channel, named
-    only when it is at least ``session_threshold`` likely (calibrated). Below that the call
-    is "channel known, visit uncertain" (a channel, no session) when the channel reaches
-    ``channel_threshold``, else unknown. ``holds`` is how often the number was held in the look-back (by
-    default the candidates that held it): the outsider's rate grows with it.
+    The likeliest session is named when it is at least ``session_threshold`` likely (calibrated), with its
+    channel, whose confidence is the probability of all candidates of that channel. Below that the call is
+    "channel known, visit uncertain" (the channel with the most probability, no session) when that channel
+    reaches ``channel_threshold``, else unknown. ``holds`` is how often the number was held in the
+    look-back (by default the candidates that held it): the outsider's rate grows with it.
     """
     if holds is None:
         holds = sum(1 for c in candidates if c.features.get("held"))
@@ -132,24 +132,25 @@ def score(candidates: list[Candidate], params: Params = PARAMS, holds: int | Non
     mass: dict[int | None, float] = {}
     for c in candidates:
         mass[c.channel_id] = mass.get(c.channel_id, 0.0) + c.probability
-    channel = max(mass, key=lambda ch: (ch is not None, mass[ch], ch or 0))
     # Ties go to the latest-started hold, then the latest session: deterministic.
-    best = max(
-        (c for c in candidates if c.channel_id == channel),
-        key=lambda c: (c.probability, c.features.get("started", ""), c.session_id),
-    )
+    best = max(candidates, key=lambda c: (c.probability, c.features.get("started", ""), c.session_id))
     session_p = calibrated(best.probability, params.session_calibration)
-    # The named session's channel is at least as certain as the session (the calibrations differ a little).
-    channel_p = max(calibrated(mass[channel], params.channel_calibration), session_p)
-    session_ok = session_p >= params.session_threshold
+    if session_p >= params.session_threshold:
+        # The named session's channel is at least as certain as the session (the calibrations differ).
+        channel_p = max(calibrated(mass[best.channel_id], params.channel_calibration), session_p)
+        return Verdict(
+            best.session_id,
+            best.channel_id,
+            round(session_p, 4),
+            round(channel_p, 4) if best.channel_id is not None else None,
+            outsider,
+        )
+    channel = max(mass, key=lambda ch: (ch is not None, mass[ch], ch or 0))
+    channel_p = calibrated(mass[channel], params.channel_calibration)
     channel_ok = channel is not None and channel_p >= params.channel_threshold
-    return Verdict(
-        best.session_id if session_ok else None,
-        channel if channel_ok else None,
-        round(session_p, 4) if session_ok else None,
-        round(channel_p, 4) if channel_ok else None,
-        outsider,
-    )
+    if not channel_ok:
+        return Verdict(None, None, None, None, outsider)
+    return Verdict(None, channel, None, round(channel_p, 4), outsider)
 
 
 def _hypotheses(db: Session, call: Call, number: TrackingNumber, pool: Pool) -> tuple[list[Candidate], int]:

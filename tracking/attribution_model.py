@@ -41,9 +41,11 @@ class Params:
     late_share: float = 0.0149
     late_median: float = 23480.0
     late_sigma: float = 0.968
-    # The caller's earlier calls were tied to this visitor (cookie) / to another visitor.
-    same_visitor_factor: float = 3401.0
-    other_visitor_factor: float = 6.74
+    # The caller's earlier calls were tied to this visitor (cookie) / to another visitor. The fit drives the
+    # first into the thousands (in the simulation a phone is one visitor's); it is capped because an earlier
+    # call tied to the wrong visitor would otherwise decide every later call of that caller.
+    same_visitor_factor: float = 50.0
+    other_visitor_factor: float = 1.0
     # Calls per second that repeat an earlier call of the same caller (a redial), exponential decay.
     redial_share: float = 303.0
     redial_tau: float = 1430.0
