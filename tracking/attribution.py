@@ -193,23 +193,25 @@ def _hypotheses(db: Session, call: Call, number: TrackingNumber, pool: Pool) -> 
     known = _known_visitors(db, call)
     for c in found.values():
         c.features["caller_link"] = ("same" if c.visitor_id in known else "other") if known else "none"
-    for session, seconds, weight in _earlier_calls(db, call):
+    for session, seconds, weight, same_number in _earlier_calls(db, call):
         cand = found.get(session.id)
         if cand is None:
             cand = found[session.id] = Candidate(
                 session.id, session.channel_id, session.visitor_id, {"held": False}
             )
-        cand.features.setdefault("earlier_calls", []).append([round(seconds), round(weight, 4)])
+        entry = [round(seconds), round(weight, 4), same_number]
+        cand.features.setdefault("earlier_calls", []).append(entry)
         cand.features["number_holds"] = len(rows)
     return list(found.values()), len(rows)
 
 
-def _earlier_calls(db: Session, call: Call) -> list[tuple[VisitSession, float, float]]:
+def _earlier_calls(db: Session, call: Call) -> list[tuple[VisitSession, float, float, bool]]:
     """Sessions behind this caller's recent earlier calls to the client: (session, seconds since that
-    call, how likely that session made it — its stored probability, or 1 for a session set by hand)."""
+    call, how likely that session made it — its stored probability, or 1 for a session set by hand —, and
+    whether that call was to the same number)."""
     assert call.called_at is not None
     earlier = db.execute(
-        select(Call.id, Call.called_at, Call.session_id, Call.attribution_method)
+        select(Call.id, Call.called_at, Call.session_id, Call.tracking_number_id)
         .where(
             Call.client_id == call.client_id,
             Call.caller == call.caller,
@@ -223,7 +225,8 @@ def _earlier_calls(db: Session, call: Call) -> list[tuple[VisitSession, float, f
     if not earlier:
         return []
     when = {row.id: (call.called_at - row.called_at).total_seconds() for row in earlier}
-    out: list[tuple[VisitSession, float, float]] = []
+    same = {row.id: row.tracking_number_id == call.tracking_number_id for row in earlier}
+    out: list[tuple[VisitSession, float, float, bool]] = []
     scored = db.execute(
         select(CallCandidate.call_id, CallCandidate.score, VisitSession)
         .join(VisitSession, VisitSession.id == CallCandidate.session_id)
@@ -232,13 +235,13 @@ def _earlier_calls(db: Session, call: Call) -> list[tuple[VisitSession, float, f
     with_candidates = set()
     for call_id, weight, session in scored:
         with_candidates.add(call_id)
-        out.append((session, when[call_id], float(weight)))
+        out.append((session, when[call_id], float(weight), same[call_id]))
     fixed = [r for r in earlier if r.id not in with_candidates and r.session_id is not None]
     if fixed:
         ids = [r.session_id for r in fixed]
         sessions = {s.id: s for s in db.scalars(select(VisitSession).where(VisitSession.id.in_(ids)))}
         for r in fixed:
-            out.append((sessions[r.session_id], when[r.id], 1.0))
+            out.append((sessions[r.session_id], when[r.id], 1.0, same[r.id]))
     return out
 
 

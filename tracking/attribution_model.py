@@ -46,9 +46,13 @@ class Params:
     # call tied to the wrong visitor would otherwise decide every later call of that caller.
     same_visitor_factor: float = 50.0
     other_visitor_factor: float = 1.0
-    # Calls per second that repeat an earlier call of the same caller (a redial), exponential decay.
-    redial_share: float = 303.0
+    # Calls per second that repeat an earlier call of the same caller (a redial), exponential decay; capped
+    # like the caller link (the fit gives ~300: in the simulation a repeat caller nearly always redials).
+    # A repeat to another of the client's numbers than the earlier call is much less likely the same session
+    # (the visitor came back and was shown a new number).
+    redial_share: float = 30.0
     redial_tau: float = 1430.0
+    other_number_factor: float = 0.05
     # Calls per second to a number from people who are no hypothesis (misdials, the number passed on or
     # found in a browser's history): a little for any number, more the more people were shown it.
     outsider_base: float = 2e-7
@@ -85,6 +89,7 @@ FITTED = (
     "other_visitor_factor",
     "redial_share",
     "redial_tau",
+    "other_number_factor",
     "outsider_base",
     "outsider_per_hold",
 )
@@ -140,6 +145,7 @@ def session_rate(features: dict, p: Params = PARAMS) -> float:  # type: ignore[t
         elif link == "other":
             rate *= p.other_visitor_factor
     earlier = features.get("earlier_calls") or ()
-    for seconds, weight in earlier:
-        rate += p.redial_share * weight * math.exp(-seconds / p.redial_tau) / p.redial_tau
+    for seconds, weight, *same_number in earlier:
+        factor = 1.0 if not same_number or same_number[0] else p.other_number_factor
+        rate += factor * p.redial_share * weight * math.exp(-seconds / p.redial_tau) / p.redial_tau
     return rate
