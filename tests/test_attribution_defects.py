@@ -327,3 +327,21 @@ def test_channel_coherence_is_a_pool_setting_of_the_api(client, db: Session) -> 
     assert bad.status_code == 400
     db.expire_all()
     assert db.get(Pool, pool.id).channel_coherent is False
+
+
+def test_a_returning_caller_on_a_new_number_is_the_new_session(db: Session) -> None:
+    t, integ, ads, seo = _setup(db)
+    p = h.pool(db, t, "+749522200", 2)
+    old = h.visit(db, t, seo, started=T0, last_seen=T0 + 3 * M, left=T0 + 3 * M, visitor="visitor-same")
+    h.hold(db, old, p.numbers[0], T0, T0 + 8 * M, ended=T0 + 8 * M)
+    first = _call(db, integ, p.numbers[0].e164, T0 + 2 * M, caller="+79005550000")
+    assert first.session_id == old.id
+    # Minutes later the visitor is back through an ad, is shown the other number and calls it.
+    new = h.visit(db, t, ads, started=T0 + 5 * M, last_seen=T0 + 6 * M, visitor="visitor-same")
+    h.hold(db, new, p.numbers[1], T0 + 5 * M, T0 + 21 * M)
+    again = _call(db, integ, p.numbers[1].e164, T0 + 6 * M, caller="+79005550000")
+    assert again.session_id == new.id and again.channel_id == ads.id
+    cand = db.scalars(
+        select(CallCandidate).where(CallCandidate.call_id == again.id, CallCandidate.session_id == old.id)
+    ).one()
+    assert cand.reasons["earlier_calls"][0][2] is False
