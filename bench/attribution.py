@@ -732,6 +732,9 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="a small world, for a smoke run")
     parser.add_argument("--fit", action="store_true", help="fit the model's parameters and print them")
+    parser.add_argument(
+        "--calibrate", action="store_true", help="with --fit: keep the rates, fit only the calibration"
+    )
     args = parser.parse_args()
     days, vpd = (1.5, 200.0) if args.quick else (args.days, args.visitors_per_day)
     ratios = [float(x) for x in args.ratios.split(",")]
@@ -745,7 +748,7 @@ def main() -> None:
             world = World(vpd, days, ratio, seed=args.seed + 100)
             simulate(world, keep=lambda db, rep: samples.extend(fit_samples(db, rep)))
         before = log_likelihood(samples, model.PARAMS)
-        fitted = fit(samples)
+        fitted = model.PARAMS if args.calibrate else fit(samples)
         print(f"{len(samples)} calls; log-likelihood {before:.1f} -> {log_likelihood(samples, fitted):.1f}")
         for name in model.FITTED:
             print(f"    {name}: float = {getattr(fitted, name):.4g}")

@@ -59,8 +59,8 @@ class Params:
     outsider_per_hold: float = 0.0026
     # Platt scaling of the raw posteriors (a, b: sigmoid(a * logit(p) + b)), fitted on the same simulation:
     # the rates are a simplification, and this keeps the stated confidences honest where they are not.
-    session_calibration: tuple[float, float] = (0.979, 0.0379)
-    channel_calibration: tuple[float, float] = (0.922, 0.190)
+    session_calibration: tuple[float, float] = (0.979, -0.0376)
+    channel_calibration: tuple[float, float] = (0.869, 0.0059)
     # A session is named only when it is at least this likely (its calibrated probability, the outsider's
     # share counted against it); below, the call is "channel known, visit uncertain" when its channel is at
     # least channel_threshold likely, else unknown.
