@@ -100,6 +100,8 @@ class Call(Base):
     session_confidence: Mapped[float | None] = mapped_column(Float)
     channel_confidence: Mapped[float | None] = mapped_column(Float)
     candidates_count: Mapped[int] = mapped_column(default=0)
+    # tracking.attribution_model.MODEL_VERSION of the last automatic attribution.
+    attribution_model: Mapped[str | None] = mapped_column(String(16))
     promo_code: Mapped[str | None] = mapped_column(String(16))
     # The target-call rules this call meets, [{"id", "name"}] (``tracking.targets``); target if any.
     target_rules: Mapped[list[Any]] = mapped_column(default=list)
