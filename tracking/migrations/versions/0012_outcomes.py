@@ -1,6 +1,6 @@
 """outcomes: target-call rules, the rules each call meets, and their history
 
-Revision ID: 0011_outcomes
+Revision ID: 0012_outcomes
 Revises: 0004_deal_call_fk
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 
 import tracking.db
 
-revision: str = "0011_outcomes"
+revision: str = "0012_outcomes"
 down_revision: str | None = "0011_call_identity_per_integration"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
