@@ -1,7 +1,7 @@
 """outcomes: target-call rules, the rules each call meets, and their history
 
 Revision ID: 0012_outcomes
-Revises: 0004_deal_call_fk
+Revises: 0011_call_identity_per_integration
 """
 
 from collections.abc import Sequence
