@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from flask import jsonify
+from flask import jsonify, render_template, url_for
 from pydantic import BaseModel
 
 from hub.api import bp
@@ -78,3 +78,9 @@ def document() -> dict[str, Any]:
 @bp.get("/openapi.json")
 def openapi_json() -> Any:
     return jsonify(document())
+
+
+@bp.get("/docs")
+def docs() -> Any:
+    """The document rendered for people (Redoc, served from the hub's own static files)."""
+    return render_template("api_docs.html", spec_url=url_for("api.openapi_json"))

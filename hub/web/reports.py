@@ -19,10 +19,14 @@ from tracking.values import parse_date
 
 
 def _period(client: Client) -> tuple[dt.date, dt.date, str]:
-    """The period the page asks for: a preset, or start and end (each defaulting like the API's)."""
+    return period_from_args(romi.client_today(client))
+
+
+def period_from_args(today: dt.date) -> tuple[dt.date, dt.date, str]:
+    """The period a page asks for: a preset, or start and end (each defaulting like the API's)."""
     preset = request.args.get("preset", "")
     preset = preset if preset in dict(PRESETS) else "this_month"
-    start, end = romi.preset_period(preset, romi.client_today(client))
+    start, end = romi.preset_period(preset, today)
     if request.args.get("start") or request.args.get("end"):
         start = parse_date("start", request.args.get("start"), start)
         end = parse_date("end", request.args.get("end"), end)

@@ -1,0 +1,163 @@
+"""The agency home and the client overview: figures from the ROMI engine, the change against the previous
+period, branded error pages, and the formatting rules every page uses."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+
+from tests.factories import csrf, make_tenant, make_user, web_login
+from tests.romi_world import utc
+from tracking import romi
+from tracking.models import AttributionMethod, Call, CallStatus, Client, Role
+
+NOV = {"start": "2026-11-01", "end": "2026-11-30"}
+NBSP = "\u00a0"
+
+
+def _rows(html: str) -> dict[int, dict[str, str]]:
+    """Client id -> {column: the text shown} from the agency home's table."""
+    out = {}
+    for cid, body in re.findall(r'<tr class="client-row" data-client="(\d+)">(.*?)</tr>', html, re.S):
+        out[int(cid)] = {k: v.strip() for k, v in re.findall(r'data-col="(\w+)">([^<]*)<', body)}
+    return out
+
+
+def _second_client(db, agency_id: int) -> Client:
+    beta = Client(agency_id=agency_id, name="Beta Bakery", timezone="Asia/Yekaterinburg", currency="RUB")
+    db.add(beta)
+    db.flush()
+    for i, status in enumerate((CallStatus.ANSWERED, CallStatus.MISSED, CallStatus.MISSED)):
+        db.add(
+            Call(
+                client_id=beta.id,
+                provider="generic",
+                provider_call_id=f"beta{i}",
+                caller=f"+7900000000{i}",
+                called_at=utc(10 + i),
+                status=status,
+                first_time=i == 0,
+                attribution_method=AttributionMethod.UNMATCHED,
+            )
+        )
+    db.flush()
+    return beta
+
+
+def test_agency_home_shows_the_romi_engines_totals_for_every_client(client, db, shop) -> None:
+    beta = _second_client(db, shop.t.agency.id)
+    other = make_tenant(db, "Other")  # another agency's client must not appear
+    db.commit()
+    web_login(client, shop.t.admin.email)
+    html = client.get("/", query_string=NOV).get_data(as_text=True)
+    rows = _rows(html)
+    assert set(rows) == {shop.t.client.id, beta.id} and other.client.id not in rows
+    for c in (shop.t.client, beta):
+        m = romi.report(db, db.get(Client, c.id), dt.date(2026, 11, 1), dt.date(2026, 11, 30)).total.metrics
+        shown = rows[c.id]
+        assert shown["calls"] == str(m.calls)
+        assert shown["missed"] == str(m.missed)
+        assert shown["first_time"] == str(m.first_time_calls)
+        assert shown["deals"] == str(m.deals)
+        assert shown["spend"] == f"{m.spend:,.0f}".replace(",", NBSP) + f"{NBSP}₽"
+        assert shown["revenue"] == f"{m.revenue:,.0f}".replace(",", NBSP) + f"{NBSP}₽"
+    # The figures worked out by hand for the shop (tests/test_romi.py): spend 3 500, revenue 77 000.
+    assert rows[shop.t.client.id]["spend"] == f"3{NBSP}500{NBSP}₽"
+    assert rows[shop.t.client.id]["revenue"] == f"77{NBSP}000{NBSP}₽"
+    assert rows[shop.t.client.id]["romi"] == f"{(77000 - 3500) / 3500 * 100:.0f}{NBSP}%"
+    assert (rows[beta.id]["calls"], rows[beta.id]["missed"], rows[beta.id]["first_time"]) == ("3", "2", "1")
+    assert rows[beta.id]["romi"] == "—" and "None" not in html
+    assert html.count('<svg class="spark"') == 2
+
+
+def test_agency_home_sorts_and_filters(client, db, shop) -> None:
+    beta = _second_client(db, shop.t.agency.id)
+    db.commit()
+    web_login(client, shop.t.admin.email)
+
+    def order(**args: str) -> list[int]:
+        page = client.get("/", query_string={**NOV, **args}).get_data(as_text=True)
+        return [int(x) for x in re.findall(r'data-client="(\d+)"', page)]
+
+    shop_id = shop.t.client.id
+    assert order(sort="revenue") == [shop_id, beta.id]
+    assert order(sort="missed") == ([beta.id, shop_id] if beta_missed_more(db, shop) else [shop_id, beta.id])
+    assert order(sort="name") == sorted([shop_id, beta.id], key=lambda i: db.get(Client, i).name.lower())
+    assert order(q="bakery") == [beta.id]
+    assert "No client" in client.get("/", query_string={**NOV, "q": "zzz"}).get_data(as_text=True)
+
+
+def beta_missed_more(db, shop) -> bool:
+    m = romi.report(db, shop.t.client, dt.date(2026, 11, 1), dt.date(2026, 11, 30)).total.metrics
+    return m.missed < 2
+
+
+def test_new_agency_is_told_what_to_do(client, db) -> None:
+    t = make_tenant(db, "Fresh")
+    db.delete(t.site)
+    db.delete(t.client)
+    db.commit()
+    web_login(client, t.admin.email)
+    html = client.get("/").get_data(as_text=True)
+    assert "No clients yet" in html and "/api/v1/docs" in html
+
+
+def test_error_pages_are_branded(client, db, shop) -> None:
+    viewer = make_user(db, shop.t, "viewer@example.com", Role.VIEWER, shop.t.client)
+    db.commit()
+    web_login(client, shop.t.admin.email)
+    missing = client.get("/clients/999999")
+    page = missing.get_data(as_text=True)
+    assert missing.status_code == 404 and 'data-status="404"' in page and "Otkuda" in page and "Nothing here" in page
+    assert 'href="/static/vendor/pico/pico.min.css"' in page  # the hub's look, not Flask's bare page
+    assert client.get("/no/such/page").status_code == 404
+    client.post("/logout", data={"csrf_token": csrf(client)})
+    web_login(client, viewer.email)
+    refused = client.post(
+        f"/clients/{shop.t.client.id}/manual-spend", data={"csrf_token": csrf(client), "amount": "1"}
+    )
+    assert refused.status_code == 403 and 'data-status="403"' in refused.get_data(as_text=True)
+    # Machines still get JSON.
+    api = client.get("/api/v1/clients/999999", headers={"Authorization": f"Bearer {shop.t.token}"})
+    assert api.status_code == 404 and api.get_json()["error"]
+
+
+def test_server_error_page_is_branded_and_hides_the_details(app, client, db, shop) -> None:
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    @app.get("/boom-for-test")
+    def boom() -> str:
+        raise RuntimeError("secret detail")
+
+    resp = client.get("/boom-for-test")
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 500 and 'data-status="500"' in page and "secret detail" not in page
+
+
+def test_money_and_time_filters() -> None:
+    from zoneinfo import ZoneInfo
+
+    from hub import formatting as f
+
+    assert f.money(Decimal("1234567.5"), "RUB") == f"1{NBSP}234{NBSP}567.50{NBSP}₽"
+    assert f.money(Decimal("3500.00"), "usd") == f"3{NBSP}500{NBSP}$"
+    assert f.money(0, "EUR") == f"0{NBSP}€" and f.money(None, "RUB") == "—"
+    when = dt.datetime(2026, 11, 30, 22, 15, 42, 123456, tzinfo=dt.UTC)
+    assert f.local_time(when, "Europe/Moscow") == "2026-12-01 01:15"  # the client's day, no microseconds
+    assert f.local_time(when.replace(tzinfo=None), ZoneInfo("Asia/Vladivostok"), seconds=True) == "2026-12-01 08:15:42"
+    assert f.local_time(None) == "—"
+    assert f.label("last_non_direct") == "Last non-direct touch" and f.label("ad_group") == "Ad group"
+    assert f.label(CallStatus.IN_PROGRESS) == "In progress" and f.label("some_new_key") == "Some new key"
+    assert f.percent(0.255) == f"26{NBSP}%" and f.percent(None) == "—"
+    assert f.change(0.5) == f"+50{NBSP}%" and f.change(-0.25) == f"−25{NBSP}%" and f.change(None) == "—"
+    assert f.duration(185) == f"3{NBSP}min 05{NBSP}s" and f.or_dash(None) == "—"
+
+
+def test_client_pages_write_times_in_the_clients_zone(app, client, db, shop) -> None:
+    shop.t.client.timezone = "Asia/Vladivostok"  # UTC+10
+    shop.call(utc(30, 22, 15), channel=shop.direct, caller="+79001112233")
+    db.commit()
+    web_login(client, shop.t.admin.email)
+    journal = client.get(f"/clients/{shop.t.client.id}/calls").get_data(as_text=True)
+    assert "2026-12-01 08:15" in journal and "Asia/Vladivostok" in journal
