@@ -65,10 +65,15 @@ def zone_name(tz: str | None = None) -> str:
     return str(_zone(tz).key)
 
 
-def local_time(value: dt.datetime | None, tz: str | ZoneInfo | None = None, seconds: bool = False) -> str:
-    """``2026-11-30 21:05`` in the page's zone (a naive value is UTC, as the database stores it)."""
-    if value is None:
+def local_time(
+    value: dt.datetime | str | None, tz: str | ZoneInfo | None = None, seconds: bool = False
+) -> str:
+    """``2026-11-30 21:05`` in the page's zone (a naive value is UTC, as the database stores it; a string is
+    the API's ISO form)."""
+    if value is None or value == "":
         return DASH
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     return value.astimezone(_zone(tz)).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
@@ -133,7 +138,29 @@ def duration(seconds: int | None) -> str:
     return f"{minutes}{NBSP}min {secs:02d}{NBSP}s" if minutes else f"{secs}{NBSP}s"
 
 
+def reasons(value: dict[str, Any] | None) -> str:
+    """Why attribution weighed a candidate visit as it did, in words."""
+    if not value:
+        return DASH
+    parts = []
+    gap = value.get("seconds_since_activity")
+    if gap is not None:
+        parts.append(f"last active {duration(gap)} before the call")
+    if "page_alive" in value:
+        parts.append("page still open" if value["page_alive"] else "page closed")
+    if "within_hold" in value:
+        parts.append("number still held for it" if value["within_hold"] else "number in its grace period")
+    if value.get("returning_caller"):
+        parts.append("the caller's earlier calls came from this visitor")
+    if value.get("device"):
+        parts.append(f"on {value['device']}")
+    known = {"seconds_since_activity", "page_alive", "within_hold", "returning_caller", "device"}
+    parts += [f"{label(k).lower()}: {v}" for k, v in value.items() if k not in known and v not in (None, "")]
+    return "; ".join(parts) or DASH
+
+
 FILTERS = {
+    "reasons": reasons,
     "local_time": local_time,
     "money": money,
     "number": number,

@@ -109,7 +109,12 @@ def test_error_pages_are_branded(client, db, shop) -> None:
     web_login(client, shop.t.admin.email)
     missing = client.get("/clients/999999")
     page = missing.get_data(as_text=True)
-    assert missing.status_code == 404 and 'data-status="404"' in page and "Otkuda" in page and "Nothing here" in page
+    assert (
+        missing.status_code == 404
+        and 'data-status="404"' in page
+        and "Otkuda" in page
+        and "Nothing here" in page
+    )
     assert 'href="/static/vendor/pico/pico.min.css"' in page  # the hub's look, not Flask's bare page
     assert client.get("/no/such/page").status_code == 404
     client.post("/logout", data={"csrf_token": csrf(client)})
@@ -145,7 +150,10 @@ def test_money_and_time_filters() -> None:
     assert f.money(0, "EUR") == f"0{NBSP}€" and f.money(None, "RUB") == "—"
     when = dt.datetime(2026, 11, 30, 22, 15, 42, 123456, tzinfo=dt.UTC)
     assert f.local_time(when, "Europe/Moscow") == "2026-12-01 01:15"  # the client's day, no microseconds
-    assert f.local_time(when.replace(tzinfo=None), ZoneInfo("Asia/Vladivostok"), seconds=True) == "2026-12-01 08:15:42"
+    assert (
+        f.local_time(when.replace(tzinfo=None), ZoneInfo("Asia/Vladivostok"), seconds=True)
+        == "2026-12-01 08:15:42"
+    )
     assert f.local_time(None) == "—"
     assert f.label("last_non_direct") == "Last non-direct touch" and f.label("ad_group") == "Ad group"
     assert f.label(CallStatus.IN_PROGRESS) == "In progress" and f.label("some_new_key") == "Some new key"
@@ -161,3 +169,40 @@ def test_client_pages_write_times_in_the_clients_zone(app, client, db, shop) -> 
     web_login(client, shop.t.admin.email)
     journal = client.get(f"/clients/{shop.t.client.id}/calls").get_data(as_text=True)
     assert "2026-12-01 08:15" in journal and "Asia/Vladivostok" in journal
+
+
+def test_call_page_reads_like_a_page_not_a_dump(client, db, shop) -> None:
+    from tracking.models import CallCandidate, Connection, DealStatus
+
+    shop.conn.provider = "amocrm"
+    shop.conn.account = {"host": "shop.amocrm.ru", "subdomain": "shop"}
+    visit = shop.session(shop.yandex, "v1", utc(12, 9), utm_campaign="sofas-nov")
+    first = shop.call(utc(12, 10), session=visit, caller="+79005550000")
+    call = shop.call(utc(14, 11, 30), session=visit, caller="+79005550000", first_time=False)
+    db.add(
+        CallCandidate(
+            call_id=call.id,
+            session_id=visit.id,
+            score=0.8,
+            reasons={
+                "seconds_since_activity": 65,
+                "page_alive": True,
+                "within_hold": False,
+                "returning_caller": True,
+            },
+        )
+    )
+    shop.deal(call, DealStatus.WON, "125000")
+    db.commit()
+    assert db.get(Connection, shop.conn.id).provider == "amocrm"
+    web_login(client, shop.t.admin.email)
+    page = client.get(f"/clients/{shop.t.client.id}/calls/{call.id}").get_data(as_text=True)
+    assert "2026-11-14 14:30:00" in page  # Moscow time, seconds but no microseconds
+    assert (
+        "last active 1\u00a0min 05\u00a0s before the call; page still open; number in its grace period"
+        in page
+    )
+    assert "the caller&#39;s earlier calls came from this visitor" in page
+    assert 'href="https://shop.amocrm.ru/leads/detail/' in page and f"125{NBSP}000{NBSP}₽" in page
+    assert f"/calls/{first.id}" in page  # the caller's earlier call, linked
+    assert "None" not in page and "seconds_since_activity" not in page and "session_exact" not in page

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -706,3 +706,16 @@ def _roll_up(node: Node) -> None:
     for child in node.children.values():
         _roll_up(child)
         node.metrics.add(child.metrics)
+
+
+def dimension_names(
+    db: Session, client: Client
+) -> Callable[[str | None, str | None, str | None], tuple[str, ...]]:
+    """The campaign, ad group and keyword names this report shows for a visit's utm_campaign/content/term,
+    for other pages (the call journal) to name a campaign as ROMI does instead of by its id."""
+    ctx = _Context(db, client)
+
+    def names(campaign: str | None, content: str | None, term: str | None) -> tuple[str, ...]:
+        return tuple(label for _, label in ctx.dims(campaign, content, term))
+
+    return names
