@@ -136,3 +136,25 @@ def headlines(
         ("romi", "ROMI", "percent"),
     )
     return [Headline(key, text, getattr(now, key), getattr(before, key), kind) for key, text, kind in fields]
+
+
+def split_period(start: dt.date, end: dt.date, by: str) -> list[tuple[dt.date, dt.date]]:
+    """[start, end] cut into days, or into Monday-to-Sunday weeks clipped to the period."""
+    parts = []
+    day = start
+    while day <= end:
+        last = day if by == "day" else min(day + dt.timedelta(days=6 - day.weekday()), end)
+        parts.append((day, last))
+        day = last + dt.timedelta(days=1)
+    return parts
+
+
+def breakdown(
+    db: Session, client: Client, start: dt.date, end: dt.date, by: str, model: romi.Model | str
+) -> list[tuple[dt.date, dt.date, romi.Metrics]]:
+    """The ROMI report's totals for each day or week of the period: the engine runs once per part, so the
+    parts add up to the period (every pass of the engine counts a thing on one local day)."""
+    return [
+        (a, b, romi.report(db, client, a, b, model=model).total.metrics)
+        for a, b in split_period(start, end, by)
+    ]

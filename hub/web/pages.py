@@ -74,11 +74,21 @@ def clients() -> Any:
 @login_required
 def client(client_id: int) -> Any:
     from hub.web.journal import calls_per_day_chart, pool_charts
+    from hub.web.reports import period_from_args
 
     c = client_or_404(client_id)
+    start, end, preset = period_from_args(romi.client_today(c))
+    prev_start, prev_end = dashboard.previous_period(start, end)
     return render_template(
         "client.html",
         client=c,
+        start=start,
+        end=end,
+        prev_start=prev_start,
+        prev_end=prev_end,
+        preset=preset,
+        presets=romi.PRESETS,
+        headlines=dashboard.headlines(db(), c, start, end),
         calls_chart=calls_per_day_chart(c),
         pool_charts=pool_charts(c),
         **client_overview(db(), c, utcnow()),
