@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from tracking import romi
 from tracking.models import Call, CallStatus, Client
+from tracking.poolsim import Advice
 
 # The columns the agency home can sort by: name -> how a row is ordered (missing ROMI sorts last).
 SORTS = ("name", "calls", "missed", "first_time", "spend", "deals", "revenue", "romi")
@@ -158,3 +159,41 @@ def breakdown(
         (a, b, romi.report(db, client, a, b, model=model).total.metrics)
         for a, b in split_period(start, end, by)
     ]
+
+
+# Below this many visits in the advice window the simulator has too little to go on: the page says so instead
+# of recommending a size drawn from defaults.
+MIN_SESSIONS_FOR_ADVICE = 100
+
+
+@dataclass(frozen=True)
+class PoolVerdict:
+    kind: str  # "no_data", "no_pool", "drop", "add", "right", "beyond"
+    text: str
+    numbers: int = 0
+
+
+def pool_verdict(observed_sessions: int, current_size: int | None, advice: list[Advice]) -> PoolVerdict:
+    """One sentence about the pool from the advice for the first (lowest) target accuracy."""
+    if observed_sessions < MIN_SESSIONS_FOR_ADVICE:
+        return PoolVerdict(
+            "no_data",
+            f"Not enough data yet: {observed_sessions} visits seen, at least {MIN_SESSIONS_FOR_ADVICE} "
+            "are needed before the pool can be sized from real traffic.",
+        )
+    first = advice[0] if advice else None
+    if first is None or first.size is None:
+        return PoolVerdict(
+            "beyond", "Even the largest pool tried does not reach the target: shorten the hold."
+        )
+    target = f"{first.target * 100:.0f}\u00a0%"
+    if not current_size:
+        return PoolVerdict(
+            "no_pool", f"A pool of {first.size} numbers would tie {target} of calls to their visit."
+        )
+    diff = first.size - current_size
+    if diff < 0:
+        return PoolVerdict("drop", f"You could drop {-diff} numbers and still tie {target} of calls.", -diff)
+    if diff > 0:
+        return PoolVerdict("add", f"Add {diff} numbers to tie {target} of calls to their visit.", diff)
+    return PoolVerdict("right", f"The pool is the right size for {target} of calls.")

@@ -206,3 +206,70 @@ def test_call_page_reads_like_a_page_not_a_dump(client, db, shop) -> None:
     assert 'href="https://shop.amocrm.ru/leads/detail/' in page and f"125{NBSP}000{NBSP}₽" in page
     assert f"/calls/{first.id}" in page  # the caller's earlier call, linked
     assert "None" not in page and "seconds_since_activity" not in page and "session_exact" not in page
+
+
+def test_overview_compares_with_the_period_just_before(client, db) -> None:
+    from tests.romi_world import Shop
+    from tracking.models import DealStatus
+
+    t = make_tenant(db, "Cmp")
+    t.client.timezone = "Europe/Moscow"
+    s = Shop(db, t)
+    # Previous period, Nov 1–10: 4 calls (2 missed), spend 1 000, nothing won.
+    for day, status in (
+        (2, CallStatus.ANSWERED),
+        (3, CallStatus.MISSED),
+        (5, CallStatus.MISSED),
+        (9, CallStatus.ANSWERED),
+    ):
+        s.call(utc(day), channel=s.yandex, caller=f"+7911000000{day}", status=status)
+    s.spend(dt.date(2026, 11, 4), "701", "1000")
+    # This period, Nov 11–20: 6 calls (2 missed), spend 2 000, one deal won for 5 000.
+    won = None
+    for i, day in enumerate((11, 12, 13, 15, 18, 20)):
+        status = CallStatus.MISSED if i in (1, 4) else CallStatus.ANSWERED
+        call = s.call(utc(day), channel=s.yandex, caller=f"+7922000000{i}", status=status)
+        won = won or call
+    s.deal(won, DealStatus.WON, "5000", created=utc(19))
+    s.spend(dt.date(2026, 11, 14), "701", "2000")
+    # Outside both periods: must count nowhere.
+    s.call(utc(21, 1), channel=s.yandex, caller="+79330000000")
+    db.commit()
+    web_login(client, t.admin.email)
+    html = client.get(
+        f"/clients/{t.client.id}", query_string={"start": "2026-11-11", "end": "2026-11-20"}
+    ).get_data(as_text=True)
+    assert "2026-11-01 – 2026-11-10" in html  # the previous period it compares with
+    cards = dict(re.findall(r'data-key="(\w+)">.*?data-change="([^"]*)"', html, re.S))
+    assert float(cards["calls"]) == 0.5  # 6 against 4
+    assert float(cards["missed"]) == 0.0  # 2 against 2
+    assert float(cards["spend"]) == 1.0  # 2 000 against 1 000
+    assert cards["revenue"] == ""  # nothing before: no percentage to show
+    assert float(cards["romi"]) == 2.5  # +150 % against −100 %: 250 points
+    assert f"+50{NBSP}%" in html and "+250 pp" in html
+
+
+def test_pool_advice_without_visits_says_not_enough_data(client, db) -> None:
+    t = make_tenant(db, "Empty")
+    db.commit()
+    web_login(client, t.admin.email)
+    page = client.get(f"/clients/{t.client.id}/pool-advice").get_data(as_text=True)
+    assert 'data-kind="no_data"' in page and "Not enough data yet" in page
+    assert 'id="advice"' not in page and "Rule of thumb" not in page  # no size drawn from defaults
+    assert 'class="subnav"' in page and 'aria-current="page"' in page
+
+
+def test_pool_verdict_sentences() -> None:
+    from hub.dashboard import pool_verdict
+    from tracking.poolsim import Advice
+
+    advice = [Advice(0.95, 12, None), Advice(0.99, 20, None)]
+    assert pool_verdict(500, 20, advice).text.startswith("You could drop 8 numbers")
+    assert pool_verdict(500, 7, advice).text.startswith("Add 5 numbers")
+    assert pool_verdict(500, 12, advice).kind == "right"
+    assert (
+        pool_verdict(500, None, advice).kind == "no_pool"
+        and "12 numbers" in pool_verdict(500, None, advice).text
+    )
+    assert pool_verdict(99, 20, advice).kind == "no_data"
+    assert pool_verdict(500, 20, [Advice(0.95, None, None)]).kind == "beyond"

@@ -101,4 +101,6 @@ def pool_advice_page(client_id: int) -> Any:
     from tracking.pool_advice import pool_advice
 
     c = client_or_404(client_id)
-    return render_template("pool_advice.html", client=c, report=pool_advice(db(), c.id))
+    report = pool_advice(db(), c.id)
+    verdict = dashboard.pool_verdict(report.observed_sessions, report.current_size, report.advice)
+    return render_template("pool_advice.html", client=c, report=report, verdict=verdict)
