@@ -273,3 +273,27 @@ def test_pool_verdict_sentences() -> None:
     )
     assert pool_verdict(99, 20, advice).kind == "no_data"
     assert pool_verdict(500, 20, [Advice(0.95, None, None)]).kind == "beyond"
+
+
+def test_call_page_says_where_each_model_credits_the_call(client, db, shop) -> None:
+    # A visitor came from a Direct ad (campaign "sofas-nov", id 701, "Sofas"), came back directly, called.
+    ad = shop.session(
+        shop.yandex, "ret1", utc(3, 9), utm_campaign="sofas-nov", utm_content="g1", utm_term="sofa"
+    )
+    back = shop.session(shop.direct, "ret1", utc(3, 15))
+    call = shop.call(utc(3, 15, 5), session=back, caller="+79007770000")
+    db.commit()
+    assert ad.id != back.id
+    web_login(client, shop.t.admin.email)
+    page = client.get(f"/clients/{shop.t.client.id}/calls/{call.id}").get_data(as_text=True)
+    credits = dict(re.findall(r'<tr data-model="(\w+)"><td>[^<]*</td><td class="credit">([^<]*)</td>', page))
+    assert credits["last_touch"].startswith("Direct")
+    assert credits["last_non_direct"] == "Yandex Direct › Sofas › Sofa group › sofa"
+    assert credits["first_touch"].startswith("Yandex Direct › Sofas")
+    # The page agrees with the report: the call's day under each model has the call in that channel.
+    day = dt.date(2026, 11, 3)
+    for model, shown in credits.items():
+        rows = {
+            n.label: n.metrics.calls for n in romi.report(db, shop.t.client, day, day, model=model).rows(1)
+        }
+        assert rows.get(shown.split(" › ")[0], 0) >= 1, (model, rows)

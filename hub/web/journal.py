@@ -177,6 +177,7 @@ def _render_call(client: Client, call: Call, error: str | None = None, status: i
         deal=deal,
         deal_url=_deal_url(deal),
         earlier=earlier,
+        credits=[(m.value, romi.credited_to(db(), client, call.id, m)) for m in romi.Model],
         error=error,
     )
     return html, status
