@@ -19,6 +19,18 @@ def _text(x: float, y: float, text: str, anchor: str = "middle", cls: str = "") 
     return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" class="{cls}">{escape(text)}</text>'
 
 
+def _frame(cls: str, height: float, title: str, top_label: str) -> list[str]:
+    """The opening of a chart: the svg element with its title, the top and zero labels, the baseline."""
+    base = HEIGHT - PAD_B
+    return [
+        f'<svg class="chart {cls}" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(title)}" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>',
+        _text(PAD_L - 4, PAD_T + 8, top_label, "end", "axis"),
+        _text(PAD_L - 4, base, "0", "end", "axis"),
+        f'<line x1="{PAD_L}" y1="{base}" x2="{WIDTH - 8}" y2="{base}" class="axis"/>',
+    ]
+
+
 def stacked_bars(days: Sequence[str], series: Mapping[str, Sequence[int]], title: str) -> Markup:
     """One bar per day, stacked by series (e.g. calls per day by channel), with a legend."""
     names = list(series)
@@ -27,13 +39,7 @@ def stacked_bars(days: Sequence[str], series: Mapping[str, Sequence[int]], title
     plot_w, plot_h = WIDTH - PAD_L - 8, HEIGHT - PAD_B - PAD_T
     step = plot_w / max(len(days), 1)
     bar_w = max(step * 0.75, 1.0)
-    parts = [
-        f'<svg class="chart bars" viewBox="0 0 {WIDTH} {HEIGHT + 18 * ((len(names) + 3) // 4)}" role="img" '
-        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>',
-        _text(PAD_L - 4, PAD_T + 8, str(top), "end", "axis"),
-        _text(PAD_L - 4, PAD_T + plot_h, "0", "end", "axis"),
-        f'<line x1="{PAD_L}" y1="{PAD_T + plot_h}" x2="{WIDTH - 8}" y2="{PAD_T + plot_h}" class="axis"/>',
-    ]
+    parts = _frame("bars", HEIGHT + 18 * ((len(names) + 3) // 4), title, str(top))
     for i, day in enumerate(days):
         x = PAD_L + i * step + (step - bar_w) / 2
         y: float = PAD_T + plot_h
@@ -70,13 +76,7 @@ def line(points: Sequence[tuple[str, float]], title: str, *, percent: bool = Tru
         y = PAD_T + plot_h - plot_h * min(max(v, 0), top) / top
         coords.append((x, y))
     label_top = "100%" if percent else f"{top:g}"
-    parts = [
-        f'<svg class="chart line" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}" '
-        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>',
-        _text(PAD_L - 4, PAD_T + 8, label_top, "end", "axis"),
-        _text(PAD_L - 4, PAD_T + plot_h, "0", "end", "axis"),
-        f'<line x1="{PAD_L}" y1="{PAD_T + plot_h}" x2="{WIDTH - 8}" y2="{PAD_T + plot_h}" class="axis"/>',
-    ]
+    parts = _frame("line", HEIGHT, title, label_top)
     if coords:
         path = " ".join(f"{'M' if i == 0 else 'L'}{x:.1f},{y:.1f}" for i, (x, y) in enumerate(coords))
         parts.append(f'<path class="series" d="{path}" fill="none" stroke="{PALETTE[0]}" stroke-width="2"/>')
@@ -122,13 +122,7 @@ def spend_vs_revenue(
     plot_w, plot_h = WIDTH - PAD_L - 8, HEIGHT - PAD_B - PAD_T
     step = plot_w / max(len(labels), 1)
     bar_w = max(step * 0.38, 1.0)
-    parts = [
-        f'<svg class="chart spend-revenue" viewBox="0 0 {WIDTH} {HEIGHT + 18}" role="img" '
-        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>',
-        _text(PAD_L - 4, PAD_T + 8, f"{top:,.0f}".replace(",", " "), "end", "axis"),
-        _text(PAD_L - 4, PAD_T + plot_h, "0", "end", "axis"),
-        f'<line x1="{PAD_L}" y1="{PAD_T + plot_h}" x2="{WIDTH - 8}" y2="{PAD_T + plot_h}" class="axis"/>',
-    ]
+    parts = _frame("spend-revenue", HEIGHT + 18, title, f"{top:,.0f}".replace(",", " "))
     for i, label in enumerate(labels):
         x0 = PAD_L + i * step + step * 0.12
         for k, (name, value) in enumerate((("Spend", spend[i]), ("Revenue", revenue[i]))):

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
+from typing import Any
 from urllib.parse import quote, urlparse
 
 import pytest
@@ -50,6 +53,18 @@ def test_romi_breakdown_adds_up_to_the_period(client, db, shop, by) -> None:
     assert 'class="chart spend-revenue"' in html
 
 
+@contextmanager
+def _chromium(app, **context: Any) -> Iterator[tuple[str, Any]]:
+    """The hub on a real port and a Chromium page with the given context options (viewport, is_mobile)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with serve(app) as hub_url, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield hub_url, browser.new_context(**context).new_page()
+        finally:
+            browser.close()
+
+
 def _login(page, hub_url: str, email: str, target: str) -> None:
     page.goto(f"{hub_url}/login?next=" + quote(target))
     page.fill("input[name=email]", email)
@@ -59,10 +74,7 @@ def _login(page, hub_url: str, email: str, target: str) -> None:
 
 @pytest.mark.browser
 def test_romi_money_columns_in_view_at_1366(app, db, shop) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with serve(app) as hub_url, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_context(viewport={"width": 1366, "height": 768}).new_page()
+    with _chromium(app, viewport={"width": 1366, "height": 768}) as (hub_url, page):
         _login(
             page,
             hub_url,
@@ -87,15 +99,11 @@ def test_romi_money_columns_in_view_at_1366(app, db, shop) -> None:
         assert page.locator("#romi-table tfoot td[data-col=romi]").is_visible()
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"romi-1366-{db.bind.dialect.name}.png"), full_page=True)
-        browser.close()
 
 
 @pytest.mark.browser
 def test_agency_home_on_a_phone(app, db, shop) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with serve(app) as hub_url, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True).new_page()
+    with _chromium(app, viewport={"width": 390, "height": 844}, is_mobile=True) as (hub_url, page):
         _login(page, hub_url, shop.t.admin.email, "/?start=2026-11-01&end=2026-11-30")
         page.wait_for_selector("#clients-table")
         # The page itself does not scroll sideways: wide tables scroll inside their own box.
@@ -106,15 +114,11 @@ def test_agency_home_on_a_phone(app, db, shop) -> None:
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"overview-phone-{db.bind.dialect.name}.png"), full_page=True)
-        browser.close()
 
 
 @pytest.mark.browser
 def test_api_reference_renders_from_local_files(app, db, shop) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with serve(app) as hub_url, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+    with _chromium(app, viewport={"width": 1366, "height": 900}) as (hub_url, page):
         sent: list[str] = []  # requests that reached the network (finished, or failed for a network reason)
         page.on("requestfinished", lambda r: sent.append(r.url))
         page.on("requestfailed", lambda r: None if r.failure == "csp" else sent.append(r.url))
@@ -129,4 +133,3 @@ def test_api_reference_renders_from_local_files(app, db, shop) -> None:
         assert hosts == {"127.0.0.1"}, sent
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"api-docs-{db.bind.dialect.name}.png"))
-        browser.close()
