@@ -19,6 +19,14 @@ def _text(x: float, y: float, text: str, anchor: str = "middle", cls: str = "") 
     return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" class="{cls}">{escape(text)}</text>'
 
 
+def _compact(value: float) -> str:
+    """An axis label that fits the left margin: 950, 12k, 1.5M."""
+    for size, suffix in ((1e6, "M"), (1e3, "k")):
+        if value >= size:
+            return f"{value / size:.1f}".removesuffix(".0") + suffix
+    return f"{value:g}"
+
+
 def _frame(cls: str, height: float, title: str, top_label: str) -> list[str]:
     """The opening of a chart: the svg element with its title, the top and zero labels, the baseline."""
     base = HEIGHT - PAD_B
@@ -122,7 +130,7 @@ def spend_vs_revenue(
     plot_w, plot_h = WIDTH - PAD_L - 8, HEIGHT - PAD_B - PAD_T
     step = plot_w / max(len(labels), 1)
     bar_w = max(step * 0.38, 1.0)
-    parts = _frame("spend-revenue", HEIGHT + 18, title, f"{top:,.0f}".replace(",", " "))
+    parts = _frame("spend-revenue", HEIGHT + 18, title, _compact(top))
     for i, label in enumerate(labels):
         x0 = PAD_L + i * step + step * 0.12
         for k, (name, value) in enumerate((("Spend", spend[i]), ("Revenue", revenue[i]))):
