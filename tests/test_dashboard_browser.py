@@ -109,10 +109,15 @@ def test_agency_home_on_a_phone(app, db, shop) -> None:
         # The page itself does not scroll sideways: wide tables scroll inside their own box.
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         assert page.locator(f"tr[data-client='{shop.t.client.id}'] svg.spark").count() == 1
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"agency-home-phone-{db.bind.dialect.name}.png"), full_page=True)
         page.click(f"tr[data-client='{shop.t.client.id}'] a")
         page.wait_for_selector("nav.subnav a[aria-current=page]")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
-        ARTIFACTS.mkdir(exist_ok=True)
+        assert page.goto(f"{hub_url}/clients/999999").status == 404
+        assert page.locator("article.error-page .status-code").inner_text() == "404"
+        page.screenshot(path=str(ARTIFACTS / f"not-found-phone-{db.bind.dialect.name}.png"))
+        page.goto(f"{hub_url}/clients/{shop.t.client.id}")
         page.screenshot(path=str(ARTIFACTS / f"overview-phone-{db.bind.dialect.name}.png"), full_page=True)
 
 
