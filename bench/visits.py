@@ -127,6 +127,10 @@ class Gunicorn:
             OTKUDA_DATABASE_URL=db_url,
             OTKUDA_INSTANCE_DIR=str(tmp / "instance"),
             OTKUDA_BASE_URL=f"http://127.0.0.1:{self.port}",
+            # Every simulated visitor comes from 127.0.0.1: the per-address limits and the pool cap per
+            # address would refuse them, and what is measured here is the visit path itself.
+            OTKUDA_RATELIMIT_ENABLED="0",
+            OTKUDA_POOL_HOLDS_PER_SOURCE="0",
             PYTHONPATH=str(ROOT),
         )
         self.proc = subprocess.Popen(

@@ -8,11 +8,28 @@ touch the database; they turn our records into wire calls (client) through a map
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Protocol
+
+from tracking.values import MAX_AMOUNT
+
+
+def bounded_amount(value: Any) -> tuple[Decimal, str | None]:
+    """A money amount from outside as a finite Decimal in [0, MAX_AMOUNT] with two decimals, or zero
+    ("unknown") and the reason when it is not one (NaN, infinity, negative, absurd, not a number)."""
+    if value in (None, ""):
+        return Decimal(0), None
+    try:
+        amount = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        return Decimal(0), f"amount {str(value)[:32]!r} is not a number"
+    if not amount.is_finite() or not 0 <= amount <= MAX_AMOUNT:
+        return Decimal(0), f"amount {str(value)[:32]!r} is out of range"
+    return amount.quantize(Decimal("0.01")), None
 
 
 class ItemKind(StrEnum):
@@ -133,6 +150,25 @@ class Platform:
 
 
 @dataclass(frozen=True)
+class AccountField:
+    """An account id a person types (a counter, a customer id), as opposed to facts the provider tells us.
+
+    Connector packages list theirs in ``ACCOUNT_FIELDS``; nothing else in a connection's ``account`` may be
+    edited after the OAuth callback wrote it.
+    """
+
+    name: str
+    pattern: str  # the whole value must match
+    hint: str  # what a valid value looks like, for the error message
+
+    def clean(self, value: str) -> str:
+        text = value.strip()
+        if not re.fullmatch(self.pattern, text):
+            raise ValueError(f"{self.name} must be {self.hint}")
+        return text
+
+
+@dataclass(frozen=True)
 class OAuthProvider:
     """How the hub's generic connect flow talks to one OAuth 2 provider.
 
@@ -154,6 +190,9 @@ class OAuthProvider:
     # Products served by one deployment of this provider, by name; the person picks one when connecting
     # and its consent page replaces ``authorize_url`` (configurable: OTKUDA_<PREFIX>_<NAME>_AUTHORIZE_URL).
     platforms: Mapping[str, Platform] = field(default_factory=dict)
+    # Checks the stored account facts before a URL is built from them (raises ValueError when they are not
+    # the provider's): stored data is not trusted to name the host that secrets are sent to.
+    check_account: Callable[[Mapping[str, Any]], None] | None = None
 
 
 class Connector(Protocol):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
+from urllib.parse import urljoin, urlsplit
 
 from flask import abort, g, jsonify, redirect, request, session, url_for
 from sqlalchemy.orm import Session
@@ -29,8 +30,41 @@ def current_user() -> User | None:
             db().commit()
     elif "user_id" in session:
         user = db().get(User, session["user_id"])
+        # A cookie from before the user's last logout is dead even if someone kept a copy.
+        if user is not None and session.get("generation") != user.session_generation:
+            session.clear()
+            user = None
     g.current_user = user
     return user
+
+
+_EDGES = "".join(chr(i) for i in range(0x21))  # C0 controls and space, stripped by browsers at both ends
+_DROPPED = str.maketrans("", "", "\t\n\r")  # removed anywhere by browsers (WHATWG URL parser)
+_PROBE = "http://hub.invalid/"
+
+
+def safe_next(target: str) -> str | None:
+    """The local path a browser would follow for ``target`` after login, or None if it could leave the hub.
+
+    Read the way a browser reads it: surrounding controls and spaces dropped, tab/CR/LF removed anywhere,
+    backslashes taken as slashes. So "/\t/evil.example" and "/\\evil.example" (both "//evil.example" to a
+    browser) are refused, not only the plain "//evil.example".
+    """
+    cleaned = target.strip(_EDGES).translate(_DROPPED).replace("\\", "/")
+    if not cleaned.startswith("/") or cleaned.startswith("//"):
+        return None
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in cleaned):
+        return None
+    resolved = urlsplit(urljoin(_PROBE, cleaned))
+    if resolved.scheme != "http" or resolved.netloc != "hub.invalid":
+        return None
+    return cleaned
+
+
+def may_see_secret_urls(user: User | None) -> bool:
+    """Webhook URLs carry integration keys: whoever holds one can post calls or deals as the provider, so
+    they are shown only to those who may edit the client, never to viewers."""
+    return user is not None and can_edit(user)
 
 
 def login_required(view: F) -> F:

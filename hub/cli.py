@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 from sqlalchemy.orm import Session
@@ -82,22 +82,37 @@ def demo(host: str, port: int, landing_port: int, seed_only: bool) -> None:
         hub_server.shutdown()
 
 
-@main.command()
-def scheduler() -> None:
-    """Run the job scheduler (deliveries, pulls, token refresh); only one runs at a time."""
+def _run_until_signalled(make: Callable[[Any, Callable[[str], None]], Any]) -> None:
+    """Configure logging and the outbox, then run a long-lived process until SIGTERM or SIGINT."""
     import signal
 
     from jobs.outbox import install
     from jobs.runtime import Runtime
-    from jobs.scheduler import SchedulerProcess
 
     config = load_config()
     logging.basicConfig(level=config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
     install()
-    proc = SchedulerProcess(Runtime.from_config(config), echo=lambda m: click.echo(m, err=True))
+    proc = make(Runtime.from_config(config), lambda m: click.echo(m, err=True))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: proc.stop())
     proc.run()
+
+
+@main.command()
+def scheduler() -> None:
+    """Run the periodic jobs (pulls, token refresh, statistics); one runs at a time, others stand by."""
+    from jobs.scheduler import SchedulerProcess
+
+    _run_until_signalled(lambda rt, echo: SchedulerProcess(rt, echo=echo))
+
+
+@main.command()
+@click.option("--threads", type=int, default=None, help="Destinations served at once [WORKER_THREADS, 8].")
+def worker(threads: int | None) -> None:
+    """Push queued deliveries to their destinations; run as many as needed, on any host."""
+    from jobs.worker import WorkerProcess
+
+    _run_until_signalled(lambda rt, echo: WorkerProcess(rt, threads=threads, echo=echo))
 
 
 @main.command()
@@ -162,10 +177,6 @@ def pool_advice(client_id: int, days: int, targets: tuple[float, ...], max_size:
             f"{label:<42}{size:>8}{r.session_accuracy:>13.1%}{r.channel_accuracy:>13.1%}"
             f"{r.fallback_rate:>10.1%}{r.utilisation:>13.0%}"
         )
-
-
-if __name__ == "__main__":
-    main()
 
 
 @contextmanager
@@ -248,7 +259,8 @@ def token() -> None:
 @token.command("issue")
 @click.argument("email")
 @click.option("--name", default="", help="What the token is for, shown in the hub.")
-def token_issue(email: str, name: str) -> None:
+@click.option("--agency-id", type=int, help="Needed when EMAIL has accounts in several agencies.")
+def token_issue(email: str, name: str, agency_id: int | None) -> None:
     """Issue an API token for user EMAIL and print it (only its hash is kept)."""
     from sqlalchemy import select
 
@@ -256,8 +268,17 @@ def token_issue(email: str, name: str) -> None:
     from tracking.models import User
 
     with _session() as session:
-        found = session.scalar(select(User).where(User.email == email.strip().lower()))
-        if found is None:
+        query = select(User).where(User.email == email.strip().lower())
+        if agency_id is not None:
+            query = query.where(User.agency_id == agency_id)
+        found = session.scalars(query.limit(2)).all()
+        if not found:
             raise click.UsageError(f"no user {email}")
-        click.echo(issue_api_token(session, found, name))
+        if len(found) > 1:
+            raise click.UsageError(f"{email} has accounts in several agencies; name one with --agency-id")
+        click.echo(issue_api_token(session, found[0], name))
         session.commit()
+
+
+if __name__ == "__main__":
+    main(prog_name="otkuda")

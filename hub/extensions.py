@@ -12,14 +12,17 @@ def init_db(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["otkuda.engine"] = engine
     app.extensions["otkuda.sessions"] = make_session_factory(engine)
+    replica = app.config.get("REPORTS_DATABASE_URL")
+    app.extensions["otkuda.report_sessions"] = make_session_factory(make_engine(replica)) if replica else None
 
     @app.teardown_appcontext
     def _close_session(exc: BaseException | None) -> None:
-        session: Session | None = g.pop("db_session", None)
-        if session is not None:
-            if exc is not None:
-                session.rollback()
-            session.close()
+        for name in ("db_session", "reports_session"):
+            session: Session | None = g.pop(name, None)
+            if session is not None:
+                if exc is not None:
+                    session.rollback()
+                session.close()
 
 
 def session_factory() -> sessionmaker[Session]:
@@ -31,3 +34,13 @@ def db() -> Session:
     if "db_session" not in g:
         g.db_session = session_factory()()
     return g.db_session
+
+
+def reports_db() -> Session | None:
+    """A session on the reports replica for this request, when one is configured."""
+    factory = current_app.extensions.get("otkuda.report_sessions")
+    if factory is None:
+        return None
+    if "reports_session" not in g:
+        g.reports_session = factory()
+    return g.reports_session

@@ -43,7 +43,9 @@ def pool_usage(db: Session, pool: Pool, now: dt.datetime) -> PoolUse:
     held = sum(1 for n in numbers if n.held_by_session_id is not None and n.held_until and n.held_until > now)
     day_ago = now - dt.timedelta(hours=24)
     fallbacks = db.scalar(
-        select(func.count()).where(FallbackEvent.pool_id == pool.id, FallbackEvent.at >= day_ago)
+        select(func.count()).where(
+            FallbackEvent.pool_id == pool.id, FallbackEvent.at >= day_ago, FallbackEvent.reason.is_(None)
+        )
     )
     sessions = db.scalar(
         select(func.count()).where(VisitSession.site_id == pool.site_id, VisitSession.started_at >= day_ago)

@@ -10,7 +10,7 @@ POST, so a POST without one is refused too.
 Allowed origins: an entry of ``sites.domains`` is a host name ("example.ru") and allows exactly that host,
 over http or https, on any port; an entry starting with "*." ("*.example.ru") allows every subdomain of it
 (but not the bare domain, which is listed on its own when wanted). An entry typed as a URL or with a port
-means its host name.
+means its host name. Hosts are compared in IDNA ASCII form, so "окна.рф" and "xn--80atjc.xn--p1ai" are one.
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ import rjsmin
 from flask import Blueprint, Response, current_app, jsonify, redirect, request
 
 from hub.extensions import db
+from hub.ratelimit import client_ip, source_key
 from hub.schemas import error_json
-from tracking import phones, visits
-from tracking.channels import referrer_domain
+from tracking import abuse, phones, visits
 from tracking.db import iso
+from tracking.hosts import canonical_domain_entry, canonical_host
 from tracking.models import Site
 
 bp = Blueprint("public", __name__)
@@ -60,21 +61,20 @@ def origin_allowed(site: Site, origin: str | None) -> bool:
         return False
     try:
         parts = urlsplit(origin)
-        host = (parts.hostname or "").rstrip(".").lower()
     except ValueError:
         return False
+    # One canonical form on both sides (IDNA ASCII, lower-case, no trailing dot), whatever form was typed.
+    host = canonical_host(parts.hostname)
     if parts.scheme not in ("http", "https") or not host:
         return False
     for entry in site.domains or []:
         if not isinstance(entry, str):
             continue
-        wildcard = entry.strip().startswith("*.")
-        # Entries typed as URLs or with a port ("https://example.ru", "example.ru:8080") mean their host.
-        want = referrer_domain(entry.strip()[2:] if wildcard else entry)
+        want = canonical_domain_entry(entry)
         if not want:
             continue
-        if wildcard:
-            if host.endswith("." + want):
+        if want.startswith("*."):
+            if host.endswith(want[1:]):
                 return True
         elif host == want:
             return True
@@ -100,6 +100,15 @@ class _TooLarge(Exception):
 def _too_large() -> bool:
     length = request.content_length
     return length is not None and length > current_app.config["TRACKING_MAX_BODY"]
+
+
+def _requester() -> abuse.Requester:
+    cfg = current_app.config
+    return abuse.Requester(
+        key=source_key(cfg["SECRET_KEY"], client_ip()),
+        holds_per_source=cfg["POOL_HOLDS_PER_SOURCE"],
+        holds_per_visitor=cfg["POOL_HOLDS_PER_VISITOR"],
+    )
 
 
 def _number_json(site: Site, e164: str) -> dict[str, str]:
@@ -175,7 +184,9 @@ def _handle(site_key: str, action: str) -> Response:
     try:
         data = _read_json()
         if action == "visit":
-            result = visits.visit(db(), site, data, user_agent=request.headers.get("User-Agent"))
+            result = visits.visit(
+                db(), site, data, user_agent=request.headers.get("User-Agent"), requester=_requester()
+            )
         elif action == "heartbeat":
             result = visits.heartbeat(db(), site, data)
         elif isinstance(data, dict) and "session_id" not in data:

@@ -20,7 +20,8 @@ UtcDateTime = Annotated[
     WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
 ]
 # ``true`` and ``"5"`` are refused where a JSON number is due (Python would take both as an int).
-StrictInt = Annotated[int, Strict()]
+# Integers fit the database's 32-bit columns: a larger JSON number is refused here, not by the database.
+StrictInt = Annotated[int, Strict(), Field(ge=-(2**31), le=2**31 - 1)]
 StrictBool = Annotated[bool, Strict()]
 StrictStr = Annotated[str, Strict()]
 

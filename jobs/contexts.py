@@ -19,7 +19,7 @@ def account_context(rt: Runtime, db: Session, conn: Connection, connector: str) 
     return AccountContext(
         connection_id=conn.id,
         provider=conn.provider,
-        api_base=providers.account_url(provider.api_base, conn.account or {}),
+        api_base=providers.account_url(provider, provider.api_base, conn.account or {}),
         account={k: str(v) for k, v in (conn.account or {}).items()},
         settings=dict(conn.settings or {}),
         access_token=TokenSource(rt, conn.id),

@@ -1,14 +1,15 @@
-"""The delivery worker: claim due outbox rows per destination account, push them, record each outcome.
+"""Serving delivery destinations: hold one, claim due outbox rows, push them, record each outcome.
 
-A claim is one short transaction that marks a batch ``in_flight`` with a claim id (row locks with
-``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite runs the claiming UPDATE under its single write lock), so two
-workers never hold the same item. The batch is then sent outside any transaction, and the outcome of
-each item is written only if the claim is still ours.
+A worker first holds the destination (``claim_destinations``: a ``delivery_destinations`` row taken with
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL, under the write lock on SQLite), so one worker at a time sends to
+it. A claim is one short transaction that takes a slot of the destination's rate limit and marks a batch
+``in_flight`` with a claim id, so two workers never hold the same item. The batch is then sent outside any
+transaction, and the outcome of each item is written only if the claim is still ours.
 
 An item is *in doubt* when it may have been sent but its outcome was never recorded: the process died
-mid-batch (its claim is stale or was dropped at start-up), or the request failed in a way that does not
-say whether it arrived. Such items are never re-sent blindly: the connector's ``find_delivered`` is asked
-first, and only the items it does not find are queued again.
+mid-batch (its claim is stale, or its destination's hold lapsed and another worker took it up), or the
+request failed in a way that does not say whether it arrived. Such items are never re-sent blindly: the
+connector's ``find_delivered`` is asked first, and only the items it does not find are queued again.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from connectors.base import (
@@ -30,15 +33,23 @@ from connectors.base import (
     DeliveryResult,
     ItemKind,
     Outcome,
+    RateLimit,
     TokenExpired,
 )
 from jobs.contexts import make_connector
 from jobs.history import RunTally, recorded
-from jobs.ratelimit import Buckets
+from jobs.ratelimit import admit
 from jobs.runtime import Runtime
 from jobs.tokens import RefreshFailed, TokenSource
 from tracking.db import is_postgres, rowcount, utcnow
-from tracking.models import Connection, ConnectionStatus, Delivery, DeliveryStatus, SyncRun
+from tracking.models import (
+    Connection,
+    ConnectionStatus,
+    Delivery,
+    DeliveryDestination,
+    DeliveryStatus,
+    SyncRun,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +65,8 @@ class DeliverSettings:
     backoff_cap: float = 6 * 3600.0
     stale_after: dt.timedelta = dt.timedelta(minutes=10)  # a claim older than this belongs to a dead worker
     max_batches_per_run: int = 20  # per destination, so one busy account cannot starve the others
+    hold: dt.timedelta = dt.timedelta(seconds=60)  # a worker's hold on a destination, renewed while it works
+    max_pacing: float = 1.0  # a rate-limit wait up to this is waited out; a longer one frees the thread
 
     @classmethod
     def from_runtime(cls, rt: Runtime) -> DeliverSettings:
@@ -63,6 +76,8 @@ class DeliverSettings:
             backoff_base=float(rt.setting("DELIVERY_BACKOFF_BASE")),
             backoff_cap=float(rt.setting("DELIVERY_BACKOFF_CAP")),
             stale_after=dt.timedelta(seconds=float(rt.setting("DELIVERY_STALE_AFTER"))),
+            hold=dt.timedelta(seconds=float(rt.setting("DELIVERY_HOLD_SECONDS"))),
+            max_pacing=float(rt.setting("DELIVERY_MAX_PACING_SECONDS")),
         )
 
 
@@ -135,17 +150,6 @@ def _claim(
     )
 
 
-def _active_groups(db: Session, condition: ColumnElement[bool]) -> list[tuple[int, str]]:
-    rows = db.execute(
-        select(Delivery.connection_id, Delivery.connector)
-        .join(Connection, Connection.id == Delivery.connection_id)
-        .where(condition, Connection.status == ConnectionStatus.ACTIVE)
-        .group_by(Delivery.connection_id, Delivery.connector)
-        .order_by(Delivery.connection_id, Delivery.connector)
-    ).all()
-    return [(r[0], r[1]) for r in rows]
-
-
 def _due(now: dt.datetime) -> ColumnElement[bool]:
     return and_(Delivery.status.in_(DUE), Delivery.next_attempt_at <= now)
 
@@ -158,18 +162,152 @@ def _in_doubt(now: dt.datetime, settings: DeliverSettings) -> ColumnElement[bool
     )
 
 
-def drop_claims(rt: Runtime) -> int:
-    """At start-up of the only scheduler: every in-flight item belongs to a process that is gone."""
+@dataclass(frozen=True)
+class Held:
+    """A destination a worker holds, under the token of that hold."""
+
+    id: int
+    connection_id: int
+    connector: str
+    token: str
+
+
+def claim_destinations(rt: Runtime, worker: str, limit: int, hold: dt.timedelta) -> list[Held]:
+    """Hold up to ``limit`` destinations that have work, nobody holds, and whose rate limit lets a request go.
+
+    PostgreSQL locks the chosen rows with ``FOR UPDATE SKIP LOCKED``, so workers claiming at once each get
+    other destinations; SQLite runs the claiming UPDATE under its single write lock. The least recently
+    served destinations come first, so none waits behind a busy one.
+    """
+    now = utcnow()
+    token = _claim_id(worker)
+    dd = DeliveryDestination
     with rt.sessions() as db:
-        n = rowcount(
-            db.execute(
-                update(Delivery)
-                .where(Delivery.status == DeliveryStatus.IN_FLIGHT, Delivery.claimed_by.is_not(None))
-                .values(claimed_by=None, next_attempt_at=utcnow())
+        dialect = postgresql if is_postgres(db) else sqlite
+        open_items = Delivery.status.in_((*DUE, DeliveryStatus.IN_FLIGHT))
+        db.execute(
+            dialect.insert(dd)
+            .from_select(
+                ["connection_id", "connector"],
+                select(Delivery.connection_id, Delivery.connector).where(open_items).distinct(),
             )
+            .on_conflict_do_nothing(index_elements=["connection_id", "connector"])
+        )
+        has_work = exists().where(
+            Delivery.connection_id == dd.connection_id,
+            Delivery.connector == dd.connector,
+            # An item in flight at a destination nobody holds was left by a worker that is gone.
+            or_(_due(now), Delivery.status == DeliveryStatus.IN_FLIGHT),
+        )
+        free = or_(dd.held_until.is_(None), dd.held_until < now)
+        ids = (
+            select(dd.id)
+            .join(Connection, Connection.id == dd.connection_id)
+            .where(
+                free,
+                or_(dd.ready_at.is_(None), dd.ready_at <= now),
+                Connection.status == ConnectionStatus.ACTIVE,
+                has_work,
+            )
+            .order_by(dd.held_until.is_not(None), dd.held_until, dd.id)
+            .limit(limit)
+        )
+        if is_postgres(db):
+            target = dd.id.in_(list(db.scalars(ids.with_for_update(of=dd, skip_locked=True))))
+        else:
+            target = dd.id.in_(ids.scalar_subquery())
+        db.execute(
+            update(dd)
+            .where(target, free)
+            .values(held_by=token, held_until=now + hold)
+            .execution_options(synchronize_session=False)
         )
         db.commit()
-    return int(n or 0)
+        rows = db.execute(select(dd.id, dd.connection_id, dd.connector).where(dd.held_by == token)).all()
+    return [Held(r[0], r[1], r[2], token) for r in rows]
+
+
+def renew_holds(rt: Runtime, tokens: Sequence[str], hold: dt.timedelta) -> None:
+    """Keep the destinations a live worker is still serving."""
+    if not tokens:
+        return
+    with rt.sessions() as db:
+        db.execute(
+            update(DeliveryDestination)
+            .where(DeliveryDestination.held_by.in_(list(tokens)))
+            .values(held_until=utcnow() + hold)
+        )
+        db.commit()
+
+
+def release(rt: Runtime, held: Held) -> None:
+    with rt.sessions() as db:
+        db.execute(
+            update(DeliveryDestination)
+            .where(DeliveryDestination.id == held.id, DeliveryDestination.held_by == held.token)
+            .values(held_by=None, held_until=utcnow())  # the time it was last served: its place in line
+        )
+        db.commit()
+
+
+def _claim_paced(
+    rt: Runtime,
+    held: Held,
+    limit: RateLimit,
+    settings: DeliverSettings,
+    condition: ColumnElement[bool],
+    claim_id: str,
+    *,
+    count_attempt: bool,
+) -> list[Delivery]:
+    """Claim a batch at the held destination with one request's worth of its rate limit, in one commit.
+
+    Empty when there is nothing to claim, the destination is no longer held, or the rate limit asks for
+    a wait longer than ``settings.max_pacing`` (``ready_at`` then keeps every worker off it until then).
+    """
+    while True:
+        with rt.sessions() as db:
+            row = db.get(DeliveryDestination, held.id)
+            if row is None or row.held_by != held.token:
+                return []  # no longer ours: whoever holds it now sends
+            wait, ready = admit(row.ready_at, utcnow(), limit)
+            if not wait:
+                row.ready_at = ready
+                db.flush()
+                return _claim(db, condition, claim_id, settings.batch_size, count_attempt=count_attempt)
+        if wait > settings.max_pacing:
+            return []
+        time.sleep(wait)
+
+
+def _defer(rt: Runtime, held: Held, until: dt.datetime) -> None:
+    with rt.sessions() as db:
+        db.execute(
+            update(DeliveryDestination)
+            .where(DeliveryDestination.id == held.id, DeliveryDestination.held_by == held.token)
+            .values(ready_at=until)
+        )
+        db.commit()
+
+
+def _orphans_in_doubt(rt: Runtime, held: Held, settings: DeliverSettings) -> bool:
+    """Turn items in flight at a destination just taken over into items in doubt (their worker is gone);
+    whether any item there is in doubt now."""
+    at_destination = (Delivery.connection_id == held.connection_id, Delivery.connector == held.connector)
+    with rt.sessions() as db:
+        db.execute(
+            update(Delivery)
+            .where(
+                *at_destination,
+                Delivery.status == DeliveryStatus.IN_FLIGHT,
+                Delivery.claimed_by.is_not(None),
+            )
+            .values(claimed_by=None, next_attempt_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        found = db.scalar(select(Delivery.id).where(*at_destination, _in_doubt(utcnow(), settings)).limit(1))
+        db.commit()
+    return found is not None
 
 
 class _Batch:
@@ -301,17 +439,12 @@ def with_token_retry(call, ctx_token: object):
 
 
 class Worker:
-    def __init__(
-        self,
-        rt: Runtime,
-        name: str = "worker",
-        settings: DeliverSettings | None = None,
-        buckets: Buckets | None = None,
-    ) -> None:
+    """Serves destinations: resolves the items in doubt, then sends the due ones, batch by batch."""
+
+    def __init__(self, rt: Runtime, name: str = "worker", settings: DeliverSettings | None = None) -> None:
         self.rt = rt
         self.name = name
         self.settings = settings or DeliverSettings.from_runtime(rt)
-        self.buckets = buckets or Buckets()
 
     def _connector(self, connection_id: int, connector: str) -> tuple[Connector, object]:
         with self.rt.sessions() as db:
@@ -321,7 +454,8 @@ class Worker:
             impl, ctx = make_connector(self.rt, db, conn, connector)
         return impl, ctx.access_token
 
-    def _fail_due(self, connection_id: int, connector: str, error: str, stats: DeliverStats) -> None:
+    def _fail_due(self, held: Held, error: str, stats: DeliverStats) -> None:
+        connection_id, connector = held.connection_id, held.connector
         claim_id = _claim_id(self.name)
         cond = and_(_due(utcnow()), Delivery.connection_id == connection_id, Delivery.connector == connector)
         with self.rt.sessions() as db:
@@ -349,39 +483,45 @@ class Worker:
                 or 0
             )
 
-    def _take_token(self, impl: Connector, connection_id: int, connector: str) -> None:
-        self.buckets.get(connection_id, connector, impl.rate_limit()).take()
-
     def run_once(self) -> DeliverStats:
-        """Resolve items in doubt, then send every due item, destination by destination."""
+        """Serve every destination with work, one after another (one pass; the worker process runs many)."""
         stats = DeliverStats()
-        now = utcnow()
-        with self.rt.sessions() as db:
-            doubt_groups = _active_groups(db, _in_doubt(now, self.settings))
-        for connection_id, connector in doubt_groups:
-            self._resolve(connection_id, connector, stats)
-        with self.rt.sessions() as db:
-            groups = _active_groups(db, _due(utcnow()))
-        for connection_id, connector in groups:
-            self._send(connection_id, connector, stats)
+        for held in claim_destinations(self.rt, self.name, 10_000, self.settings.hold):
+            self.serve(held, stats)
         return stats
 
-    def _resolve(self, connection_id: int, connector: str, stats: DeliverStats) -> None:
-        claim_id = _claim_id(self.name)
+    def serve(self, held: Held, stats: DeliverStats) -> None:
+        """Work one held destination, then let it go."""
+        try:
+            in_doubt = _orphans_in_doubt(self.rt, held, self.settings)
+            try:
+                impl, token = self._connector(held.connection_id, held.connector)
+            except Exception as exc:
+                # The connector cannot be built here (not installed, misconfigured): the due items fail
+                # visibly with the reason, back off, and end up dead for a person to retry once it is fixed.
+                self._fail_due(held, f"connector unavailable: {type(exc).__name__}: {exc}", stats)
+                return
+            if in_doubt:
+                self._resolve(held, impl, token, stats)
+            self._send(held, impl, token, stats)
+        finally:
+            release(self.rt, held)
+
+    def _resolve(self, held: Held, impl: Connector, token: object, stats: DeliverStats) -> None:
+        connection_id, connector = held.connection_id, held.connector
         cond = and_(
             _in_doubt(utcnow(), self.settings),
             Delivery.connection_id == connection_id,
             Delivery.connector == connector,
         )
-        with self.rt.sessions() as db:
-            rows = _claim(db, cond, claim_id, self.settings.batch_size, count_attempt=False)
+        claim_id = _claim_id(self.name)
+        limit = impl.rate_limit()
+        rows = _claim_paced(self.rt, held, limit, self.settings, cond, claim_id, count_attempt=False)
         if not rows:
             return
         batch = _Batch(self.rt, self.settings, claim_id, rows)
         with recorded(self.rt, "resolve", connector=connector, connection_id=connection_id) as tally:
             try:
-                impl, token = self._connector(connection_id, connector)
-                self._take_token(impl, connection_id, connector)
                 items = [_item(r) for r in rows]
                 found = with_token_retry(lambda: impl.find_delivered(items), token)
             except AuthRevoked as exc:
@@ -418,31 +558,26 @@ class Worker:
                         )
                 db.commit()
 
-    def _send(self, connection_id: int, connector: str, stats: DeliverStats) -> None:
-        try:
-            impl, token = self._connector(connection_id, connector)
-        except Exception as exc:
-            # The connector cannot be built here (not installed, misconfigured): the due items fail
-            # visibly with the reason, back off, and end up dead for a person to retry once it is fixed.
-            self._fail_due(
-                connection_id, connector, f"connector unavailable: {type(exc).__name__}: {exc}", stats
-            )
-            return
+    def _send(self, held: Held, impl: Connector, token: object, stats: DeliverStats) -> None:
+        connection_id, connector = held.connection_id, held.connector
         limit = impl.rate_limit()
         for _ in range(self.settings.max_batches_per_run):
             if limit.daily is not None and self._requests_today(connection_id, connector) >= limit.daily:
-                # The platform's daily quota is spent: the items wait for tomorrow without losing attempts.
+                # The platform's daily quota is spent: the items wait for tomorrow without losing attempts,
+                # and no worker picks the destination up again before then.
                 stats.errors.append(f"{connector}@{connection_id}: daily limit of {limit.daily} reached")
+                tomorrow = utcnow().replace(hour=0, minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
+                _defer(self.rt, held, tomorrow)
                 return
-            claim_id = _claim_id(self.name)
             cond = and_(
-                _due(utcnow()), Delivery.connection_id == connection_id, Delivery.connector == connector
+                _due(utcnow()),
+                Delivery.connection_id == connection_id,
+                Delivery.connector == connector,
+                # A connection disabled or waiting for re-authorisation meanwhile keeps its items.
+                exists().where(Connection.id == connection_id, Connection.status == ConnectionStatus.ACTIVE),
             )
-            with self.rt.sessions() as db:
-                conn = db.get(Connection, connection_id)
-                if conn is None or conn.status != ConnectionStatus.ACTIVE:
-                    return
-                rows = _claim(db, cond, claim_id, self.settings.batch_size, count_attempt=True)
+            claim_id = _claim_id(self.name)
+            rows = _claim_paced(self.rt, held, limit, self.settings, cond, claim_id, count_attempt=True)
             if not rows:
                 return
             stats.claimed += len(rows)
@@ -450,7 +585,6 @@ class Worker:
             with recorded(self.rt, "deliver", connector=connector, connection_id=connection_id) as tally:
                 items = [_item(r) for r in rows]
                 try:
-                    self._take_token(impl, connection_id, connector)
                     results = with_token_retry(lambda items=items: impl.push(items), token)
                 except AuthRevoked as exc:
                     mark_needs_reauth(self.rt, connection_id, f"authorisation revoked: {exc}")

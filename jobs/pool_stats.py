@@ -73,6 +73,8 @@ def compute_pool_stats(rt: Runtime, now: dt.datetime | None = None) -> int:
                             FallbackEvent.pool_id == pool.id,
                             FallbackEvent.at >= start,
                             FallbackEvent.at < end,
+                            # Only exhaustion sizes a pool; a source refused for holding too much does not.
+                            FallbackEvent.reason.is_(None),
                         )
                     )
                     or 0

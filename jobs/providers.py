@@ -75,13 +75,17 @@ def resolve(config: Mapping[str, Any], provider: OAuthProvider) -> ResolvedProvi
     )
 
 
-def account_url(template: str, account: Mapping[str, Any]) -> str:
+def account_url(provider: ResolvedProvider, template: str, account: Mapping[str, Any]) -> str:
     """A URL whose host depends on the account (amoCRM's ``https://{host}``), filled in from it.
 
-    A template the account cannot fill is returned unchanged, and the connector refuses to use it.
+    The provider checks the account facts first (raising ``ValueError``), so a stored host that is not the
+    provider's is never contacted. A template the account cannot fill is returned unchanged, and the
+    connector refuses to use it.
     """
     if "{" not in template:
         return template
+    if provider.provider.check_account is not None:
+        provider.provider.check_account(account)
     try:
         return template.format_map({k: str(v) for k, v in account.items()})
     except (KeyError, ValueError):

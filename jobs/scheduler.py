@@ -1,8 +1,9 @@
 """The scheduler process (``otkuda scheduler``): APScheduler with its job store in the hub's database.
 
-Only the holder of the scheduler lease runs jobs. A second process waits for the lease and takes over
-when the first stops renewing it (it died, or lost the database). On taking over, every in-flight claim
-left by the previous holder is dropped, so its unrecorded batches are resolved with ``find_delivered``.
+It plans the periodic jobs (pulls, token refresh, pool statistics, the ROMI roll-up); deliveries are the
+workers' (``otkuda worker``, ``jobs/worker.py``). Only the holder of the scheduler lease runs jobs. A
+second process waits for the lease and takes over when the first stops renewing it (it died, or lost the
+database).
 """
 
 from __future__ import annotations
@@ -21,30 +22,24 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from connectors.base import AuthRevoked
 from jobs import lease
-from jobs.deliver import Worker, drop_claims
 from jobs.history import recorded
 from jobs.pool_stats import compute_pool_stats
 from jobs.pulls import pull_deals, pull_spend
 from jobs.runtime import Runtime
 from jobs.tokens import RefreshFailed, expiring, refresh_connection
+from tracking import romi_rollup
 from tracking.db import utcnow
 
 log = logging.getLogger(__name__)
 
 # Set by the running scheduler; the job store pickles job references, so jobs are module-level functions.
 _RUNTIME: Runtime | None = None
-_WORKER: Worker | None = None
 
 
 def _rt() -> Runtime:
     if _RUNTIME is None:
         raise RuntimeError("the scheduler runtime is not set")
     return _RUNTIME
-
-
-def job_deliver() -> None:
-    assert _WORKER is not None
-    _WORKER.run_once()
 
 
 def _today(rt: Runtime) -> dt.date:
@@ -86,18 +81,25 @@ def job_pool_stats() -> None:
         tally.items = compute_pool_stats(rt)
 
 
+def job_romi_rollup() -> None:
+    # Reports rebuild stale days themselves; doing it here first keeps that off the person waiting.
+    rt = _rt()
+    with recorded(rt, "romi_rollup") as tally, rt.sessions() as db:
+        tally.items = romi_rollup.refresh_all(db)
+
+
 JOBS: dict[str, tuple[Callable[[], None], str]] = {
     # id: (function, setting in tracking.settings) — a setting of 0 (a cron of "off") turns the job off.
-    "deliver": (job_deliver, "SCHEDULE_DELIVER_SECONDS"),
     "spend_today": (job_spend_today, "SCHEDULE_SPEND_TODAY_MINUTES"),
     "spend_yesterday": (job_spend_yesterday, "SCHEDULE_SPEND_YESTERDAY_CRON"),
     "deals": (job_deals, "SCHEDULE_DEALS_MINUTES"),
     "tokens": (job_tokens, "SCHEDULE_TOKENS_MINUTES"),
     "pool_stats": (job_pool_stats, "SCHEDULE_POOL_STATS_MINUTES"),
+    "romi_rollup": (job_romi_rollup, "SCHEDULE_ROMI_ROLLUP_MINUTES"),
 }
 
 
-RUN_AT_START = {"deliver", "tokens"}  # the rest keep to their schedule across restarts
+RUN_AT_START = {"tokens", "romi_rollup"}  # the rest keep to their schedule across restarts
 
 
 def triggers(rt: Runtime) -> dict[str, Any]:
@@ -155,16 +157,10 @@ class SchedulerProcess:
         return False
 
     def run(self) -> None:
-        global _RUNTIME, _WORKER
+        global _RUNTIME
         while self.wait_for_lease():
             self.echo(f"scheduler lease taken by {self.holder}")
-            dropped = drop_claims(self.rt)
-            if dropped:
-                self.echo(
-                    f"{dropped} deliveries of the previous scheduler are in doubt; resolving them first"
-                )
             _RUNTIME = self.rt
-            _WORKER = Worker(self.rt, name=self.holder)
             sched = build_scheduler(self.rt)
             sched.start()
             # Jobs switched off in configuration must not linger in the shared job store.

@@ -121,11 +121,17 @@ def refresh_connection(
             _mark_reauth(db, conn, "no refresh token: connect the account again")
             raise AuthRevoked("no refresh token")
         provider = providers.resolve(rt.config, providers.connector_provider(conn.connectors[0]))
+        try:
+            token_url = providers.account_url(provider, provider.token_url, conn.account or {})
+        except ValueError as exc:
+            # The refresh token and the client secret would go to the host the account names.
+            _mark_reauth(db, conn, f"{exc}: connect the account again")
+            raise AuthRevoked(str(exc)) from None
         client = oauth_session(provider)
         try:
             # redirect_uri: amoCRM wants it on refresh; RFC 6749 servers ignore parameters they do not know.
             token = client.refresh_token(
-                providers.account_url(provider.token_url, conn.account or {}),
+                token_url,
                 refresh_token=refresh_token,
                 redirect_uri=redirect_uri(rt.config),
             )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -89,8 +89,8 @@ def db(engine: Engine) -> Iterator[Session]:
         _empty_all_tables(engine)
 
 
-@pytest.fixture
-def app(database_url: str, db: Session, tmp_path: Path) -> Flask:
+def hub_app(database_url: str, tmp_path: Path, **overrides: object) -> Flask:
+    """A hub on the test database; ``overrides`` change settings (limits, proxies, base URL)."""
     return create_app(
         {
             "DATABASE_URL": database_url,
@@ -99,8 +99,30 @@ def app(database_url: str, db: Session, tmp_path: Path) -> Flask:
             "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
             "BASE_URL": "http://hub.test",
             "TESTING": True,
+            **overrides,
         }
     )
+
+
+@pytest.fixture
+def make_hub(database_url: str, db: Session, tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+    """Build hubs on the test database with settings of the test's choosing; their connections close after."""
+    made: list[Flask] = []
+
+    def make(**overrides: object) -> Flask:
+        made.append(hub_app(database_url, tmp_path / f"hub{len(made)}", **overrides))
+        return made[-1]
+
+    yield make
+    # Each hub has its own engine: close its connections now rather than at garbage collection, so a long
+    # run does not exhaust the PostgreSQL server's connection slots.
+    for hub in made:
+        hub.extensions["otkuda.engine"].dispose()
+
+
+@pytest.fixture
+def app(make_hub: Callable[..., Flask]) -> Flask:
+    return make_hub()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import io
 from decimal import Decimal
 
 import openpyxl
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from tests.factories import make_tenant, make_user
 from tracking.accounts import issue_api_token
@@ -125,3 +125,17 @@ def test_other_agencies_and_other_clients_viewers_get_404(client, db, shop) -> N
     own = client.get(f"/api/v1/clients/{second.id}/romi?{PERIOD}", headers=auth(token))
     assert own.status_code == 200 and own.get_json()["rows"] == []
     assert db.scalar(select(Client.id).where(Client.id == second.id)) == second.id
+
+
+def test_the_api_reads_a_configured_reports_replica(app, shop, database_url) -> None:
+    from hub import create_app
+
+    replica_app = create_app({**app.config, "REPORTS_DATABASE_URL": database_url})
+    seen: list[str] = []
+    engine = replica_app.extensions["otkuda.report_sessions"].kw["bind"]
+    event.listen(engine, "before_cursor_execute", lambda _c, _cur, sql, *_: seen.append(sql))
+    url = f"/api/v1/clients/{shop.t.client.id}/romi?{PERIOD}&group_by=channel"
+    via_replica = replica_app.test_client().get(url, headers=auth(shop.t.token)).get_json()
+    assert any("romi_monthly" in sql for sql in seen)  # the sums came from the replica
+    direct = app.test_client().get(url, headers=auth(shop.t.token)).get_json()
+    assert via_replica == direct

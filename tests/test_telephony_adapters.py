@@ -204,7 +204,7 @@ def test_zadarma_parsing_reads_local_start_times_and_outcomes() -> None:
     busy = zadarma.parse(
         {
             **{"event": "NOTIFY_END", "pbx_call_id": "in_2", "called_did": "74951234567"},
-            "call_start": "1700000000",
+            "call_start": str(int(NOW.timestamp())),
         },
         NOW,
     )

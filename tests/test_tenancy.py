@@ -103,7 +103,8 @@ def snapshot(db) -> dict[str, list]:
     db.expire_all()
     out = {}
     for table in Base.metadata.sorted_tables:
-        if table.name in ("api_tokens", "scheduler_jobs"):  # last_used_at moves with every API call
+        # last_used_at moves with every API call; rate-limit counters count every request
+        if table.name in ("api_tokens", "scheduler_jobs", "rate_limit_counters"):
             continue
         rows = db.execute(select(table).order_by(*table.primary_key.columns)).all()
         out[table.name] = [tuple(r) for r in rows]

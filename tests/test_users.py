@@ -76,7 +76,8 @@ def test_bad_users_are_refused_and_nothing_is_created(client, db) -> None:
             {"email": "x@acme.example", "password": GOOD, "role": "viewer", "client_id": foreign.client.id},
             "client_id",
         ),
-        ({"email": "ADMIN@rival.example", "password": GOOD, "role": "manager"}, "email"),
+        # An address already used in this agency (another agency's addresses are none of its business).
+        ({"email": "ADMIN@acme.example", "password": GOOD, "role": "manager"}, "email"),
     ]
     for payload, bad_field in cases:
         resp = client.post("/api/v1/users", json=payload, headers=h)

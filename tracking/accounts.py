@@ -12,7 +12,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from tracking.db import utcnow
-from tracking.models import Agency, ApiToken, Client, Role, User
+from tracking.models import Agency, ApiToken, Client, Role, TrackingNumber, User
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 TOKEN_PREFIX = "otk_"  # noqa: S105  (a public marker, not a secret)
@@ -36,12 +36,17 @@ def check_password(password_hash: str, password: str) -> bool:
 
 
 def authenticate(db: Session, email: str, password: str) -> User | None:
-    user = db.scalar(select(User).where(User.email == email.strip().lower()))
-    if user is None:
+    """The user with this email whose password matches; emails are unique per agency, so one address
+    may have accounts in several agencies and the password says which (the oldest account wins a tie)."""
+    users = db.scalars(select(User).where(User.email == email.strip().lower()).order_by(User.id)).all()
+    if not users:
         # Spend the same time as a real check so response timing does not reveal which emails exist.
         check_password(hash_password("x"), password)
         return None
-    return user if check_password(user.password_hash, password) else None
+    for user in users:
+        if check_password(user.password_hash, password):
+            return user
+    return None
 
 
 def _token_hash(token: str) -> str:
@@ -113,8 +118,9 @@ def add_user(
             raise InvalidAccount("client_id: a viewer needs one client of the same agency")
     elif client is not None:
         raise InvalidAccount("client_id: only viewers are bound to one client")
-    if db.scalar(select(User.id).where(User.email == email)) is not None:
-        raise InvalidAccount(f"email: {email} already has an account")
+    # Only this agency's users count: an address used in another agency is none of this one's business.
+    if db.scalar(select(User.id).where(User.agency_id == agency.id, User.email == email)) is not None:
+        raise InvalidAccount(f"email: {email} already has an account in this agency")
     user = User(
         agency_id=agency.id,
         email=email,
@@ -137,3 +143,22 @@ def create_agency(db: Session, name: str, admin_email: str, password: str) -> Us
     db.add(agency)
     db.flush()
     return add_user(db, agency, admin_email, password, Role.ADMIN)
+
+
+def number_used_in_agency(db: Session, number: TrackingNumber) -> bool:
+    """Whether another number row of the same agency already has ``number.e164``.
+
+    Tracking numbers are unique per agency; another agency's numbers are never looked at, so typing a
+    number some other tenant uses neither fails nor tells anything about it.
+    """
+    client = db.get(Client, number.client_id)
+    assert client is not None
+    query = (
+        select(TrackingNumber.id)
+        .join(Client, Client.id == TrackingNumber.client_id)
+        .where(Client.agency_id == client.agency_id, TrackingNumber.e164 == number.e164)
+    )
+    if number.id is not None:
+        query = query.where(TrackingNumber.id != number.id)
+    with db.no_autoflush:  # the changed row itself must not be written before it is checked
+        return db.scalar(query.limit(1)) is not None

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from tracking import abuse
 from tracking.db import is_postgres
 from tracking.models import (
     Channel,
@@ -146,8 +147,10 @@ def take_number(db: Session, pool: Pool, session: VisitSession, now: dt.datetime
     return number
 
 
-def _fallback(db: Session, pool: Pool, session: VisitSession, now: dt.datetime) -> Allocation:
-    db.add(FallbackEvent(pool_id=pool.id, session_id=session.id, at=now))
+def _fallback(
+    db: Session, pool: Pool, session: VisitSession, now: dt.datetime, reason: str | None = None
+) -> Allocation:
+    db.add(FallbackEvent(pool_id=pool.id, session_id=session.id, at=now, reason=reason))
     number = pool.fallback_number
     if number is not None and number.status != NumberStatus.ACTIVE:
         number = None
@@ -156,7 +159,12 @@ def _fallback(db: Session, pool: Pool, session: VisitSession, now: dt.datetime) 
 
 
 def allocate(
-    db: Session, site: Site, channel: Channel, session: VisitSession, now: dt.datetime
+    db: Session,
+    site: Site,
+    channel: Channel,
+    session: VisitSession,
+    now: dt.datetime,
+    requester: abuse.Requester | None = None,
 ) -> Allocation:
     """Choose the number for a new session: the channel's static number, else a pool number, else fallback.
 
@@ -168,9 +176,10 @@ def allocate(
     pool = pool_for(db, site.id, channel.id)
     if pool is None:
         return Allocation(Kind.NONE, None, now + dt.timedelta(seconds=STATIC_SESSION_SECONDS))
-    number = take_number(db, pool, session, now)
+    refused = abuse.hold_refusal(db, pool, session, now, requester)
+    number = None if refused else take_number(db, pool, session, now)
     if number is None:
-        return _fallback(db, pool, session, now)
+        return _fallback(db, pool, session, now, refused)
     assert number.held_until is not None
     return Allocation(Kind.POOL, number, number.held_until, pool)
 

@@ -1,4 +1,4 @@
-"""Ingestion: one provider event at a time, converging on one call record per (provider, call id).
+"""Ingestion: one provider event at a time, converging on one call record per (integration, call id).
 
 Every event is stored (``call_events``) and the call is recomputed from *all* of its events, so the result
 does not depend on the order or number of deliveries: an end before its start, a recording before the end,
@@ -34,12 +34,12 @@ from tracking.telephony.base import CallEvent, EventKind, Outcome
 
 log = logging.getLogger(__name__)
 
+# Providers whose webhook signature covers only caller, called number and start time, not the call id: a
+# captured request replayed with a new call id is recognised as the call it was captured from.
+SAME_CALL_BY_START = frozenset({"zadarma", "novofon"})
+
 # An unanswered call that rang this briefly is "abandoned": the caller hung up before anyone could answer.
 ABANDON_SECONDS = 15
-
-
-class CallConflict(Exception):
-    """The provider call id belongs to a call of another integration."""
 
 
 @dataclass(frozen=True)
@@ -74,17 +74,37 @@ def _locked_call(db: Session, integration: TelephonyIntegration, event: CallEven
     )
     # "DO UPDATE" rather than "DO NOTHING": it returns the existing row too and, on PostgreSQL, locks it
     # until commit, so concurrent events of one call queue here — one round trip for create-or-lock.
+    # Keyed per integration: a call id another tenant's PBX sent first (Asterisk ids are predictable) is
+    # another call, never a conflict.
     stmt = stmt.on_conflict_do_update(
-        index_elements=["provider", "provider_call_id"], set_={"updated_at": now}
+        index_elements=["integration_id", "provider_call_id"], set_={"updated_at": now}
     ).returning(Call)
-    call = db.scalars(stmt, execution_options={"populate_existing": True}).one()
-    if call.integration_id != integration.id:
-        raise CallConflict("call id already used by another integration")
-    return call
+    return db.scalars(stmt, execution_options={"populate_existing": True}).one()
+
+
+def _same_signed_call(db: Session, integration: TelephonyIntegration, event: CallEvent) -> Call | None:
+    """The integration's call with this event's caller, number and start under another call id, if any."""
+    if integration.provider not in SAME_CALL_BY_START or event.started_at is None:
+        return None
+    query = select(Call).where(
+        Call.integration_id == integration.id,
+        Call.provider_call_id != event.provider_call_id,
+        Call.called_at == event.started_at,
+        Call.caller.is_(None) if event.caller is None else Call.caller == event.caller,
+    )
+    if event.called is not None:
+        query = query.where(Call.called_number == event.called)
+    return db.scalars(query.order_by(Call.id).limit(1)).first()
 
 
 def ingest(db: Session, integration: TelephonyIntegration, event: CallEvent) -> Ingested:
     """Apply one event to its call inside the caller's transaction (the caller commits)."""
+    known = _same_signed_call(db, integration, event)
+    if known is not None:
+        # Either a replay of a captured request with a made-up call id or the provider repeating itself:
+        # the signed facts are those of a call we have, so nothing changes.
+        log.info("event for call %s arrived under another call id; ignored as a repeat", known.id)
+        return Ingested(known, duplicate=True, finalised=False)
     call = _locked_call(db, integration, event)
     inserted = db.execute(
         _insert(db)(StoredCallEvent)

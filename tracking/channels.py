@@ -11,11 +11,11 @@ import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from tracking.hosts import host_of
 from tracking.models import Channel, Client
 
 DEFAULT_CHANNEL_NAME = "Direct / unknown"
@@ -41,23 +41,11 @@ class VisitSource:
 
 def referrer_domain(url: str | None) -> str | None:
     """The host of a referrer URL, lower-case, without port, credentials or a trailing dot; IDN as Unicode."""
-    if not url:
-        return None
-    text = url.strip()
-    if "//" not in text:
-        # Some browsers and proxies send a bare host ("google.com/search").
-        text = "//" + text
-    try:
-        host = urlsplit(text).hostname
-    except ValueError:
-        return None
-    if not host:
-        return None
-    host = host.rstrip(".").lower()
-    if host.startswith("xn--") or ".xn--" in host:
+    host = host_of(url)
+    if host and (host.startswith("xn--") or ".xn--" in host):
         with contextlib.suppress(UnicodeError):
             host = host.encode("ascii").decode("idna")
-    return host or None
+    return host
 
 
 def _domain_matches(host: str | None, domain: Any) -> bool:

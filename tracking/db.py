@@ -84,6 +84,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    # An unreachable server fails in seconds rather than the system's TCP timeout: the Twilio voice webhook
+    # must fall back in time to connect the caller.
+    kwargs.setdefault("connect_args", {"connect_timeout": 5})
     return create_engine(url, **kwargs)
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from tracking.errors import Refused
 from tracking.models import Channel, Client, ManualSpend
+from tracking.values import MAX_AMOUNT, plausible_date
 
 MAX_NOTE = 2000
 
@@ -19,9 +20,10 @@ def _date(data: dict[str, Any], name: str) -> dt.date:
     if isinstance(raw, dt.date):
         return raw
     try:
-        return dt.date.fromisoformat(str(raw))
+        day = dt.date.fromisoformat(str(raw))
     except ValueError:
         raise Refused(name, "must be a date, YYYY-MM-DD") from None
+    return plausible_date(name, day)
 
 
 def build(db: Session, client: Client, data: dict[str, Any]) -> ManualSpend:
@@ -33,8 +35,8 @@ def build(db: Session, client: Client, data: dict[str, Any]) -> ManualSpend:
         amount = Decimal(str(data.get("amount")))
     except InvalidOperation:
         raise Refused("amount", "must be a decimal number") from None
-    if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
-        raise Refused("amount", "must be zero or more, with at most two decimals")
+    if not amount.is_finite() or not 0 <= amount <= MAX_AMOUNT or amount != amount.quantize(Decimal("0.01")):
+        raise Refused("amount", f"must be from 0 to {MAX_AMOUNT}, with at most two decimals")
     currency = str(data.get("currency") or client.currency)
     if len(currency) != 3 or not currency.isalpha():
         raise Refused("currency", "must be a three-letter code")

@@ -6,7 +6,9 @@ How the sides meet:
 
 * **Visits** are sessions started in the period, under the session's own channel; campaign, ad group and
   keyword come from ``utm_campaign`` (through the client's campaign mappings when it holds a name rather
-  than an id), ``utm_content`` and ``utm_term``, matched against what the ad platform reported.
+  than an id), ``utm_content`` and ``utm_term``, matched against what the ad platform reported: by id when
+  the tag holds one, else by name with case and spacing ignored; a tag naming only a known keyword puts
+  the visit in that keyword's ad group. So calls and spend meet in the same ad group and keyword rows.
 * **Calls** made in the period count under the channel their attribution gave them. Calls with no channel
   are never dropped: they form the rows *Pool overflow*, *Unmatched number* and *Unattributed*. Under the
   default model (last non-direct), a call whose session came direct inherits the campaign of the same
@@ -32,7 +34,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, String, and_, cast, func, or_, select
+from sqlalchemy import ColumnElement, String, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from tracking.errors import Refused
@@ -69,6 +71,8 @@ SPECIAL_LABELS = {
     NO_CHANNEL_SPEND: "Spend without a channel",
 }
 NONE_LABEL = {"campaign": "(no campaign)", "ad_group": "(no ad group)", "keyword": "(no keyword)"}
+# The key of a "(no …)" row: never empty, so a drill-down path through it survives as a URL.
+NONE_KEY = "-"
 
 # Which channel rules mark a platform's clicks, for spend of campaigns nobody visited from.
 PLATFORM_HINTS = {
@@ -245,10 +249,11 @@ class Node:
         return node
 
 
-def _row_order(n: Node) -> tuple[int, Decimal, int, str]:
-    # Channels with money first, special rows last, then by calls and name.
+def _row_order(n: Node) -> tuple[int, Decimal, int, str, str]:
+    # Channels with money first, special rows last, then by calls and name; the key settles ties, so the
+    # order never depends on which pass met a row first.
     special = 1 if n.key in SPECIAL_LABELS else 0
-    return (special, -(n.metrics.revenue + n.metrics.spend), -n.metrics.calls, n.label.lower())
+    return (special, -(n.metrics.revenue + n.metrics.spend), -n.metrics.calls, n.label.lower(), n.key)
 
 
 @dataclass
@@ -266,8 +271,8 @@ class Report:
     def top(self, level: str, limit: int = 10) -> list[Node]:
         """The best campaigns or keywords across channels, by revenue then calls."""
         depth = LEVELS.index(level) + 1
-        nodes = [n for n in self.total.walk(depth) if n.level == depth and n.key]
-        nodes.sort(key=lambda n: (-n.metrics.revenue, -n.metrics.calls, n.label.lower()))
+        nodes = [n for n in self.total.walk(depth) if n.level == depth and n.key != NONE_KEY]
+        nodes.sort(key=lambda n: (-n.metrics.revenue, -n.metrics.calls, n.label.lower(), n.path))
         return nodes[:limit]
 
 
@@ -320,6 +325,18 @@ def period_bounds(client: Client, start: dt.date, end: dt.date) -> tuple[dt.date
     return lo, hi
 
 
+def check_request(start: dt.date, end: dt.date, model: Model | str) -> Model:
+    """The model asked for, once the period and model are known to make a report."""
+    if end < start:
+        raise InvalidReport("end", "the period ends before it starts")
+    if (end - start).days > 3 * 366:
+        raise InvalidReport("end", "a report covers at most three years")
+    try:
+        return Model(model)
+    except ValueError:
+        raise InvalidReport("model", f"one of {', '.join(m.value for m in Model)}") from None
+
+
 def report(
     db: Session,
     client: Client,
@@ -327,45 +344,115 @@ def report(
     end: dt.date,
     *,
     model: Model | str = Model.LAST_NON_DIRECT,
+    replica: Session | None = None,
 ) -> Report:
-    """The ROMI tree of ``client`` for the local days [start, end]."""
-    if end < start:
-        raise InvalidReport("end", "the period ends before it starts")
-    if (end - start).days > 3 * 366:
-        raise InvalidReport("end", "a report covers at most three years")
-    try:
-        model = Model(model)
-    except ValueError:
-        raise InvalidReport("model", f"one of {', '.join(m.value for m in Model)}") from None
+    """The ROMI tree of ``client`` for the local days [start, end], from the daily roll-up.
+
+    With ``replica`` (a session on a read replica), the figures are read there once it has caught up.
+    """
+    from tracking import romi_rollup  # the roll-up builds on this module's passes
+
+    return romi_rollup.report(db, client, start, end, model=model, replica=replica)
+
+
+def report_from_rows(
+    db: Session,
+    client: Client,
+    start: dt.date,
+    end: dt.date,
+    *,
+    model: Model | str = Model.LAST_NON_DIRECT,
+) -> Report:
+    """The same tree computed from the sessions, calls and deals themselves: what the roll-up must equal."""
+    model = check_request(start, end, model)
     lo, hi = period_bounds(client, start, end)
-    ctx = _Context(db, client)
+    ctx = _Context(db, client, (start, end))
+    facts = visit_facts(db, client.id, lo, hi)
+    facts.update(deal_facts(db, client.id, lo, hi))
+    leaves = [(leaf, m) for (_day, leaf), m in call_facts(ctx, lo, hi, model).items()]
+    return assemble(ctx, start, end, model, [*facts.items(), *leaves])
+
+
+def assemble(
+    ctx: _Context, start: dt.date, end: dt.date, model: Model, leaves: Iterable[tuple[Leaf, Metrics]]
+) -> Report:
+    """Place the leaves' visits, calls and deals in the tree, then the period's spend, then sum up."""
     total = Node(0, "", "Total")
-    _add_visits(ctx, total, lo, hi)
-    _add_calls(ctx, total, lo, hi, model)
-    _add_deals_without_call(ctx, total, lo, hi)
+    leaves = list(leaves)
+    for leaf, m in leaves:
+        if m.visits:
+            ctx.vote(ctx.dims(*leaf[2:])[0][0], leaf[0] or None, m.visits)
+    ctx.settle_votes()
+    for leaf, m in leaves:
+        _place(ctx, total, leaf).metrics.add(m)
     _add_spend(ctx, total, start, end)
     _add_manual_spend(ctx, total, start, end)
     _roll_up(total)
-    return Report(client.id, start, end, model, client.currency, total)
+    return Report(ctx.client.id, start, end, model, ctx.client.currency, total)
+
+
+def norm(text: str | None) -> str:
+    """A name as people and platforms spell it differently: case and runs of spaces do not count."""
+    return " ".join((text or "").split()).casefold()
+
+
+@dataclass
+class _Catalog:
+    """What the ad platforms reported for one campaign: its ad groups and keywords by id and by name."""
+
+    groups: dict[str, tuple[str, str]] = field(default_factory=dict)  # id or norm(name) -> (id, name)
+    keywords: dict[tuple[str, str], tuple[str, str, str]] = field(default_factory=dict)
+    # (group id or "", id or norm(text)) -> (keyword key, text, group id)
+
+    def add(self, group_id: str | None, gname: str | None, kid: str | None, kw: str | None) -> None:
+        gid = group_id or ""
+        if gid:
+            for k in (gid, norm(gname)):
+                if k:
+                    self.groups.setdefault(k, (gid, gname or gid))
+        if kid or kw:
+            entry = (kid or norm(kw), " ".join((kw or kid or "").split()), gid)
+            for kk in (kid or "", norm(kw)):
+                for where in (gid, ""):
+                    known = self.keywords.get((where, kk))
+                    # An id wins over a text seen without one, so both spellings land in one row.
+                    if kk and (known is None or (kid and known[0] == norm(known[1]))):
+                        self.keywords[(where, kk)] = entry
+
+    def group(self, value: str) -> tuple[str, str] | None:
+        return self.groups.get(value) or self.groups.get(norm(value)) if value else None
+
+    def keyword(self, group_id: str, value: str) -> tuple[str, str, str] | None:
+        if not value:
+            return None
+        for g in (group_id, ""):
+            for k in (value, norm(value)):
+                hit = self.keywords.get((g, k))
+                if hit is not None:
+                    return hit
+        return None
 
 
 class _Context:
     """Look-ups shared by the passes: channels, campaign mappings, and what the platforms call things."""
 
-    def __init__(self, db: Session, client: Client) -> None:
+    def __init__(self, db: Session, client: Client, period: tuple[dt.date, dt.date] | None = None) -> None:
         self.db = db
         self.client = client
+        self.period = period
+        self.spend: list[tuple] = []  # the period's spend per platform, campaign, ad group and keyword
         self.channels = {c.id: c for c in db.scalars(select(Channel).where(Channel.client_id == client.id))}
         self.direct_ids = {c.id for c in self.channels.values() if c.is_default}
         self.mappings = {
-            m.utm_campaign.strip().lower(): m.campaign_id
+            norm(m.utm_campaign): m.campaign_id
             for m in db.scalars(select(CampaignMapping).where(CampaignMapping.client_id == client.id))
         }
         self.campaign_names: dict[str, str] = {}
-        self.ad_groups: dict[tuple[str, str], tuple[str, str]] = {}  # (campaign, id or name) -> (id, name)
-        self.keywords: dict[tuple[str, str], tuple[str, str]] = {}  # (campaign, id or text) -> (id, text)
+        self.campaign_ids_by_name: dict[str, str] = {}
+        self.catalogs: dict[str, _Catalog] = defaultdict(_Catalog)  # campaign id -> its catalog
         self.campaign_channel: dict[str, int] = {}  # campaign id -> the channel its visits fell into
         self._campaign_votes: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        self._dims: dict[tuple[str | None, str | None, str | None], tuple] = {}
         self._known_loaded = False
 
     def load_platform_names(self) -> None:
@@ -373,53 +460,91 @@ class _Context:
         if self._known_loaded:
             return
         self._known_loaded = True
-        q = (
-            select(
-                PlatformSpend.campaign_id,
-                PlatformSpend.campaign_name,
-                PlatformSpend.ad_group_id,
-                PlatformSpend.ad_group_name,
-                PlatformSpend.keyword_id,
-                PlatformSpend.keyword,
-            )
-            .where(PlatformSpend.client_id == self.client.id)
-            .distinct()
+        r = PlatformSpend
+        start, end = self.period or (dt.date.min, dt.date.min)
+        within = and_(r.day >= start, r.day <= end)
+        # One pass over the spend rows gives both what the platforms call things (all time) and the
+        # period's spend: a year of keywords is tens of thousands of rows, read once, not twice.
+        names = (
+            r.campaign_id,
+            r.campaign_name,
+            r.ad_group_id,
+            r.ad_group_name,
+            r.keyword_id,
+            r.keyword,
+            r.platform,
         )
-        for cid, cname, gid, gname, kid, kw in self.db.execute(q):
+        sums = (func.sum(case((within, x), else_=0)) for x in (1, r.cost, r.clicks, r.impressions))
+        q = select(*names, *sums).where(r.client_id == self.client.id).group_by(*names)
+        # Sorted so that which spelling labels a row never depends on the order the database returns.
+        rows = sorted(self.db.execute(q), key=lambda r: tuple(x or "" for x in r[:7]))
+        for cid, cname, gid, gname, kid, kw, platform, n, cost, clicks, impressions in rows:
             if cname:
-                self.campaign_names[cid] = cname
-            if gid:
-                for k in (gid, (gname or "").lower()):
-                    if k:
-                        self.ad_groups[(cid, k)] = (gid, gname or gid)
-            if kid or kw:
-                for k in (kid, (kw or "").lower()):
-                    if k:
-                        self.keywords[(cid, k)] = (kid or (kw or "").lower(), kw or kid)
+                self.campaign_names.setdefault(cid, cname)
+                self.campaign_ids_by_name.setdefault(norm(cname), cid)
+            self.catalogs[cid].add(gid, gname, kid, kw)
+            if n:
+                self.spend.append((platform, cid, gid, kid, kw, cost, clicks, impressions))
 
     def channel_key(self, channel_id: int | None) -> tuple[str, str]:
         if channel_id is None or channel_id not in self.channels:
             return UNATTRIBUTED, SPECIAL_LABELS[UNATTRIBUTED]
         return f"ch{channel_id}", self.channels[channel_id].name
 
+    def campaign_id(self, raw: str | None) -> str:
+        """The platform's id for a session's utm_campaign: itself, a mapping, or a campaign of that name."""
+        raw = (raw or "").strip()
+        if not raw or raw in self.campaign_names:
+            return raw
+        n = norm(raw)
+        return self.mappings.get(n) or self.campaign_ids_by_name.get(n) or raw
+
     def dims(
         self, campaign: str | None, content: str | None, term: str | None
     ) -> tuple[tuple[str, str], tuple[str, str], tuple[str, str]]:
-        """(key, label) of campaign, ad group and keyword for a session's utm_campaign/content/term."""
+        """(key, label) of campaign, ad group and keyword for a session's utm_campaign/content/term.
+
+        Ad groups and keywords are matched to what the platform reported by id first, then by name
+        regardless of case and spacing; a session that names only a known keyword takes the keyword's ad
+        group, so its calls meet the spend of that group and keyword in one row.
+        """
+        memo = self._dims.get((campaign, content, term))
+        if memo is not None:
+            return memo
         self.load_platform_names()
-        raw = (campaign or "").strip()
-        cid = self.mappings.get(raw.lower(), raw)
-        camp = (cid, self.campaign_names.get(cid, raw or NONE_LABEL["campaign"]))
+        cid = self.campaign_id(campaign)
+        camp = (
+            cid or NONE_KEY,
+            self.campaign_names.get(cid, (campaign or "").strip()) or NONE_LABEL["campaign"],
+        )
+        catalog = self.catalogs.get(cid) or _Catalog()
         g = (content or "").strip()
-        gid, gname = self.ad_groups.get((cid, g), None) or self.ad_groups.get((cid, g.lower()), (g, g))
-        group = (gid, gname or NONE_LABEL["ad_group"])
         t = (term or "").strip()
-        kid, kw = self.keywords.get((cid, t), None) or self.keywords.get((cid, t.lower()), (t.lower(), t))
-        keyword = (kid, kw or NONE_LABEL["keyword"])
-        return camp, group, keyword
+        group = catalog.group(g)
+        kw = catalog.keyword(group[0] if group else "", t)
+        if group is None and kw is not None and kw[2]:
+            group = catalog.group(kw[2])
+        if group is None:
+            group = (norm(g), g) if g else (NONE_KEY, NONE_LABEL["ad_group"])
+        keyword = (
+            (kw[0], kw[1]) if kw is not None else ((norm(t), t) if t else (NONE_KEY, NONE_LABEL["keyword"]))
+        )
+        out = self._dims[(campaign, content, term)] = (camp, group, keyword)
+        return out
+
+    def spend_dims(
+        self, cid: str, gid: str | None, kid: str | None, kw: str | None
+    ) -> tuple[tuple[str, str], tuple[str, str], tuple[str, str]]:
+        """The same keys as ``dims`` gives a session, for a spend row of the platform."""
+        self.load_platform_names()
+        catalog = self.catalogs.get(cid) or _Catalog()
+        group = catalog.group(gid or "") or (NONE_KEY, NONE_LABEL["ad_group"])
+        hit = catalog.keyword(gid or "", kid or "") or catalog.keyword(gid or "", kw or "")
+        keyword = (hit[0], hit[1]) if hit else (NONE_KEY, NONE_LABEL["keyword"])
+        return (cid or NONE_KEY, self.campaign_names.get(cid, cid) or NONE_LABEL["campaign"]), group, keyword
 
     def vote(self, campaign_id: str, channel_id: int | None, visits: int) -> None:
-        if campaign_id and channel_id is not None:
+        if campaign_id and campaign_id != NONE_KEY and channel_id is not None:
             self._campaign_votes[campaign_id][channel_id] += visits
 
     def settle_votes(self) -> None:
@@ -447,18 +572,52 @@ def _leaf(total: Node, ctx: _Context, channel: tuple[str, str], dims: tuple) -> 
     return node
 
 
-def _add_visits(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.datetime) -> None:
+# A leaf as the passes find it: channel id (0 for none), the key of a row of its own ("" for a channel),
+# and the session's raw utm_campaign, utm_content and utm_term ("" for none). Raw, so that how they are
+# matched to the platforms' names is decided when a report is read.
+Leaf = tuple[int, str, str, str, str]
+
+
+def _place(ctx: _Context, total: Node, leaf: Leaf) -> Node:
+    channel_id, source, *tags = leaf
+    if source and source != UNATTRIBUTED:
+        channel = (source, SPECIAL_LABELS[source])
+    else:
+        channel = ctx.channel_key(channel_id or None)
+    return _leaf(total, ctx, channel, ctx.dims(*tags))
+
+
+def _tags(campaign: str | None, content: str | None, term: str | None) -> tuple[str, str, str]:
+    return ((campaign or "").strip(), (content or "").strip(), (term or "").strip())
+
+
+def visit_facts(db: Session, client_id: int, lo: dt.datetime, hi: dt.datetime) -> dict[Leaf, Metrics]:
+    """Sessions started in [lo, hi) per leaf."""
     s = VisitSession
     q = (
         select(s.channel_id, s.utm_campaign, s.utm_content, s.utm_term, func.count())
-        .where(s.client_id == ctx.client.id, s.started_at >= lo, s.started_at < hi)
+        .where(s.client_id == client_id, s.started_at >= lo, s.started_at < hi)
         .group_by(s.channel_id, s.utm_campaign, s.utm_content, s.utm_term)
     )
-    for channel_id, campaign, content, term, n in ctx.db.execute(q):
-        dims = ctx.dims(campaign, content, term)
-        ctx.vote(dims[0][0], channel_id, n)
-        _leaf(total, ctx, ctx.channel_key(channel_id), dims).metrics.visits += n
-    ctx.settle_votes()
+    out: dict[Leaf, Metrics] = defaultdict(Metrics)
+    for channel_id, campaign, content, term, n in db.execute(q):
+        out[(channel_id or 0, "", *_tags(campaign, content, term))].visits += n
+    return out
+
+
+def deal_facts(db: Session, client_id: int, lo: dt.datetime, hi: dt.datetime) -> dict[Leaf, Metrics]:
+    """Deals the CRM holds without any call, created in [lo, hi)."""
+    q = select(Deal.status, Deal.amount).where(
+        Deal.client_id == client_id, Deal.call_id.is_(None), Deal.created_at >= lo, Deal.created_at < hi
+    )
+    out: dict[Leaf, Metrics] = {}
+    for status, amount in db.execute(q):
+        m = out.setdefault((0, NO_CALL_DEALS, "", "", ""), Metrics())
+        m.deals += 1
+        if status == DealStatus.WON:
+            m.won += 1
+            m.revenue += _stored_amount(amount)
+    return out
 
 
 @dataclass(slots=True)
@@ -477,9 +636,17 @@ class _CallRow:
     campaign: str | None
     content: str | None
     term: str | None
+    called_at: dt.datetime
 
 
-def _add_calls(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.datetime, model: Model) -> None:
+def call_facts(
+    ctx: _Context,
+    lo: dt.datetime,
+    hi: dt.datetime,
+    model: Model,
+    day_of: Callable[[dt.datetime], dt.date] | None = None,
+) -> dict[tuple[dt.date | None, Leaf], Metrics]:
+    """Finished calls made in [lo, hi) per leaf under ``model``, with their deals; per local day if asked."""
     c, s = Call, VisitSession
     q = (
         select(
@@ -497,6 +664,7 @@ def _add_calls(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.datetime, mod
             s.utm_campaign,
             s.utm_content,
             s.utm_term,
+            c.called_at,
         )
         .outerjoin(s, s.id == c.session_id)
         .where(*_final_calls(ctx.client.id, lo, hi))
@@ -515,22 +683,21 @@ def _add_calls(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.datetime, mod
     touches = _touches(ctx, calls, model, lo, hi)
     deals = _deals_of(ctx, [r.id for r in calls])
     special = {AttributionMethod.OVERFLOW: OVERFLOW, AttributionMethod.UNMATCHED: UNMATCHED}
-    leaves: dict[tuple[object, ...], Metrics] = {}  # many calls share a row: resolve each row once
+    out: dict[tuple[dt.date | None, Leaf], Metrics] = {}
     for r in calls:
         channel_id, campaign, content, term = r.channel_id, r.campaign, r.content, r.term
         if r.method == AttributionMethod.MANUAL:
             campaign = content = term = None  # a person named the source; the session's tags no longer apply
         elif r.id in touches:
             channel_id, campaign, content, term = touches[r.id]
-        where = (channel_id, r.method if channel_id is None else None, campaign, content, term)
-        m = leaves.get(where)
+        source = "" if channel_id is not None else special.get(r.method, UNATTRIBUTED)
+        key = (
+            day_of(r.called_at) if day_of else None,
+            (channel_id or 0, source, *_tags(campaign, content, term)),
+        )
+        m = out.get(key)
         if m is None:
-            if channel_id is None:
-                key = special.get(r.method, UNATTRIBUTED)
-                channel = (key, SPECIAL_LABELS[key])
-            else:
-                channel = ctx.channel_key(channel_id)
-            m = leaves[where] = _leaf(total, ctx, channel, ctx.dims(campaign, content, term)).metrics
+            m = out[key] = Metrics()
         m.calls += 1
         if r.first_time:
             m.first_time_calls += 1
@@ -545,6 +712,7 @@ def _add_calls(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.datetime, mod
             if status == DealStatus.WON:
                 m.won += 1
                 m.revenue += amount
+    return out
 
 
 def _final_calls(client_id: int, lo: dt.datetime, hi: dt.datetime) -> tuple[ColumnElement[bool], ...]:
@@ -567,10 +735,12 @@ def _touches(
         r
         for r in calls
         if r.visitor_id is not None
+        and r.started_at is not None
         and r.method != AttributionMethod.MANUAL
         and (model == Model.FIRST_TOUCH or r.session_channel in ctx.direct_ids or r.session_channel is None)
     ]
-    if not wanted:
+    starts = [r.started_at for r in wanted if r.started_at is not None]
+    if not starts:
         return {}
     # One join rather than a look-up per visitor: the visitors behind the period's calls, then their
     # sessions, so the database can hash the two sides instead of probing a long IN list per row.
@@ -595,7 +765,13 @@ def _touches(
             s2.utm_term,
         )
         .join(v, and_(v.c.site_id == s2.site_id, v.c.visitor_id == s2.visitor_id))
-        .where(s2.client_id == ctx.client.id, s2.started_at >= lo - LOOKBACK, s2.started_at < hi)
+        # Each call looks back from its own session's start, which may lie before the period: the window
+        # is set by the calls, so a call's credit never depends on which period or day asked for it.
+        .where(
+            s2.client_id == ctx.client.id,
+            s2.started_at >= min(starts) - LOOKBACK,
+            s2.started_at < max(starts),
+        )
         .order_by(s2.started_at)
     )
     if model == Model.LAST_NON_DIRECT:
@@ -629,54 +805,27 @@ def _deals_of(ctx: _Context, call_ids: list[int]) -> dict[int, list[tuple[DealSt
     )
     for call_id, status, amount in ctx.db.connection().execute(q):
         if call_id in wanted:
-            out[call_id].append((status, Decimal(amount or 0)))
+            out[call_id].append((status, _stored_amount(amount)))
     return out
 
 
-def _add_deals_without_call(ctx: _Context, total: Node, lo: dt.datetime, hi: dt.datetime) -> None:
-    q = select(Deal.status, Deal.amount).where(
-        Deal.client_id == ctx.client.id, Deal.call_id.is_(None), Deal.created_at >= lo, Deal.created_at < hi
-    )
-    rows = ctx.db.execute(q).all()
-    if not rows:
-        return
-    m = _leaf(total, ctx, (NO_CALL_DEALS, SPECIAL_LABELS[NO_CALL_DEALS]), ctx.dims(None, None, None)).metrics
-    for status, amount in rows:
-        m.deals += 1
-        if status == DealStatus.WON:
-            m.won += 1
-            m.revenue += Decimal(amount or 0)
-
-
 def _add_spend(ctx: _Context, total: Node, start: dt.date, end: dt.date) -> None:
-    r = PlatformSpend
-    q = (
-        select(
-            r.platform,
-            r.campaign_id,
-            r.ad_group_id,
-            r.keyword_id,
-            r.keyword,
-            func.sum(r.cost),
-            func.sum(r.clicks),
-            func.sum(r.impressions),
-        )
-        .where(r.client_id == ctx.client.id, r.day >= start, r.day <= end)
-        .group_by(r.platform, r.campaign_id, r.ad_group_id, r.keyword_id, r.keyword)
-    )
+    assert ctx.period == (start, end), "the context reads the spend of the report's period"
     ctx.load_platform_names()
-    for platform, cid, gid, kid, kw, cost, clicks, impressions in ctx.db.execute(q):
+    for platform, cid, gid, kid, kw, cost, clicks, impressions in ctx.spend:
         channel_id = ctx.campaign_channel.get(cid) or ctx.platform_channel(platform)
         channel = ctx.channel_key(channel_id) if channel_id else _no_channel()
-        group = ctx.ad_groups.get((cid, gid), (gid, gid)) if gid else ("", NONE_LABEL["ad_group"])
-        keyword = ("", NONE_LABEL["keyword"])
-        if kid or kw:
-            keyword = (kid or (kw or "").lower(), kw or kid)
-        dims = ((cid, ctx.campaign_names.get(cid, cid)), group, keyword)
-        m = _leaf(total, ctx, channel, dims).metrics
-        m.spend += Decimal(cost or 0)
+        m = _leaf(total, ctx, channel, ctx.spend_dims(cid, gid, kid, kw)).metrics
+        m.spend += _stored_amount(cost)
         m.clicks += int(clicks or 0)
         m.impressions += int(impressions or 0)
+
+
+def _stored_amount(value: object) -> Decimal:
+    """A stored amount as a Decimal; NaN or infinity (a NUMERIC column can hold them) counts as nothing,
+    so one bad row cannot turn a whole report into NaN."""
+    amount = Decimal(str(value)) if value is not None else ZERO
+    return amount if amount.is_finite() else ZERO
 
 
 def _no_channel() -> tuple[str, str]:
@@ -694,7 +843,7 @@ def _add_manual_spend(ctx: _Context, total: Node, start: dt.date, end: dt.date) 
         overlap = (min(end, row.period_end) - max(start, row.period_start)).days + 1
         if days <= 0 or overlap <= 0:
             continue
-        share = (Decimal(row.amount) * overlap / days).quantize(CENTS)
+        share = (_stored_amount(row.amount) * overlap / days).quantize(CENTS)
         channel = ctx.channel_key(row.channel_id) if row.channel_id else _no_channel()
         _leaf(total, ctx, channel, ctx.dims(None, None, None)).metrics.spend += share
 
@@ -739,7 +888,7 @@ def credited_to(db: Session, client: Client, call_id: int, model: Model | str) -
         call.session_id, session.site_id if session else None, session.visitor_id if session else None,
         session.started_at if session else None, session.channel_id if session else None,
         session.utm_campaign if session else None, session.utm_content if session else None,
-        session.utm_term if session else None,
+        session.utm_term if session else None, call.called_at,
     )  # fmt: skip
     touch = _touches(ctx, [wanted], model, lo, hi).get(call.id)  # as the report moves it (see _add_calls)
     channel_id, campaign, content, term = touch or (

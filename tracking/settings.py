@@ -49,9 +49,48 @@ class Settings(BaseSettings):
         16 * 1024, gt=0, description="largest JSON body (bytes) the snippet may send"
     )
     log_level: str = Field("INFO", description="logging level of the hub and the scheduler")
+    reports_database_url: str | None = Field(
+        None, description="a read replica for ROMI reports, read once it has caught up"
+    )
+
+    twilio_fallback_dial: str | None = Field(
+        None,
+        description="where a Twilio call is dialled when the database is down and the outage file does not "
+        "know the number (E.164)",
+    )
+
+    # --- abuse limits (docs/security.md) -------------------------------------------------------------------
+    trusted_proxies: int = Field(
+        0,
+        ge=0,
+        description="reverse proxies of our own in front of the hub whose X-Forwarded-For is believed",
+    )
+    ratelimit_storage_url: str | None = Field(
+        None, description="Redis URL for rate-limit counters (else OTKUDA_REDIS_URL, else the database)"
+    )
+    redis_url: str | None = Field(None, description="Redis URL, used for rate-limit counters when set")
+    ratelimit_enabled: bool = Field(True, description="rate limits on the public endpoints, login and API")
+    ratelimit_visit: str = Field(
+        "120 per minute;2000 per hour", description="snippet visits per client address"
+    )
+    ratelimit_visit_per_site: str = Field("6000 per minute", description="snippet visits per site")
+    ratelimit_beacon: str = Field("600 per minute", description="heartbeats and releases per client address")
+    ratelimit_login: str = Field(
+        "30 per minute;300 per hour", description="login form posts per client address"
+    )
+    ratelimit_api: str = Field("1200 per minute", description="API requests per client address")
+    login_failures_per_account: str = Field(
+        "10 per 15 minutes", description="failed logins per account before it is throttled"
+    )
+    login_failures_per_ip: str = Field("50 per hour", description="failed logins per client address")
+    pool_holds_per_source: int = Field(
+        3, ge=0, description="live pool numbers one client address may hold in one pool (0: no cap)"
+    )
+    pool_holds_per_visitor: int = Field(
+        1, ge=0, description="live pool numbers one visitor may hold in one pool (0: no cap)"
+    )
 
     # --- the scheduler: how often each job runs (0, or a cron of "off", turns a job off) ------------------
-    schedule_deliver_seconds: float = Field(5, ge=0, description="deliveries from the outbox")
     schedule_spend_today_minutes: float = Field(60, ge=0, description="today's spend from the ad platforms")
     schedule_spend_yesterday_cron: str = Field(
         "30 5 * * *", description="yesterday's final spend (cron, UTC)"
@@ -59,6 +98,9 @@ class Settings(BaseSettings):
     schedule_deals_minutes: float = Field(5, ge=0, description="deals pulled from the CRM")
     schedule_tokens_minutes: float = Field(10, ge=0, description="OAuth tokens refreshed before they expire")
     schedule_pool_stats_minutes: float = Field(60, ge=0, description="hourly pool statistics")
+    schedule_romi_rollup_minutes: float = Field(
+        5, ge=0, description="ROMI roll-up days rebuilt ahead of reports"
+    )
     scheduler_threads: int = Field(4, ge=1, description="jobs run at once")
     scheduler_lease_seconds: float = Field(
         30, gt=0, description="how long one scheduler process holds the lead"
@@ -79,6 +121,15 @@ class Settings(BaseSettings):
     delivery_stale_after: float = Field(
         600, gt=0, description="seconds after which a claimed delivery belongs to a dead worker"
     )
+
+    delivery_hold_seconds: float = Field(
+        60, gt=0, description="how long a worker's hold on a destination lasts unless renewed"
+    )
+    delivery_max_pacing_seconds: float = Field(
+        1.0, ge=0, description="a rate-limit wait up to this is waited out; a longer one frees the thread"
+    )
+    worker_threads: int = Field(8, ge=1, description="destinations one `otkuda worker` serves at once")
+    worker_poll_seconds: float = Field(0.5, gt=0, description="how often an idle worker looks for due work")
 
     # --- the command line ---------------------------------------------------------------------------------
     admin_password: str | None = Field(

@@ -20,7 +20,7 @@ from sqlalchemy import exists, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from tracking import allocation
+from tracking import abuse, allocation
 from tracking.channels import VisitSource, resolve_channel
 from tracking.db import is_postgres, utcnow
 from tracking.models import NumberAssignment, Pool, Site, TrackingNumber, VisitSession
@@ -110,6 +110,13 @@ def _opt_str(data: Mapping[str, Any], key: str, limit: int) -> str | None:
         raise InvalidVisit(f"'{key}' must be a string")
     if len(value) > limit:
         raise InvalidVisit(f"'{key}' is longer than {limit} characters")
+    return _no_nul(value, key)
+
+
+def _no_nul(value: str, key: str) -> str:
+    # PostgreSQL cannot store NUL in text: refused here as bad input rather than failing in the database.
+    if "\x00" in value:
+        raise InvalidVisit(f"'{key}' contains a NUL character")
     return value
 
 
@@ -136,10 +143,10 @@ def parse_visit(data: Any, user_agent: str | None = None) -> VisitInput:
     for key in (*_UTM_KEYS, *_CLICK_KEYS):
         value = _opt_str(data, key, 255)
         if value is None and query.get(key):
-            value = query[key][0][:255] or None
+            value = _no_nul(query[key][0][:255], f"url ({key})") or None
         marks[key] = value
     ym = _opt_str(data, "ym_uid", 64)
-    if ym is not None and not ym.isdigit():
+    if ym is not None and not (ym.isascii() and ym.isdigit()):
         raise InvalidVisit("'ym_uid' must be digits")
     return VisitInput(
         visitor_id=visitor_id,
@@ -159,7 +166,7 @@ def _session_id(data: Any) -> str:
     sid = data.get("session_id")
     if not isinstance(sid, str) or not 1 <= len(sid) <= 32:
         raise InvalidVisit("'session_id' must be a string")
-    return sid
+    return _no_nul(sid, "session_id")
 
 
 def _is_lock_timeout(exc: OperationalError) -> bool:
@@ -274,7 +281,9 @@ def _assign_promo_code(db: Session, session: VisitSession, now: dt.datetime) -> 
     raise RuntimeError("no free promo code")
 
 
-def _start_session(db: Session, site: Site, data: VisitInput, now: dt.datetime) -> VisitResult:
+def _start_session(
+    db: Session, site: Site, data: VisitInput, now: dt.datetime, requester: abuse.Requester | None = None
+) -> VisitResult:
     source = VisitSource(
         utm_source=data.mark("utm_source"),
         utm_medium=data.mark("utm_medium"),
@@ -299,11 +308,12 @@ def _start_session(db: Session, site: Site, data: VisitInput, now: dt.datetime) 
         user_agent=data.user_agent,
         device=device_from_user_agent(data.user_agent),
         screen=data.screen,
+        source_key=requester.key if requester else None,
         **{k: data.mark(k) for k in (*_UTM_KEYS, *_CLICK_KEYS)},
     )
     db.add(session)
     db.flush()
-    alloc = allocation.allocate(db, site, channel, session, now)
+    alloc = allocation.allocate(db, site, channel, session, now, requester)
     session.number_id = alloc.number.id if alloc.number else None
     session.hold_until = alloc.hold_until
     if site.promo_codes_enabled:
@@ -337,14 +347,20 @@ def visit(
     data: Any,
     now: dt.datetime | None = None,
     user_agent: str | None = None,
+    requester: abuse.Requester | None = None,
 ) -> VisitResult:
-    """A page view: continue the visitor's live session (extending its hold) or start a new one."""
+    """A page view: continue the visitor's live session (extending its hold) or start a new one.
+
+    ``requester`` (the hub passes it) bounds how many pool numbers one address and one visitor may hold.
+    """
     parsed = parse_visit(data, user_agent)
     when = now or utcnow()
 
     def work() -> VisitResult:
         site = _site_or_raise(db, site_key)
-        previous = _latest_session(db, site, parsed.visitor_id)
+        # A guessable visitor id never continues a session: it would hand out that session's number and code.
+        strong = requester is None or abuse.continues_sessions(parsed.visitor_id)
+        previous = _latest_session(db, site, parsed.visitor_id) if strong else None
         state = _state(db, previous, when) if previous is not None else None
         if previous is not None and state is not None and state.live:
             if _new_ad_click(previous, parsed):
@@ -354,7 +370,7 @@ def visit(
                 number = db.get(TrackingNumber, previous.number_id) if previous.number_id else None
                 hb = _heartbeat_seconds(_pool_hold_seconds(db, state.assignment))
                 return VisitResult(site, previous, number, previous.hold_until, True, hb)
-        return _start_session(db, site, parsed, when)
+        return _start_session(db, site, parsed, when, requester)
 
     return run_with_retry(db, work)
 

@@ -8,9 +8,11 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from connectors.amocrm import mapping
 from connectors.amocrm.client import PER_SECOND, AmoClient, AmoError
+from connectors.amocrm.provider import check_account
 from connectors.base import (
     AccountContext,
     DealUpdate,
@@ -48,6 +50,10 @@ class AmoConnector:
         base = ctx.api_base
         if "{" in base or not base.startswith(("http://", "https://")):
             raise ValueError("the amoCRM connection has no account host: connect it again")
+        if urlsplit(base).hostname == ctx.account.get("host"):
+            # Built from the stored account rather than configured: the token goes there, so it must be
+            # a real account host.
+            check_account(ctx.account)
         self.client = AmoClient(base, ctx.access_token, sleep=sleep)
         self.mode = str(self.settings.get("mode") or "unsorted")
         self._codes: set[str] | None = None

@@ -4,11 +4,11 @@ incoming (unsorted) SIP lead; and amoCRM leads back as our DealUpdate."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Collection, Mapping
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from connectors.base import DealUpdate
+from connectors.base import DealUpdate, bounded_amount
 
 WON, LOST = 142, 143  # amoCRM's system statuses in every pipeline
 # Tracking-data fields every amoCRM account has; other fields need an id or code in ``field_map``.
@@ -188,35 +188,59 @@ def complex_lead(
     return lead
 
 
-def _money(value: Any) -> Decimal:
-    try:
-        return Decimal(str(value if value not in (None, "") else 0))
-    except InvalidOperation:
-        return Decimal(0)
+# Times amoCRM can mean: after 2000, before 2100. Others (1e20, NaN) are read as "not given".
+_EARLIEST, _LATEST = 946_684_800, 4_102_444_800
 
 
 def _when(value: Any) -> dt.datetime | None:
     try:
-        return dt.datetime.fromtimestamp(int(value), dt.UTC) if value not in (None, "", 0, "0") else None
+        seconds = float(value) if value not in (None, "", 0, "0") else 0.0
     except (TypeError, ValueError):
         return None
+    if not math.isfinite(seconds) or not _EARLIEST <= seconds < _LATEST:
+        return None
+    return dt.datetime.fromtimestamp(int(seconds), dt.UTC)
+
+
+def _plain(value: Any) -> Any:
+    # Kept in a JSON column, where PostgreSQL refuses NaN and NUL: other values are kept as text.
+    if value is None or (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    ):
+        return value
+    return _text(value)[:64]
+
+
+def _text(value: Any) -> str:
+    return str(value if value is not None else "").replace("\x00", "")
+
+
+def _status_id(value: Any) -> int:
+    text = str(value or "0").strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 12 else 0
 
 
 def deal_update(lead: Mapping[str, Any], currency: str) -> DealUpdate:
     """An amoCRM lead (API v4 or a webhook's flattened form) as our DealUpdate."""
-    status_id = int(lead.get("status_id") or 0)
+    status_id = _status_id(lead.get("status_id"))
     status = "won" if status_id == WON else "lost" if status_id == LOST else "open"
     updated = _when(lead.get("updated_at") or lead.get("last_modified")) or dt.datetime.now(dt.UTC)
     closed = _when(lead.get("closed_at")) or (updated if status != "open" else None)
+    # A price that is not an amount (NaN, inf, negative, absurd) is kept as unknown (zero) with the reason,
+    # rather than failing the pull or breaking ROMI.
+    amount, problem = bounded_amount(lead.get("price"))
+    raw = {k: _plain(lead.get(k)) for k in ("id", "status_id", "pipeline_id", "price", "responsible_user_id")}
+    if problem is not None:
+        raw["amount_unknown"] = problem
     return DealUpdate(
         external_id=str(lead["id"]),
         status=status,
-        amount=_money(lead.get("price")),
+        amount=amount,
         currency=currency,
         updated_at=updated,
-        name=str(lead.get("name") or ""),
-        pipeline_id=str(lead.get("pipeline_id") or ""),
+        name=_text(lead.get("name"))[:255],
+        pipeline_id=_text(lead.get("pipeline_id"))[:32],
         status_id=str(status_id or ""),
         closed_at=closed,
-        raw={k: lead.get(k) for k in ("id", "status_id", "pipeline_id", "price", "responsible_user_id")},
+        raw=raw,
     )

@@ -11,7 +11,7 @@ from connectors.base import OAuthProvider, Platform
 
 # Only real account hosts: the referer is part of a URL anyone can forge, and the client secret and the
 # code are sent to the host it names.
-ACCOUNT_HOST = re.compile(r"^(?P<sub>[a-z0-9][a-z0-9-]{0,62})\.(?:amocrm\.ru|amocrm\.com|kommo\.com)$")
+ACCOUNT_HOST = re.compile(r"^(?P<sub>[a-z0-9][a-z0-9-]{0,62})\.(?:amocrm\.ru|amocrm\.com|kommo\.com)\Z")
 
 
 class BadAccountHost(ValueError):
@@ -25,6 +25,14 @@ def account_from_callback(args: Mapping[str, str], token: Mapping[str, Any]) -> 
         raise BadAccountHost(f"not an amoCRM or Kommo account host: {host!r}")
     platform = "kommo" if host.endswith(".kommo.com") else "amocrm"
     return {"host": host, "subdomain": m.group("sub"), "platform": platform}
+
+
+def check_account(account: Mapping[str, Any]) -> None:
+    """The stored host is a real account host (and agrees with the subdomain), else nothing is sent to it."""
+    host = str(account.get("host") or "")
+    m = ACCOUNT_HOST.match(host)
+    if m is None or str(account.get("subdomain") or m.group("sub")) != m.group("sub"):
+        raise BadAccountHost(f"not an amoCRM or Kommo account host: {host!r}")
 
 
 PROVIDER = OAuthProvider(
@@ -45,4 +53,5 @@ PROVIDER = OAuthProvider(
     authorize_params={"mode": "popup"},
     token_endpoint_auth_method="client_secret_post",  # noqa: S106  (a method name)
     account_from_callback=account_from_callback,
+    check_account=check_account,
 )

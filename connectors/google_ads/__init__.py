@@ -10,11 +10,17 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from connectors.base import AccountField
 from connectors.google_ads.provider import PROVIDER
 
 if TYPE_CHECKING:
     from connectors.base import AccountContext, Connector
 
+_CUSTOMER = r"[0-9]{3}-?[0-9]{3}-?[0-9]{4}"
+ACCOUNT_FIELDS = (
+    AccountField("customer_id", _CUSTOMER, "a Google Ads customer id (123-456-7890)"),
+    AccountField("login_customer_id", _CUSTOMER, "a Google Ads manager customer id (123-456-7890)"),
+)
 CAPABILITIES = frozenset({"push_calls", "push_deals", "spend"})
 
 
@@ -39,7 +45,7 @@ class Settings(BaseModel):
     burst: int | None = Field(None, ge=1)
 
 
-__all__ = ["CAPABILITIES", "PROVIDER", "Settings", "make_connector"]
+__all__ = ["ACCOUNT_FIELDS", "CAPABILITIES", "PROVIDER", "Settings", "make_connector"]
 
 
 def make_connector(ctx: AccountContext) -> Connector:

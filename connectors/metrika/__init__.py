@@ -10,10 +10,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.base import AccountContext
+from connectors.base import AccountContext, AccountField
 from connectors.metrika.connector import MetrikaConnector
 from connectors.metrika.provider import PROVIDER
 
+ACCOUNT_FIELDS = (AccountField("counter_id", r"[0-9]{1,12}", "a Metrika counter number"),)
 CAPABILITIES = frozenset({"push_calls", "push_deals"})
 
 
@@ -31,8 +32,6 @@ class Settings(BaseModel):
     phone_number: Literal["tracking", "caller"] = "tracking"
     window_days: int = Field(21, ge=1, le=90)
     max_rows_per_file: int = Field(1000, ge=1)
-    status_poll_seconds: float = Field(30, gt=0)
-    status_poll_interval: float = Field(3, gt=0)
 
 
-__all__ = ["CAPABILITIES", "PROVIDER", "Settings", "MetrikaConnector", "make_connector"]
+__all__ = ["ACCOUNT_FIELDS", "CAPABILITIES", "PROVIDER", "Settings", "MetrikaConnector", "make_connector"]

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.base import AccountContext
+from connectors.base import AccountContext, AccountField
 from connectors.yandex_direct.client import DirectError
 from connectors.yandex_direct.connector import YandexDirectConnector
 from connectors.yandex_direct.mapping import CampaignMatch, match_campaign, suggest_mapping
 from connectors.yandex_direct.provider import PROVIDER
 
+ACCOUNT_FIELDS = (
+    # Yandex logins: Latin letters, digits, dots and hyphens.
+    AccountField(
+        "client_login", r"[A-Za-z0-9][A-Za-z0-9.-]{0,62}", "a Yandex login (letters, digits, . and -)"
+    ),
+    AccountField("currency", r"[A-Z]{3}", "a three-letter currency code"),
+)
 CAPABILITIES = frozenset({"spend"})
 
 
@@ -33,6 +40,7 @@ class Settings(BaseModel):
 
 
 __all__ = [
+    "ACCOUNT_FIELDS",
     "CAPABILITIES",
     "PROVIDER",
     "Settings",

@@ -20,7 +20,7 @@ from hub.schemas import In, Page, error_json, refusal
 from tracking.accounts import can_edit
 from tracking.errors import Refused
 from tracking.models import Client
-from tracking.values import parse_bool, parse_date, parse_moment
+from tracking.values import INT_MAX, INT_MIN, id_arg, parse_bool, parse_date, parse_moment
 
 T = TypeVar("T")
 M = TypeVar("M", bound=In)
@@ -68,7 +68,11 @@ def field(
     # bool is an int in Python; a JSON true is never a valid count or id.
     if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _tuple(kind)):
         raise Refused(name, f"must be {_names(kind)}")
+    if isinstance(value, int) and not isinstance(value, bool) and not INT_MIN <= value <= INT_MAX:
+        raise Refused(name, f"must be from {INT_MIN} to {INT_MAX}")
     if isinstance(value, str):
+        if "\x00" in value:
+            raise Refused(name, "must not contain NUL characters")
         value = value.strip()
         if required and not value:
             raise Refused(name, "must not be empty")
@@ -92,7 +96,8 @@ def int_arg(name: str, default: int, lo: int, hi: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
+    # isdigit() alone lets "²" and other Unicode digits through to int(), which refuses them.
+    if not (raw.isascii() and raw.isdigit()) or not lo <= int(raw) <= hi:
         raise _bad_arg(name, f"must be an integer from {lo} to {hi}")
     return int(raw)
 
@@ -101,9 +106,9 @@ def optional_int_arg(name: str) -> int | None:
     raw = request.args.get(name)
     if not raw:
         return None
-    if not raw.isdigit():
+    if (value := id_arg(raw)) is None:
         raise _bad_arg(name, "must be an integer")
-    return int(raw)
+    return value
 
 
 def bool_arg(name: str) -> bool | None:

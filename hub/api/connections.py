@@ -28,6 +28,7 @@ from hub.extensions import db
 from hub.pipeline_queries import client_connections
 from hub.plugins import connector_settings, validate_connection_settings
 from hub.schemas import In, Out, UtcDateTime
+from tracking.errors import Refused
 from tracking.models import Client, Connection, ConnectionClient, ConnectionStatus
 
 
@@ -56,7 +57,11 @@ class ConnectionPatch(In):
 
     name: str | None = Field(None, max_length=200)
     connectors: list[str] | None = Field(None, min_length=1)
-    account: dict[str, str] | None = None
+    account: dict[str, str] | None = Field(
+        None,
+        description="Typed ids only (counter_id, customer_id, login_customer_id, client_login, currency); "
+        "facts learned when the account was connected cannot be changed",
+    )
     settings: dict[str, Any] | None = Field(
         None, description="Replaces the settings; each connector's are ConnectorSettings_<connector>"
     )
@@ -113,12 +118,13 @@ def _validate_patch(body: Any, conn: Connection, agency_id: int) -> dict[str, An
             abort(400, description=f"unknown connector(s): {', '.join(bad)}")
         out["connectors"] = list(dict.fromkeys(names))
     if "account" in body:
-        acc = body["account"]
-        if not isinstance(acc, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in acc.items()
-        ):
-            abort(400, description="account must be an object of strings (e.g. counter_id, customer_id)")
-        out["account"] = acc
+        # Only ids a person types may change; facts learned when the account was connected may not.
+        try:
+            out["account"] = registry.edited_account(
+                out.get("connectors", conn.connectors or []), conn.account or {}, body["account"]
+            )
+        except registry.InvalidAccount as exc:
+            raise Refused("account", str(exc)) from None
     if "settings" in body:
         # Checked against what the connectors declare (those given in this change, else the connection's).
         connectors = out.get("connectors") or list(conn.connectors or [])

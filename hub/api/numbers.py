@@ -14,6 +14,7 @@ from hub.api.sites import E164
 from hub.auth import api_auth_required, client_or_404
 from hub.extensions import db
 from hub.schemas import In, Out, StrictInt, StrictStr
+from tracking.accounts import number_used_in_agency
 from tracking.db import utcnow
 from tracking.errors import Refused
 from tracking.models import Channel, Pool, TrackingNumber
@@ -75,6 +76,8 @@ def _apply(n: TrackingNumber, change: NumberChange) -> None:
     for name in ("e164", "provider", "status"):
         if given.get(name) is not None:
             setattr(n, name, given[name])
+    if given.get("e164") is not None and number_used_in_agency(db(), n):
+        raise Refused("e164", "is already a number of a client of this agency")
     if "forward_to" in given:
         n.forward_to = given["forward_to"]
     if "channel_id" in given:

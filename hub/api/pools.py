@@ -40,9 +40,10 @@ class PoolOut(Out):
 class PoolChange(In):
     name: Name | None = None
     site_id: StrictInt | None = None
-    hold_seconds: Annotated[int, Field(strict=True, ge=30)] | None = None
-    grace_seconds: Annotated[int, Field(strict=True, ge=0)] | None = None
-    max_hold_seconds: Annotated[int, Field(strict=True, ge=60)] | None = None
+    # A hold is minutes to hours; a day is the most any visitor keeps a number.
+    hold_seconds: Annotated[int, Field(strict=True, ge=30, le=86_400)] | None = None
+    grace_seconds: Annotated[int, Field(strict=True, ge=0, le=86_400)] | None = None
+    max_hold_seconds: Annotated[int, Field(strict=True, ge=60, le=86_400)] | None = None
     active: StrictBool | None = None
     fallback_number_id: StrictInt | None = None
     channel_ids: list[StrictInt] | None = Field(None, description="Replaces the channels the pool serves")

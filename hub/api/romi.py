@@ -12,7 +12,7 @@ from hub.api import bp
 from hub.api.common import NOT_FOUND, date_arg, id_param, ok, refused
 from hub.api.openapi import register
 from hub.auth import api_auth_required, client_or_404
-from hub.extensions import db
+from hub.extensions import db, reports_db
 from hub.schemas import Out
 from tracking import romi
 from tracking.errors import Refused
@@ -25,7 +25,14 @@ def report_from_args(client: Client) -> romi.Report:
     default_start, default_end = romi.preset_period("this_month", romi.client_today(client))
     start = date_arg("start", default_start)
     end = date_arg("end", default_end)
-    return romi.report(db(), client, start, end, model=request.args.get("model", romi.Model.LAST_NON_DIRECT))
+    return romi.report(
+        db(),
+        client,
+        start,
+        end,
+        model=request.args.get("model", romi.Model.LAST_NON_DIRECT),
+        replica=reports_db(),
+    )
 
 
 def depth_from_args() -> int:

@@ -19,6 +19,7 @@ from hub.extensions import db
 from hub.public import snippet_tag
 from hub.schemas import In, Out, StrictBool
 from tracking import phones
+from tracking.hosts import canonical_domain_entry
 from tracking.models import Site
 
 
@@ -30,9 +31,11 @@ def _e164(raw: str) -> str:
 
 
 def _host(raw: str) -> str:
-    if not raw.strip():
-        raise ValueError("must be a host name")
-    return raw.strip().lower()
+    # One canonical form (IDNA, lower case, no scheme/port/path), so the Origin check compares like with like.
+    canonical = canonical_domain_entry(raw)
+    if not canonical:
+        raise ValueError("must be a host name (e.g. example.ru, *.example.ru, окна.рф)")
+    return canonical
 
 
 def _template(raw: str) -> str:

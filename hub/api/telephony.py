@@ -26,7 +26,7 @@ from hub.api.common import (
     request_body,
 )
 from hub.api.openapi import component, register
-from hub.auth import api_auth_required, client_or_404
+from hub.auth import api_auth_required, client_or_404, current_user, may_see_secret_urls
 from hub.extensions import db
 from hub.schemas import In, Out, StrictBool, UtcDateTime, refusal
 from tracking.crypto import decrypt_json, encrypt_json
@@ -63,7 +63,10 @@ class IntegrationOut(Out):
     name: str
     active: bool
     settings: dict[str, Any]
-    webhook_urls: dict[str, str]
+    webhook_urls: dict[str, str] | None = Field(
+        description="The URLs to give the provider; they carry the integration key, so only roles that may "
+        "edit the client see them (null for viewers)"
+    )
     created_at: UtcDateTime
 
 
@@ -94,7 +97,7 @@ def _fields(integ: TelephonyIntegration) -> dict[str, Any]:
         "name": integ.name,
         "active": integ.active,
         "settings": integ.settings,
-        "webhook_urls": webhook_urls(integ),
+        "webhook_urls": webhook_urls(integ) if may_see_secret_urls(current_user()) else None,
         "created_at": integ.created_at,
     }
 

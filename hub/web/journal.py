@@ -21,8 +21,10 @@ from tracking import call_journal, romi
 from tracking.call_journal import CallFilter
 from tracking.errors import Refused
 from tracking.models import Call, CallStatus, Channel, Client, Connection, Deal, Pool, PoolStat
+from tracking.values import id_arg
 
 PER_PAGE = 50
+MAX_PAGE = 1_000_000  # far past any journal; keeps the offset within the database's integers
 
 
 def _filtered(client: Client) -> Any:
@@ -96,7 +98,7 @@ def _deals_by_call(call_ids: list[int]) -> dict[int, Deal]:
 def journal(client_id: int) -> Any:
     client = client_or_404(client_id)
     query = _filtered(client)
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
     total = db().scalar(select(func.count()).select_from(query.subquery())) or 0
     calls = list(
         db().scalars(
@@ -208,8 +210,10 @@ def call_edit(client_id: int, call_id: int) -> Any:
             call_journal.set_promo_code(db(), call, form.get("code", "").strip(), current_user())
         elif action == "channel":
             raw = form.get("channel_id", "")
-            channel_id = int(raw) if raw.isdigit() else raw
-            call_journal.set_channel_by_hand(db(), call, channel_id, current_user(), form.get("reason", ""))
+            channel_id = id_arg(raw)
+            call_journal.set_channel_by_hand(
+                db(), call, raw if channel_id is None else channel_id, current_user(), form.get("reason", "")
+            )
         else:
             raise Refused("action", "unknown action")
     except Refused as exc:

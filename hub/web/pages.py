@@ -7,9 +7,10 @@ from typing import Any
 from flask import redirect, render_template, request, session, url_for
 
 from hub import charts, dashboard
-from hub.auth import client_or_404, current_user, login_required
+from hub.auth import client_or_404, current_user, login_required, safe_next
 from hub.extensions import db
 from hub.overview import client_overview
+from hub.ratelimit import login_blocked, login_failed, too_many
 from hub.web import bp
 from tracking import romi
 from tracking.accounts import authenticate, visible_clients
@@ -20,21 +21,29 @@ from tracking.db import utcnow
 def login() -> Any:
     error = None
     if request.method == "POST":
-        user = authenticate(db(), request.form.get("email", ""), request.form.get("password", ""))
-        if user is not None:
+        email = request.form.get("email", "")
+        wait = login_blocked(email)
+        if wait is not None:
+            return too_many(wait)
+        user = authenticate(db(), email, request.form.get("password", ""))
+        if user is None:
+            login_failed(email)
+        else:
             session.clear()
             session["user_id"] = user.id
-            target = request.args.get("next", "")
-            # Only local paths: an absolute URL here would make the login page an open redirect.
-            if not target.startswith("/") or target.startswith("//"):
-                target = url_for("web.clients")
-            return redirect(target)
+            session["generation"] = user.session_generation
+            return redirect(safe_next(request.args.get("next", "")) or url_for("web.clients"))
         error = "Wrong email or password."
     return render_template("login.html", error=error), (401 if error else 200)
 
 
 @bp.post("/logout")
 def logout() -> Any:
+    user = current_user()
+    if user is not None and "user_id" in session:
+        # Every cookie of this user issued so far stops working, including copies taken elsewhere.
+        user.session_generation += 1
+        db().commit()
     session.clear()
     return redirect(url_for("web.login"))
 

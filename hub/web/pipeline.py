@@ -10,7 +10,7 @@ from authlib.integrations.base_client import OAuthError
 from flask import abort, current_app, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
-from hub.auth import client_or_404, login_required
+from hub.auth import client_or_404, current_user, login_required, may_see_secret_urls
 from hub.crm_webhooks import deal_webhook_url, register_deal_webhook, remove_deal_webhook
 from hub.extensions import db
 from hub.pipeline_queries import (
@@ -55,8 +55,10 @@ def _connectable() -> list[tuple[str, str | None, str]]:
 def connections(client_id: int) -> Any:
     client = client_or_404(client_id)
     rows = db().scalars(client_connections(client.id)).all()
+    amo = [c.id for c in rows if "amocrm" in (c.connectors or [])]
     # Where amoCRM sends deal changes: registered there at connect time, shown for pasting if that failed.
-    hooks = {c.id: deal_webhook_url(c.id) for c in rows if "amocrm" in (c.connectors or [])}
+    # The URL is a secret of its own, so only those who may edit the client see it.
+    hooks = {cid: deal_webhook_url(cid) for cid in amo} if may_see_secret_urls(current_user()) else {}
     from connectors.amocrm.settings import field_choices
 
     return render_template(
@@ -64,7 +66,7 @@ def connections(client_id: int) -> Any:
         client=client,
         connections=rows,
         webhook_urls=hooks,
-        amo_fields={c.id: field_choices(c.settings or {}) for c in rows if c.id in hooks},
+        amo_fields={c.id: field_choices(c.settings or {}) for c in rows if c.id in amo},
         settings_forms={c.id: fields for c in rows if (fields := _settings_form(c))},
         connectable=_connectable(),
         error=request.args.get("error"),
@@ -211,7 +213,10 @@ def oauth_callback() -> Any:
             account = module_provider.account_from_callback(request.args.to_dict(), {})
         except ValueError as exc:
             abort(400, description=str(exc))
-    token_url = providers.account_url(provider.token_url, account)
+    try:
+        token_url = providers.account_url(provider, provider.token_url, account)
+    except ValueError as exc:
+        abort(400, description=str(exc))
     if "{" in token_url:
         abort(400, description="The provider's answer did not say which account was connected.")
     oauth = oauth_session(provider, redirect_uri=redirect_uri(current_app.config))

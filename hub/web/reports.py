@@ -10,12 +10,12 @@ from sqlalchemy import select
 
 from hub import charts, dashboard, exports
 from hub.auth import client_or_404, login_required
-from hub.extensions import db
+from hub.extensions import db, reports_db
 from hub.web import bp
 from tracking import manual_spend, romi
 from tracking.models import Channel, Client, ManualSpend
 from tracking.romi import PRESETS
-from tracking.values import parse_date
+from tracking.values import id_arg, parse_date
 
 
 def _period(client: Client) -> tuple[dt.date, dt.date, str]:
@@ -36,7 +36,14 @@ def period_from_args(today: dt.date) -> tuple[dt.date, dt.date, str]:
 
 def _report(client: Client) -> romi.Report:
     start, end, _ = _period(client)
-    return romi.report(db(), client, start, end, model=request.args.get("model", romi.Model.LAST_NON_DIRECT))
+    return romi.report(
+        db(),
+        client,
+        start,
+        end,
+        model=request.args.get("model", romi.Model.LAST_NON_DIRECT),
+        replica=reports_db(),
+    )
 
 
 @bp.get("/clients/<int:client_id>/romi")
@@ -112,7 +119,7 @@ def manual_spend_add(client_id: int) -> Any:
         "period_start": form.get("period_start", ""),
         "period_end": form.get("period_end", ""),
         "amount": form.get("amount", "").replace(" ", "").replace(",", "."),
-        "channel_id": int(channel) if channel.isdigit() else None,
+        "channel_id": id_arg(channel),
         "note": form.get("note", ""),
     }
     db().add(manual_spend.build(db(), client, body))

@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connectors.amocrm.provider import BadAccountHost, account_from_callback
+from connectors.amocrm.provider import PROVIDER, BadAccountHost, account_from_callback
 from hub.crm_webhooks import webhook_path
 from jobs import outbox
 from jobs.deliver import deliver_once
-from jobs.providers import account_url
+from jobs.providers import account_url, resolve
 from jobs.pulls import pull_deals
 from jobs.runtime import Runtime
 from tests.browser import serve
@@ -168,7 +168,8 @@ def test_account_host_comes_from_the_referer_and_must_be_an_account() -> None:
         with pytest.raises(BadAccountHost):
             account_from_callback({"referer": bad}, {})
     # Without a configured override the token URL and API base are the account's own host.
-    assert account_url("https://{host}/oauth2/access_token", {"host": "shop.kommo.com"}) == (
+    amo_provider = resolve({}, PROVIDER)
+    assert account_url(amo_provider, "https://{host}/oauth2/access_token", {"host": "shop.kommo.com"}) == (
         "https://shop.kommo.com/oauth2/access_token"
     )
 

@@ -13,6 +13,7 @@ import requests
 
 from connectors.base import (
     AccountContext,
+    AccountField,
     AuthRevoked,
     DealUpdate,
     DeliveryItem,
@@ -35,6 +36,7 @@ PROVIDER = OAuthProvider(
     config_prefix="FAKE",
     account_from_callback=lambda args, token: {"subdomain": args.get("referer", "")},
 )
+ACCOUNT_FIELDS = (AccountField("counter_id", r"[0-9]{1,12}", "a counter number"),)
 CAPABILITIES = {"push_calls", "push_deals", "spend", "deals"}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import json
 import threading
+import time
 from typing import Any
 
 from tests.fakes.http import FakeServer, Response, json_response
@@ -35,6 +36,13 @@ class FakeDestination(FakeServer):
         self.hang_after = 0
         self.hanging = threading.Event()
         self.release = threading.Event()
+        self.latency = 0.0  # seconds every push request takes, as a distant API would
+        # Who pushes at once: requests under way now and at most, in all and per account (bearer token),
+        # and when each account's requests came in.
+        self.active: collections.Counter[str] = collections.Counter()
+        self.max_active = 0
+        self.max_active_per_account = 0
+        self.push_times: dict[str, list[float]] = collections.defaultdict(list)
         self.spend_rows: list[dict[str, Any]] = []
         self.deals: list[dict[str, Any]] = []
 
@@ -52,7 +60,17 @@ class FakeDestination(FakeServer):
         if not self._auth_ok(headers):
             return json_response(401, {"error": "unauthorized"})
         if method == "POST" and path == "/v1/events":
-            return self._push(json.loads(body or b"{}"))
+            account = headers.get("Authorization", "")
+            with self.lock:
+                self.active[account] += 1
+                self.max_active = max(self.max_active, sum(self.active.values()))
+                self.max_active_per_account = max(self.max_active_per_account, self.active[account])
+                self.push_times[account].append(time.monotonic())
+            try:
+                return self._push(json.loads(body or b"{}"))
+            finally:
+                with self.lock:
+                    self.active[account] -= 1
         if method == "GET" and path == "/v1/events":
             with self.lock:
                 found = [{"uid": u, "id": self.ids[u]} for u in query.get("uid", []) if u in self.ids]
@@ -66,6 +84,8 @@ class FakeDestination(FakeServer):
         return json_response(404, {"error": "not_found"})
 
     def _push(self, doc: dict[str, Any]) -> Response:
+        if self.latency:
+            time.sleep(self.latency)
         with self.lock:
             self.push_requests += 1
             number = self.push_requests

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import threading
+import time
 
 import requests
 from sqlalchemy import func, select, update
@@ -15,7 +16,14 @@ from tests.factories import make_tenant
 from tests.pipeline.support import BOX, call_payload, make_connection
 from tracking import hooks
 from tracking.db import utcnow
-from tracking.models import Connection, ConnectionStatus, Delivery, DeliveryStatus, SyncRun
+from tracking.models import (
+    Connection,
+    ConnectionStatus,
+    Delivery,
+    DeliveryDestination,
+    DeliveryStatus,
+    SyncRun,
+)
 
 
 def fire_call(db, client_id: int, call_id: int) -> None:
@@ -106,10 +114,16 @@ def test_two_workers_never_send_the_same_item(db, rt, fakes) -> None:
     settings = DeliverSettings(batch_size=4, max_batches_per_run=1)
     errors: list[BaseException] = []
 
+    def open_items() -> int:
+        with rt.sessions() as s:
+            return s.scalar(select(func.count()).where(Delivery.status != DeliveryStatus.DONE)) or 0
+
     def work(name: str) -> None:
+        # Each pass finds the one destination free or held by another worker; go on until all is sent.
         try:
             worker = Worker(rt, name, settings)
-            for _ in range(40):
+            deadline = time.monotonic() + 60
+            while open_items() and time.monotonic() < deadline:
                 worker.run_once()
         except BaseException as exc:  # surfaced below
             errors.append(exc)
@@ -219,17 +233,33 @@ def test_in_doubt_items_are_looked_up_not_resent(db, rt, fakes) -> None:
     assert {r.job for r in db.scalars(select(SyncRun))} == {"resolve", "deliver"}
 
 
-def test_fresh_claims_of_a_live_worker_are_not_taken(db, rt, fakes) -> None:
+def test_a_destination_held_by_a_live_worker_is_left_alone(db, rt, fakes) -> None:
     t = make_tenant(db)
-    make_connection(db, t, fakes)
-    queue_calls(db, t, 1)
+    conn = make_connection(db, t, fakes)
+    queue_calls(db, t, 2)
     db.execute(
-        update(Delivery).values(status=DeliveryStatus.IN_FLIGHT, claimed_by="busy:1", claimed_at=utcnow())
+        update(Delivery)
+        .where(Delivery.key == "otkuda-call-1")
+        .values(status=DeliveryStatus.IN_FLIGHT, claimed_by="busy:1", claimed_at=utcnow())
     )
+    hold = DeliveryDestination(
+        connection_id=conn.id,
+        connector="fakedest",
+        held_by="busy:1",
+        held_until=utcnow() + dt.timedelta(seconds=60),
+    )
+    db.add(hold)
     db.commit()
     Worker(rt).run_once()
-    assert fakes.dest.arrivals == []
-    assert statuses(db) == {"in_flight": 1}
+    assert fakes.dest.arrivals == []  # neither its item in flight nor the one waiting behind it
+    assert statuses(db) == {"in_flight": 1, "pending": 1}
+    # The holder dies: once its hold lapses, the next worker resolves its item and sends the other.
+    db.execute(update(DeliveryDestination).values(held_until=utcnow() - dt.timedelta(seconds=1)))
+    db.commit()
+    stats = Worker(rt).run_once()
+    assert sorted(fakes.dest.arrivals) == ["otkuda-call-1", "otkuda-call-2"]
+    assert statuses(db) == {"done": 2}
+    assert stats.in_doubt == 0 and stats.found == 0  # call 1 never arrived: looked up, then sent
 
 
 def test_failed_request_leaves_batch_in_doubt_then_resolves(db, rt, fakes) -> None:
@@ -302,23 +332,23 @@ def test_items_for_a_connector_that_cannot_load_fail_visibly(db, rt, fakes) -> N
     assert broken.status == DeliveryStatus.DEAD and "connector unavailable" in broken.last_error
 
 
-def test_token_bucket_paces_requests_to_the_declared_rate() -> None:
+def test_rate_limit_paces_requests_to_the_declared_rate() -> None:
     from connectors.base import RateLimit
-    from jobs.ratelimit import TokenBucket
+    from jobs.ratelimit import admit
 
-    now = [100.0]
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
-
-    bucket = TokenBucket(RateLimit(per_second=2, burst=3), clock=lambda: now[0])
-    for _ in range(7):
-        bucket.take(sleep=sleep)
+    limit = RateLimit(per_second=2, burst=3)
+    start = now = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    ready = None
+    sent = 0
+    while sent < 7:
+        wait, ready = admit(ready, now, limit)
+        if wait:
+            now += dt.timedelta(seconds=wait)
+            continue
+        sent += 1
     # Three go at once (the burst), the other four wait half a second each at 2 per second.
-    assert now[0] - 100.0 == 2.0
-    assert bucket.try_take() > 0
+    assert (now - start).total_seconds() == 2.0
+    assert admit(ready, now, limit)[0] == 0.5
 
 
 def test_daily_request_limit_holds_items_without_using_attempts(db, rt, fakes) -> None:
@@ -330,8 +360,13 @@ def test_daily_request_limit_holds_items_without_using_attempts(db, rt, fakes) -
     assert any("daily limit of 2" in e for e in stats.errors)
     waiting = db.scalars(select(Delivery).where(Delivery.status == DeliveryStatus.PENDING)).one()
     assert waiting.attempts == 0
-    # Yesterday's requests do not count against today.
+    # No worker takes the destination up again before midnight UTC…
+    midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
+    assert db.scalars(select(DeliveryDestination.ready_at)).one() == midnight
+    assert Worker(rt, settings=DeliverSettings(batch_size=1)).run_once().claimed == 0
+    # … and then yesterday's requests do not count against today.
     db.execute(update(SyncRun).values(started_at=utcnow() - dt.timedelta(days=1)))
+    db.execute(update(DeliveryDestination).values(ready_at=utcnow()))
     db.commit()
     Worker(rt, settings=DeliverSettings(batch_size=1)).run_once()
     assert statuses(db) == {"done": 3}

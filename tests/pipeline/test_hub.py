@@ -243,7 +243,7 @@ def test_api_patch_connection_validates_and_shares(client, db, rt, fakes) -> Non
         json={"account": {"counter_id": "123"}, "settings": {"goal": "call"}, "connectors": ["fakedest"]},
         headers=auth,
     )
-    assert ok.status_code == 200 and ok.get_json()["account"] == {"counter_id": "123"}
+    assert ok.status_code == 200 and ok.get_json()["account"] == {"subdomain": "acme", "counter_id": "123"}
     for bad in (
         {"connectors": ["nosuch"]},
         {"account": {"counter_id": 123}},
@@ -256,7 +256,8 @@ def test_api_patch_connection_validates_and_shares(client, db, rt, fakes) -> Non
         assert resp.status_code == 400, bad
         assert resp.get_json()["error"] == "bad_request"
     db.expire_all()
-    assert db.get(Connection, own.id).account == {"counter_id": "123"}  # the bad requests changed nothing
+    # the bad requests changed nothing
+    assert db.get(Connection, own.id).account == {"subdomain": "acme", "counter_id": "123"}
     # Sharing: only with clients of the same agency; the second client then queues deliveries to it.
     surl = f"/api/v1/clients/{t.client.id}/connections/{shared.id}"
     listed = client.get(f"/api/v1/clients/{t.client.id}/connections", headers=auth).get_json()["items"]

@@ -15,12 +15,15 @@ from tracking.models.delivery import (
     ConnectionClient,
     ConnectionStatus,
     Delivery,
+    DeliveryDestination,
     DeliveryStatus,
     SchedulerLease,
     SyncRun,
 )
 from tracking.models.numbers import Channel, Pool, PoolChannel, TrackingNumber
 from tracking.models.pool_stats import PoolStat
+from tracking.models.ratelimit import RateLimitCounter
+from tracking.models.romi import RomiDaily, RomiDailyCaller, RomiDirty, RomiLeaf, RomiMonthly, RomiRollupState
 from tracking.models.sessions import FallbackEvent, NumberAssignment, VisitSession
 from tracking.models.spend import CampaignMapping, ManualSpend, PlatformSpend
 from tracking.models.tenancy import Agency, ApiToken, Client, Role, Site, User
@@ -44,6 +47,7 @@ __all__ = [
     "Deal",
     "DealStatus",
     "Delivery",
+    "DeliveryDestination",
     "DeliveryStatus",
     "FallbackEvent",
     "ManualSpend",
@@ -51,6 +55,13 @@ __all__ = [
     "Pool",
     "PoolChannel",
     "PoolStat",
+    "RomiDaily",
+    "RomiDailyCaller",
+    "RomiDirty",
+    "RomiLeaf",
+    "RomiMonthly",
+    "RomiRollupState",
+    "RateLimitCounter",
     "Role",
     "SchedulerLease",
     "Site",

@@ -54,7 +54,8 @@ class AttributionMethod(enum.StrEnum):
 class Call(Base):
     __tablename__ = "calls"
     __table_args__ = (
-        UniqueConstraint("provider", "provider_call_id"),
+        # Per integration, never across tenants: another agency's PBX may send the same call id.
+        UniqueConstraint("integration_id", "provider_call_id"),
         Index("ix_calls_client_called", "client_id", "called_at"),
         Index("ix_calls_client_caller", "client_id", "caller", "called_at"),
     )

@@ -117,6 +117,25 @@ class Delivery(Base):
     connection: Mapped[Connection] = relationship()
 
 
+class DeliveryDestination(Base):
+    """One destination (connection + connector) as the workers share it.
+
+    A worker holds it (``held_by`` until ``held_until``, renewed while it works) so only one process pushes
+    to a destination at a time, and ``ready_at`` is when the destination's rate limit lets the next
+    request go, whichever worker sends it.
+    """
+
+    __tablename__ = "delivery_destinations"
+    __table_args__ = (UniqueConstraint("connection_id", "connector"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    connector: Mapped[str] = mapped_column(String(32))
+    held_by: Mapped[str | None] = mapped_column(String(64))
+    held_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    ready_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
 class SyncRun(Base):
     """One run of a job (deliver, pull spend, pull deals, refresh tokens, pool stats, backfill)."""
 

@@ -6,7 +6,7 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import Enum, ForeignKey, Index, String
+from sqlalchemy import Enum, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tracking.db import Base, UTCDateTime, utcnow
@@ -43,11 +43,16 @@ class NumberStatus(enum.StrEnum):
 
 class TrackingNumber(Base):
     __tablename__ = "tracking_numbers"
-    __table_args__ = (Index("ix_tracking_numbers_pool_free", "pool_id", "status", "released_at"),)
+    __table_args__ = (
+        Index("ix_tracking_numbers_pool_free", "pool_id", "status", "released_at"),
+        # Unique per client: webhooks resolve a number within their integration's client, so a number
+        # another tenant typed in neither blocks nor reveals anything.
+        UniqueConstraint("client_id", "e164"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
-    e164: Mapped[str] = mapped_column(String(20), unique=True)
+    e164: Mapped[str] = mapped_column(String(20), index=True)
     provider: Mapped[str] = mapped_column(String(32), default="generic")
     # The business line calls are forwarded to (E.164).
     forward_to: Mapped[str | None] = mapped_column(String(20))

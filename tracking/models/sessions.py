@@ -47,6 +47,9 @@ class VisitSession(Base):
     user_agent: Mapped[str | None] = mapped_column(Text)
     device: Mapped[str | None] = mapped_column(String(16))  # desktop / mobile / tablet
     screen: Mapped[str | None] = mapped_column(String(32))
+    # A keyed hash of the client address the session came from (never the address itself): how many pool
+    # numbers one source may hold at once is bounded by it (tracking.abuse).
+    source_key: Mapped[str | None] = mapped_column(String(32))
 
     # The number shown to this session (pool, static or fallback) and until when it is reserved.
     number_id: Mapped[int | None] = mapped_column(ForeignKey("tracking_numbers.id", ondelete="SET NULL"))
@@ -78,7 +81,7 @@ class NumberAssignment(Base):
 
 
 class FallbackEvent(Base):
-    """A session that got the pool's fallback number because every number was held."""
+    """A session that got the pool's fallback number: every number was held, or its source held too many."""
 
     __tablename__ = "fallback_events"
 
@@ -86,3 +89,5 @@ class FallbackEvent(Base):
     pool_id: Mapped[int] = mapped_column(ForeignKey("pools.id", ondelete="CASCADE"), index=True)
     session_id: Mapped[int | None] = mapped_column(ForeignKey("visit_sessions.id", ondelete="SET NULL"))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # Null: every number was held. Otherwise why this session was refused a pool number (tracking.abuse).
+    reason: Mapped[str | None] = mapped_column(String(32))

@@ -71,15 +71,21 @@ class Site(Base):
 
 class User(Base):
     __tablename__ = "users"
+    # An email is unique within its agency only, so an address used elsewhere neither blocks an agency
+    # nor tells it anything (docs/security.md).
+    __table_args__ = (UniqueConstraint("agency_id", "email"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"), index=True)
-    email: Mapped[str] = mapped_column(String(254), unique=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=16))
     # Set only for viewers: the one client they may see.
     client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    # Browser sessions carry the generation they were opened in; logout moves it on, so a copied session
+    # cookie stops working everywhere at once.
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     agency: Mapped[Agency] = relationship(back_populates="users")

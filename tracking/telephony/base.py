@@ -6,6 +6,7 @@ import datetime as dt
 import enum
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,23 +116,63 @@ def to_e164(raw: str | None, region: str = "RU") -> str | None:
     return kept or None
 
 
-def parse_int(value: Any, field: str) -> int | None:
+# Bounds on numbers from outside: no call we track lasts a day, and no event time is before 2000 or after
+# 2100, so nonsense (1e12 seconds, 1e20, NaN, inf) is refused before it reaches the database or reports.
+MAX_CALL_SECONDS = 86_400
+_EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+_LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+# How far an event's times may be from our clock when it arrives: PBXes deliver late after an outage, but
+# not weeks late. Ahead of our clock a time can only be by a wrong time zone on the provider's side (at
+# most 14 hours, UTC+14) or drift; that is tolerated rather than losing the integration's calls.
+EVENT_MAX_AGE = dt.timedelta(days=7)
+EVENT_MAX_AHEAD = dt.timedelta(hours=14)
+
+
+def parse_int(value: Any, field: str, *, maximum: int = 2**31 - 1) -> int | None:
+    """A whole, finite number in [0, maximum], or None when absent; anything else is ``PayloadInvalid``."""
     if value in (None, ""):
         return None
+    if isinstance(value, bool):
+        raise PayloadInvalid(f"{field} is not a number")
     try:
-        return int(float(value))
+        number = value if isinstance(value, int) else float(str(value).strip())
     except (TypeError, ValueError):
         raise PayloadInvalid(f"{field} is not a number") from None
+    if not math.isfinite(number) or not 0 <= number <= maximum:
+        raise PayloadInvalid(f"{field} must be a number from 0 to {maximum}")
+    return int(number)
 
 
 def from_unix(value: Any, field: str) -> dt.datetime | None:
-    seconds = parse_int(value, field)
+    seconds = parse_int(value, field, maximum=int(_LATEST.timestamp()))
     if not seconds:
         return None
-    try:
-        return dt.datetime.fromtimestamp(seconds, dt.UTC)
-    except (OverflowError, OSError, ValueError):
-        raise PayloadInvalid(f"{field} is not a valid time") from None
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+def check_time(value: dt.datetime, field: str) -> dt.datetime:
+    """A provider's time within the years we can store and report on."""
+    if not _EARLIEST <= value < _LATEST:
+        raise PayloadInvalid(f"{field} is not a plausible time")
+    return value
+
+
+def check_event(event: CallEvent, now: dt.datetime) -> None:
+    """Refuse what no database or report should hold: times far from ``now`` (a wrong clock or zone, or a
+    forged time), a talk time over a day, text with NUL characters (PostgreSQL cannot store them)."""
+    for name, value in event.data().items():
+        if isinstance(value, str) and "\x00" in value:
+            raise PayloadInvalid(f"{name} contains a NUL character")
+    if event.talk_seconds is not None and not 0 <= event.talk_seconds <= MAX_CALL_SECONDS:
+        raise PayloadInvalid(f"talk_seconds must be from 0 to {MAX_CALL_SECONDS}")
+    for name in ("occurred_at", "started_at", "answered_at", "ended_at"):
+        value = getattr(event, name)
+        if value is None:
+            continue
+        if value < now - EVENT_MAX_AGE:
+            raise PayloadInvalid(f"{name} is more than {EVENT_MAX_AGE.days} days ago")
+        if value > now + EVENT_MAX_AHEAD:
+            raise PayloadInvalid(f"{name} is in the future")
 
 
 def require(fields: Any, name: str) -> str:

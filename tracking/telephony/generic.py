@@ -16,11 +16,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from tracking.telephony.base import (
+    MAX_CALL_SECONDS,
     CallEvent,
     EventKind,
     Outcome,
     PayloadInvalid,
     SignatureInvalid,
+    check_time,
+    from_unix,
     parse_int,
     require,
     to_e164,
@@ -44,9 +47,12 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, now: dt.datetim
     given = headers.get(SIGNATURE_HEADER, "").strip()
     if not timestamp or not given:
         raise SignatureInvalid(f"{TIMESTAMP_HEADER} and {SIGNATURE_HEADER} are required")
-    if not timestamp.isdigit():
+    try:
+        sent = from_unix(timestamp, TIMESTAMP_HEADER) if timestamp.isascii() and timestamp.isdigit() else None
+    except PayloadInvalid:
+        sent = None
+    if sent is None:
         raise SignatureInvalid(f"{TIMESTAMP_HEADER} must be unix seconds")
-    sent = dt.datetime.fromtimestamp(int(timestamp), dt.UTC)
     if abs(now - sent) > MAX_SKEW:
         raise SignatureInvalid("timestamp is stale")
     if not given.startswith("sha256="):
@@ -60,14 +66,14 @@ def _time(data: Mapping[str, Any], name: str) -> dt.datetime | None:
     if value in (None, ""):
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return dt.datetime.fromtimestamp(value, dt.UTC)
+        return from_unix(value, name)
     try:
         parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         raise PayloadInvalid(f"{name} must be ISO 8601 or unix seconds") from None
     if parsed.tzinfo is None:
         raise PayloadInvalid(f"{name} must carry a time zone")
-    return parsed.astimezone(dt.UTC)
+    return check_time(parsed.astimezone(dt.UTC), name)
 
 
 def parse(body: bytes) -> CallEvent:
@@ -100,12 +106,12 @@ def parse(body: bytes) -> CallEvent:
         provider_call_id=require(data, "call_id")[:128],
         kind=kind,
         occurred_at=at,
-        caller=to_e164(data.get("caller")),
+        caller=to_e164(str(data["caller"])) if data.get("caller") is not None else None,
         called=to_e164(str(called)) if called else None,
         started_at=_time(data, "started_at") or (at if kind == EventKind.START else None),
         answered_at=_time(data, "answered_at") or (at if kind == EventKind.ANSWER else None),
         ended_at=at if kind == EventKind.END else None,
-        talk_seconds=parse_int(data.get("talk_seconds"), "talk_seconds"),
+        talk_seconds=parse_int(data.get("talk_seconds"), "talk_seconds", maximum=MAX_CALL_SECONDS),
         outcome=outcome,
         forwarded_to=str(data["forwarded_to"])[:64] if data.get("forwarded_to") else None,
         recording_url=str(data["recording_url"]) if data.get("recording_url") else None,

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
 from tracking.telephony.base import (
+    MAX_CALL_SECONDS,
     CallEvent,
     EventKind,
     Outcome,
@@ -113,7 +114,9 @@ def parse_status(params: Mapping[str, str], received_at: dt.datetime) -> CallEve
                 received_times=not params.get("Timestamp"),
                 kind=EventKind.ANSWER,
                 occurred_at=at,
-                talk_seconds=parse_int(params.get("DialCallDuration"), "DialCallDuration"),
+                talk_seconds=parse_int(
+                    params.get("DialCallDuration"), "DialCallDuration", maximum=MAX_CALL_SECONDS
+                ),
                 forwarded_to=params.get("DialCallTo") or None,
                 recording_url=recording["recording_url"],
                 recording_ref=recording["recording_ref"],

@@ -16,17 +16,26 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tracking.telephony.base import (
+    EVENT_MAX_AHEAD,
     CallEvent,
     EventKind,
     Outcome,
     PayloadInvalid,
     SignatureInvalid,
+    from_unix,
     parse_int,
     require,
     to_e164,
 )
 
 SIGNATURE_HEADER = "Signature"
+
+# The signature covers only caller, called number and call_start (not the call id, duration or outcome),
+# so a captured request stays valid for ever. Events whose call_start is further than this from our clock
+# are refused: a replay is useful for at most MAX_AGE. Calls longer than that lose their NOTIFY_END.
+MAX_AGE = dt.timedelta(hours=6)
+# A reported duration may exceed the time since call_start by no more than this (clock drift).
+DURATION_SLACK = dt.timedelta(minutes=5)
 
 # The fields each event's signature covers, concatenated in this order.
 SIGNED_FIELDS: dict[str, tuple[str, ...]] = {
@@ -68,16 +77,26 @@ def verify(secret: str, fields: Mapping[str, str], headers: Mapping[str, str]) -
         raise SignatureInvalid("Signature does not match")
 
 
-def _call_start(raw: str, tz: ZoneInfo) -> dt.datetime:
+def _call_start(raw: str, tz: ZoneInfo, received_at: dt.datetime) -> dt.datetime:
     # "YYYY-MM-DD HH:MM:SS" in the account's time zone (UNCONFIRMED: the zone is not documented, so it is a
     # per-integration setting); a unix timestamp is accepted too.
-    if raw.isdigit():
-        return dt.datetime.fromtimestamp(int(raw), dt.UTC)
-    try:
-        local = dt.datetime.strptime(raw, "%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        raise PayloadInvalid("call_start is not 'YYYY-MM-DD HH:MM:SS'") from None
-    return local.replace(tzinfo=tz).astimezone(dt.UTC)
+    if raw.isascii() and raw.isdigit() and len(raw) <= 12:
+        start = from_unix(raw, "call_start")
+        if start is None:
+            raise PayloadInvalid("call_start is not a time")
+    else:
+        try:
+            local = dt.datetime.strptime(raw, "%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            raise PayloadInvalid("call_start is not 'YYYY-MM-DD HH:MM:SS'") from None
+        start = local.replace(tzinfo=tz).astimezone(dt.UTC)
+    if start < received_at - MAX_AGE:
+        raise PayloadInvalid(
+            f"call_start is more than {MAX_AGE} ago: refused as a possible replay (check the time zone)"
+        )
+    if start > received_at + EVENT_MAX_AHEAD:
+        raise PayloadInvalid("call_start is in the future: check the integration's time zone")
+    return start
 
 
 def parse(
@@ -90,7 +109,7 @@ def parse(
         return None
     call_id = require(fields, "pbx_call_id")
     if event == "NOTIFY_START":
-        start = _call_start(require(fields, "call_start"), zone)
+        start = _call_start(require(fields, "call_start"), zone, received_at)
         return CallEvent(
             provider=provider,
             provider_call_id=call_id,
@@ -109,15 +128,17 @@ def parse(
             occurred_at=received_at,
             answered_at=received_at,
             received_times=True,
-            started_at=_call_start(require(fields, "call_start"), zone),
+            started_at=_call_start(require(fields, "call_start"), zone, received_at),
             caller=to_e164(fields.get("caller_id")),
             forwarded_to=fields.get("destination") or None,
         )
     if event == "NOTIFY_END":
-        start = _call_start(require(fields, "call_start"), zone)
+        start = _call_start(require(fields, "call_start"), zone, received_at)
         disposition = (fields.get("disposition") or "").strip().lower()
         outcome = _DISPOSITION.get(disposition, Outcome.FAILED if disposition else Outcome.MISSED)
-        duration = parse_int(fields.get("duration"), "duration") or 0
+        # Unsigned: bounded by the time the call can have lasted.
+        elapsed = (received_at - start + DURATION_SLACK).total_seconds()
+        duration = parse_int(fields.get("duration"), "duration", maximum=max(0, int(elapsed))) or 0
         recorded = fields.get("is_recorded") == "1" and fields.get("call_id_with_rec")
         return CallEvent(
             provider=provider,
