@@ -33,7 +33,7 @@ from hub.ratelimit import client_ip, source_key
 from hub.schemas import error_json
 from tracking import abuse, phones, visits
 from tracking.db import iso
-from tracking.hosts import canonical_domain_entry, canonical_host
+from tracking.hosts import canonical_host
 from tracking.models import Site
 
 bp = Blueprint("public", __name__)
@@ -67,18 +67,7 @@ def origin_allowed(site: Site, origin: str | None) -> bool:
     host = canonical_host(parts.hostname)
     if parts.scheme not in ("http", "https") or not host:
         return False
-    for entry in site.domains or []:
-        if not isinstance(entry, str):
-            continue
-        want = canonical_domain_entry(entry)
-        if not want:
-            continue
-        if want.startswith("*."):
-            if host.endswith(want[1:]):
-                return True
-        elif host == want:
-            return True
-    return False
+    return visits.site_has_host(site, host)
 
 
 def _read_json() -> Any:
@@ -199,7 +188,13 @@ def _handle(site_key: str, action: str) -> Response:
         return _error(413, "body_too_large", "The request body is too large.", origin)
     except visits.VisitError as exc:
         return _error(exc.status, exc.error, str(exc), origin)
-    return _cors(_no_store(jsonify(_result_json(result, full=action == "visit"))), origin or "")
+    # A heartbeat answers with the number only when it moved the session off the fallback number, and only
+    # to the visitor the session belongs to: a session id alone never reveals a number.
+    renumbered = (
+        result.renumbered and isinstance(data, dict) and data.get("visitor_id") == result.session.visitor_id
+    )
+    full = action == "visit" or renumbered
+    return _cors(_no_store(jsonify(_result_json(result, full=full))), origin or "")
 
 
 def _no_store(resp: Response) -> Response:

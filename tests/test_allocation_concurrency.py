@@ -121,9 +121,15 @@ def test_parallel_allocation_with_expiry_release_and_heartbeats(db, database_url
     _run(database_url, t.site.site_key, 60, synthetic=True)
     assignments = _assert_no_overlapping_holds(db)
     fallbacks = db.scalar(select(func.count()).select_from(FallbackEvent))
-    # Every visit got either a pool number or the fallback; holds really were reclaimed and reused.
-    assert assignments + fallbacks == WORKERS * 60
-    assert assignments > 8
+    # Every visit got either a pool number or the fallback at its start (a fallback session may take a pool
+    # number later, on a heartbeat); holds really were reclaimed and reused.
+    started_held = db.scalar(
+        select(func.count(func.distinct(NumberAssignment.session_id)))
+        .join(VisitSession, VisitSession.id == NumberAssignment.session_id)
+        .where(NumberAssignment.started_at == VisitSession.started_at)
+    )
+    assert started_held + fallbacks == WORKERS * 60
+    assert assignments >= started_held > 8
 
 
 def test_a_number_being_taken_is_skipped_not_waited_for(db, engine, database_url) -> None:

@@ -44,30 +44,33 @@ def test_advice_orders_targets_and_rule_of_thumb() -> None:
     assert rule_of_thumb(0) == 1 and rule_of_thumb(3000) == 10 and rule_of_thumb(3001) == 11
 
 
-def test_pool_advice_command(db: Session, database_url: str, tmp_path) -> None:
-    t = make_tenant(db)
-    p = h.pool(db, t, "+749522200", 6)
-    ads = h.channel(db, t, "Ads")
-    rng = random.Random(5)
+def _observed_sessions(db: Session, t, channel, sessions: int, visitors: int, seed: int) -> None:
+    """``sessions`` mobile sessions of ``visitors`` visitors over the last three days."""
+    rng = random.Random(seed)
     now = dt.datetime.now(dt.UTC)
-    visitors = [secrets.token_hex(6) for _ in range(500)]
-    rows = []
-    for i in range(900):
+    ids = [secrets.token_hex(6) for _ in range(visitors)]
+    for i in range(sessions):
         start = now - dt.timedelta(minutes=rng.randrange(3 * 24 * 60))
-        rows.append(
+        db.add(
             VisitSession(
                 public_id=secrets.token_hex(8),
                 client_id=t.client.id,
                 site_id=t.site.id,
-                visitor_id=visitors[i % len(visitors)],
-                channel_id=ads.id,
+                visitor_id=ids[i % len(ids)],
+                channel_id=channel.id,
                 started_at=start,
                 last_seen_at=start + dt.timedelta(seconds=rng.randrange(20, 900)),
                 device="mobile",
             )
         )
-    db.add_all(rows)
     db.commit()
+
+
+def test_pool_advice_command(db: Session, database_url: str, tmp_path) -> None:
+    t = make_tenant(db)
+    p = h.pool(db, t, "+749522200", 6)
+    ads = h.channel(db, t, "Ads")
+    _observed_sessions(db, t, ads, 900, 500, seed=5)
     env = {
         "OTKUDA_DATABASE_URL": database_url,
         "OTKUDA_INSTANCE_DIR": str(tmp_path),
@@ -85,3 +88,22 @@ def test_pool_advice_command(db: Session, database_url: str, tmp_path) -> None:
     thumb = next(line for line in out.splitlines() if line.startswith("rule of thumb"))
     assert f" {math.ceil(500 / 3 / 100)} " in thumb
     assert lines["current pool"][2] == str(len(p.numbers))
+
+
+def test_pool_advice_page_shows_what_to_expect_from_the_current_pool(client, db: Session) -> None:
+    from tests.factories import web_login
+    from tracking.pool_advice import pool_advice
+
+    t = make_tenant(db)
+    h.pool(db, t, "+749522200", 4)
+    ads = h.channel(db, t, "Ads")
+    _observed_sessions(db, t, ads, 400, 300, seed=7)
+    report = pool_advice(db, t.client.id, max_size=40)
+    assert report.current is not None and 0 < report.current.session_accuracy < 1
+    web_login(client, t.admin.email)
+    page = client.get(f"/clients/{t.client.id}/pool-advice").get_data(as_text=True)
+    expected = page[page.index('id="expected"') :]
+    assert (
+        f"{report.current.session_accuracy * 100:.0f}%</strong> of calls tied to the right visit" in expected
+    )
+    assert f"{report.current.channel_accuracy * 100:.0f}%</strong> to the right channel" in expected

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from tracking import abuse
@@ -86,6 +86,11 @@ def pool_for(db: Session, site_id: int, channel_id: int) -> Pool | None:
     return None
 
 
+def heartbeat_seconds(hold_seconds: int) -> int:
+    """How often the snippet says "still here" for a hold of ``hold_seconds``: three beats per hold."""
+    return max(10, min(120, hold_seconds // 3))
+
+
 def _cap(pool: Pool, started_at: dt.datetime) -> dt.datetime:
     return started_at + dt.timedelta(seconds=pool.max_hold_seconds)
 
@@ -94,9 +99,43 @@ def _free(now: dt.datetime):
     return or_(TrackingNumber.held_by_session_id.is_(None), TrackingNumber.held_until < now)
 
 
+# A number lent to another channel comes back to its home; one its channel left idle this long moves to the
+# borrower for good (its channel's traffic has shrunk, the borrower's has grown).
+HOME_IDLE = dt.timedelta(hours=2)
+
+
+def _new_home(pool: Pool, session: VisitSession, now: dt.datetime):
+    if not pool.channel_coherent:
+        return session.channel_id
+    rested_since = func.coalesce(TrackingNumber.held_until, TrackingNumber.released_at)
+    return case(
+        (TrackingNumber.home_channel_id.is_(None), session.channel_id),
+        (rested_since < now - HOME_IDLE, session.channel_id),
+        else_=TrackingNumber.home_channel_id,
+    )
+
+
 def take_number(db: Session, pool: Pool, session: VisitSession, now: dt.datetime) -> TrackingNumber | None:
-    """Atomically hold the pool's longest-rested free number for ``session``; None when all are held."""
+    """Atomically hold a free number of the pool for ``session``; None when all are held.
+
+    Longest-rested first. A channel-coherent pool first takes numbers nobody has held yet (they join the
+    session's channel), then numbers of the session's channel, and only then borrows another channel's
+    number (before falling back). A borrowed number stays its channel's unless that channel had left it
+    idle for ``HOME_IDLE``: then it joins the borrower's. So a late caller who wrote a number down still
+    lands in the number's channel, and each channel keeps about as many numbers as its traffic keeps busy.
+    """
     hold_until = min(now + dt.timedelta(seconds=pool.hold_seconds), _cap(pool, now))
+    # A free number's last hold ended at its (past) held_until, or at released_at when the hold was cleared
+    # early; never-used numbers (both NULL) go first.
+    rested = func.coalesce(TrackingNumber.held_until, TrackingNumber.released_at).asc().nulls_first()
+    order = [rested, TrackingNumber.id]
+    if pool.channel_coherent and session.channel_id is not None:
+        home = case(
+            (TrackingNumber.home_channel_id.is_(None), 0),
+            (TrackingNumber.home_channel_id == session.channel_id, 1),
+            else_=2,
+        )
+        order.insert(0, home)
     candidate = (
         select(TrackingNumber.id)
         .where(
@@ -104,12 +143,7 @@ def take_number(db: Session, pool: Pool, session: VisitSession, now: dt.datetime
             TrackingNumber.status == NumberStatus.ACTIVE,
             _free(now),
         )
-        # A free number's last hold ended at its (past) held_until, or at released_at when the hold was
-        # cleared early; never-used numbers (both NULL) go first.
-        .order_by(
-            func.coalesce(TrackingNumber.held_until, TrackingNumber.released_at).asc().nulls_first(),
-            TrackingNumber.id,
-        )
+        .order_by(*order)
         .limit(1)
     )
     if pool.fallback_number_id is not None:
@@ -122,6 +156,7 @@ def take_number(db: Session, pool: Pool, session: VisitSession, now: dt.datetime
         .values(
             held_by_session_id=session.id,
             held_until=hold_until,
+            home_channel_id=_new_home(pool, session, now),
             # SET expressions see the old row: remember when the previous hold ended.
             released_at=func.coalesce(TrackingNumber.held_until, TrackingNumber.released_at),
         )
@@ -145,6 +180,19 @@ def take_number(db: Session, pool: Pool, session: VisitSession, now: dt.datetime
         )
     )
     return number
+
+
+def is_fallback(number: TrackingNumber) -> bool:
+    """Fallback numbers belong to no pool and no channel (the pool points at them)."""
+    return number.pool_id is None and number.channel_id is None
+
+
+def take_fallback_upgrade(
+    db: Session, fallback: TrackingNumber, session: VisitSession, now: dt.datetime
+) -> TrackingNumber | None:
+    """A pool number for a session that was shown ``fallback``, if its pool has one free now."""
+    pool = db.scalar(select(Pool).where(Pool.fallback_number_id == fallback.id, Pool.active.is_(True)))
+    return take_number(db, pool, session, now) if pool is not None else None
 
 
 def _fallback(

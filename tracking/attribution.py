@@ -1,23 +1,32 @@
 """Which advertising brought a call: static numbers, scored pool candidates, promo codes, manual choice.
 
-Dynamic scoring treats each candidate session as a hypothesis "this visitor made the call" with a
-likelihood built from independent factors, plus one more hypothesis: "someone who is not a current
-candidate called" (a visitor from earlier who wrote the number down, a misdial). Normalising gives each
-candidate a probability; the best one's is the session confidence, and the sum over every candidate that
-shares the winner's channel is the channel confidence — so when several sessions are plausible but all
-came from one channel, the channel is still certain. The factors are documented in docs/architecture.md.
+A call to a pool number is explained by one of several hypotheses: a session that held the number before
+the call (on the page, just gone, or gone for hours with the number written down), a session behind the
+caller's earlier call (a redial), or an outsider (a misdial, the number passed on). Each has a rate from
+``tracking.attribution_model``; normalising gives probabilities. The channel with the most probability is
+the call's channel (its sum is the channel confidence, so several plausible sessions of one channel still
+make the channel certain); its likeliest session is named only when that is likely enough, otherwise the
+call is "channel known, visit uncertain" or unknown. See docs/architecture.md.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from tracking.allocation import heartbeat_seconds
+from tracking.attribution_model import (
+    MODEL_VERSION,
+    PARAMS,
+    Params,
+    calibrated,
+    outsider_rate,
+    session_rate,
+)
 from tracking.models import (
     AttributionChange,
     AttributionMethod,
@@ -32,40 +41,35 @@ from tracking.models import (
     VisitSession,
 )
 
-# Callers mostly dial within minutes of looking at the number; the likelihood halves every ~10 minutes
-# without a sign of life from the page.
-RECENCY_TAU_SECONDS = 900.0
-# The page was still open at the call time (no leave beacon yet, hold not ended).
-ALIVE_FACTOR = 1.0
-GONE_FACTOR = 0.4
-# The call came after the hold ran out, during the grace period kept for late callers.
-GRACE_FACTOR = 0.5
-# This caller called before and that call was tied to a session of the same visitor (cookie).
-RETURNING_CALLER_FACTOR = 6.0
-# This caller called before from a *different* known visitor: a little less likely to be this one.
-OTHER_VISITOR_FACTOR = 0.5
-# Mobile visitors tap the number to call; desktop visitors must pick up another device.
-MOBILE_FACTOR = 1.3
-# Weight of "none of the candidates called" (number remembered from an earlier visit, misdial).
-OUTSIDER_LIKELIHOOD = 0.03
-# Assignments starting this long after the call still count: provider and hub clocks differ a little.
+# Provider and hub clocks differ a little: fallback showings and promo codes this long after the call still
+# count. Pool holds do not: a hold that began after the call cannot have shown the number to the caller,
+# except within the rounding of providers' whole-second times.
 CLOCK_SKEW = dt.timedelta(seconds=30)
+HOLD_START_ROUNDING = dt.timedelta(seconds=2)
+# How far back holders of the number and the caller's earlier calls are hypotheses.
+HOLDER_LOOKBACK = dt.timedelta(hours=48)
+MAX_HOLDERS = 300
+EARLIER_CALLS_LOOKBACK = dt.timedelta(hours=48)
+MAX_EARLIER_CALLS = 5
+# Candidates kept per call (the most likely ones); the rest only add to the normaliser.
+STORED_CANDIDATES = 25
 
 
 @dataclass
 class Candidate:
+    """One hypothesis "this session's visitor made the call", with the features its rate is built from."""
+
     session_id: int
     channel_id: int | None
     visitor_id: str
-    started_at: dt.datetime  # of the hold
-    hold_until: dt.datetime
-    ended_at: dt.datetime | None
-    last_seen_at: dt.datetime
-    left_at: dt.datetime | None
-    device: str | None = None
+    features: dict[str, Any] = field(default_factory=dict)
     likelihood: float = 0.0
-    probability: float = 0.0
-    reasons: dict[str, Any] = field(default_factory=dict)
+    probability: float = 0.0  # the model's posterior
+    confidence: float = 0.0  # the same, calibrated: what is stored and shown
+
+    @property
+    def reasons(self) -> dict[str, Any]:
+        return {**self.features, "rate": self.likelihood}
 
 
 @dataclass(frozen=True)
@@ -74,73 +78,171 @@ class Verdict:
     channel_id: int | None
     session_confidence: float | None
     channel_confidence: float | None
+    outsider: float = 0.0
 
 
-def score(candidates: list[Candidate], call_at: dt.datetime, known_visitors: dict[str, int]) -> Verdict:
-    """Fill each candidate's likelihood/probability and pick the winner.
+def hold_features(
+    *,
+    call_at: dt.datetime,
+    started_at: dt.datetime,
+    hold_until: dt.datetime,
+    ended_at: dt.datetime | None,
+    last_seen_at: dt.datetime,
+    left_at: dt.datetime | None,
+    device: str | None,
+    heartbeat_seconds: int,
+) -> dict[str, Any]:
+    """What a hold of the called number tells about its session at the call time."""
+    # A session seen again after the call was alive at it; otherwise its last sign of life before the call.
+    last_sign = min(max(last_seen_at, started_at), call_at)
+    gap = max(0.0, (call_at - last_sign).total_seconds())
+    left = left_at is not None and left_at <= call_at
+    hold_end = ended_at or hold_until
+    return {
+        "held": True,
+        "seconds_since_activity": round(gap),
+        # Heard from within a heartbeat period and not gone: the page was open and visible at the call.
+        "page_alive": not left and gap <= heartbeat_seconds + 30,
+        "within_hold": started_at <= call_at <= hold_end,
+        "device": device,
+    }
 
-    ``known_visitors`` maps visitor ids that this caller's earlier calls were tied to → how many times.
+
+def score(candidates: list[Candidate], params: Params = PARAMS, holds: int | None = None) -> Verdict:
+    """Each candidate's probability (its rate over all rates, the outsider included) and the verdict.
+
+    The likeliest session is named when it is at least ``session_threshold`` likely (calibrated), with its
+    channel, whose confidence is the probability of all candidates of that channel. Below that the call is
+    "channel known, visit uncertain" (the channel with the most probability, no session) when that channel
+    reaches ``channel_threshold``, else unknown. ``holds`` is how often the number was held in the
+    look-back (by default the candidates that held it): the outsider's rate grows with it.
     """
-    if not candidates:
-        return Verdict(None, None, None, None)
+    if holds is None:
+        holds = sum(1 for c in candidates if c.features.get("held"))
     for c in candidates:
-        last_sign = min(max(c.last_seen_at, c.started_at), call_at)
-        gap = max(0.0, (call_at - last_sign).total_seconds())
-        recency = math.exp(-gap / RECENCY_TAU_SECONDS)
-        hold_end = c.ended_at or c.hold_until
-        alive = (c.left_at is None or c.left_at >= call_at) and hold_end >= call_at
-        in_hold = c.hold_until >= call_at and (c.ended_at is None or c.ended_at >= call_at)
-        likelihood = recency * (ALIVE_FACTOR if alive else GONE_FACTOR) * (1.0 if in_hold else GRACE_FACTOR)
-        if known_visitors:
-            likelihood *= RETURNING_CALLER_FACTOR if c.visitor_id in known_visitors else OTHER_VISITOR_FACTOR
-        if c.device == "mobile":
-            likelihood *= MOBILE_FACTOR
-        c.likelihood = likelihood
-        c.reasons = {
-            "seconds_since_activity": round(gap),
-            "page_alive": alive,
-            "within_hold": in_hold,
-            "returning_caller": c.visitor_id in known_visitors,
-            "device": c.device,
-        }
-    total = sum(c.likelihood for c in candidates) + OUTSIDER_LIKELIHOOD
+        c.likelihood = session_rate(c.features, params)
+    others = outsider_rate(holds, params)
+    total = sum(c.likelihood for c in candidates) + others
     for c in candidates:
         c.probability = c.likelihood / total
-    # Ties go to the session that was seen last (then the later hold), which is deterministic.
-    best = max(candidates, key=lambda c: (c.probability, c.last_seen_at, c.started_at, c.session_id))
-    same_channel = sum(c.probability for c in candidates if c.channel_id == best.channel_id)
-    return Verdict(best.session_id, best.channel_id, round(best.probability, 4), round(same_channel, 4))
+        c.confidence = calibrated(c.probability, params.session_calibration)
+    outsider = others / total
+    if not candidates:
+        return Verdict(None, None, None, None, outsider)
+    mass: dict[int | None, float] = {}
+    for c in candidates:
+        mass[c.channel_id] = mass.get(c.channel_id, 0.0) + c.probability
+    # Ties go to the latest-started hold, then the latest session: deterministic.
+    best = max(candidates, key=lambda c: (c.probability, c.features.get("started", ""), c.session_id))
+    session_p = calibrated(best.probability, params.session_calibration)
+    if session_p >= params.session_threshold:
+        # The named session's channel is at least as certain as the session (the calibrations differ).
+        channel_p = max(calibrated(mass[best.channel_id], params.channel_calibration), session_p)
+        return Verdict(
+            best.session_id,
+            best.channel_id,
+            round(session_p, 4),
+            round(channel_p, 4) if best.channel_id is not None else None,
+            outsider,
+        )
+    channel = max(mass, key=lambda ch: (ch is not None, mass[ch], ch or 0))
+    channel_p = calibrated(mass[channel], params.channel_calibration)
+    channel_ok = channel is not None and channel_p >= params.channel_threshold
+    if not channel_ok:
+        return Verdict(None, None, None, None, outsider)
+    return Verdict(None, channel, None, round(channel_p, 4), outsider)
 
 
-def _candidates(db: Session, number_id: int, pool: Pool, call_at: dt.datetime) -> list[Candidate]:
-    grace = dt.timedelta(seconds=pool.grace_seconds)
+def _hypotheses(db: Session, call: Call, number: TrackingNumber, pool: Pool) -> tuple[list[Candidate], int]:
+    """The called number's holders (those who held it before the call, up to two days back) and the
+    sessions behind the caller's earlier calls, one candidate per session."""
+    assert call.called_at is not None
+    call_at = call.called_at
     hold_end = func.coalesce(NumberAssignment.ended_at, NumberAssignment.hold_until)
     rows = db.execute(
         select(NumberAssignment, VisitSession)
         .join(VisitSession, VisitSession.id == NumberAssignment.session_id)
         .where(
-            NumberAssignment.number_id == number_id,
-            NumberAssignment.started_at <= call_at + CLOCK_SKEW,
-            hold_end >= call_at - grace,
+            NumberAssignment.number_id == number.id,
+            NumberAssignment.started_at <= call_at + HOLD_START_ROUNDING,
+            hold_end >= call_at - HOLDER_LOOKBACK,
         )
+        .order_by(NumberAssignment.started_at.desc())
+        .limit(MAX_HOLDERS)
     ).all()
-    best: dict[int, Candidate] = {}
+    heartbeat = heartbeat_seconds(pool.hold_seconds)
+    found: dict[int, Candidate] = {}
     for assignment, session in rows:
-        cand = Candidate(
-            session_id=session.id,
-            channel_id=session.channel_id,
-            visitor_id=session.visitor_id,
+        if session.id in found:
+            continue  # rows come latest first: a session that held the number twice counts its last hold
+        features = hold_features(
+            call_at=call_at,
             started_at=assignment.started_at,
             hold_until=assignment.hold_until,
             ended_at=assignment.ended_at,
             last_seen_at=session.last_seen_at,
             left_at=session.left_at,
             device=session.device,
+            heartbeat_seconds=heartbeat,
         )
-        # A session that held the number twice counts once, with its latest hold.
-        if session.id not in best or best[session.id].started_at < cand.started_at:
-            best[session.id] = cand
-    return list(best.values())
+        features["started"] = assignment.started_at.isoformat()
+        features["number_holds"] = len(rows)
+        found[session.id] = Candidate(session.id, session.channel_id, session.visitor_id, features)
+    if call.caller is None:
+        return list(found.values()), len(rows)
+    known = _known_visitors(db, call)
+    for c in found.values():
+        c.features["caller_link"] = ("same" if c.visitor_id in known else "other") if known else "none"
+    for session, seconds, weight, same_number in _earlier_calls(db, call):
+        cand = found.get(session.id)
+        if cand is None:
+            cand = found[session.id] = Candidate(
+                session.id, session.channel_id, session.visitor_id, {"held": False}
+            )
+        entry = [round(seconds), round(weight, 4), same_number]
+        cand.features.setdefault("earlier_calls", []).append(entry)
+        cand.features["number_holds"] = len(rows)
+    return list(found.values()), len(rows)
+
+
+def _earlier_calls(db: Session, call: Call) -> list[tuple[VisitSession, float, float, bool]]:
+    """Sessions behind this caller's recent earlier calls to the client: (session, seconds since that
+    call, how likely that session made it — its stored probability, or 1 for a session set by hand —, and
+    whether that call was to the same number)."""
+    assert call.called_at is not None
+    earlier = db.execute(
+        select(Call.id, Call.called_at, Call.session_id, Call.tracking_number_id)
+        .where(
+            Call.client_id == call.client_id,
+            Call.caller == call.caller,
+            Call.id != call.id,
+            Call.called_at < call.called_at,
+            Call.called_at >= call.called_at - EARLIER_CALLS_LOOKBACK,
+        )
+        .order_by(Call.called_at.desc())
+        .limit(MAX_EARLIER_CALLS)
+    ).all()
+    if not earlier:
+        return []
+    when = {row.id: (call.called_at - row.called_at).total_seconds() for row in earlier}
+    same = {row.id: row.tracking_number_id == call.tracking_number_id for row in earlier}
+    out: list[tuple[VisitSession, float, float, bool]] = []
+    scored = db.execute(
+        select(CallCandidate.call_id, CallCandidate.score, VisitSession)
+        .join(VisitSession, VisitSession.id == CallCandidate.session_id)
+        .where(CallCandidate.call_id.in_(list(when)))
+    ).all()
+    with_candidates = set()
+    for call_id, weight, session in scored:
+        with_candidates.add(call_id)
+        out.append((session, when[call_id], float(weight), same[call_id]))
+    fixed = [r for r in earlier if r.id not in with_candidates and r.session_id is not None]
+    if fixed:
+        ids = [r.session_id for r in fixed]
+        sessions = {s.id: s for s in db.scalars(select(VisitSession).where(VisitSession.id.in_(ids)))}
+        for r in fixed:
+            out.append((sessions[r.session_id], when[r.id], 1.0, same[r.id]))
+    return out
 
 
 def _known_visitors(db: Session, call: Call) -> dict[str, int]:
@@ -192,22 +294,26 @@ def _decide(db: Session, call: Call) -> _Result:
         )
     pool = db.get(Pool, number.pool_id)
     assert pool is not None
-    candidates = _candidates(db, number.id, pool, call.called_at)
+    candidates, holds = _hypotheses(db, call, number, pool)
     if not candidates:
+        # Nobody held the number for two days: a misdial or a number found elsewhere. A pool serving one
+        # channel still says that channel.
         channel = _pool_channel(db, pool)
         return _Result(
             AttributionMethod.DYNAMIC_UNIDENTIFIED,
             channel_id=channel,
             channel_confidence=1.0 if channel else None,
         )
-    verdict = score(candidates, call.called_at, _known_visitors(db, call))
+    verdict = score(candidates, holds=holds)
+    candidates.sort(key=lambda c: -c.probability)
+    named = verdict.session_id is not None
     return _Result(
-        AttributionMethod.DYNAMIC,
+        AttributionMethod.DYNAMIC if named else AttributionMethod.DYNAMIC_UNIDENTIFIED,
         verdict.session_id,
         verdict.channel_id,
         verdict.session_confidence,
         verdict.channel_confidence,
-        candidates,
+        candidates[:STORED_CANDIDATES],
     )
 
 
@@ -266,13 +372,14 @@ def _apply(db: Session, call: Call, result: _Result, *, actor: str, user_id: int
 def attribute(db: Session, call: Call) -> None:
     """Attribute a call automatically from its number and time; candidates are replaced."""
     result = _decide(db, call)
+    call.attribution_model = MODEL_VERSION
     if call.candidates_count:
         db.flush()
         db.execute(delete(CallCandidate).where(CallCandidate.call_id == call.id))
     for c in result.candidates:
         db.add(
             CallCandidate(
-                call_id=call.id, session_id=c.session_id, score=round(c.probability, 4), reasons=c.reasons
+                call_id=call.id, session_id=c.session_id, score=round(c.confidence, 4), reasons=c.reasons
             )
         )
     # The first attribution is history too: it shows what the automatic method decided before any edit.

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from tracking import attribution
 from tracking.errors import Refused
 from tracking.models import Call, CallStatus, Channel, User
-from tracking.values import parse_bool, parse_moment
+from tracking.values import id_arg, parse_bool, parse_moment
 
 MAX_TAG = 50
 MAX_NOTES = 10_000
@@ -38,7 +38,8 @@ class CallFilter:
     def from_args(cls, args: Mapping[str, str], zone: str) -> CallFilter:
         """The filter a query string asks for; dates are days in the client's ``zone``."""
         channel = args.get("channel_id") or None
-        if channel is not None and not channel.isdigit():
+        channel_id = id_arg(channel) if channel is not None else None
+        if channel is not None and channel_id is None:
             raise Refused("channel_id", "must be an integer", "bad_request")
         status = args.get("status") or None
         if status is not None and status not in {s.value for s in CallStatus}:
@@ -46,7 +47,7 @@ class CallFilter:
         return cls(
             start=parse_moment("from", args.get("from"), zone),
             end=parse_moment("to", args.get("to"), zone, end_of_day=True),
-            channel_id=int(channel) if channel else None,
+            channel_id=channel_id,
             status=CallStatus(status) if status else None,
             first_time=parse_bool("first_time", args.get("first_time")),
             attributed=parse_bool("attributed", args.get("attributed")),

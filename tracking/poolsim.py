@@ -1,14 +1,12 @@
-"""A traffic simulator for dynamic number pools, with ground truth, driving the real attribution scoring.
+"""A fast traffic simulator for dynamic number pools, with ground truth, for pool sizing advice.
 
 Visitors arrive through a daily cycle, stay a while (one or more tabs), sometimes come back, and some call:
 most while on the page or within minutes of leaving, a few hours later. Numbers are handed out and held
 like the hub does (a hold renewed by activity, cut short by the leave beacon plus a grace period, capped by
-a maximum, the fallback number when every number is held), and each call is attributed with
-``tracking.attribution.score`` over the candidates the hub's window rule would find. Comparing with who
-really called gives session- and channel-level accuracy and how well the confidence is calibrated.
-
-Used by ``bench/attribution.py`` (accuracy across pool sizes, hold times and allocation strategies) and by
-``otkuda pool-advice`` (the smallest pool that reaches a target accuracy for a client's observed traffic).
+a maximum, the fallback number when every number is held), and each call is scored with
+``tracking.attribution.score`` over the holders the hub would consider. It is an approximation in memory,
+fast enough to try many pool sizes for ``otkuda pool-advice`` and the pool advice page; the accuracy the
+hub really reaches is measured by ``bench/attribution.py``, which runs the hub itself.
 """
 
 from __future__ import annotations
@@ -22,7 +20,8 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from tracking.attribution import CLOCK_SKEW, Candidate, score
+from tracking.allocation import heartbeat_seconds
+from tracking.attribution import CLOCK_SKEW, HOLDER_LOOKBACK, Candidate, hold_features, score
 
 T0 = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)  # a Monday, 00:00 UTC; only differences matter
 
@@ -116,13 +115,13 @@ def _arrivals(rng: random.Random, traffic: Traffic, days: int) -> list[dt.dateti
     for day in range(days):
         for hour, weight in enumerate(shape):
             rate = traffic.sessions_per_day * weight / total  # visits in this hour
-            n = _poisson(rng, rate)
+            n = poisson(rng, rate)
             base = T0 + dt.timedelta(days=day, hours=hour)
             out.extend(base + dt.timedelta(seconds=rng.random() * 3600) for _ in range(n))
     return sorted(out)
 
 
-def _poisson(rng: random.Random, lam: float) -> int:
+def poisson(rng: random.Random, lam: float) -> int:
     if lam > 50:
         return max(0, round(rng.gauss(lam, math.sqrt(lam))))
     threshold, k, p = math.exp(-lam), 0, 1.0
@@ -217,6 +216,7 @@ def simulate(traffic: Traffic, pool: PoolConfig, days: int = 3, seed: int = 1) -
         held_seconds += (release - start).total_seconds()
 
     horizon = days * 86400.0
+    heartbeat = heartbeat_seconds(pool.hold_seconds)
     # Every hold listed above has its start set, so each list stays aligned with its holds.
     starts = {num: [h.hold_start for h in hs if h.hold_start] for num, hs in holds_by_number.items()}
 
@@ -241,30 +241,32 @@ def simulate(traffic: Traffic, pool: PoolConfig, days: int = 3, seed: int = 1) -
             right_channel += channel == truth.channel
             continue
         holds = holds_by_number[truth.number]
-        hi = bisect.bisect_right(starts[truth.number], at + CLOCK_SKEW)
+        hi = bisect.bisect_right(starts[truth.number], at)
         cands = []
-        for h in holds[max(0, hi - 50) : hi]:
+        for h in reversed(holds[max(0, hi - 80) : hi]):
             assert h.hold_start is not None and h.hold_until is not None and h.ended is not None
-            if h.ended + grace < at:
-                continue
-            cands.append(
-                Candidate(
-                    session_id=h.id,
-                    channel_id=hash(h.channel),
-                    visitor_id=h.visitor,
-                    started_at=h.hold_start,
-                    hold_until=h.hold_until,
-                    # The hub knows a hold ended only once it has; a live one has no end yet.
-                    ended_at=h.ended if h.ended <= at else None,
-                    last_seen_at=min(h.last_seen, at),
-                    left_at=h.left if h.left is not None and h.left <= at else None,
-                    device=h.device,
-                )
+            if h.ended + HOLDER_LOOKBACK < at:
+                break
+            features = hold_features(
+                call_at=at,
+                started_at=h.hold_start,
+                hold_until=h.hold_until,
+                # The hub knows a hold ended only once it has; a live one has no end yet.
+                ended_at=h.ended if h.ended <= at else None,
+                last_seen_at=min(h.last_seen, at),
+                left_at=h.left if h.left is not None and h.left <= at else None,
+                device=h.device,
+                heartbeat_seconds=heartbeat,
             )
+            known = visitors_of_phone[phone]
+            features["caller_link"] = ("same" if h.visitor in known else "other") if known else "none"
+            cands.append(Candidate(h.id, hash(h.channel), h.visitor, features))
         if cands:
-            naive_right += max(cands, key=lambda c: c.started_at).session_id == truth.id
-        verdict = score(cands, at, dict(visitors_of_phone[phone]))
+            naive_right += cands[0].session_id == truth.id
+        verdict = score(cands)
         if verdict.session_id is None:
+            if verdict.channel_id is not None:
+                right_channel += verdict.channel_id == hash(truth.channel)
             continue
         identified += 1
         winner = sessions[verdict.session_id]

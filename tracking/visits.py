@@ -21,9 +21,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from tracking import abuse, allocation
-from tracking.channels import VisitSource, resolve_channel
+from tracking.channels import VisitSource, referrer_domain, resolve_channel
 from tracking.db import is_postgres, utcnow
-from tracking.models import NumberAssignment, Pool, Site, TrackingNumber, VisitSession
+from tracking.hosts import canonical_domain_entry
+from tracking.models import Channel, NumberAssignment, Pool, Site, TrackingNumber, VisitSession
 from tracking.models.numbers import NumberStatus
 
 T = TypeVar("T")
@@ -33,6 +34,11 @@ _CLICK_KEYS = ("gclid", "gbraid", "wbraid", "yclid")
 _UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 _URL_LIMIT = 4096
 _PROMO_DIGITS = 5
+# A visit without ad marks continues the source of the visitor's latest session when it comes from one of
+# the site's own pages within this long of that session's last activity (a tab woken after its hold), or
+# with no referrer at all within the shorter time (a quick return, the usual web-analytics session rule).
+INNER_PAGE_CONTINUES = dt.timedelta(hours=24)
+RETURN_CONTINUES = dt.timedelta(minutes=30)
 
 
 class VisitError(Exception):
@@ -78,6 +84,8 @@ class VisitResult:
     hold_until: dt.datetime | None
     live: bool
     heartbeat_seconds: int
+    # A heartbeat moved the session from the fallback number to a pool number: the page must show it.
+    renumbered: bool = False
 
 
 def site_by_key(db: Session, site_key: str) -> Site | None:
@@ -191,10 +199,6 @@ def run_with_retry(db: Session, work: Callable[[], T], attempts: int = 8) -> T:
     raise AssertionError("unreachable")
 
 
-def _heartbeat_seconds(hold_seconds: int) -> int:
-    return max(10, min(120, hold_seconds // 3))
-
-
 def _pool_hold_seconds(db: Session, assignment: NumberAssignment | None) -> int:
     pool = db.get(Pool, assignment.pool_id) if assignment is not None else None
     return pool.hold_seconds if pool is not None else allocation.STATIC_SESSION_SECONDS
@@ -204,6 +208,7 @@ def _pool_hold_seconds(db: Session, assignment: NumberAssignment | None) -> int:
 class _State:
     live: bool
     assignment: NumberAssignment | None  # the session's open pool hold, if it has one
+    shown: TrackingNumber | None = None  # the static or fallback number of a session without a pool hold
 
 
 def _state(db: Session, session: VisitSession, now: dt.datetime) -> _State:
@@ -214,7 +219,7 @@ def _state(db: Session, session: VisitSession, now: dt.datetime) -> _State:
         # Static, fallback or no number: the session's own hold is all there is, unless its number was
         # taken out of service meanwhile.
         shown = db.get(TrackingNumber, session.number_id) if session.number_id else None
-        return _State(shown is None or shown.status == NumberStatus.ACTIVE, None)
+        return _State(shown is None or shown.status == NumberStatus.ACTIVE, None, shown)
     number = db.get(TrackingNumber, assignment.number_id, populate_existing=True)
     # A number quarantined or retired while held is not extended: the visitor's next visit moves on.
     live = (
@@ -245,6 +250,53 @@ def _touch(
     session.last_seen_at = now
     session.left_at = now if leaving else None
     return True
+
+
+def _leave_fallback(db: Session, session: VisitSession, now: dt.datetime, state: _State) -> bool:
+    """A live session shown its pool's fallback number takes a pool number as soon as one is free, so its
+    calls become attributable. True when the session's number changed."""
+    shown = state.shown
+    if not state.live or state.assignment is not None or shown is None or not allocation.is_fallback(shown):
+        return False
+    taken = allocation.take_fallback_upgrade(db, shown, session, now)
+    if taken is None:
+        return False
+    session.number_id = taken.id
+    session.hold_until = taken.held_until
+    session.last_seen_at = now
+    session.left_at = None
+    state.assignment = allocation.live_assignment(db, session)
+    return True
+
+
+def site_has_host(site: Site, host: str | None) -> bool:
+    """Whether ``host`` (canonical: IDNA, lower case) is one of the site's domains ("*.example.ru" entries
+    allow subdomains). Entries are compared in the same canonical form, whatever form was typed."""
+    if not host:
+        return False
+    for entry in site.domains or []:
+        if not isinstance(entry, str):
+            continue
+        want = canonical_domain_entry(entry)
+        if not want:
+            continue
+        if want.startswith("*."):
+            if host.endswith(want[1:]):
+                return True
+        elif host == want:
+            return True
+    return False
+
+
+def _continues_source(site: Site, previous: VisitSession, data: VisitInput, now: dt.datetime) -> bool:
+    """A visit without ad marks that follows the visitor's recent session keeps that session's source: a
+    tab that slept past its hold and wakes on an inner page, or a quick return, is not a "direct" visit."""
+    if any(data.mark(k) for k in (*_UTM_KEYS, *_CLICK_KEYS)):
+        return False
+    quiet = now - previous.last_seen_at
+    if site_has_host(site, referrer_domain(data.referrer)):
+        return quiet <= INNER_PAGE_CONTINUES
+    return not data.referrer and quiet <= RETURN_CONTINUES
 
 
 def _new_ad_click(session: VisitSession, data: VisitInput) -> bool:
@@ -282,17 +334,32 @@ def _assign_promo_code(db: Session, session: VisitSession, now: dt.datetime) -> 
 
 
 def _start_session(
-    db: Session, site: Site, data: VisitInput, now: dt.datetime, requester: abuse.Requester | None = None
+    db: Session,
+    site: Site,
+    data: VisitInput,
+    now: dt.datetime,
+    requester: abuse.Requester | None = None,
+    inherit: VisitSession | None = None,
 ) -> VisitResult:
+    marks = {k: data.mark(k) for k in (*_UTM_KEYS, *_CLICK_KEYS)}
+    referrer = data.referrer
+    if inherit is not None:
+        marks = {k: getattr(inherit, k) for k in (*_UTM_KEYS, *_CLICK_KEYS)}
+        referrer = inherit.referrer
     source = VisitSource(
-        utm_source=data.mark("utm_source"),
-        utm_medium=data.mark("utm_medium"),
-        utm_campaign=data.mark("utm_campaign"),
-        referrer=data.referrer,
-        gclid=data.mark("gclid"),
-        yclid=data.mark("yclid"),
+        utm_source=marks["utm_source"],
+        utm_medium=marks["utm_medium"],
+        utm_campaign=marks["utm_campaign"],
+        referrer=referrer,
+        gclid=marks["gclid"],
+        yclid=marks["yclid"],
     )
-    channel = resolve_channel(db, site.client_id, source)
+    channel = (
+        db.get(Channel, inherit.channel_id)
+        if inherit is not None and inherit.channel_id is not None
+        else resolve_channel(db, site.client_id, source)
+    )
+    assert channel is not None
     session = VisitSession(
         public_id=secrets.token_urlsafe(16),
         client_id=site.client_id,
@@ -302,14 +369,14 @@ def _start_session(
         started_at=now,
         last_seen_at=now,
         landing_url=data.url,
-        referrer=data.referrer,
+        referrer=referrer,
         ym_client_id=data.ym_client_id,
         ga_client_id=data.ga_client_id,
         user_agent=data.user_agent,
         device=device_from_user_agent(data.user_agent),
         screen=data.screen,
         source_key=requester.key if requester else None,
-        **{k: data.mark(k) for k in (*_UTM_KEYS, *_CLICK_KEYS)},
+        **marks,
     )
     db.add(session)
     db.flush()
@@ -319,7 +386,8 @@ def _start_session(
     if site.promo_codes_enabled:
         _assign_promo_code(db, session, now)
     hold = alloc.pool.hold_seconds if alloc.pool else allocation.STATIC_SESSION_SECONDS
-    return VisitResult(site, session, alloc.number, session.hold_until, True, _heartbeat_seconds(hold))
+    hb = allocation.heartbeat_seconds(hold)
+    return VisitResult(site, session, alloc.number, session.hold_until, True, hb)
 
 
 def _latest_session(db: Session, site: Site, visitor_id: str) -> VisitSession | None:
@@ -366,11 +434,13 @@ def visit(
             if _new_ad_click(previous, parsed):
                 allocation.end_hold(db, previous, when)
                 previous.hold_until = min(previous.hold_until or when, when)
-            elif _touch(db, previous, when, state):
+            elif _leave_fallback(db, previous, when, state) or _touch(db, previous, when, state):
                 number = db.get(TrackingNumber, previous.number_id) if previous.number_id else None
-                hb = _heartbeat_seconds(_pool_hold_seconds(db, state.assignment))
+                hb = allocation.heartbeat_seconds(_pool_hold_seconds(db, state.assignment))
                 return VisitResult(site, previous, number, previous.hold_until, True, hb)
-        return _start_session(db, site, parsed, when, requester)
+        continues = previous is not None and _continues_source(site, previous, parsed, when)
+        inherit = previous if continues else None
+        return _start_session(db, site, parsed, when, requester, inherit)
 
     return run_with_retry(db, work)
 
@@ -394,10 +464,11 @@ def _keep(
         site = _site_or_raise(db, site_key)
         session = _session_of(db, site, public_id)
         state = _state(db, session, when)
-        live = _touch(db, session, when, state, leaving=leaving)
+        renumbered = not leaving and _leave_fallback(db, session, when, state)
+        live = renumbered or _touch(db, session, when, state, leaving=leaving)
         number = db.get(TrackingNumber, session.number_id) if session.number_id else None
-        hb = _heartbeat_seconds(_pool_hold_seconds(db, state.assignment))
-        return VisitResult(site, session, number, session.hold_until, live, hb)
+        hb = allocation.heartbeat_seconds(_pool_hold_seconds(db, state.assignment))
+        return VisitResult(site, session, number, session.hold_until, live, hb, renumbered)
 
     return run_with_retry(db, work)
 

@@ -124,7 +124,7 @@ def _validate_patch(body: Any, conn: Connection, agency_id: int) -> dict[str, An
                 out.get("connectors", conn.connectors or []), conn.account or {}, body["account"]
             )
         except registry.InvalidAccount as exc:
-            raise Refused("account", str(exc)) from None
+            raise Refused("account", str(exc), "bad_request") from None
     if "settings" in body:
         # Checked against what the connectors declare (those given in this change, else the connection's).
         connectors = out.get("connectors") or list(conn.connectors or [])

@@ -34,6 +34,7 @@ class PoolOut(Out):
     channel_ids: list[int]
     number_ids: list[int]
     active: bool
+    channel_coherent: bool = Field(description="Keep numbers within the channel of their last holder")
     utilisation: float
 
 
@@ -45,6 +46,9 @@ class PoolChange(In):
     grace_seconds: Annotated[int, Field(strict=True, ge=0, le=86_400)] | None = None
     max_hold_seconds: Annotated[int, Field(strict=True, ge=60, le=86_400)] | None = None
     active: StrictBool | None = None
+    channel_coherent: StrictBool | None = Field(
+        None, description="Keep numbers within the channel of their last holder (default true)"
+    )
     fallback_number_id: StrictInt | None = None
     channel_ids: list[StrictInt] | None = Field(None, description="Replaces the channels the pool serves")
     number_ids: list[StrictInt] | None = Field(None, description="Replaces the pool's member numbers")
@@ -68,13 +72,22 @@ def pool_json(pool: Pool) -> dict[str, Any]:
         channel_ids=sorted(pc.channel_id for pc in pool.served_channels),
         number_ids=[n.id for n in pool.numbers],
         active=pool.active,
+        channel_coherent=pool.channel_coherent,
         utilisation=round(pool_usage(db(), pool, utcnow()).utilisation, 4),
     )
 
 
 def _apply(pool: Pool, change: PoolChange) -> None:
     given = change.given()
-    for name in ("name", "site_id", "hold_seconds", "grace_seconds", "max_hold_seconds", "active"):
+    for name in (
+        "name",
+        "site_id",
+        "hold_seconds",
+        "grace_seconds",
+        "max_hold_seconds",
+        "active",
+        "channel_coherent",
+    ):
         if given.get(name) is not None:
             setattr(pool, name, given[name])
     if "site_id" in given:

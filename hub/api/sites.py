@@ -113,6 +113,8 @@ def _apply(site: Site, change: SiteChange) -> None:
     for name, value in change.given().items():
         if value is not None:
             setattr(site, name, value)
+    if change.domains is not None:
+        site.domains = list(dict.fromkeys(change.domains))  # "окна.рф" and its punycode are one domain
 
 
 @bp.get("/clients/<int:client_id>/sites")

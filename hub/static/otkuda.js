@@ -313,8 +313,9 @@
   }
   function beat() {
     if (!state || d.visibilityState === "hidden") return;
-    post("heartbeat", { session_id: state.session_id }).then(function (res) {
+    post("heartbeat", { session_id: state.session_id, visitor_id: vid }).then(function (res) {
       if (res && res.live === false) visit(location.href); // the hold ran out while the tab slept: take a new one
+      else if (res && res.number) apply(res); // moved from the fallback number to a pool number
     });
   }
   function schedule(seconds) {

@@ -100,6 +100,8 @@ class Call(Base):
     session_confidence: Mapped[float | None] = mapped_column(Float)
     channel_confidence: Mapped[float | None] = mapped_column(Float)
     candidates_count: Mapped[int] = mapped_column(default=0)
+    # tracking.attribution_model.MODEL_VERSION of the last automatic attribution.
+    attribution_model: Mapped[str | None] = mapped_column(String(16))
     promo_code: Mapped[str | None] = mapped_column(String(16))
 
     finalised_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -69,6 +69,9 @@ class TrackingNumber(Base):
     held_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # When the last hold ended; allocation prefers the number that has rested longest.
     released_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Pool numbers: the channel of the last session that held it. Allocation keeps a number in its channel
+    # (a late call to it then still lands in the right channel); borrowing moves it to the borrower's.
+    home_channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     channel: Mapped[Channel | None] = relationship(foreign_keys=[channel_id])
@@ -99,6 +102,8 @@ class Pool(Base):
         ForeignKey("tracking_numbers.id", ondelete="SET NULL", use_alter=True)
     )
     active: Mapped[bool] = mapped_column(default=True)
+    # Keep numbers within their channel (see tracking.allocation.take_number); off = least recently used.
+    channel_coherent: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     numbers: Mapped[list[TrackingNumber]] = relationship(

@@ -1,7 +1,7 @@
 """sites: attributes the snippet rewrites, and the opt-in for local seven-digit numbers
 
 Revision ID: 0007_site_snippet_settings
-Revises: 0004_deal_call_fk
+Revises: 0006_attribution_model
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_site_snippet_settings"
-down_revision: str | None = "0004_deal_call_fk"
+down_revision: str | None = "0006_attribution_model"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

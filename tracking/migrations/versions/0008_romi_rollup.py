@@ -1,7 +1,7 @@
 """romi roll-up: daily sums per report leaf, the callers behind them, and triggers noting stale days
 
 Revision ID: 0008_romi_rollup
-Revises: 0004_deal_call_fk
+Revises: 0007_site_snippet_settings
 """
 
 from collections.abc import Sequence
