@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test test-lowest lint format bench
+.PHONY: demo test test-lowest lint format bench vendor
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -41,3 +41,7 @@ test-lowest:
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# Re-fetch the vendored CSS framework and API-reference viewer (versions pinned in the script).
+vendor:
+	sh scripts/refresh-vendor

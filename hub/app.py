@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from hub.config import load_config
 from hub.csrf import init_csrf
 from hub.extensions import init_db
+from hub.formatting import init_formatting
 from hub.ratelimit import MACHINE_PREFIXES, init_ratelimit, install_proxy_fix
 from hub.schemas import error_json
 
@@ -42,6 +43,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     logging.basicConfig(level=app.config["LOG_LEVEL"])
     init_db(app)
     init_csrf(app)
+    init_formatting(app)
     from jobs.outbox import install as install_outbox
 
     install_outbox()  # finalised calls and won deals queue their deliveries in the same transaction
@@ -74,15 +76,26 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     init_outage_snapshot(app)  # Twilio calls still connect while the database is down
 
     @app.errorhandler(HTTPException)
-    def _json_errors_for_machines(exc: HTTPException) -> Any:
+    def _errors(exc: HTTPException) -> Any:
         if exc.response is not None:
             return exc.response  # already answered in full (a rate limit's 429 with its Retry-After)
-        # Machines (the API, the snippet, telephony webhooks) get JSON; people get Flask's HTML page.
+        # Machines (the API, the snippet, telephony webhooks) get JSON; people get the hub's own page.
         if request.path.startswith(MACHINE_PREFIXES):
             code = (exc.name or "error").lower().replace(" ", "_")
             resp = jsonify(error_json(code, exc.description))
             resp.status_code = exc.code or 500
             return resp
-        return exc
+        if exc.code is None or exc.code < 400 or exc.code == 405:
+            return exc  # redirects and method errors keep Flask's own answer
+        return render_template("error.html", status=exc.code, title=exc.name), exc.code
+
+    @app.errorhandler(500)
+    def _server_error(exc: Exception) -> Any:
+        # An unexpected failure: no details for the person (they are in the log), the JSON shape for machines.
+        if request.path.startswith(MACHINE_PREFIXES):
+            resp = jsonify(error_json("internal_server_error", "Something went wrong on the hub."))
+            resp.status_code = 500
+            return resp
+        return render_template("error.html", status=500, title="Something went wrong"), 500
 
     return app

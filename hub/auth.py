@@ -11,6 +11,7 @@ from flask import abort, g, jsonify, redirect, request, session, url_for
 from sqlalchemy.orm import Session
 
 from hub.extensions import db
+from hub.formatting import use_client_zone
 from hub.schemas import error_json
 from tracking.accounts import can_edit, can_see_client, user_for_token
 from tracking.models import Client, User
@@ -106,4 +107,5 @@ def client_or_404(client_id: int, *, edit: bool = False, session_: Session | Non
     if edit and not can_edit(user):
         abort(403)
     assert client is not None
+    use_client_zone(client.timezone)  # every time on a client's page is in the client's zone
     return client

@@ -19,6 +19,26 @@ def _text(x: float, y: float, text: str, anchor: str = "middle", cls: str = "") 
     return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" class="{cls}">{escape(text)}</text>'
 
 
+def _compact(value: float) -> str:
+    """An axis label that fits the left margin: 950, 12k, 1.5M."""
+    for size, suffix in ((1e6, "M"), (1e3, "k")):
+        if value >= size:
+            return f"{value / size:.1f}".removesuffix(".0") + suffix
+    return f"{value:g}"
+
+
+def _frame(cls: str, height: float, title: str, top_label: str) -> list[str]:
+    """The opening of a chart: the svg element with its title, the top and zero labels, the baseline."""
+    base = HEIGHT - PAD_B
+    return [
+        f'<svg class="chart {cls}" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(title)}" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>',
+        _text(PAD_L - 4, PAD_T + 8, top_label, "end", "axis"),
+        _text(PAD_L - 4, base, "0", "end", "axis"),
+        f'<line x1="{PAD_L}" y1="{base}" x2="{WIDTH - 8}" y2="{base}" class="axis"/>',
+    ]
+
+
 def stacked_bars(days: Sequence[str], series: Mapping[str, Sequence[int]], title: str) -> Markup:
     """One bar per day, stacked by series (e.g. calls per day by channel), with a legend."""
     names = list(series)
@@ -27,13 +47,7 @@ def stacked_bars(days: Sequence[str], series: Mapping[str, Sequence[int]], title
     plot_w, plot_h = WIDTH - PAD_L - 8, HEIGHT - PAD_B - PAD_T
     step = plot_w / max(len(days), 1)
     bar_w = max(step * 0.75, 1.0)
-    parts = [
-        f'<svg class="chart bars" viewBox="0 0 {WIDTH} {HEIGHT + 18 * ((len(names) + 3) // 4)}" role="img" '
-        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>',
-        _text(PAD_L - 4, PAD_T + 8, str(top), "end", "axis"),
-        _text(PAD_L - 4, PAD_T + plot_h, "0", "end", "axis"),
-        f'<line x1="{PAD_L}" y1="{PAD_T + plot_h}" x2="{WIDTH - 8}" y2="{PAD_T + plot_h}" class="axis"/>',
-    ]
+    parts = _frame("bars", HEIGHT + 18 * ((len(names) + 3) // 4), title, str(top))
     for i, day in enumerate(days):
         x = PAD_L + i * step + (step - bar_w) / 2
         y: float = PAD_T + plot_h
@@ -70,13 +84,7 @@ def line(points: Sequence[tuple[str, float]], title: str, *, percent: bool = Tru
         y = PAD_T + plot_h - plot_h * min(max(v, 0), top) / top
         coords.append((x, y))
     label_top = "100%" if percent else f"{top:g}"
-    parts = [
-        f'<svg class="chart line" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}" '
-        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>',
-        _text(PAD_L - 4, PAD_T + 8, label_top, "end", "axis"),
-        _text(PAD_L - 4, PAD_T + plot_h, "0", "end", "axis"),
-        f'<line x1="{PAD_L}" y1="{PAD_T + plot_h}" x2="{WIDTH - 8}" y2="{PAD_T + plot_h}" class="axis"/>',
-    ]
+    parts = _frame("line", HEIGHT, title, label_top)
     if coords:
         path = " ".join(f"{'M' if i == 0 else 'L'}{x:.1f},{y:.1f}" for i, (x, y) in enumerate(coords))
         parts.append(f'<path class="series" d="{path}" fill="none" stroke="{PALETTE[0]}" stroke-width="2"/>')
@@ -90,5 +98,56 @@ def line(points: Sequence[tuple[str, float]], title: str, *, percent: bool = Tru
         parts.append(_text(WIDTH - 8, HEIGHT - 10, points[-1][0], "end", "axis"))
     else:
         parts.append(_text(WIDTH / 2, HEIGHT / 2, "No data yet", cls="axis"))
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704  (every piece above is a number or escaped)
+
+
+def sparkline(values: Sequence[float], title: str) -> Markup:
+    """A small line without axes for a table cell (e.g. calls per day of one client)."""
+    w, h, pad = 120, 28, 2
+    top = max(values, default=0) or 1
+    n = len(values)
+    coords = [
+        (
+            pad + ((w - 2 * pad) * i / (n - 1) if n > 1 else (w - 2 * pad) / 2),
+            h - pad - (h - 2 * pad) * v / top,
+        )
+        for i, v in enumerate(values)
+    ]
+    path = " ".join(f"{'M' if i == 0 else 'L'}{x:.1f},{y:.1f}" for i, (x, y) in enumerate(coords))
+    return Markup(  # noqa: S704  (numbers and escaped text only)
+        f'<svg class="spark" viewBox="0 0 {w} {h}" role="img" aria-label="{escape(title)}" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
+        f'<path d="{path}" fill="none" stroke="{PALETTE[0]}" stroke-width="1.5"/></svg>'
+    )
+
+
+def spend_vs_revenue(
+    labels: Sequence[str], spend: Sequence[float], revenue: Sequence[float], title: str
+) -> Markup:
+    """Spend and revenue side by side per period (day or week), two bars each, with a legend."""
+    top = max([*spend, *revenue], default=0) or 1
+    plot_w, plot_h = WIDTH - PAD_L - 8, HEIGHT - PAD_B - PAD_T
+    step = plot_w / max(len(labels), 1)
+    bar_w = max(step * 0.38, 1.0)
+    parts = _frame("spend-revenue", HEIGHT + 18, title, _compact(top))
+    for i, label in enumerate(labels):
+        x0 = PAD_L + i * step + step * 0.12
+        for k, (name, value) in enumerate((("Spend", spend[i]), ("Revenue", revenue[i]))):
+            bh = plot_h * value / top
+            parts.append(
+                f'<rect class="bar {name.lower()}" data-value="{value:.2f}" x="{x0 + k * bar_w:.1f}" '
+                f'y="{PAD_T + plot_h - bh:.1f}" width="{bar_w:.1f}" height="{bh:.1f}" '
+                f'fill="{PALETTE[1] if k == 0 else PALETTE[2]}">'
+                f"<title>{escape(label)} · {name}: {value:,.0f}</title></rect>"
+            )
+        if len(labels) <= 12 or i % max(len(labels) // 6, 1) == 0:
+            parts.append(_text(x0 + bar_w, HEIGHT - 10, label[5:] if len(label) == 10 else label, cls="axis"))
+    for k, name in enumerate(("Spend", "Revenue")):
+        lx = PAD_L + k * 120
+        parts.append(
+            f'<rect x="{lx}" y="{HEIGHT + 4}" width="10" height="10" fill="{PALETTE[1 if k == 0 else 2]}"/>'
+        )
+        parts.append(_text(lx + 14, HEIGHT + 13, name, "start", "legend"))
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704  (every piece above is a number or escaped)

@@ -19,7 +19,7 @@ from tracking.models import Connection, ConnectionStatus, Delivery, DeliveryStat
 from tracking.telephony.base import CallEvent, EventKind, Outcome
 
 PREFIX = "/api/v1"
-UNDOCUMENTED = {"api.openapi_json"}  # the document itself
+UNDOCUMENTED = {"api.openapi_json", "api.docs"}  # the document itself and its rendering for people
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 

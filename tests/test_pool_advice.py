@@ -104,6 +104,9 @@ def test_pool_advice_page_shows_what_to_expect_from_the_current_pool(client, db:
     page = client.get(f"/clients/{t.client.id}/pool-advice").get_data(as_text=True)
     expected = page[page.index('id="expected"') :]
     assert (
-        f"{report.current.session_accuracy * 100:.0f}%</strong> of calls tied to the right visit" in expected
+        f"{report.current.session_accuracy * 100:.0f}\u00a0%</strong> of calls tied to the right visit"
+        in expected
     )
-    assert f"{report.current.channel_accuracy * 100:.0f}%</strong> to the right channel" in expected
+    assert f"{report.current.channel_accuracy * 100:.0f}\u00a0%</strong> to the right channel" in expected
+    # 400 visits are enough to size the pool from: a verdict, not the not-enough-data state.
+    assert 'data-kind="no_data"' not in page and 'id="verdict"' in page

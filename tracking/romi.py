@@ -867,3 +867,51 @@ def _roll_up(node: Node) -> None:
     for child in node.children.values():
         _roll_up(child)
         node.metrics.add(child.metrics)
+
+
+def dimension_names(
+    db: Session, client: Client
+) -> Callable[[str | None, str | None, str | None], tuple[str, ...]]:
+    """The campaign, ad group and keyword names this report shows for a visit's utm_campaign/content/term,
+    for other pages (the call journal) to name a campaign as ROMI does instead of by its id."""
+    ctx = _Context(db, client)
+
+    def names(campaign: str | None, content: str | None, term: str | None) -> tuple[str, ...]:
+        return tuple(label for _, label in ctx.dims(campaign, content, term))
+
+    return names
+
+
+def credited_to(db: Session, client: Client, call_id: int, model: Model | str) -> tuple[str, ...] | None:
+    """The labels of the row (channel, campaign, ad group, keyword) this report credits one call to under
+    ``model``, so a call's page can say where ROMI counts it; None for a call the report does not count."""
+    model = Model(model)
+    call = db.get(Call, call_id)
+    if call is None or call.client_id != client.id or call.called_at is None:
+        return None
+    if call.status == CallStatus.IN_PROGRESS:  # the report counts finished calls only
+        return None
+    day = call.called_at.astimezone(ZoneInfo(client.timezone or "UTC")).date()
+    lo, hi = period_bounds(client, day, day)
+    ctx = _Context(db, client)
+    session = db.get(VisitSession, call.session_id) if call.session_id else None
+    wanted = _CallRow(
+        call.id, call.caller, call.status, call.first_time, call.attribution_method, call.channel_id,
+        call.session_id, session.site_id if session else None, session.visitor_id if session else None,
+        session.started_at if session else None, session.channel_id if session else None,
+        session.utm_campaign if session else None, session.utm_content if session else None,
+        session.utm_term if session else None, call.called_at,
+    )  # fmt: skip
+    touch = _touches(ctx, [wanted], model, lo, hi).get(call.id)  # as the report moves it (see _add_calls)
+    channel_id, campaign, content, term = touch or (
+        wanted.channel_id,
+        wanted.campaign,
+        wanted.content,
+        wanted.term,
+    )
+    if call.attribution_method == AttributionMethod.MANUAL:
+        channel_id, campaign, content, term = call.channel_id, None, None, None
+    if channel_id is None:
+        special = {AttributionMethod.OVERFLOW: OVERFLOW, AttributionMethod.UNMATCHED: UNMATCHED}
+        return (SPECIAL_LABELS[special.get(call.attribution_method, UNATTRIBUTED)],)
+    return (ctx.channel_key(channel_id)[1], *(label for _, label in ctx.dims(campaign, content, term)))

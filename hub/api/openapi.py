@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from flask import jsonify
+from flask import jsonify, make_response, render_template, url_for
 from pydantic import BaseModel
 
 from hub.api import bp
@@ -87,3 +87,17 @@ def document() -> dict[str, Any]:
 @bp.get("/openapi.json")
 def openapi_json() -> Any:
     return jsonify(document())
+
+
+@bp.get("/docs")
+def docs() -> Any:
+    """The document rendered for people (Redoc, served from the hub's own static files)."""
+    resp = make_response(render_template("api_docs.html", spec_url=url_for("api.openapi_json")))
+    # Redoc draws a vendor logo from its own CDN; the policy keeps the page to the hub (styles are injected
+    # inline by Redoc's CSS-in-JS, its search runs in a blob: worker).
+    resp.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "worker-src 'self' blob:; script-src 'self'; object-src 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'"
+    )
+    return resp

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,10 +17,10 @@ from hub.auth import client_or_404, current_user, login_required
 from hub.call_views import CSV_COLUMNS, call_detail, call_json, client_call, export_rows, lookups
 from hub.extensions import db
 from hub.web import bp
-from tracking import call_journal
+from tracking import call_journal, romi
 from tracking.call_journal import CallFilter
 from tracking.errors import Refused
-from tracking.models import Call, CallStatus, Channel, Client, Deal, Pool, PoolStat
+from tracking.models import Call, CallStatus, Channel, Client, Connection, Deal, Pool, PoolStat
 from tracking.values import id_arg
 
 PER_PAGE = 50
@@ -124,8 +125,8 @@ def journal(client_id: int) -> Any:
         page=page,
         pages=max((total + PER_PAGE - 1) // PER_PAGE, 1),
         args=args,
-        tz=ZoneInfo(client.timezone or "UTC"),
         chart=calls_per_day_chart(client),
+        names=romi.dimension_names(db(), client),
     )
 
 
@@ -154,17 +155,43 @@ def _render_call(client: Client, call: Call, error: str | None = None, status: i
         .all()
     )
     deal = _deals_by_call([call.id]).get(call.id)
+    earlier: Sequence[Call] = ()
+    if call.caller and call.called_at:
+        earlier = (
+            db()
+            .scalars(
+                select(Call)
+                .where(
+                    Call.client_id == client.id, Call.caller == call.caller, Call.called_at < call.called_at
+                )
+                .order_by(Call.called_at.desc())
+                .limit(10)
+            )
+            .all()
+        )
     html = render_template(
         "journal/call.html",
         client=client,
         call=call,
         data=call_detail(db(), client, call),
         channels=channels,
+        channel_names={c.id: c.name for c in channels},
         deal=deal,
+        deal_url=_deal_url(deal),
+        earlier=earlier,
+        credits=[(m.value, romi.credited_to(db(), client, call.id, m)) for m in romi.Model],
         error=error,
-        tz=ZoneInfo(client.timezone or "UTC"),
     )
     return html, status
+
+
+def _deal_url(deal: Deal | None) -> str | None:
+    """The deal's page in the CRM, when the CRM says where it lives (amoCRM: its account host)."""
+    if deal is None:
+        return None
+    conn = db().get(Connection, deal.connection_id)
+    host = (conn.account or {}).get("host") if conn is not None and conn.provider == "amocrm" else None
+    return f"https://{host}/leads/detail/{deal.external_id}" if host else None
 
 
 @bp.post("/clients/<int:client_id>/calls/<int:call_id>")

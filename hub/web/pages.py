@@ -6,11 +6,13 @@ from typing import Any
 
 from flask import redirect, render_template, request, session, url_for
 
+from hub import charts, dashboard
 from hub.auth import client_or_404, current_user, login_required, safe_next
 from hub.extensions import db
 from hub.overview import client_overview
 from hub.ratelimit import login_blocked, login_failed, too_many
 from hub.web import bp
+from tracking import romi
 from tracking.accounts import authenticate, visible_clients
 from tracking.db import utcnow
 
@@ -49,20 +51,53 @@ def logout() -> Any:
 @bp.get("/")
 @login_required
 def clients() -> Any:
+    """The agency home: every client's figures for one period, from the ROMI engine."""
+    from hub.web.reports import period_from_args
+
     user = current_user()
     assert user is not None
-    return render_template("clients.html", clients=db().scalars(visible_clients(user)).all())
+    start, end, preset = period_from_args(utcnow().date())  # the agency's pages speak UTC
+    model = request.args.get("model", romi.Model.LAST_NON_DIRECT)
+    sort = request.args.get("sort", "revenue")
+    sort = sort if sort in dashboard.SORTS else "revenue"
+    query = request.args.get("q", "")
+    everyone = db().scalars(visible_clients(user)).all()
+    rows = dashboard.agency_rows(db(), everyone, start, end, model=model, query=query, sort=sort)
+    params = {"start": start.isoformat(), "end": end.isoformat(), "model": str(model), "q": query}
+    return render_template(
+        "clients.html",
+        rows=rows,
+        any_clients=bool(everyone),
+        start=start,
+        end=end,
+        preset=preset,
+        presets=romi.PRESETS,
+        sort=sort,
+        params=params,
+        models=[m.value for m in romi.Model],
+        spark=lambda row: charts.sparkline(row.calls_by_day, f"Calls per day, {row.client.name}"),
+    )
 
 
 @bp.get("/clients/<int:client_id>")
 @login_required
 def client(client_id: int) -> Any:
     from hub.web.journal import calls_per_day_chart, pool_charts
+    from hub.web.reports import period_from_args
 
     c = client_or_404(client_id)
+    start, end, preset = period_from_args(romi.client_today(c))
+    prev_start, prev_end = dashboard.previous_period(start, end)
     return render_template(
         "client.html",
         client=c,
+        start=start,
+        end=end,
+        prev_start=prev_start,
+        prev_end=prev_end,
+        preset=preset,
+        presets=romi.PRESETS,
+        headlines=dashboard.headlines(db(), c, start, end),
         calls_chart=calls_per_day_chart(c),
         pool_charts=pool_charts(c),
         **client_overview(db(), c, utcnow()),
@@ -75,4 +110,6 @@ def pool_advice_page(client_id: int) -> Any:
     from tracking.pool_advice import pool_advice
 
     c = client_or_404(client_id)
-    return render_template("pool_advice.html", client=c, report=pool_advice(db(), c.id))
+    report = pool_advice(db(), c.id)
+    verdict = dashboard.pool_verdict(report.observed_sessions, report.current_size, report.advice)
+    return render_template("pool_advice.html", client=c, report=report, verdict=verdict)

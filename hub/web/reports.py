@@ -8,7 +8,7 @@ from typing import Any
 from flask import abort, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from hub import exports
+from hub import charts, dashboard, exports
 from hub.auth import client_or_404, login_required
 from hub.extensions import db, reports_db
 from hub.web import bp
@@ -19,10 +19,14 @@ from tracking.values import id_arg, parse_date
 
 
 def _period(client: Client) -> tuple[dt.date, dt.date, str]:
-    """The period the page asks for: a preset, or start and end (each defaulting like the API's)."""
+    return period_from_args(romi.client_today(client))
+
+
+def period_from_args(today: dt.date) -> tuple[dt.date, dt.date, str]:
+    """The period a page asks for: a preset, or start and end (each defaulting like the API's)."""
     preset = request.args.get("preset", "")
     preset = preset if preset in dict(PRESETS) else "this_month"
-    start, end = romi.preset_period(preset, romi.client_today(client))
+    start, end = romi.preset_period(preset, today)
     if request.args.get("start") or request.args.get("end"):
         start = parse_date("start", request.args.get("start"), start)
         end = parse_date("end", request.args.get("end"), end)
@@ -58,6 +62,10 @@ def romi_page(client_id: int) -> Any:
         walk = walk.children[key]
         crumbs.append(walk)
     params: dict[str, Any] = {"start": start.isoformat(), "end": end.isoformat(), "model": rep.model.value}
+    # Days for a month or less, weeks beyond; a person may ask for either.
+    by = request.args.get("by", "day" if (end - start).days < 31 else "week")
+    by = by if by in ("day", "week") else "week"
+    parts = dashboard.breakdown(db(), client, start, end, by, rep.model) if (end - start).days < 400 else []
     return render_template(
         "reports/romi.html",
         client=client,
@@ -70,7 +78,20 @@ def romi_page(client_id: int) -> Any:
         presets=PRESETS,
         preset=preset,
         params=params,
-        models=[(m.value, m.value.replace("_", " ")) for m in romi.Model],
+        models=[m.value for m in romi.Model],
+        by=by,
+        parts=parts,
+        money_chart=charts.spend_vs_revenue(
+            [
+                a.isoformat() if by == "day" else f"{a.isoformat()[5:]}–{b.isoformat()[5:]}"
+                for a, b, _ in parts
+            ],
+            [float(m.spend) for _, _, m in parts],
+            [float(m.revenue) for _, _, m in parts],
+            f"Spend and revenue by {by}",
+        )
+        if parts
+        else None,
         top_campaigns=rep.top("campaign"),
         top_keywords=rep.top("keyword"),
         drill=lambda keys: url_for("web.romi_page", client_id=client.id, path="/".join(keys), **params),

@@ -58,8 +58,8 @@ def test_connect_button_to_consent_and_back_in_chromium(live_hub, db, fakes) -> 
             assert row.count() == 1
             text = row.inner_text()
             assert (
-                "subdomain=acme.fake.test" in text
-                and "active" in text
+                "Subdomain: acme.fake.test" in text
+                and "Active" in text
                 and "Needs re-authorisation" not in text
             )
         finally:

@@ -1,0 +1,199 @@
+"""The figures of the agency home and the client overview, all taken from the ROMI engine (tracking/romi.py)
+so that a number on the home page is the number on the client's ROMI page."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tracking import romi
+from tracking.models import Call, CallStatus, Client
+from tracking.poolsim import Advice
+
+# The columns the agency home can sort by: name -> how a row is ordered (missing ROMI sorts last).
+SORTS = ("name", "calls", "missed", "first_time", "spend", "deals", "revenue", "romi")
+
+
+@dataclass(frozen=True)
+class ClientRow:
+    client: Client
+    metrics: romi.Metrics
+    calls_by_day: list[int]
+
+    def sort_key(self, column: str) -> tuple:
+        m = self.metrics
+        values: dict[str, float | int | Decimal | None] = {
+            "calls": m.calls,
+            "missed": m.missed,
+            "first_time": m.first_time_calls,
+            "spend": m.spend,
+            "deals": m.deals,
+            "revenue": m.revenue,
+            "romi": m.romi,
+        }
+        if column == "name" or column not in values:
+            return (0, self.client.name.lower())
+        value = values[column]
+        return (value is None, -(value or 0), self.client.name.lower())
+
+
+def calls_by_local_day(db: Session, client: Client, start: dt.date, end: dt.date) -> list[int]:
+    """Final calls per local day of ``client`` over [start, end]: the sparkline's points."""
+    lo, hi = romi.period_bounds(client, start, end)
+    tz = ZoneInfo(client.timezone or "UTC")
+    days = (end - start).days + 1
+    counts: Counter[int] = Counter()
+    rows = db.scalars(
+        select(Call.called_at).where(
+            Call.client_id == client.id,
+            Call.called_at >= lo,
+            Call.called_at < hi,
+            Call.status != CallStatus.IN_PROGRESS,
+        )
+    )
+    for called_at in rows:
+        if called_at is None:
+            continue
+        if called_at.tzinfo is None:
+            called_at = called_at.replace(tzinfo=dt.UTC)
+        counts[(called_at.astimezone(tz).date() - start).days] += 1
+    return [counts[i] for i in range(days)]
+
+
+def agency_rows(
+    db: Session,
+    clients: Iterable[Client],
+    start: dt.date,
+    end: dt.date,
+    *,
+    model: romi.Model | str = romi.Model.LAST_NON_DIRECT,
+    query: str = "",
+    sort: str = "revenue",
+) -> list[ClientRow]:
+    """One row per client whose name contains ``query``: the ROMI report's totals for the period."""
+    needle = query.strip().lower()
+    rows = [
+        ClientRow(
+            c,
+            romi.report(db, c, start, end, model=model).total.metrics,
+            calls_by_local_day(db, c, start, end),
+        )
+        for c in clients
+        if needle in c.name.lower()
+    ]
+    rows.sort(key=lambda r: r.sort_key(sort))
+    return rows
+
+
+def previous_period(start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
+    """The period of the same length that ends the day before ``start``."""
+    length = end - start
+    prev_end = start - dt.timedelta(days=1)
+    return prev_end - length, prev_end
+
+
+@dataclass(frozen=True)
+class Headline:
+    key: str
+    label: str
+    value: object  # int or Decimal or float (ROMI)
+    previous: object
+    kind: str  # "count", "money" or "percent"
+
+    @property
+    def change(self) -> float | None:
+        """Relative change against the previous period; None when the previous value was zero or missing."""
+        if self.value is None or self.previous is None or not self.previous:
+            return None
+        if self.kind == "percent":  # ROMI changes by points, not by a share of itself
+            return float(self.value) - float(self.previous)  # type: ignore[arg-type]
+        return float(self.value) / float(self.previous) - 1  # type: ignore[arg-type]
+
+
+def headlines(
+    db: Session,
+    client: Client,
+    start: dt.date,
+    end: dt.date,
+    model: romi.Model | str = romi.Model.LAST_NON_DIRECT,
+) -> list[Headline]:
+    """The overview's figures for [start, end] beside those of the period just before it."""
+    now = romi.report(db, client, start, end, model=model).total.metrics
+    before = romi.report(db, client, *previous_period(start, end), model=model).total.metrics
+    fields = (
+        ("calls", "Calls", "count"),
+        ("missed", "Missed", "count"),
+        ("first_time_calls", "First-time callers", "count"),
+        ("spend", "Spend", "money"),
+        ("deals", "Deals", "count"),
+        ("revenue", "Revenue", "money"),
+        ("romi", "ROMI", "percent"),
+    )
+    return [Headline(key, text, getattr(now, key), getattr(before, key), kind) for key, text, kind in fields]
+
+
+def split_period(start: dt.date, end: dt.date, by: str) -> list[tuple[dt.date, dt.date]]:
+    """[start, end] cut into days, or into Monday-to-Sunday weeks clipped to the period."""
+    parts = []
+    day = start
+    while day <= end:
+        last = day if by == "day" else min(day + dt.timedelta(days=6 - day.weekday()), end)
+        parts.append((day, last))
+        day = last + dt.timedelta(days=1)
+    return parts
+
+
+def breakdown(
+    db: Session, client: Client, start: dt.date, end: dt.date, by: str, model: romi.Model | str
+) -> list[tuple[dt.date, dt.date, romi.Metrics]]:
+    """The ROMI report's totals for each day or week of the period: the engine runs once per part, so the
+    parts add up to the period (every pass of the engine counts a thing on one local day)."""
+    return [
+        (a, b, romi.report(db, client, a, b, model=model).total.metrics)
+        for a, b in split_period(start, end, by)
+    ]
+
+
+# Below this many visits in the advice window the simulator has too little to go on: the page says so instead
+# of recommending a size drawn from defaults.
+MIN_SESSIONS_FOR_ADVICE = 100
+
+
+@dataclass(frozen=True)
+class PoolVerdict:
+    kind: str  # "no_data", "no_pool", "drop", "add", "right", "beyond"
+    text: str
+    numbers: int = 0
+
+
+def pool_verdict(observed_sessions: int, current_size: int | None, advice: list[Advice]) -> PoolVerdict:
+    """One sentence about the pool from the advice for the first (lowest) target accuracy."""
+    if observed_sessions < MIN_SESSIONS_FOR_ADVICE:
+        return PoolVerdict(
+            "no_data",
+            f"Not enough data yet: {observed_sessions} visits seen, at least {MIN_SESSIONS_FOR_ADVICE} "
+            "are needed before the pool can be sized from real traffic.",
+        )
+    first = advice[0] if advice else None
+    if first is None or first.size is None:
+        return PoolVerdict(
+            "beyond", "Even the largest pool tried does not reach the target: shorten the hold."
+        )
+    target = f"{first.target * 100:.0f}\u00a0%"
+    if not current_size:
+        return PoolVerdict(
+            "no_pool", f"A pool of {first.size} numbers would tie {target} of calls to their visit."
+        )
+    diff = first.size - current_size
+    if diff < 0:
+        return PoolVerdict("drop", f"You could drop {-diff} numbers and still tie {target} of calls.", -diff)
+    if diff > 0:
+        return PoolVerdict("add", f"Add {diff} numbers to tie {target} of calls to their visit.", diff)
+    return PoolVerdict("right", f"The pool is the right size for {target} of calls.")
