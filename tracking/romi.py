@@ -896,7 +896,8 @@ def credited_to(db: Session, client: Client, call_id: int, model: Model | str) -
     ctx = _Context(db, client)
     session = db.get(VisitSession, call.session_id) if call.session_id else None
     wanted = _CallRow(
-        call.id, call.caller, call.status, call.first_time, call.attribution_method, call.channel_id,
+        call.id, call.caller, call.status, call.first_time, bool(call.is_target), call.attribution_method,
+        call.channel_id,
         call.session_id, session.site_id if session else None, session.visitor_id if session else None,
         session.started_at if session else None, session.channel_id if session else None,
         session.utm_campaign if session else None, session.utm_content if session else None,
