@@ -16,6 +16,7 @@ from sqlalchemy import select, text
 from tests.factories import Tenant, csrf, make_tenant, make_user, web_login
 from tracking.db import Base, utcnow
 from tracking.models import (
+    ApiToken,
     Call,
     CampaignMapping,
     Channel,
@@ -96,6 +97,8 @@ def build_world(db, t: Tenant) -> dict[str, str]:
         "spend_id": str(spend.id),
         "mapping_id": str(mapping.id),
         "connector": "metrika",
+        "user_id": str(t.admin.id),
+        "token_id": str(db.scalar(select(ApiToken.id).where(ApiToken.user_id == t.admin.id))),
     }
 
 
