@@ -366,3 +366,23 @@ def test_another_agencys_users_and_tokens_are_hidden(client, db, t) -> None:
         assert post(client, url, {"password": "a long password"}).status_code == 404, url
     assert snapshot(db) == before
     assert other.admin.email not in client.get("/settings/users").get_data(as_text=True)
+
+
+def test_unconfigured_provider_says_which_variables_and_redirect_uri(admin, t) -> None:
+    resp = admin.get(f"/clients/{t.client.id}/connections/connect/amocrm")
+    assert resp.status_code == 302 and "/settings/connections" in resp.headers["Location"]
+    page = admin.get(resp.headers["Location"]).get_data(as_text=True)
+    row = page.split('id="provider-amocrm-amocrm"')[1].split("</tr>")[0]
+    assert "not configured" in row
+    assert "<code>OTKUDA_AMOCRM_CLIENT_ID</code>" in row and "<code>OTKUDA_AMOCRM_CLIENT_SECRET</code>" in row
+    assert "<code>http://hub.test/oauth/callback</code>" in row
+
+
+def test_configured_provider_offers_connect(app, db, t) -> None:
+    app.config["AMOCRM_CLIENT_ID"] = "id"
+    app.config["AMOCRM_CLIENT_SECRET"] = "secret"
+    client = app.test_client()
+    web_login(client, t.admin.email)
+    page = client.get(f"/clients/{t.client.id}/settings/connections").get_data(as_text=True)
+    row = page.split('id="provider-amocrm-amocrm"')[1].split("</tr>")[0]
+    assert "ready" in row and "/connections/connect/amocrm" in row and "OTKUDA_AMOCRM_CLIENT_ID" not in row

@@ -81,11 +81,8 @@ def connect(client_id: int, connector: str) -> Any:
     except (LookupError, ImportError, AttributeError):
         abort(404)
     if not provider.client_id:
-        return redirect(
-            url_for(
-                "web.connections", client_id=client.id, error=f"{provider.provider.title} is not configured"
-            )
-        )
+        # The setup page says which variables to set and which redirect URI to register.
+        return redirect(url_for("web.setup_connections", client_id=client.id, provider=connector))
     try:
         authorize_url = provider.authorize_url_for(request.args.get("platform"))
     except LookupError:

@@ -31,6 +31,8 @@ from hub.overview import pool_usage
 from hub.plugins import form_fields, from_form
 from hub.public import snippet_tag
 from hub.web import bp
+from jobs import providers
+from jobs.tokens import redirect_uri
 from tracking.accounts import (
     MIN_PASSWORD,
     InvalidAccount,
@@ -59,6 +61,7 @@ from tracking.models import (
     VisitSession,
 )
 from tracking.models.numbers import NumberStatus
+from tracking.settings import PREFIX
 from tracking.telephony import PROVIDERS, adapter
 from tracking.telephony import generic as generic_pbx
 
@@ -827,3 +830,37 @@ def revoke_token(token_id: int) -> Any:
     commit()
     flash("Token revoked.")
     return redirect(url_for("web.setup_users"))
+
+
+# --- connections: what an unconfigured provider needs ------------------------------------------------
+
+
+def provider_setup_needs(connector: str) -> dict[str, Any]:
+    """For one connector's OAuth provider: is it configured, which variables configure it, and the
+    redirect URI to register in its developer console."""
+    provider = providers.connector_provider(connector)
+    resolved = providers.resolve(current_app.config, provider)
+    prefix = f"{PREFIX}{providers.prefix_of(provider)}_"
+    return {
+        "title": provider.title,
+        "configured": bool(resolved.client_id and resolved.client_secret),
+        "required": [prefix + "CLIENT_ID", prefix + "CLIENT_SECRET"],
+        "optional": [prefix + name for name in ("AUTHORIZE_URL", "TOKEN_URL", "API_BASE")],
+        "redirect_uri": redirect_uri(current_app.config),
+    }
+
+
+@bp.get("/clients/<int:client_id>/settings/connections")
+@login_required
+def setup_connections(client_id: int) -> Any:
+    client = client_or_404(client_id, edit=True)
+    from hub.web.pipeline import _connectable
+
+    rows = []
+    for connector, platform, title in _connectable():
+        try:
+            needs = provider_setup_needs(connector)
+        except (LookupError, ImportError, AttributeError):
+            continue
+        rows.append({"connector": connector, "platform": platform, "label": title, **needs})
+    return _page("connections.html", client, rows=rows, wanted=request.args.get("provider"))
