@@ -284,7 +284,7 @@ def test_test_call_needs_a_number(admin, db, t) -> None:
     post(admin, f"/clients/{t.client.id}/settings/telephony", {"provider": "generic"})
     integ = db.scalars(select(TelephonyIntegration)).one()
     resp = post(admin, f"/clients/{t.client.id}/settings/telephony/{integ.id}/test-call")
-    assert "add a tracking number first" in admin.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "add an active tracking number first" in admin.get(resp.headers["Location"]).get_data(as_text=True)
     assert count(db, Call) == 0
 
 

@@ -7,7 +7,6 @@ its field and nothing is saved.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import secrets as secrets_mod
 from collections.abc import Callable
@@ -654,6 +653,9 @@ def setup_telephony(client_id: int) -> Any:
 
         errors = attempt(save)
     providers = {p: provider_setup(p) for p in dict.fromkeys(PROVIDERS)}
+    active = select(TrackingNumber).where(
+        TrackingNumber.client_id == client.id, TrackingNumber.status == NumberStatus.ACTIVE
+    )
     arrived = db().get(Call, _optional_int(request.args.get("arrived")) or 0)
     if arrived is not None and arrived.client_id != client.id:
         arrived = None
@@ -666,6 +668,7 @@ def setup_telephony(client_id: int) -> Any:
         provider_setup=provider_setup,
         last_event=last_event,
         arrived=arrived,
+        numbers=db().scalars(active.order_by(TrackingNumber.id)).all(),
         arrived_channel=db().get(Channel, arrived.channel_id) if arrived and arrived.channel_id else None,
         errors=errors,
         form=request.form,
@@ -677,20 +680,24 @@ def setup_telephony(client_id: int) -> Any:
 TEST_CALLER = "+79990000000"
 
 
-def send_test_call(integ: TelephonyIntegration) -> Call:
-    """A signed generic-PBX call (start, then end) through the webhook's own verify, parse and ingest."""
+def send_test_call(integ: TelephonyIntegration, number_id: int | None = None) -> Call:
+    """A signed generic-PBX call (start, then end) to one of the client's numbers, through the webhook's
+    own verify, parse and ingest; so it is attributed like any real call."""
     client_numbers = select(TrackingNumber).where(
         TrackingNumber.client_id == integ.client_id, TrackingNumber.status == NumberStatus.ACTIVE
     )
+    if number_id is not None:
+        client_numbers = client_numbers.where(TrackingNumber.id == number_id)
     number = db().scalar(client_numbers.order_by(TrackingNumber.id).limit(1))
     if number is None:
-        raise Refused("integration", "add a tracking number first: the test call dials one")
+        raise Refused("number_id", "add an active tracking number first: the test call dials one")
     secret = decrypt_json(current_app.config["ENCRYPTION_KEY"], integ.secrets_encrypted).get("secret", "")
     now = utcnow()
     call_id = "test-" + secrets_mod.token_hex(6)
     events: list[dict[str, Any]] = [
-        {"event": "start", "call_id": call_id, "at": (now - dt.timedelta(seconds=45)).isoformat()},
-        {"event": "end", "call_id": call_id, "at": now.isoformat(), "status": "answered", "talk_seconds": 40},
+        # Both at "now": a call said to start earlier could predate the visit that is being tested.
+        {"event": "start", "call_id": call_id, "at": now.isoformat()},
+        {"event": "end", "call_id": call_id, "at": now.isoformat(), "status": "answered"},
     ]
     events[0] |= {"caller": TEST_CALLER, "called": number.e164}
     for event in events:
@@ -720,7 +727,7 @@ def test_call(client_id: int, integration_id: int) -> Any:
         flash("A test call can be sent through a generic PBX integration only.")
         return redirect(url_for("web.setup_telephony", client_id=client.id))
     try:
-        call = send_test_call(integ)
+        call = send_test_call(integ, _optional_int(request.form.get("number_id")))
     except Refused as exc:
         db().rollback()
         flash(f"The test call was refused: {exc.message}")
