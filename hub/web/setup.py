@@ -1,7 +1,7 @@
 """Setting a client up in the browser: clients, sites, channels, numbers, pools, telephony and users.
 
-Every form is validated by the schema the REST API uses (``hub.api.*``) and saved by the same apply
-functions, so a form and an API call can never disagree about what is allowed. A refusal is shown beside
+Every form is validated by the schema the REST API uses and saved by the same functions
+(``hub.resources``), so a form and an API call can never disagree about what is allowed. A refusal is shown beside
 its field and nothing is saved.
 """
 
@@ -16,14 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from hub.api import channels as channels_api
-from hub.api import clients as clients_api
-from hub.api import numbers as numbers_api
-from hub.api import pools as pools_api
-from hub.api import sites as sites_api
-from hub.api.common import commit, owned, parse
-from hub.api.telephony import IntegrationCreate, _declared, webhook_urls
-from hub.api.users import UserCreate
+from hub import resources as rs
 from hub.auth import client_or_404, current_user, login_required
 from hub.extensions import db
 from hub.overview import pool_usage
@@ -34,19 +27,16 @@ from jobs import providers
 from jobs.tokens import redirect_uri
 from tracking.accounts import (
     MIN_PASSWORD,
-    InvalidAccount,
-    add_user,
     can_edit,
     hash_password,
     issue_api_token,
 )
 from tracking.calls import ingest
 from tracking.channels import VisitSource, resolve_channel
-from tracking.crypto import decrypt_json, encrypt_json
+from tracking.crypto import decrypt_json
 from tracking.db import utcnow
 from tracking.errors import Refused
 from tracking.models import (
-    Agency,
     ApiToken,
     Call,
     Channel,
@@ -77,7 +67,7 @@ PRESETS: dict[str, list[dict[str, Any]]] = {
     "Email": [{"utm_medium": "email"}],
     "Direct": [],
 }
-RULE_KEYS = sorted(channels_api.RULE_KEYS)
+RULE_KEYS = sorted(rs.RULE_KEYS)
 _FLAGS = {"has_gclid", "has_yclid"}
 
 
@@ -130,12 +120,7 @@ def new_client() -> Any:
         made: list[Client] = []
 
         def save() -> None:
-            change = parse(clients_api.ClientCreate, _client_data(form))
-            client = Client(agency_id=user.agency_id, name=change.name)
-            clients_api._apply(client, change)
-            db().add(client)
-            commit()
-            made.append(client)
+            made.append(rs.create_client(user.agency_id, rs.validate(rs.ClientCreate, _client_data(form))))
 
         errors = attempt(save)
         if not errors:
@@ -155,8 +140,8 @@ def setup_client(client_id: int) -> Any:
     if request.method == "POST":
 
         def save() -> None:
-            clients_api._apply(client, parse(clients_api.ClientChange, _client_data(request.form)))
-            commit()
+            rs.apply_client(client, rs.validate(rs.ClientChange, _client_data(request.form)))
+            rs.commit()
 
         errors = attempt(save)
         if not errors:
@@ -198,11 +183,7 @@ def setup_sites(client_id: int) -> Any:
     if request.method == "POST":
 
         def save() -> None:
-            change = parse(sites_api.SiteCreate, _site_data(request.form))
-            site = Site(client_id=client.id, name=change.name, site_key=secrets_mod.token_urlsafe(12))
-            sites_api._apply(site, change)
-            db().add(site)
-            commit()
+            rs.create_site(client, rs.validate(rs.SiteCreate, _site_data(request.form)))
 
         errors = attempt(save)
         if not errors:
@@ -224,13 +205,13 @@ def setup_sites(client_id: int) -> Any:
 @bp.route("/settings/sites/<int:site_id>", methods=["GET", "POST"])
 @login_required
 def setup_site(site_id: int) -> Any:
-    site, client = owned(Site, site_id, edit=True)
+    site, client = rs.owned(Site, site_id, edit=True)
     errors: Errors = {}
     if request.method == "POST":
 
         def save() -> None:
-            sites_api._apply(site, parse(sites_api.SiteChange, _site_data(request.form)))
-            commit()
+            rs.apply_site(site, rs.validate(rs.SiteChange, _site_data(request.form)))
+            rs.commit()
 
         errors = attempt(save)
         if not errors:
@@ -327,13 +308,9 @@ def setup_channels(client_id: int) -> Any:
 
         def save() -> None:
             data = {"name": preset, "rules": PRESETS[preset]} if preset else _channel_data(request.form)
-            change = parse(channels_api.ChannelCreate, data)
-            ch = Channel(client_id=client.id, name=change.name)
-            existing = _channels(client)
-            ch.position = max((c.position for c in existing if not c.is_default), default=0) + 10
-            channels_api._apply(ch, change)
-            db().add(ch)
-            commit()
+            # A new channel goes last among the rules, above the catch-all default.
+            last = max((c.position for c in _channels(client) if not c.is_default), default=0)
+            rs.create_channel(client, rs.validate(rs.ChannelCreate, {"position": last + 10, **data}))
 
         errors = attempt(save)
         if not errors:
@@ -356,13 +333,13 @@ def setup_channels(client_id: int) -> Any:
 @bp.route("/settings/channels/<int:channel_id>", methods=["GET", "POST"])
 @login_required
 def setup_channel(channel_id: int) -> Any:
-    ch, client = owned(Channel, channel_id, edit=True)
+    ch, client = rs.owned(Channel, channel_id, edit=True)
     errors: Errors = {}
     if request.method == "POST":
 
         def save() -> None:
-            channels_api._apply(ch, parse(channels_api.ChannelChange, _channel_data(request.form)))
-            commit()
+            rs.apply_channel(ch, rs.validate(rs.ChannelChange, _channel_data(request.form)))
+            rs.commit()
 
         errors = attempt(save)
         if not errors:
@@ -383,7 +360,7 @@ def setup_channel(channel_id: int) -> Any:
 @bp.post("/settings/channels/<int:channel_id>/move")
 @login_required
 def move_channel(channel_id: int) -> Any:
-    ch, client = owned(Channel, channel_id, edit=True)
+    ch, client = rs.owned(Channel, channel_id, edit=True)
     order = [c for c in _channels(client) if not c.is_default]
     if ch in order:
         i = order.index(ch)
@@ -392,7 +369,7 @@ def move_channel(channel_id: int) -> Any:
             order[i], order[j] = order[j], order[i]
         for pos, c in enumerate(order, start=1):
             c.position = pos * 10
-        commit()
+        rs.commit()
     return redirect(url_for("web.setup_channels", client_id=client.id))
 
 
@@ -424,10 +401,7 @@ def setup_numbers(client_id: int) -> Any:
                 continue
 
             def save(raw: str = line.strip()) -> None:
-                n = TrackingNumber(client_id=client.id)
-                numbers_api._apply(n, parse(numbers_api.NumberCreate, {"e164": raw, **assign}))
-                db().add(n)
-                commit()
+                rs.create_number(client, rs.validate(rs.NumberCreate, {"e164": raw, **assign}))
 
             problem = attempt(save)
             if problem:
@@ -470,7 +444,7 @@ def _numbers_page(client: Client, errors: Errors, bad: list[str] | None = None) 
 @bp.post("/settings/numbers/<int:number_id>")
 @login_required
 def setup_number(number_id: int) -> Any:
-    n, client = owned(TrackingNumber, number_id, edit=True)
+    n, client = rs.owned(TrackingNumber, number_id, edit=True)
     target = request.form.get("assign", "")
     data: dict[str, Any] = {
         "channel_id": _optional_int(target[8:]) if target.startswith("channel:") else None,
@@ -480,8 +454,8 @@ def setup_number(number_id: int) -> Any:
         data["status"] = request.form["status"]
 
     def save() -> None:
-        numbers_api._apply(n, parse(numbers_api.NumberChange, data))
-        commit()
+        rs.apply_number(n, rs.validate(rs.NumberChange, data))
+        rs.commit()
 
     errors = attempt(save)
     if errors:
@@ -529,14 +503,7 @@ def setup_pools(client_id: int) -> Any:
     if request.method == "POST":
 
         def save() -> None:
-            change = parse(pools_api.PoolCreate, _pool_data(request.form))
-            pool = Pool(client_id=client.id, name=change.name)
-            pool.hold_seconds, pool.grace_seconds, pool.max_hold_seconds = 900, 300, 4 * 3600
-            pools_api._apply(pool, change)
-            db().add(pool)
-            db().flush()
-            pools_api._set_members(pool, change)
-            commit()
+            rs.create_pool(client, rs.validate(rs.PoolCreate, _pool_data(request.form)))
 
         errors = attempt(save)
         if not errors:
@@ -558,15 +525,15 @@ def setup_pools(client_id: int) -> Any:
 @bp.route("/settings/pools/<int:pool_id>", methods=["GET", "POST"])
 @login_required
 def setup_pool(pool_id: int) -> Any:
-    pool, client = owned(Pool, pool_id, edit=True)
+    pool, client = rs.owned(Pool, pool_id, edit=True)
     errors: Errors = {}
     if request.method == "POST":
 
         def save() -> None:
-            change = parse(pools_api.PoolChange, _pool_data(request.form))
-            pools_api._apply(pool, change)
-            pools_api._set_members(pool, change)
-            commit()
+            change = rs.validate(rs.PoolChange, _pool_data(request.form))
+            rs.apply_pool(pool, change)
+            rs.set_pool_members(pool, change)
+            rs.commit()
 
         errors = attempt(save)
         if not errors:
@@ -592,7 +559,7 @@ def provider_setup(provider: str, integ: TelephonyIntegration | None = None) -> 
     """What a provider declares, for its form: its secret and setting inputs and its own setup steps
     (with the integration's webhook URLs filled in once there is one)."""
     module = adapter(provider)
-    urls = webhook_urls(integ) if integ else {name: f"<{name} URL>" for name in module.WEBHOOKS}
+    urls = rs.webhook_urls(integ) if integ else {name: f"<{name} URL>" for name in module.WEBHOOKS}
     return {
         "secrets": form_fields(module.Secrets),
         "settings": form_fields(module.Settings),
@@ -624,32 +591,15 @@ def setup_telephony(client_id: int) -> Any:
 
         def save() -> None:
             nonlocal shown_once, created
-            given = parse(IntegrationCreate, {"provider": provider, "name": request.form.get("name") or None})
-            if given.provider not in PROVIDERS:
+            if provider not in PROVIDERS:
                 raise Refused("provider", "must be one of " + ", ".join(PROVIDERS))
-            module = adapter(given.provider)
-            raw = {
-                part: from_form(
-                    getattr(module, part.title()),
-                    {k.split(".", 1)[1]: v for k, v in request.form.items() if k.startswith(f"{part}.")},
-                )
-                for part in ("secrets", "settings")
-            }
-            secrets = _declared(given.provider, "secrets", raw["secrets"])
-            settings = _declared(given.provider, "settings", raw["settings"])
-            generated = getattr(adapter(given.provider), "GENERATED_FIELD", None)
-            if generated and not secrets.get(generated):
-                secrets = shown_once = {generated: secrets_mod.token_urlsafe(32)}
-            created = TelephonyIntegration(
-                client_id=client.id,
-                provider=given.provider,
-                name=given.name or given.provider,
-                integration_key=secrets_mod.token_urlsafe(24),
-                secrets_encrypted=encrypt_json(current_app.config["ENCRYPTION_KEY"], secrets),
-                settings=settings,
-            )
-            db().add(created)
-            commit()
+            module = adapter(provider)
+            # The provider's declared inputs, named "secrets.<field>" and "settings.<field>" on the form.
+            data: dict[str, Any] = {"provider": provider, "name": request.form.get("name") or None}
+            for part in ("secrets", "settings"):
+                given = {k.split(".", 1)[1]: v for k, v in request.form.items() if k.startswith(f"{part}.")}
+                data[part] = from_form(getattr(module, part.title()), given)
+            created, shown_once = rs.create_integration(client, rs.validate(rs.IntegrationCreate, data))
 
         errors = attempt(save)
     providers = {p: provider_setup(p) for p in dict.fromkeys(PROVIDERS)}
@@ -750,22 +700,7 @@ def setup_users() -> Any:
         def save() -> None:
             data: dict[str, Any] = {k: form.get(k, "") for k in ("email", "password", "role", "name")}
             data["client_id"] = _optional_int(form.get("client_id"))
-            given = parse(UserCreate, data)
-            client = None
-            if given.client_id is not None:
-                client = db().get(Client, given.client_id)
-                if client is None or client.agency_id != admin.agency_id:
-                    raise Refused("client_id", "no such client")
-            agency = db().get(Agency, admin.agency_id)
-            assert agency is not None
-            try:
-                add_user(
-                    db(), agency, given.email, given.password, given.role, client=client, name=given.name
-                )
-            except InvalidAccount as exc:
-                name, _, message = str(exc).partition(": ")
-                raise Refused(name, message) from None
-            commit()
+            rs.create_user(admin, rs.validate(rs.UserCreate, data))
 
         errors = attempt(save)
         if not errors:
@@ -811,7 +746,7 @@ def reset_password(user_id: int) -> Any:
     if len(password) < MIN_PASSWORD:
         return _users_page(admin, {"password": f"must be at least {MIN_PASSWORD} characters"})
     user.password_hash = hash_password(password)
-    commit()
+    rs.commit()
     flash(f"Password of {user.email} changed.")
     return redirect(url_for("web.setup_users"))
 
@@ -821,7 +756,7 @@ def reset_password(user_id: int) -> Any:
 def issue_token(user_id: int) -> Any:
     admin, user = _agency_user(user_id)
     token = issue_api_token(db(), user, request.form.get("name", "").strip()[:100])
-    commit()
+    rs.commit()
     return _users_page(admin, {}, token=token, status=201)
 
 
@@ -834,7 +769,7 @@ def revoke_token(token_id: int) -> Any:
     if token is None or owner is None or owner.agency_id != admin.agency_id:
         abort(404)
     db().delete(token)
-    commit()
+    rs.commit()
     flash("Token revoked.")
     return redirect(url_for("web.setup_users"))
 
