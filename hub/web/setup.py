@@ -1,8 +1,8 @@
 """Setting a client up in the browser: clients, sites, channels, numbers, pools, telephony and users.
 
 Every form is validated by the schema the REST API uses and saved by the same functions
-(``hub.resources``), so a form and an API call can never disagree about what is allowed. A refusal is shown beside
-its field and nothing is saved.
+(``hub.resources``), so a form and an API call never disagree about what is allowed. A refusal is shown
+beside its field and nothing is saved.
 """
 
 from __future__ import annotations
