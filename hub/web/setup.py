@@ -81,6 +81,18 @@ def attempt(action: Callable[[], Any]) -> Errors:
     return {}
 
 
+def submitted(save: Callable[[], Any], message: str, target: Callable[[], str]) -> tuple[Any, Errors]:
+    """On a POST, ``save`` through ``attempt``: a redirect to ``target`` with ``message`` when it worked,
+    else the errors to show beside the fields. A GET shows the form."""
+    if request.method != "POST":
+        return None, {}
+    errors = attempt(save)
+    if errors:
+        return None, errors
+    flash(message)
+    return redirect(target()), {}
+
+
 def _editor() -> User:
     user = current_user()
     if user is None or not can_edit(user):
@@ -136,17 +148,14 @@ def _client_data(form: Any) -> dict[str, Any]:
 @login_required
 def setup_client(client_id: int) -> Any:
     client = client_or_404(client_id, edit=True)
-    errors: Errors = {}
-    if request.method == "POST":
 
-        def save() -> None:
-            rs.apply_client(client, rs.validate(rs.ClientChange, _client_data(request.form)))
-            rs.commit()
+    def save() -> None:
+        rs.apply_client(client, rs.validate(rs.ClientChange, _client_data(request.form)))
+        rs.commit()
 
-        errors = attempt(save)
-        if not errors:
-            flash("Client saved.")
-            return redirect(url_for("web.setup_client", client_id=client.id))
+    done, errors = submitted(save, "Client saved.", lambda: url_for("web.setup_client", client_id=client.id))
+    if done is not None:
+        return done
     return _page("client.html", client, 400 if errors else 200, errors=errors, form=request.form)
 
 
@@ -179,16 +188,13 @@ def last_seen(site: Site) -> VisitSession | None:
 @login_required
 def setup_sites(client_id: int) -> Any:
     client = client_or_404(client_id, edit=True)
-    errors: Errors = {}
-    if request.method == "POST":
 
-        def save() -> None:
-            rs.create_site(client, rs.validate(rs.SiteCreate, _site_data(request.form)))
+    def save() -> None:
+        rs.create_site(client, rs.validate(rs.SiteCreate, _site_data(request.form)))
 
-        errors = attempt(save)
-        if not errors:
-            flash("Site added.")
-            return redirect(url_for("web.setup_sites", client_id=client.id))
+    done, errors = submitted(save, "Site added.", lambda: url_for("web.setup_sites", client_id=client.id))
+    if done is not None:
+        return done
     sites = db().scalars(select(Site).where(Site.client_id == client.id).order_by(Site.id)).all()
     return _page(
         "sites.html",
@@ -206,17 +212,14 @@ def setup_sites(client_id: int) -> Any:
 @login_required
 def setup_site(site_id: int) -> Any:
     site, client = rs.owned(Site, site_id, edit=True)
-    errors: Errors = {}
-    if request.method == "POST":
 
-        def save() -> None:
-            rs.apply_site(site, rs.validate(rs.SiteChange, _site_data(request.form)))
-            rs.commit()
+    def save() -> None:
+        rs.apply_site(site, rs.validate(rs.SiteChange, _site_data(request.form)))
+        rs.commit()
 
-        errors = attempt(save)
-        if not errors:
-            flash("Site saved.")
-            return redirect(url_for("web.setup_site", site_id=site.id))
+    done, errors = submitted(save, "Site saved.", lambda: url_for("web.setup_site", site_id=site.id))
+    if done is not None:
+        return done
     return _page(
         "site.html",
         client,
@@ -334,17 +337,16 @@ def setup_channels(client_id: int) -> Any:
 @login_required
 def setup_channel(channel_id: int) -> Any:
     ch, client = rs.owned(Channel, channel_id, edit=True)
-    errors: Errors = {}
-    if request.method == "POST":
 
-        def save() -> None:
-            rs.apply_channel(ch, rs.validate(rs.ChannelChange, _channel_data(request.form)))
-            rs.commit()
+    def save() -> None:
+        rs.apply_channel(ch, rs.validate(rs.ChannelChange, _channel_data(request.form)))
+        rs.commit()
 
-        errors = attempt(save)
-        if not errors:
-            flash("Channel saved.")
-            return redirect(url_for("web.setup_channels", client_id=client.id))
+    done, errors = submitted(
+        save, "Channel saved.", lambda: url_for("web.setup_channels", client_id=client.id)
+    )
+    if done is not None:
+        return done
     return _page(
         "channel.html",
         client,
@@ -499,16 +501,13 @@ def _pool_context(client: Client) -> dict[str, Any]:
 @login_required
 def setup_pools(client_id: int) -> Any:
     client = client_or_404(client_id, edit=True)
-    errors: Errors = {}
-    if request.method == "POST":
 
-        def save() -> None:
-            rs.create_pool(client, rs.validate(rs.PoolCreate, _pool_data(request.form)))
+    def save() -> None:
+        rs.create_pool(client, rs.validate(rs.PoolCreate, _pool_data(request.form)))
 
-        errors = attempt(save)
-        if not errors:
-            flash("Pool added.")
-            return redirect(url_for("web.setup_pools", client_id=client.id))
+    done, errors = submitted(save, "Pool added.", lambda: url_for("web.setup_pools", client_id=client.id))
+    if done is not None:
+        return done
     pools = db().scalars(select(Pool).where(Pool.client_id == client.id).order_by(Pool.id)).all()
     now = utcnow()
     return _page(
@@ -526,19 +525,16 @@ def setup_pools(client_id: int) -> Any:
 @login_required
 def setup_pool(pool_id: int) -> Any:
     pool, client = rs.owned(Pool, pool_id, edit=True)
-    errors: Errors = {}
-    if request.method == "POST":
 
-        def save() -> None:
-            change = rs.validate(rs.PoolChange, _pool_data(request.form))
-            rs.apply_pool(pool, change)
-            rs.set_pool_members(pool, change)
-            rs.commit()
+    def save() -> None:
+        change = rs.validate(rs.PoolChange, _pool_data(request.form))
+        rs.apply_pool(pool, change)
+        rs.set_pool_members(pool, change)
+        rs.commit()
 
-        errors = attempt(save)
-        if not errors:
-            flash("Pool saved.")
-            return redirect(url_for("web.setup_pools", client_id=client.id))
+    done, errors = submitted(save, "Pool saved.", lambda: url_for("web.setup_pools", client_id=client.id))
+    if done is not None:
+        return done
     return _page(
         "pool.html",
         client,
