@@ -160,7 +160,15 @@ def apply_site(site: Site, change: SiteChange) -> None:
 
 # --- channels --------------------------------------------------------------------------------------------
 
-RULE_KEYS = {"utm_source", "utm_medium", "utm_campaign", "referrer_domain", "has_gclid", "has_yclid"}
+RULE_KEYS = {
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "referrer_domain",
+    "has_gclid",
+    "has_yclid",
+    "landing_path",
+}
 
 
 def _rule(rule: dict[str, Any]) -> dict[str, Any]:

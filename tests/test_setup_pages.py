@@ -170,6 +170,10 @@ def test_channels_rules_presets_order_and_url_test(admin, db, t) -> None:
         {"action": "test", "landing": "https://shop.example/", "referrer": "https://m.vk.com/feed"},
     )
     assert "<strong>VK ads</strong>" in test.get_data(as_text=True)
+    post(admin, url, {"name": "Sale page", "rules": "landing_path = /sale/*"})
+    test = post(admin, url, {"action": "test", "landing": "https://shop.example/sale/x", "referrer": ""})
+    assert "<strong>Sale page</strong>" in test.get_data(as_text=True)
+    before = snapshot(db)
     test = post(admin, url, {"action": "test", "landing": "https://shop.example/", "referrer": ""})
     assert "<strong>Direct / unknown</strong>" in test.get_data(as_text=True)
     assert snapshot(db) == before  # testing a URL writes nothing, not even the default channel

@@ -282,6 +282,7 @@ def _start_session(db: Session, site: Site, data: VisitInput, now: dt.datetime) 
         referrer=data.referrer,
         gclid=data.mark("gclid"),
         yclid=data.mark("yclid"),
+        landing_url=data.url,
     )
     channel = resolve_channel(db, site.client_id, source)
     session = VisitSession(

@@ -288,6 +288,7 @@ def test_url(client: Client, landing: str, referrer: str) -> Channel:
         referrer=referrer.strip() or None,
         gclid=query.get("gclid"),
         yclid=query.get("yclid"),
+        landing_url=landing.strip() or None,
     )
     channel = resolve_channel(db(), client.id, source)
     name = channel.name
