@@ -390,3 +390,29 @@ def test_configured_provider_offers_connect(app, db, t) -> None:
     page = client.get(f"/clients/{t.client.id}/settings/connections").get_data(as_text=True)
     row = page.split('id="provider-amocrm-amocrm"')[1].split("</tr>")[0]
     assert "ready" in row and "/connections/connect/amocrm" in row and "OTKUDA_AMOCRM_CLIENT_ID" not in row
+
+
+def test_another_clients_ids_in_a_form_are_refused(admin, db, t) -> None:
+    other = make_tenant(db, "Other")
+    foreign = Channel(client_id=other.client.id, name="Theirs")
+    db.add(foreign)
+    db.flush()
+    theirs = TrackingNumber(client_id=other.client.id, e164="+74995550000")
+    db.add(theirs)
+    db.commit()
+    before = snapshot(db)
+    resp = post(
+        admin,
+        f"/clients/{t.client.id}/settings/numbers",
+        {"numbers": "+74995550001", "assign": f"channel:{foreign.id}"},
+    )
+    assert resp.status_code == 400 and "no such object for this client" in resp.get_data(as_text=True)
+    post(admin, f"/clients/{t.client.id}/settings/telephony", {"provider": "generic"})
+    integ = db.scalars(select(TelephonyIntegration)).one()
+    sent = post(
+        admin,
+        f"/clients/{t.client.id}/settings/telephony/{integ.id}/test-call",
+        {"number_id": str(theirs.id)},
+    )
+    assert "add an active tracking number first" in admin.get(sent.headers["Location"]).get_data(as_text=True)
+    assert count(db, Call) == 0 and count(db, TrackingNumber) == len(before["tracking_numbers"])
