@@ -278,8 +278,9 @@ def _channel_data(form: Any) -> dict[str, Any]:
     }
 
 
-def test_url(client: Client, landing: str, referrer: str) -> Channel:
-    """The channel a visit landing on ``landing`` from ``referrer`` would get; nothing is written."""
+def channel_for_url(client: Client, landing: str, referrer: str) -> str:
+    """The name of the channel a visit landing on ``landing`` from ``referrer`` would get; nothing is
+    written."""
     query = {k: v[0] for k, v in parse_qs(urlsplit(landing.strip()).query).items()}
     source = VisitSource(
         utm_source=query.get("utm_source"),
@@ -294,7 +295,7 @@ def test_url(client: Client, landing: str, referrer: str) -> Channel:
     name = channel.name
     # Resolving may create the catch-all channel; a test must leave the client as it was.
     db().rollback()
-    return Channel(id=None, name=name)
+    return name
 
 
 @bp.route("/clients/<int:client_id>/settings/channels", methods=["GET", "POST"])
@@ -304,7 +305,7 @@ def setup_channels(client_id: int) -> Any:
     errors: Errors = {}
     tested = None
     if request.method == "POST" and request.form.get("action") == "test":
-        tested = test_url(client, request.form.get("landing", ""), request.form.get("referrer", ""))
+        tested = channel_for_url(client, request.form.get("landing", ""), request.form.get("referrer", ""))
     elif request.method == "POST":
         preset = request.form.get("preset", "")
         if preset and preset not in PRESETS:
