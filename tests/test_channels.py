@@ -1,6 +1,7 @@
 from sqlalchemy import func, select
 
 from tests.factories import make_tenant
+from tests.test_public_endpoints import post as post_visit
 from tests.tracking_factories import make_channel
 from tracking.channels import (
     DEFAULT_CHANNEL_NAME,
@@ -9,7 +10,7 @@ from tracking.channels import (
     referrer_domain,
     resolve_channel,
 )
-from tracking.models import Channel
+from tracking.models import Channel, VisitSession
 
 
 def test_referrer_domain_parsing() -> None:
@@ -37,6 +38,12 @@ def test_condition_sets() -> None:
     # An empty set or an unknown key never matches: a typo must not swallow all traffic.
     assert not condition_set_matches({}, src)
     assert not condition_set_matches({"utm_sauce": "yandex"}, src)
+    landing = VisitSource(landing_url="https://shop.example/Sale/sofas?utm_source=x#top")
+    assert condition_set_matches({"landing_path": "/sale/*"}, landing)
+    assert condition_set_matches({"landing_path": "/sale/sofas"}, landing)
+    assert not condition_set_matches({"landing_path": "/sale"}, landing)
+    assert not condition_set_matches({"landing_path": "/sale/*"}, VisitSource())
+    assert condition_set_matches({"landing_path": "/"}, VisitSource(landing_url="https://shop.example"))
     ref = VisitSource(referrer="https://news.google.com/x")
     assert condition_set_matches({"referrer_domain": "google.com"}, ref)
     assert not condition_set_matches({"referrer_domain": "ogle.com"}, ref)
@@ -88,3 +95,19 @@ def test_channels_of_another_client_are_ignored(db) -> None:
     make_channel(db, other.site, "Yandex", [{"utm_source": "yandex"}], position=1)
     ch = resolve_channel(db, t.client.id, VisitSource(utm_source="yandex"))
     assert ch.client_id == t.client.id and ch.is_default
+
+
+def test_landing_path_rule_through_the_tracking_endpoint(client, db) -> None:
+    t = make_tenant(db)
+    t.site.domains = ["acme.example"]
+    db.commit()
+    sale = make_channel(db, t.site, "Sale page", [{"landing_path": "/sale/*"}], position=10)
+    url = f"/t/v1/{t.site.site_key}/visit"
+    body = {"visitor_id": "visitor-0001", "url": "https://acme.example/sale/sofas?x=1"}
+    assert post_visit(client, url, body).status_code == 200
+    other = {"visitor_id": "visitor-0002", "url": "https://acme.example/about"}
+    assert post_visit(client, url, other).status_code == 200
+    db.expire_all()
+    by_visitor = {s.visitor_id: s.channel_id for s in db.scalars(select(VisitSession))}
+    assert by_visitor["visitor-0001"] == sale.id
+    assert by_visitor["visitor-0002"] != sale.id

@@ -16,6 +16,7 @@ from sqlalchemy import select, text
 from tests.factories import Tenant, csrf, make_tenant, make_user, web_login
 from tracking.db import Base, utcnow
 from tracking.models import (
+    ApiToken,
     Call,
     CampaignMapping,
     Channel,
@@ -124,6 +125,8 @@ def build_world(db, t: Tenant) -> dict[str, str]:
         "notification_channel_id": str(chat.id),
         "stream_id": str(ga4.id),
         "action": "test",  # a notification channel's form action; the others are tenant-scoped alike
+        "user_id": str(t.admin.id),
+        "token_id": str(db.scalar(select(ApiToken.id).where(ApiToken.user_id == t.admin.id))),
     }
 
 

@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -20,7 +21,7 @@ from tracking.models import Channel, Client
 
 DEFAULT_CHANNEL_NAME = "Direct / unknown"
 _TEXT_KEYS = ("utm_source", "utm_medium", "utm_campaign")
-_KNOWN_KEYS = {*_TEXT_KEYS, "referrer_domain", "has_gclid", "has_yclid"}
+_KNOWN_KEYS = {*_TEXT_KEYS, "referrer_domain", "has_gclid", "has_yclid", "landing_path"}
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class VisitSource:
     referrer: str | None = None
     gclid: str | None = None
     yclid: str | None = None
+    landing_url: str | None = None
 
     @property
     def referrer_domain(self) -> str | None:
@@ -46,6 +48,16 @@ def referrer_domain(url: str | None) -> str | None:
         with contextlib.suppress(UnicodeError):
             host = host.encode("ascii").decode("idna")
     return host
+
+
+def landing_path(url: str | None) -> str | None:
+    """The path of a landing URL ("/sale/sofas"), without query or fragment; "/" for a bare host."""
+    if not url:
+        return None
+    try:
+        return urlsplit(url.strip()).path or "/"
+    except ValueError:
+        return None
 
 
 def _domain_matches(host: str | None, domain: Any) -> bool:
@@ -73,6 +85,8 @@ def condition_set_matches(conditions: Mapping[str, Any], source: VisitSource) ->
             ok = _text_matches(getattr(source, key), want)
         elif key == "referrer_domain":
             ok = _domain_matches(source.referrer_domain, want)
+        elif key == "landing_path":
+            ok = _text_matches(landing_path(source.landing_url), want)
         elif key == "has_gclid":
             ok = bool(source.gclid) == bool(want)
         else:  # has_yclid

@@ -353,6 +353,7 @@ def _start_session(
         referrer=referrer,
         gclid=marks["gclid"],
         yclid=marks["yclid"],
+        landing_url=data.url,
     )
     channel = (
         db.get(Channel, inherit.channel_id)

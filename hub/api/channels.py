@@ -2,38 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from flask import jsonify
-from pydantic import AfterValidator
 from sqlalchemy import select
 
+from hub import resources
 from hub.api import bp
-from hub.api.clients import Name
 from hub.api.common import commit, owned, paginate, parse
 from hub.api.crud import describe
 from hub.auth import api_auth_required, client_or_404
 from hub.extensions import db
-from hub.schemas import In, Out, StrictBool, StrictInt
+from hub.resources import ChannelChange, ChannelCreate, apply_channel
+from hub.schemas import Out
 from tracking.models import Channel
-
-RULE_KEYS = {"utm_source", "utm_medium", "utm_campaign", "referrer_domain", "has_gclid", "has_yclid"}
-
-
-def _rule(rule: dict[str, Any]) -> dict[str, Any]:
-    if not rule:
-        raise ValueError("must be a non-empty object of conditions")
-    unknown = set(rule) - RULE_KEYS
-    if unknown:
-        raise ValueError("unknown condition(s): " + ", ".join(sorted(unknown)))
-    for key in ("has_gclid", "has_yclid"):
-        if key in rule and not isinstance(rule[key], bool):
-            raise ValueError(f"{key} must be true or false")
-    return rule
-
-
-# All conditions of a rule must hold; a visit takes the first channel (by position) with a matching rule.
-Rule = Annotated[dict[str, Any], AfterValidator(_rule)]
 
 
 class ChannelOut(Out):
@@ -46,33 +28,8 @@ class ChannelOut(Out):
     offline: bool
 
 
-class ChannelChange(In):
-    name: Name | None = None
-    position: StrictInt | None = None
-    rules: list[Rule] | None = None
-    is_default: StrictBool | None = None
-    offline: StrictBool | None = None
-
-
-class ChannelCreate(ChannelChange):
-    name: Name
-
-
 def channel_json(ch: Channel) -> dict[str, Any]:
     return ChannelOut.of(ch)
-
-
-def _apply(ch: Channel, change: ChannelChange) -> None:
-    for name, value in change.given().items():
-        if value is None:
-            continue
-        if name == "is_default" and value:
-            # One default per client: taking it moves it.
-            for other in db().scalars(
-                select(Channel).where(Channel.client_id == ch.client_id, Channel.is_default)
-            ):
-                other.is_default = False
-        setattr(ch, name, value)
 
 
 @bp.get("/clients/<int:client_id>/channels")
@@ -87,11 +44,7 @@ def list_channels(client_id: int) -> Any:
 @api_auth_required
 def create_channel(client_id: int) -> Any:
     client = client_or_404(client_id, edit=True)
-    change = parse(ChannelCreate)
-    ch = Channel(client_id=client.id, name=change.name)
-    _apply(ch, change)
-    db().add(ch)
-    commit()
+    ch = resources.create_channel(client, parse(ChannelCreate))
     return jsonify(channel_json(ch)), 201
 
 
@@ -105,7 +58,7 @@ def get_channel(channel_id: int) -> Any:
 @api_auth_required
 def update_channel(channel_id: int) -> Any:
     ch, _ = owned(Channel, channel_id, edit=True)
-    _apply(ch, parse(ChannelChange))
+    apply_channel(ch, parse(ChannelChange))
     commit()
     return jsonify(channel_json(ch))
 

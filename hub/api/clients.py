@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
 
 from flask import jsonify
-from pydantic import AfterValidator, Field
 
+from hub import resources
 from hub.api import bp
 from hub.api.common import (
     INVALID,
@@ -24,29 +23,10 @@ from hub.api.common import (
 )
 from hub.api.openapi import register
 from hub.auth import api_auth_required, client_or_404, current_user
-from hub.extensions import db
-from hub.schemas import In, Out
+from hub.resources import ClientChange, ClientCreate, apply_client
+from hub.schemas import Out
 from tracking.accounts import visible_clients
 from tracking.models import Client
-
-
-def _zone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r}") from None
-    return name
-
-
-def _currency(code: str) -> str:
-    if len(code) != 3 or not code.isalpha():
-        raise ValueError("must be an ISO 4217 code such as RUB")
-    return code.upper()
-
-
-TimeZone = Annotated[str, Field(strict=True), AfterValidator(_zone)]
-Currency = Annotated[str, Field(strict=True), AfterValidator(_currency)]
-Name = Annotated[str, Field(strict=True, min_length=1, max_length=200)]
 
 
 class ClientOut(Out):
@@ -56,24 +36,8 @@ class ClientOut(Out):
     currency: str
 
 
-class ClientChange(In):
-    name: Name | None = None
-    timezone: TimeZone | None = None
-    currency: Currency | None = None
-
-
-class ClientCreate(ClientChange):
-    name: Name
-
-
 def client_json(client: Client) -> dict[str, Any]:
     return ClientOut.of(client)
-
-
-def _apply(client: Client, change: ClientChange) -> None:
-    for name, value in change.given().items():
-        if value is not None:
-            setattr(client, name, value)
 
 
 @bp.get("/clients")
@@ -97,10 +61,7 @@ def create_client() -> Any:
     change = parse(ClientCreate)
     user = current_user()
     assert user is not None
-    client = Client(agency_id=user.agency_id, name=change.name)
-    _apply(client, change)
-    db().add(client)
-    commit()
+    client = resources.create_client(user.agency_id, change)
     return jsonify(client_json(client)), 201
 
 
@@ -108,7 +69,7 @@ def create_client() -> Any:
 @api_auth_required
 def update_client(client_id: int) -> Any:
     client = client_or_404(client_id, edit=True)
-    _apply(client, parse(ClientChange))
+    apply_client(client, parse(ClientChange))
     commit()
     return jsonify(client_json(client))
 

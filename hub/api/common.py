@@ -8,18 +8,17 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from flask import abort, jsonify, request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlalchemy import Select, func, select
-from sqlalchemy.exc import IntegrityError
 
 from hub.api import bp
 from hub.api.openapi import ERROR, component
-from hub.auth import client_or_404, current_user
+from hub.auth import current_user
 from hub.extensions import db
-from hub.schemas import In, Page, error_json, refusal
+from hub.resources import commit, owned, validate  # noqa: F401  (the API modules' names for them)
+from hub.schemas import In, Page, error_json
 from tracking.accounts import can_edit
 from tracking.errors import Refused
-from tracking.models import Client
 from tracking.values import INT_MAX, INT_MIN, id_arg, parse_bool, parse_date, parse_moment
 
 T = TypeVar("T")
@@ -50,10 +49,7 @@ def body() -> dict[str, Any]:
 
 def parse(model: type[M], data: Any = None) -> M:
     """The request body (or ``data``) validated through ``model``; a refusal names the first bad field."""
-    try:
-        return model.model_validate(body() if data is None else data)
-    except ValidationError as exc:
-        raise refusal(exc) from None
+    return validate(model, body() if data is None else data)
 
 
 def field(
@@ -143,27 +139,10 @@ def paginate(query: Select[Any], to_json: Callable[[Any], dict[str, Any]]) -> An
     return jsonify(items=[to_json(r) for r in rows], **meta)
 
 
-def owned(model: type[T], object_id: int, *, edit: bool = False) -> tuple[T, Client]:
-    """An object by id whose client the caller may see (404 otherwise, whoever owns it)."""
-    obj = db().get(model, object_id)
-    if obj is None:
-        abort(404)
-    client = client_or_404(obj.client_id, edit=edit)  # type: ignore[attr-defined]
-    return obj, client
-
-
 def require_editor() -> None:
     user = current_user()
     if user is None or not can_edit(user):
         abort(403)
-
-
-def commit() -> None:
-    try:
-        db().commit()
-    except IntegrityError:
-        db().rollback()
-        raise Refused("body", "conflicts with an existing object (a number or key already in use)") from None
 
 
 # --- pieces of the OpenAPI description -------------------------------------------------------------------

@@ -7,17 +7,15 @@ from typing import Any, Literal
 from flask import jsonify
 from sqlalchemy import select
 
+from hub import resources
 from hub.api import bp
 from hub.api.common import commit, owned, paginate, parse
 from hub.api.crud import describe
-from hub.api.sites import E164
 from hub.auth import api_auth_required, client_or_404
-from hub.extensions import db
-from hub.schemas import In, Out, StrictInt, StrictStr
-from tracking.accounts import number_used_in_agency
+from hub.resources import NumberChange, NumberCreate, apply_number
+from hub.schemas import Out
 from tracking.db import utcnow
-from tracking.errors import Refused
-from tracking.models import Channel, Pool, TrackingNumber
+from tracking.models import TrackingNumber
 from tracking.models.numbers import NumberStatus
 
 
@@ -32,19 +30,6 @@ class NumberOut(Out):
     pool_id: int | None
     status: NumberStatus
     held: bool
-
-
-class NumberChange(In):
-    e164: E164 | None = None
-    provider: StrictStr | None = None
-    forward_to: E164 | None = None
-    status: NumberStatus | None = None
-    channel_id: StrictInt | None = None
-    pool_id: StrictInt | None = None
-
-
-class NumberCreate(NumberChange):
-    e164: E164
 
 
 def number_json(n: TrackingNumber) -> dict[str, Any]:
@@ -62,34 +47,6 @@ def number_json(n: TrackingNumber) -> dict[str, Any]:
     )
 
 
-def same_client(model: type, object_id: int | None, client_id: int, name: str) -> None:
-    """Refuse an id of another client's object (or of none) without saying which."""
-    if object_id is None:
-        return
-    obj = db().get(model, object_id)
-    if obj is None or obj.client_id != client_id:
-        raise Refused(name, "no such object for this client")
-
-
-def _apply(n: TrackingNumber, change: NumberChange) -> None:
-    given = change.given()
-    for name in ("e164", "provider", "status"):
-        if given.get(name) is not None:
-            setattr(n, name, given[name])
-    if given.get("e164") is not None and number_used_in_agency(db(), n):
-        raise Refused("e164", "is already a number of a client of this agency")
-    if "forward_to" in given:
-        n.forward_to = given["forward_to"]
-    if "channel_id" in given:
-        n.channel_id = given["channel_id"]
-        same_client(Channel, n.channel_id, n.client_id, "channel_id")
-    if "pool_id" in given:
-        n.pool_id = given["pool_id"]
-        same_client(Pool, n.pool_id, n.client_id, "pool_id")
-    if n.channel_id is not None and n.pool_id is not None:
-        raise Refused("pool_id", "a number is either static (channel_id) or in a pool (pool_id), not both")
-
-
 @bp.get("/clients/<int:client_id>/numbers")
 @api_auth_required
 def list_numbers(client_id: int) -> Any:
@@ -102,10 +59,7 @@ def list_numbers(client_id: int) -> Any:
 @api_auth_required
 def create_number(client_id: int) -> Any:
     client = client_or_404(client_id, edit=True)
-    n = TrackingNumber(client_id=client.id)
-    _apply(n, parse(NumberCreate))
-    db().add(n)
-    commit()
+    n = resources.create_number(client, parse(NumberCreate))
     return jsonify(number_json(n)), 201
 
 
@@ -119,7 +73,7 @@ def get_number(number_id: int) -> Any:
 @api_auth_required
 def update_number(number_id: int) -> Any:
     n, _ = owned(TrackingNumber, number_id, edit=True)
-    _apply(n, parse(NumberChange))
+    apply_number(n, parse(NumberChange))
     commit()
     return jsonify(number_json(n))
 

@@ -2,61 +2,25 @@
 
 from __future__ import annotations
 
-import re
-import secrets
-from typing import Annotated, Any
+from typing import Any
 
 from flask import current_app, jsonify
-from pydantic import AfterValidator, Field
 from sqlalchemy import select
 
+from hub import resources
 from hub.api import bp
-from hub.api.clients import Name
 from hub.api.common import commit, owned, paginate, parse
 from hub.api.crud import describe
 from hub.auth import api_auth_required, client_or_404
 from hub.extensions import db
 from hub.public import snippet_tag
-from hub.schemas import In, Out, StrictBool
-from tracking import phones
-from tracking.hosts import canonical_domain_entry
+from hub.resources import (
+    SiteChange,
+    SiteCreate,
+    apply_site,
+)
+from hub.schemas import Out
 from tracking.models import Site
-
-
-def _e164(raw: str) -> str:
-    try:
-        return phones.normalize(raw)
-    except phones.InvalidPhoneNumber as exc:
-        raise ValueError(str(exc)) from None
-
-
-def _host(raw: str) -> str:
-    # One canonical form (IDNA, lower case, no scheme/port/path), so the Origin check compares like with like.
-    canonical = canonical_domain_entry(raw)
-    if not canonical:
-        raise ValueError("must be a host name (e.g. example.ru, *.example.ru, окна.рф)")
-    return canonical
-
-
-def _template(raw: str) -> str:
-    if "X" not in raw:
-        raise ValueError("must contain X for each digit, e.g. +7 (XXX) XXX-XX-XX")
-    return raw
-
-
-# Event handlers and URLs other than tel: are never the snippet's to rewrite.
-SWAP_ATTRIBUTE = re.compile(r"(?!on)[a-z][a-z0-9_.:-]{0,63}", re.IGNORECASE)
-
-
-def _swap_attribute(raw: str) -> str:
-    if not SWAP_ATTRIBUTE.fullmatch(raw) or raw.lower() in ("href", "src", "style"):
-        raise ValueError("must be an attribute name such as data-phone (not on*, href, src or style)")
-    return raw.lower()
-
-
-SwapAttribute = Annotated[str, Field(strict=True), AfterValidator(_swap_attribute)]
-E164 = Annotated[str, Field(strict=True), AfterValidator(_e164)]
-Host = Annotated[str, Field(strict=True), AfterValidator(_host)]
 
 
 class SiteOut(Out):
@@ -71,25 +35,6 @@ class SiteOut(Out):
     swap_attributes: list[str]
     swap_local_numbers: bool
     snippet_tag: str
-
-
-class SiteChange(In):
-    name: Name | None = None
-    domains: list[Host] | None = None
-    replace_numbers: list[E164] | None = None
-    display_template: Annotated[str, Field(strict=True), AfterValidator(_template)] | None = None
-    promo_codes_enabled: StrictBool | None = None
-    swap_attributes: (
-        Annotated[
-            list[Annotated[str, Field(strict=True), AfterValidator(_swap_attribute)]], Field(max_length=20)
-        ]
-        | None
-    ) = None
-    swap_local_numbers: StrictBool | None = None
-
-
-class SiteCreate(SiteChange):
-    name: Name
 
 
 def site_json(site: Site) -> dict[str, Any]:
@@ -109,14 +54,6 @@ def site_json(site: Site) -> dict[str, Any]:
     )
 
 
-def _apply(site: Site, change: SiteChange) -> None:
-    for name, value in change.given().items():
-        if value is not None:
-            setattr(site, name, value)
-    if change.domains is not None:
-        site.domains = list(dict.fromkeys(change.domains))  # "окна.рф" and its punycode are one domain
-
-
 @bp.get("/clients/<int:client_id>/sites")
 @api_auth_required
 def list_sites(client_id: int) -> Any:
@@ -128,11 +65,7 @@ def list_sites(client_id: int) -> Any:
 @api_auth_required
 def create_site(client_id: int) -> Any:
     client = client_or_404(client_id, edit=True)
-    change = parse(SiteCreate)
-    site = Site(client_id=client.id, name=change.name, site_key=secrets.token_urlsafe(12))
-    _apply(site, change)
-    db().add(site)
-    commit()
+    site = resources.create_site(client, parse(SiteCreate))
     return jsonify(site_json(site)), 201
 
 
@@ -146,7 +79,7 @@ def get_site(site_id: int) -> Any:
 @api_auth_required
 def update_site(site_id: int) -> Any:
     site, _ = owned(Site, site_id, edit=True)
-    _apply(site, parse(SiteChange))
+    apply_site(site, parse(SiteChange))
     commit()
     return jsonify(site_json(site))
 

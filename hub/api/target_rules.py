@@ -14,11 +14,11 @@ from pydantic import AfterValidator, Field, WithJsonSchema
 from sqlalchemy import select
 
 from hub.api import bp
-from hub.api.clients import Name
 from hub.api.common import commit, owned, paginate, parse
 from hub.api.crud import describe
 from hub.auth import api_auth_required, client_or_404, current_user
 from hub.extensions import db
+from hub.resources import Name
 from hub.schemas import In, Out, StrictBool
 from tracking import targets
 from tracking.models import Client, TargetRule

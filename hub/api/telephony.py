@@ -5,13 +5,13 @@ takes (Pydantic models) and its webhook paths, and this module validates, docume
 
 from __future__ import annotations
 
-import secrets as secrets_mod
 from typing import Any
 
 from flask import abort, current_app, jsonify
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field
 from sqlalchemy import select
 
+from hub import resources
 from hub.api import bp
 from hub.api.common import (
     INVALID,
@@ -28,24 +28,11 @@ from hub.api.common import (
 from hub.api.openapi import component, register
 from hub.auth import api_auth_required, client_or_404, current_user, may_see_secret_urls
 from hub.extensions import db
-from hub.schemas import In, Out, StrictBool, UtcDateTime, refusal
+from hub.resources import IntegrationCreate, declared_config, webhook_urls
+from hub.schemas import In, Out, StrictBool, UtcDateTime
 from tracking.crypto import decrypt_json, encrypt_json
-from tracking.errors import Refused
 from tracking.models import TelephonyIntegration
 from tracking.telephony import PROVIDERS, adapter
-
-
-class IntegrationCreate(In):
-    model_config = ConfigDict(extra="forbid")
-
-    provider: str = Field(json_schema_extra={"enum": list(PROVIDERS)})
-    name: str | None = Field(None, max_length=200)
-    secrets: dict[str, Any] = Field(
-        default_factory=dict, description="As the provider declares: see TelephonySecrets_<provider>"
-    )
-    settings: dict[str, Any] = Field(
-        default_factory=dict, description="As the provider declares: see TelephonySettings_<provider>"
-    )
 
 
 class IntegrationChange(In):
@@ -74,20 +61,6 @@ class CreatedIntegrationOut(IntegrationOut):
     generated_secrets: dict[str, str] | None = Field(
         description="Only when the hub made the secret: shown once"
     )
-
-
-def _declared(provider: str, part: str, data: Any) -> dict[str, Any]:
-    """``data`` validated through what the provider's adapter declares as its ``Secrets`` or ``Settings``."""
-    model: type[BaseModel] = getattr(adapter(provider), part.title())
-    try:
-        return model.model_validate(data).model_dump(exclude_none=True)
-    except ValidationError as exc:
-        raise refusal(exc, part) from None
-
-
-def webhook_urls(integ: TelephonyIntegration) -> dict[str, str]:
-    base = f"{current_app.config['BASE_URL']}/hooks/v1/{integ.provider}/{integ.integration_key}"
-    return {name: base + path for name, path in adapter(integ.provider).WEBHOOKS.items()}
 
 
 def _fields(integ: TelephonyIntegration) -> dict[str, Any]:
@@ -130,25 +103,7 @@ def list_integrations(client_id: int) -> Any:
 @api_auth_required
 def create_integration(client_id: int) -> Any:
     client = client_or_404(client_id, edit=True)
-    given = parse(IntegrationCreate)
-    if given.provider not in PROVIDERS:
-        raise Refused("provider", "must be one of " + ", ".join(PROVIDERS))
-    secrets = _declared(given.provider, "secrets", given.secrets)
-    settings = _declared(given.provider, "settings", given.settings)
-    shown_once = None
-    generated = getattr(adapter(given.provider), "GENERATED_FIELD", None)
-    if generated and not secrets.get(generated):
-        secrets = shown_once = {generated: secrets_mod.token_urlsafe(32)}
-    integ = TelephonyIntegration(
-        client_id=client.id,
-        provider=given.provider,
-        name=given.name or given.provider,
-        integration_key=secrets_mod.token_urlsafe(24),
-        secrets_encrypted=encrypt_json(current_app.config["ENCRYPTION_KEY"], secrets),
-        settings=settings,
-    )
-    db().add(integ)
-    db().commit()
+    integ, shown_once = resources.create_integration(client, parse(IntegrationCreate))
     return jsonify(CreatedIntegrationOut.build(**_fields(integ), generated_secrets=shown_once)), 201
 
 
@@ -164,7 +119,7 @@ def update_integration(client_id: int, integration_id: int) -> Any:
     integ = _integration_or_404(client_id, integration_id, edit=True)
     change = parse(IntegrationChange, body())
     if change.secrets is not None:
-        secrets = _declared(integ.provider, "secrets", change.secrets)
+        secrets = declared_config(integ.provider, "secrets", change.secrets)
         key = current_app.config["ENCRYPTION_KEY"]
         generated = getattr(adapter(integ.provider), "GENERATED_FIELD", None)
         if generated and not secrets.get(generated):
@@ -172,7 +127,7 @@ def update_integration(client_id: int, integration_id: int) -> Any:
             secrets[generated] = decrypt_json(key, integ.secrets_encrypted).get(generated)
         integ.secrets_encrypted = encrypt_json(key, secrets)
     if change.settings is not None:
-        integ.settings = _declared(integ.provider, "settings", change.settings)
+        integ.settings = declared_config(integ.provider, "settings", change.settings)
     if change.name is not None:
         integ.name = change.name
     if change.active is not None:

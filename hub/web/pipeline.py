@@ -87,11 +87,8 @@ def connect(client_id: int, connector: str) -> Any:
     if not provider.provider.oauth:
         abort(404)  # set up with its own form (webhooks, notifications, GA4), not a consent page
     if not provider.client_id:
-        return redirect(
-            url_for(
-                "web.connections", client_id=client.id, error=f"{provider.provider.title} is not configured"
-            )
-        )
+        # The setup page says which variables to set and which redirect URI to register.
+        return redirect(url_for("web.setup_connections", client_id=client.id, provider=connector))
     try:
         authorize_url = provider.authorize_url_for(request.args.get("platform"))
     except LookupError:

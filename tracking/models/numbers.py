@@ -17,7 +17,8 @@ class Channel(Base):
 
     A condition set is a dict over ``utm_source``, ``utm_medium``, ``utm_campaign`` (exact, case-insensitive,
     or a prefix when it ends in ``*``), ``referrer_domain`` (the domain or any subdomain of it),
-    ``has_gclid`` and ``has_yclid`` (booleans); all conditions of a set must hold.
+    ``has_gclid`` and ``has_yclid`` (booleans), ``landing_path`` (the landing page's path, exact or a prefix
+    with ``*``, case-insensitive); all conditions of a set must hold.
     """
 
     __tablename__ = "channels"

@@ -138,3 +138,11 @@ class Settings(BaseModel):
 # The secret the hub makes (and shows once) when none is given.
 GENERATED_FIELD = "secret"
 WEBHOOKS = {"notify": ""}
+
+# What to do in the PBX; {name} is the webhook URL of that name.
+SETUP_STEPS = (
+    "Make the PBX POST each call event (start, answer, end, recording) as JSON to: {notify}",
+    "Sign each request: X-Otkuda-Timestamp (unix seconds) and X-Otkuda-Signature, sha256= and the hex"
+    ' HMAC-SHA256 of "<timestamp>.<body>" under the secret shown once below (see the generic PBX webhook'
+    " document).",
+)

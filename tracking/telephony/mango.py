@@ -192,3 +192,10 @@ class Settings(BaseModel):
 
 # Mango appends events/call, events/summary and ping to the one base URL it is given.
 WEBHOOKS = {"base": ""}
+
+# What to do in the provider's own cabinet; {name} is the webhook URL of that name.
+SETUP_STEPS = (
+    "In the VPBX account open Integrations → API connection.",
+    "Enter this as the external system's address: {base}",
+    "Copy the unique code (vpbx_api_key) and the signature key into the fields below.",
+)

@@ -225,3 +225,11 @@ class Settings(BaseModel):
 
 # The URLs to enter at Twilio, under /hooks/v1/twilio/<integration key>.
 WEBHOOKS = {"voice": "/voice", "status_callback": "/status"}
+
+# What to do in the provider's own cabinet; {name} is the webhook URL of that name.
+SETUP_STEPS = (
+    "In the Twilio Console open Phone Numbers → Manage → Active numbers and pick each tracking number.",
+    'Under Voice Configuration set "A call comes in" to Webhook, HTTP POST: {voice}',
+    'Set "Call status changes" to: {status_callback}',
+    "Copy the Auth Token from the Console's Account Info into the field below.",
+)

@@ -199,3 +199,12 @@ class Settings(BaseModel):
 
 # The URL to enter as the notification address, /hooks/v1/<zadarma|novofon>/<integration key>.
 WEBHOOKS = {"notify": ""}
+
+# What to do in the provider's own cabinet; {name} is the webhook URL of that name.
+SETUP_STEPS = (
+    "In your personal account open Settings → Integrations and API → the notifications (API) section.",
+    "Paste the notification link for PBX calls: {notify}",
+    "Turn on the call start, answer, end and recording notifications (NOTIFY_START, NOTIFY_ANSWER,"
+    " NOTIFY_END, NOTIFY_RECORD); the provider checks the link with a zd_echo request first.",
+    "Copy the API secret from the API keys section into the field below.",
+)

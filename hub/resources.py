@@ -1,0 +1,489 @@
+"""What the REST API and the setup pages accept for each resource, and how it is applied.
+
+The input schemas (Pydantic) and the functions that apply a validated change live here, below both
+the API (``hub.api``) and the web pages (``hub.web``), so a form and an API call are checked by the
+same rules and refused with the same message."""
+
+from __future__ import annotations
+
+import re
+import secrets as secrets_mod
+from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import abort, current_app
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from hub.auth import client_or_404
+from hub.extensions import db
+from hub.schemas import In, StrictBool, StrictInt, StrictStr, refusal
+from tracking import phones
+from tracking.accounts import InvalidAccount, add_user, number_used_in_agency
+from tracking.crypto import encrypt_json
+from tracking.errors import Refused
+from tracking.hosts import canonical_domain_entry
+from tracking.models import (
+    Agency,
+    Channel,
+    Client,
+    Pool,
+    PoolChannel,
+    Role,
+    Site,
+    TelephonyIntegration,
+    TrackingNumber,
+    User,
+)
+from tracking.models.numbers import NumberStatus
+from tracking.telephony import PROVIDERS, adapter
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate(model: type[M], data: Any) -> M:
+    """``data`` validated through ``model``; a refusal names the first bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise refusal(exc) from None
+
+
+# --- clients ---------------------------------------------------------------------------------------------
+
+
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
+    return name
+
+
+def _currency(code: str) -> str:
+    if len(code) != 3 or not code.isalpha():
+        raise ValueError("must be an ISO 4217 code such as RUB")
+    return code.upper()
+
+
+TimeZone = Annotated[str, Field(strict=True), AfterValidator(_zone)]
+
+
+Currency = Annotated[str, Field(strict=True), AfterValidator(_currency)]
+
+
+Name = Annotated[str, Field(strict=True, min_length=1, max_length=200)]
+
+
+class ClientChange(In):
+    name: Name | None = None
+    timezone: TimeZone | None = None
+    currency: Currency | None = None
+
+
+class ClientCreate(ClientChange):
+    name: Name
+
+
+def apply_client(client: Client, change: ClientChange) -> None:
+    for name, value in change.given().items():
+        if value is not None:
+            setattr(client, name, value)
+
+
+# --- sites -----------------------------------------------------------------------------------------------
+
+
+def _e164(raw: str) -> str:
+    try:
+        return phones.normalize(raw)
+    except phones.InvalidPhoneNumber as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _host(raw: str) -> str:
+    # One canonical form (IDNA, lower case, no scheme/port/path), so the Origin check compares like with like.
+    canonical = canonical_domain_entry(raw)
+    if not canonical:
+        raise ValueError("must be a host name (e.g. example.ru, *.example.ru, окна.рф)")
+    return canonical
+
+
+def _template(raw: str) -> str:
+    if "X" not in raw:
+        raise ValueError("must contain X for each digit, e.g. +7 (XXX) XXX-XX-XX")
+    return raw
+
+
+# Event handlers and URLs other than tel: are never the snippet's to rewrite.
+SWAP_ATTRIBUTE = re.compile(r"(?!on)[a-z][a-z0-9_.:-]{0,63}", re.IGNORECASE)
+
+
+def _swap_attribute(raw: str) -> str:
+    if not SWAP_ATTRIBUTE.fullmatch(raw) or raw.lower() in ("href", "src", "style"):
+        raise ValueError("must be an attribute name such as data-phone (not on*, href, src or style)")
+    return raw.lower()
+
+
+SwapAttribute = Annotated[str, Field(strict=True), AfterValidator(_swap_attribute)]
+
+
+E164 = Annotated[str, Field(strict=True), AfterValidator(_e164)]
+
+
+Host = Annotated[str, Field(strict=True), AfterValidator(_host)]
+
+
+class SiteChange(In):
+    name: Name | None = None
+    domains: list[Host] | None = None
+    replace_numbers: list[E164] | None = None
+    display_template: Annotated[str, Field(strict=True), AfterValidator(_template)] | None = None
+    promo_codes_enabled: StrictBool | None = None
+    swap_attributes: (
+        Annotated[
+            list[Annotated[str, Field(strict=True), AfterValidator(_swap_attribute)]], Field(max_length=20)
+        ]
+        | None
+    ) = None
+    swap_local_numbers: StrictBool | None = None
+
+
+class SiteCreate(SiteChange):
+    name: Name
+
+
+def apply_site(site: Site, change: SiteChange) -> None:
+    for name, value in change.given().items():
+        if value is not None:
+            setattr(site, name, value)
+    if change.domains is not None:
+        site.domains = list(dict.fromkeys(change.domains))  # "окна.рф" and its punycode are one domain
+
+
+# --- channels --------------------------------------------------------------------------------------------
+
+RULE_KEYS = {
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "referrer_domain",
+    "has_gclid",
+    "has_yclid",
+    "landing_path",
+}
+
+
+def _rule(rule: dict[str, Any]) -> dict[str, Any]:
+    if not rule:
+        raise ValueError("must be a non-empty object of conditions")
+    unknown = set(rule) - RULE_KEYS
+    if unknown:
+        raise ValueError("unknown condition(s): " + ", ".join(sorted(unknown)))
+    for key in ("has_gclid", "has_yclid"):
+        if key in rule and not isinstance(rule[key], bool):
+            raise ValueError(f"{key} must be true or false")
+    return rule
+
+
+# All conditions of a rule must hold; a visit takes the first channel (by position) with a matching rule.
+Rule = Annotated[dict[str, Any], AfterValidator(_rule)]
+
+
+class ChannelChange(In):
+    name: Name | None = None
+    position: StrictInt | None = None
+    rules: list[Rule] | None = None
+    is_default: StrictBool | None = None
+    offline: StrictBool | None = None
+
+
+class ChannelCreate(ChannelChange):
+    name: Name
+
+
+def apply_channel(ch: Channel, change: ChannelChange) -> None:
+    for name, value in change.given().items():
+        if value is None:
+            continue
+        if name == "is_default" and value:
+            # One default per client: taking it moves it.
+            for other in db().scalars(
+                select(Channel).where(Channel.client_id == ch.client_id, Channel.is_default)
+            ):
+                other.is_default = False
+        setattr(ch, name, value)
+
+
+# --- numbers ---------------------------------------------------------------------------------------------
+
+
+class NumberChange(In):
+    e164: E164 | None = None
+    provider: StrictStr | None = None
+    forward_to: E164 | None = None
+    status: NumberStatus | None = None
+    channel_id: StrictInt | None = None
+    pool_id: StrictInt | None = None
+
+
+class NumberCreate(NumberChange):
+    e164: E164
+
+
+def same_client(model: type, object_id: int | None, client_id: int, name: str) -> None:
+    """Refuse an id of another client's object (or of none) without saying which."""
+    if object_id is None:
+        return
+    obj = db().get(model, object_id)
+    if obj is None or obj.client_id != client_id:
+        raise Refused(name, "no such object for this client")
+
+
+def apply_number(n: TrackingNumber, change: NumberChange) -> None:
+    given = change.given()
+    for name in ("e164", "provider", "status"):
+        if given.get(name) is not None:
+            setattr(n, name, given[name])
+    if given.get("e164") is not None and number_used_in_agency(db(), n):
+        raise Refused("e164", "is already a number of a client of this agency")
+    if "forward_to" in given:
+        n.forward_to = given["forward_to"]
+    if "channel_id" in given:
+        n.channel_id = given["channel_id"]
+        same_client(Channel, n.channel_id, n.client_id, "channel_id")
+    if "pool_id" in given:
+        n.pool_id = given["pool_id"]
+        same_client(Pool, n.pool_id, n.client_id, "pool_id")
+    if n.channel_id is not None and n.pool_id is not None:
+        raise Refused("pool_id", "a number is either static (channel_id) or in a pool (pool_id), not both")
+
+
+# --- pools -----------------------------------------------------------------------------------------------
+
+
+class PoolChange(In):
+    name: Name | None = None
+    site_id: StrictInt | None = None
+    # A hold is minutes to hours; a day is the most any visitor keeps a number.
+    hold_seconds: Annotated[int, Field(strict=True, ge=30, le=86_400)] | None = None
+    grace_seconds: Annotated[int, Field(strict=True, ge=0, le=86_400)] | None = None
+    max_hold_seconds: Annotated[int, Field(strict=True, ge=60, le=86_400)] | None = None
+    active: StrictBool | None = None
+    channel_coherent: StrictBool | None = Field(
+        None, description="Keep numbers within the channel of their last holder (default true)"
+    )
+    fallback_number_id: StrictInt | None = None
+    channel_ids: list[StrictInt] | None = Field(None, description="Replaces the channels the pool serves")
+    number_ids: list[StrictInt] | None = Field(None, description="Replaces the pool's member numbers")
+
+
+class PoolCreate(PoolChange):
+    name: Name
+    site_id: StrictInt
+
+
+def apply_pool(pool: Pool, change: PoolChange) -> None:
+    given = change.given()
+    for name in (
+        "name",
+        "site_id",
+        "hold_seconds",
+        "grace_seconds",
+        "max_hold_seconds",
+        "active",
+        "channel_coherent",
+    ):
+        if given.get(name) is not None:
+            setattr(pool, name, given[name])
+    if "site_id" in given:
+        same_client(Site, pool.site_id, pool.client_id, "site_id")
+    if (
+        pool.max_hold_seconds is not None
+        and pool.hold_seconds is not None
+        and pool.max_hold_seconds < pool.hold_seconds
+    ):
+        raise Refused("max_hold_seconds", "must not be shorter than hold_seconds")
+    if "fallback_number_id" in given:
+        pool.fallback_number_id = given["fallback_number_id"]
+        same_client(TrackingNumber, pool.fallback_number_id, pool.client_id, "fallback_number_id")
+
+
+def set_pool_members(pool: Pool, change: PoolChange) -> None:
+    """``channel_ids`` and ``number_ids`` replace the pool's served channels and member numbers."""
+    if change.channel_ids is not None:
+        for i, cid in enumerate(change.channel_ids):
+            same_client(Channel, cid, pool.client_id, f"channel_ids[{i}]")
+        db().execute(delete(PoolChannel).where(PoolChannel.pool_id == pool.id))
+        db().add_all(
+            PoolChannel(pool_id=pool.id, channel_id=cid) for cid in dict.fromkeys(change.channel_ids)
+        )
+    if change.number_ids is not None:
+        wanted = set()
+        for i, nid in enumerate(change.number_ids):
+            same_client(TrackingNumber, nid, pool.client_id, f"number_ids[{i}]")
+            wanted.add(nid)
+        if pool.fallback_number_id in wanted:
+            raise Refused("number_ids", "the fallback number cannot also be a pool member")
+        for n in db().scalars(select(TrackingNumber).where(TrackingNumber.client_id == pool.client_id)):
+            if n.id in wanted:
+                if n.channel_id is not None:
+                    raise Refused("number_ids", f"{n.e164} is a static number of a channel")
+                n.pool_id = pool.id
+            elif n.pool_id == pool.id:
+                n.pool_id = None
+    db().flush()
+    db().expire(pool)
+
+
+# --- telephony -------------------------------------------------------------------------------------------
+
+
+class IntegrationCreate(In):
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str = Field(json_schema_extra={"enum": list(PROVIDERS)})
+    name: str | None = Field(None, max_length=200)
+    secrets: dict[str, Any] = Field(
+        default_factory=dict, description="As the provider declares: see TelephonySecrets_<provider>"
+    )
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="As the provider declares: see TelephonySettings_<provider>"
+    )
+
+
+def declared_config(provider: str, part: str, data: Any) -> dict[str, Any]:
+    """``data`` validated through what the provider's adapter declares as its ``Secrets`` or ``Settings``."""
+    model: type[BaseModel] = getattr(adapter(provider), part.title())
+    try:
+        return model.model_validate(data).model_dump(exclude_none=True)
+    except ValidationError as exc:
+        raise refusal(exc, part) from None
+
+
+def webhook_urls(integ: TelephonyIntegration) -> dict[str, str]:
+    base = f"{current_app.config['BASE_URL']}/hooks/v1/{integ.provider}/{integ.integration_key}"
+    return {name: base + path for name, path in adapter(integ.provider).WEBHOOKS.items()}
+
+
+# --- users -----------------------------------------------------------------------------------------------
+
+
+class UserCreate(In):
+    email: StrictStr
+    password: StrictStr = Field(json_schema_extra={"minLength": 10})
+    role: Role
+    client_id: StrictInt | None = Field(None, description="Required for a viewer: the one client they see")
+    name: StrictStr = ""
+
+
+# --- common ----------------------------------------------------------------------------------------------
+
+
+def owned(model: type[T], object_id: int, *, edit: bool = False) -> tuple[T, Client]:
+    """An object by id whose client the caller may see (404 otherwise, whoever owns it)."""
+    obj = db().get(model, object_id)
+    if obj is None:
+        abort(404)
+    client = client_or_404(obj.client_id, edit=edit)  # type: ignore[attr-defined]
+    return obj, client
+
+
+def commit() -> None:
+    try:
+        db().commit()
+    except IntegrityError:
+        db().rollback()
+        raise Refused("body", "conflicts with an existing object (a number or key already in use)") from None
+
+
+# --- creating: one way for the API and the pages ------------------------------------------------------
+
+
+def create_client(agency_id: int, change: ClientCreate) -> Client:
+    client = Client(agency_id=agency_id, name=change.name)
+    apply_client(client, change)
+    db().add(client)
+    commit()
+    return client
+
+
+def create_site(client: Client, change: SiteCreate) -> Site:
+    site = Site(client_id=client.id, name=change.name, site_key=secrets_mod.token_urlsafe(12))
+    apply_site(site, change)
+    db().add(site)
+    commit()
+    return site
+
+
+def create_channel(client: Client, change: ChannelCreate) -> Channel:
+    ch = Channel(client_id=client.id, name=change.name)
+    apply_channel(ch, change)
+    db().add(ch)
+    commit()
+    return ch
+
+
+def create_number(client: Client, change: NumberCreate) -> TrackingNumber:
+    n = TrackingNumber(client_id=client.id)
+    apply_number(n, change)
+    db().add(n)
+    commit()
+    return n
+
+
+def create_pool(client: Client, change: PoolCreate) -> Pool:
+    pool = Pool(client_id=client.id, name=change.name)
+    pool.hold_seconds, pool.grace_seconds, pool.max_hold_seconds = 900, 300, 4 * 3600
+    apply_pool(pool, change)
+    db().add(pool)
+    db().flush()
+    set_pool_members(pool, change)
+    commit()
+    return pool
+
+
+def create_integration(
+    client: Client, given: IntegrationCreate
+) -> tuple[TelephonyIntegration, dict[str, str] | None]:
+    """A new integration and, when the hub made its secret, that secret (to be shown once)."""
+    if given.provider not in PROVIDERS:
+        raise Refused("provider", "must be one of " + ", ".join(PROVIDERS))
+    secrets = declared_config(given.provider, "secrets", given.secrets)
+    settings = declared_config(given.provider, "settings", given.settings)
+    shown_once = None
+    generated = getattr(adapter(given.provider), "GENERATED_FIELD", None)
+    if generated and not secrets.get(generated):
+        secrets = shown_once = {generated: secrets_mod.token_urlsafe(32)}
+    integ = TelephonyIntegration(
+        client_id=client.id,
+        provider=given.provider,
+        name=given.name or given.provider,
+        integration_key=secrets_mod.token_urlsafe(24),
+        secrets_encrypted=encrypt_json(current_app.config["ENCRYPTION_KEY"], secrets),
+        settings=settings,
+    )
+    db().add(integ)
+    commit()
+    return integ, shown_once
+
+
+def create_user(admin: User, given: UserCreate) -> User:
+    """A user of the admin's agency; a viewer's client must be one of the agency's."""
+    client = None
+    if given.client_id is not None:
+        client = db().get(Client, given.client_id)
+        # Another agency's client is answered like a missing one: no hint that it exists.
+        if client is None or client.agency_id != admin.agency_id:
+            raise Refused("client_id", "no such client")
+    agency = db().get(Agency, admin.agency_id)
+    assert agency is not None
+    try:
+        user = add_user(db(), agency, given.email, given.password, given.role, client=client, name=given.name)
+    except InvalidAccount as exc:
+        name, _, message = str(exc).partition(": ")
+        raise Refused(name, message) from None
+    commit()
+    return user
