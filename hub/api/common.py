@@ -4,7 +4,7 @@ booleans, dates, times), paging, tenant-checked look-ups, and the mapping of ref
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import abort, jsonify, request
@@ -19,7 +19,7 @@ from hub.resources import commit, owned, validate  # noqa: F401  (the API module
 from hub.schemas import In, Page, error_json
 from tracking.accounts import can_edit
 from tracking.errors import Refused
-from tracking.values import INT_MAX, INT_MIN, id_arg, parse_bool, parse_date, parse_moment
+from tracking.values import id_arg, parse_bool, parse_date, parse_moment
 
 T = TypeVar("T")
 M = TypeVar("M", bound=In)
@@ -28,9 +28,6 @@ DEFAULT_PER_PAGE = 50
 
 # A refusal's code -> HTTP status; any other code is a plain 400.
 STATUS = {"unknown_promo_code": 422, "unknown_channel": 422, "conflict": 409}
-
-# The name API modules have always used for a refused field.
-Invalid = Refused
 
 
 @bp.errorhandler(Refused)
@@ -50,38 +47,6 @@ def body() -> dict[str, Any]:
 def parse(model: type[M], data: Any = None) -> M:
     """The request body (or ``data``) validated through ``model``; a refusal names the first bad field."""
     return validate(model, body() if data is None else data)
-
-
-def field(
-    data: Mapping[str, Any], name: str, kind: type | tuple[type, ...], *, required: bool = False
-) -> Any:
-    """One field of a body checked by hand, for bodies no schema describes yet."""
-    if name not in data or data[name] is None:
-        if required:
-            raise Refused(name, "is required")
-        return None
-    value = data[name]
-    # bool is an int in Python; a JSON true is never a valid count or id.
-    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _tuple(kind)):
-        raise Refused(name, f"must be {_names(kind)}")
-    if isinstance(value, int) and not isinstance(value, bool) and not INT_MIN <= value <= INT_MAX:
-        raise Refused(name, f"must be from {INT_MIN} to {INT_MAX}")
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise Refused(name, "must not contain NUL characters")
-        value = value.strip()
-        if required and not value:
-            raise Refused(name, "must not be empty")
-    return value
-
-
-def _tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _names(kind: type | tuple[type, ...]) -> str:
-    names = {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "an object"}
-    return " or ".join(names.get(k, k.__name__) for k in _tuple(kind))
 
 
 def _bad_arg(name: str, message: str) -> Refused:
