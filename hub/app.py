@@ -13,6 +13,7 @@ from hub.config import load_config
 from hub.csrf import init_csrf
 from hub.extensions import init_db
 from hub.formatting import init_formatting
+from hub.i18n import init_i18n
 from hub.ratelimit import MACHINE_PREFIXES, init_ratelimit, install_proxy_fix
 from hub.schemas import error_json
 
@@ -44,6 +45,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     init_db(app)
     init_csrf(app)
     init_formatting(app)
+    init_i18n(app)
     from jobs.outbox import install as install_outbox
 
     install_outbox()  # finalised calls and won deals queue their deliveries in the same transaction

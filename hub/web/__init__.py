@@ -17,4 +17,4 @@ def _refused(exc: Refused) -> Any:
     return render_template("error.html", message=str(exc)), 400
 
 
-from hub.web import journal, notifications, pages, pipeline, reports, setup  # noqa: E402,F401  (registers the routes)
+from hub.web import journal, language, notifications, pages, pipeline, reports, setup  # noqa: E402,F401  (registers the routes)
