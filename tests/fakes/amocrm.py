@@ -341,12 +341,15 @@ class FakeAmo(FakeServer):
 
     def _serve(self, method: str, path: str, query: dict[str, list[str]], data: Any) -> Response:
         parts = path.strip("/").split("/")
-        # GET /api/v4/contacts?query= — amocrm-api-php src/AmoCRM/EntitiesServices/Contacts.php; 204 when none
+        # GET /api/v4/contacts?query= — https://www.amocrm.ru/developers/content/crm_platform/contacts-api;
+        # amocrm-api-php src/AmoCRM/EntitiesServices/Contacts.php, src/AmoCRM/Filters/ContactsFilter.php;
+        # 204 when none
         if method == "GET" and path == "/api/v4/contacts":
             q = (query.get("query") or [""])[0]
             found = [self._contact(c) for c in self.contacts.values() if q and q in _phone_digits(c)]
             return hal(200, {"_embedded": {"contacts": found}}) if found else (204, {}, b"")
-        # GET /api/v4/contacts/{id}?with=leads — amocrm-api-php ContactModel::getAvailableWith
+        # GET /api/v4/contacts/{id}?with=leads — amocrm-api-php src/AmoCRM/Models/ContactModel.php
+        # (getAvailableWith)
         if method == "GET" and len(parts) == 4 and parts[2] == "contacts" and parts[3].isdigit():
             contact = self.contacts.get(int(parts[3]))
             if contact is None:
@@ -354,17 +357,21 @@ class FakeAmo(FakeServer):
             return hal(
                 200, {**self._contact(contact), "_embedded": {"leads": [{"id": i} for i in contact["leads"]]}}
             )
-        # GET /api/v4/leads — kommo.com/developers/content/api_v4/leads-api; filters as LeadsFilter.php
+        # GET /api/v4/leads — https://www.kommo.com/developers/content/api_v4/leads-api/; amocrm-api-php
+        # src/AmoCRM/Filters/LeadsFilter.php, src/AmoCRM/Models/LeadModel.php (getAvailableWith)
         if method == "GET" and path == "/api/v4/leads":
             return self._list_leads(query)
-        # POST /api/v4/leads/complex — developers.kommo.com/reference/complex-leads (≤ 50 leads, array answer)
+        # POST /api/v4/leads/complex — https://developers.kommo.com/reference/complex-leads (≤ 50 leads, array
+        # answer); amocrm-api-php src/AmoCRM/Models/LeadModel.php (toComplexApi)
         if method == "POST" and path == "/api/v4/leads/complex":
             return self._complex(data)
-        # POST /api/v4/leads/unsorted/sip — kommo.com/developers/content/api_v4/incoming-leads; amocrm-api-php
+        # POST /api/v4/leads/unsorted/sip — https://www.kommo.com/developers/content/api_v4/incoming-leads/;
+        # amocrm-api-php src/AmoCRM/Models/Unsorted/SipMetadata.php and
         # src/AmoCRM/EntitiesServices/Unsorted.php
         if method == "POST" and path == "/api/v4/leads/unsorted/sip":
             return self._unsorted(data)
-        # GET /api/v4/leads/unsorted?filter[category][]=sip — same pages
+        # GET /api/v4/leads/unsorted?filter[category][]=sip — the same page; amocrm-api-php
+        # src/AmoCRM/Filters/UnsortedFilter.php
         if method == "GET" and path == "/api/v4/leads/unsorted":
             rows = [
                 {
@@ -378,27 +385,32 @@ class FakeAmo(FakeServer):
                 for uid in [lead.unsorted_uid]
             ]
             return self._page(rows, query, "unsorted")
-        # GET /api/v4/leads/custom_fields — amo crm_platform/custom-fields (page, limit ≤ 50 per request)
+        # GET /api/v4/leads/custom_fields — https://www.amocrm.ru/developers/content/crm_platform/custom-fields
+        # (page, ≤ 50 per request); amocrm-api-php src/AmoCRM/Filters/CustomFieldsFilter.php
         if method == "GET" and path == "/api/v4/leads/custom_fields":
             rows = [
                 {"id": i, "name": code, "code": code, "type": "tracking_data", "entity_type": "leads"}
                 for code, i in self.lead_fields.items()
             ]
             return self._page(rows, query, "custom_fields", cap=50)
-        # POST /api/v4/webhooks — kommo /reference/add-webhooks: {destination, settings[, sort]}
+        # POST /api/v4/webhooks — https://developers.kommo.com/reference/add-webhooks: {destination,
+        # settings[, sort]}; amocrm-api-php src/AmoCRM/Models/WebhookModel.php (toApi)
         if method == "POST" and path == "/api/v4/webhooks":
             return self._add_webhook(data)
-        # DELETE /api/v4/webhooks — kommo /reference/delete-webhooks: {destination}; 204 No Content
+        # DELETE /api/v4/webhooks — https://developers.kommo.com/reference/delete-webhooks: {destination},
+        # 204; amocrm-api-php src/AmoCRM/EntitiesServices/Webhooks.php (unsubscribe)
         if method == "DELETE" and path == "/api/v4/webhooks":
             if not isinstance(data, dict) or not data.get("destination"):
                 return self._invalid([{"request_id": "0", "errors": [_missing("destination")]}])
             if self.webhooks.pop(str(data["destination"]), None) is None:
                 return problem(404, "Webhook not found")
             return 204, {}, b""
-        # POST /api/v4/leads/notes — amocrm-api-php src/AmoCRM/EntitiesServices/EntityNotes.php, CallNote.php
+        # POST /api/v4/leads/notes — amocrm-api-php src/AmoCRM/EntitiesServices/EntityNotes.php,
+        # src/AmoCRM/Models/NoteModel.php, src/AmoCRM/Models/NoteType/CallNote.php (toApi)
         if method == "POST" and path == "/api/v4/leads/notes":
             return self._add_notes(data)
-        # GET /api/v4/leads/notes?filter[note_type][]&filter[updated_at][from] — EntityNotes.php
+        # GET /api/v4/leads/notes?filter[note_type][]&filter[updated_at][from] — amocrm-api-php
+        # src/AmoCRM/EntitiesServices/EntityNotes.php, src/AmoCRM/Filters/NotesFilter.php
         if method == "GET" and path == "/api/v4/leads/notes":
             since = int((query.get("filter[updated_at][from]") or ["0"])[0])
             types = query.get("filter[note_type][]") or []

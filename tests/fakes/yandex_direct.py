@@ -152,7 +152,9 @@ class FakeDirect:
         self.answers.append((response.status_code, _code_of(response)))
         return response
 
-    # POST /json/v5/reports — the one Reports endpoint (spec, headers, mode pages above).
+    # POST /json/v5/reports — https://yandex.com/dev/direct/doc/en/spec (body),
+    # https://yandex.com/dev/direct/doc/en/headers, https://yandex.com/dev/direct/doc/en/mode (201/202,
+    # retryIn), https://yandex.com/dev/direct/doc/en/codes (error body).
     def _answer(self, request: Request) -> Response:
         if request.method != "POST":
             return error(405, 8000, "Invalid request", "POST only")
