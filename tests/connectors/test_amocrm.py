@@ -682,3 +682,11 @@ def test_the_fake_account_refuses_what_amocrm_refuses(amo) -> None:
         == 400
     )
     assert amo.leads == {} and amo.webhooks == {}
+
+    # Over the rate: 429 with an HTML body (as the library expects), and repeated, a blocked account.
+    amo.per_second, amo.block_after = 0, 2
+    over = get("/api/v4/leads")
+    assert over.status_code == 429 and over.headers["Content-Type"] == "text/html"
+    assert get("/api/v4/leads").status_code == 429
+    blocked = get("/api/v4/leads")
+    assert blocked.status_code == 403 and not blocked.headers["Content-Type"].startswith("application/")

@@ -164,10 +164,15 @@ FIRST_STAGE = 11
 
 
 class FakeAmo(FakeServer):
-    def __init__(self, per_second: int = 7) -> None:
+    def __init__(self, per_second: int = 7, block_after: int | None = None) -> None:
         super().__init__()
         self.lock = threading.Lock()
         self.per_second = per_second
+        # After this many 429s the account is blocked: every request answers 403 until a test lifts it
+        # (https://www.amocrm.ru/developers/content/api/recommendations: repeated violations block the
+        # account; https://developers.kommo.com/docs/limitations). None: never.
+        self.block_after = block_after
+        self.violations = 0
         self.oauth = FakeOAuth(AMOCRM)  # the account's own /oauth2/access_token
         self.contacts: dict[int, dict[str, Any]] = {}
         self.leads: dict[int, Lead] = {}
@@ -257,6 +262,9 @@ class FakeAmo(FakeServer):
             if self.refusal is not None:
                 return self._refused(self.refusal)
             if count > self.per_second:
+                self.violations += 1
+                if self.block_after is not None and self.violations >= self.block_after:
+                    self.refusal = "blocked"
                 return 429, {"Content-Type": "text/html"}, b"<html>Too many requests</html>"
             token = headers.get("Authorization", "").removeprefix("Bearer ")
             if token not in self.oauth.tokens:
