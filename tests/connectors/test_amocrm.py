@@ -491,6 +491,22 @@ def test_an_integration_switched_off_parks_the_connection(db, engine, database_u
     assert {d.status for d in deliveries(db)} == {DeliveryStatus.PENDING}  # waiting for re-authorisation
 
 
+def test_an_integration_removed_from_the_account_parks_the_connection_by_its_refused_grant(
+    db, engine, database_url, amo, hooked
+) -> None:
+    # Removing the integration revokes its tokens: the API answers 401 and the refresh invalid_grant — a
+    # structured signal, no words read.
+    t = make_tenant(db)
+    conn = connect(db, t, amo)
+    finalise_call(db, t)
+    amo.oauth.revoke_all()
+    deliver_once(runtime(database_url, engine, amo))
+    db.expire_all()
+    assert db.get(Connection, conn.id).status == ConnectionStatus.NEEDS_REAUTH
+    assert [r["grant_type"] for r in amo.oauth.token_requests] == ["refresh_token"]
+    assert {d.status for d in deliveries(db)} == {DeliveryStatus.PENDING} and amo.leads == {}
+
+
 def test_one_refused_record_does_not_stop_the_connection(db, engine, database_url, amo, hooked) -> None:
     t = make_tenant(db)
     conn = connect(db, t, amo)
