@@ -21,6 +21,7 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -336,7 +337,7 @@ class FakeAmo(FakeServer):
             ("DELETE", "/api/v4/webhooks"): lambda d: _fields(d, {"destination"}, "", "0"),
         }
         if method == "GET" and path in lists:
-            return _query_refusal(query, **lists[path])  # type: ignore[arg-type]
+            return _query_refusal(query, **lists[path])
         if method == "GET" and is_contact:
             return _query_refusal(query, set(), CONTACT_WITH, pages=False, order=False)
         if (method, path) in writes:
@@ -660,8 +661,8 @@ def _phone_digits(contact: dict[str, Any]) -> str:
 
 def _query_refusal(
     query: dict[str, list[str]],
-    filters: set[str],
-    with_: set[str] = frozenset(),  # type: ignore[assignment]
+    filters: Collection[str],
+    with_: Collection[str] = frozenset(),
     *,
     search: bool = False,
     pages: bool = True,
@@ -683,7 +684,7 @@ def _query_refusal(
                 return bad_query(f"limit must be no more than {MAX_LIMIT}")
             continue
         if key == "with" and with_:
-            unknown = {w for v in values for w in v.split(",")} - with_
+            unknown = {w for v in values for w in v.split(",")} - set(with_)
             if unknown:
                 return bad_query(f"Unknown with values: {', '.join(sorted(unknown))}")
             continue
