@@ -231,6 +231,7 @@ def test_the_fake_reports_service_refuses_what_direct_refuses(yandex: FakeYandex
         send(good, processingMode="fast"),
         send(good, returnMoneyInMicros="no"),
         send(good, skipReportHeader="1"),
+        send(good, skipColumnHeader="false"),  # only "true" is documented; absent means "false"
     ]
     for answer in refused:
         assert answer.status_code == 400, answer.text

@@ -72,14 +72,15 @@ DATE_RANGES |= {"LAST_30_DAYS", "LAST_90_DAYS", "LAST_365_DAYS", "THIS_WEEK_MON_
 DATE_RANGES |= {"LAST_WEEK", "LAST_BUSINESS_WEEK", "LAST_WEEK_SUN_SAT", "THIS_MONTH", "LAST_MONTH"}
 DATE_RANGES |= {"ALL_TIME", "CUSTOM_DATE", "AUTO"}
 ATTRIBUTION = {"FC", "LC", "LSC", "LYDC", "FCCD", "LSCCD", "LYDCCD", "AUTO"}
-# Header values the headers page describes. The page documents only ``returnMoneyInMicros: false`` and
-# ``skip*: true``; whether Direct refuses or ignores the opposite word is UNCONFIRMED, so both booleans pass.
+# Header values the headers page describes: only ``returnMoneyInMicros: false`` and ``skip*: true`` are
+# documented (absent means the opposite). Whether Direct refuses or ignores the other word is UNCONFIRMED;
+# the fake refuses it, so the hub keeps to the documented forms.
 HEADER_VALUES = {
     "processingMode": {"online", "offline", "auto"},
-    "returnMoneyInMicros": {"true", "false"},
-    "skipReportHeader": {"true", "false"},
-    "skipColumnHeader": {"true", "false"},
-    "skipReportSummary": {"true", "false"},
+    "returnMoneyInMicros": {"false"},
+    "skipReportHeader": {"true"},
+    "skipColumnHeader": {"true"},
+    "skipReportSummary": {"true"},
 }
 # Error codes (concepts/errors-list): 8000 the request is malformed (not JSON, unknown or missing element,
 # value outside its enum), 4000 the parameters are inconsistent; the split between the two for each case
