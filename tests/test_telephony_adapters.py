@@ -60,6 +60,15 @@ def test_twilio_signature_vector_of_the_official_library() -> None:
     twilio.verify(
         {"auth_token": "12345"}, [uri], params, {"X-Twilio-Signature": "kvajT1Ptam85bY51eRf/AJRuM3w="}
     )
+    # "adds port on http" (port 80 written out) and "with port" (an explicit :1234 over http).
+    http = uri.replace("https", "http")
+    twilio.verify(
+        {"auth_token": "12345"}, [http], params, {"X-Twilio-Signature": "0ZXoZLH/DfblKGATFgpif+LLRf4="}
+    )
+    port = uri.replace(".com", ".com:1234").replace("https", "http")
+    twilio.verify(
+        {"auth_token": "12345"}, [port], params, {"X-Twilio-Signature": "Zmvh+3yNM1Phv2jhDCwEM3q5ebU="}
+    )
     duplicates = MultiDict(
         [("Sid", "CA123"), ("SidAccount", "AC123"), ("Digits", "5678"), ("Digits", "1234")]
     )

@@ -99,6 +99,26 @@ def test_twilio_lifecycle(client, db: Session, finalised, caplog) -> None:
     assert call.finalised_at is not None and [e.call_id for e in finalised] == [call.id]
 
 
+def test_twilio_dial_action_with_recording_keeps_the_dialled_outcome(client, db: Session, finalised) -> None:
+    # With recording on, one <Dial action> request carries the recording and DialCallStatus/Duration.
+    t = make_tenant(db)
+    h.static_number(db, t, "+74951110001", h.channel(db, t, "Radio"), forward_to="+74957770001")
+    integ = h.integration(db, t, "twilio", {"auth_token": "tw-token"})
+    base = f"/hooks/v1/twilio/{integ.integration_key}"
+    common = {"AccountSid": "AC" + "0" * 32, "From": "+79001234567", "To": "+74951110001"}
+    voice = _twilio_post(client, f"{base}/voice", {**common, "CallSid": "CA5", "CallStatus": "ringing"})
+    assert voice.status_code == 200
+    action = {**common, "CallSid": "CA5", "CallStatus": "in-progress", "DialCallSid": "CA6"}
+    action |= {"DialCallStatus": "completed", "DialCallDuration": "42", "RecordingSid": "RE5"}
+    action |= {"RecordingUrl": "https://api.twilio.com/rec/RE5", "RecordingDuration": "40"}
+    assert _twilio_post(client, f"{base}/status", action).status_code == 200
+    done = {**common, "CallSid": "CA5", "CallStatus": "completed", "CallDuration": "50"}
+    assert _twilio_post(client, f"{base}/status", done).status_code == 200
+    call = db.scalars(select(Call)).one()
+    assert (call.status, call.talk_seconds) == (CallStatus.ANSWERED, 42)
+    assert call.recording_url == "https://api.twilio.com/rec/RE5" and len(finalised) == 1
+
+
 def test_twilio_unanswered_and_unknown_number(client, db: Session, finalised) -> None:
     t = make_tenant(db)
     integ = h.integration(db, t, "twilio", {"auth_token": "tw-token"})
@@ -252,6 +272,28 @@ def test_mango_outgoing_call_leaves_no_call(client, db: Session, finalised) -> N
     assert client.post(f"{base}/events/summary", data=_mango(summary)).status_code == 200
     db.expire_all()
     assert db.scalars(select(Call)).all() == [] and finalised == []
+
+
+def test_mango_call_that_ended_in_the_ivr_is_missed(client, db: Session, finalised) -> None:
+    # VPBX API v1.10's example: the caller left in the IVR menu; entry_result 1, talk_time 0.
+    t = make_tenant(db)
+    p = h.pool(db, t, "+749522400", 1)
+    integ = h.integration(db, t, "mango", {"api_key": "mg-key", "api_salt": "mg-salt"})
+    base = f"/hooks/v1/mango/{integ.integration_key}"
+    now = int(time.time())
+    line = p.numbers[0].e164.lstrip("+")
+    leg = {"entry_id": "IVR", "call_id": "L1", "timestamp": now, "seq": 1, "call_state": "Appeared"}
+    leg |= {"from": {"number": "79001234567"}, "to": {"number": line, "line_number": line}}
+    assert client.post(f"{base}/events/call", data=_mango(leg)).status_code == 200
+    menu = {**leg, "seq": 2, "call_state": "Connected", "location": "ivr", "timestamp": now + 1}
+    assert client.post(f"{base}/events/call", data=_mango(menu)).status_code == 200
+    summary = {"entry_id": "IVR", "call_direction": 1, "from": {"number": "79001234567"}, "line_number": line}
+    summary |= {"to": {"number": line}, "create_time": now, "forward_time": 0, "talk_time": 0}
+    summary |= {"end_time": now + 40, "entry_result": 1, "disconnect_reason": 1110}
+    assert client.post(f"{base}/events/summary", data=_mango(summary)).status_code == 200
+    call = db.scalars(select(Call)).one()
+    assert (call.status, call.talk_seconds, call.answered_at) == (CallStatus.MISSED, 0, None)
+    assert len(finalised) == 1
 
 
 def _generic(client, key: str, payload: dict | bytes, secret: str = "gen-secret", ts: int | None = None):  # noqa: S107
