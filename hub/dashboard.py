@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tracking import romi
-from tracking.models import Call, CallStatus, Client
+from tracking.models import Call, CallStatus, Channel, Client
 from tracking.poolsim import Advice
 
 # The columns the agency home can sort by: name -> how a row is ordered (missing ROMI sorts last).
@@ -151,14 +151,68 @@ def split_period(start: dt.date, end: dt.date, by: str) -> list[tuple[dt.date, d
 
 
 def breakdown(
-    db: Session, client: Client, start: dt.date, end: dt.date, by: str, model: romi.Model | str
+    db: Session,
+    client: Client,
+    start: dt.date,
+    end: dt.date,
+    by: str,
+    model: romi.Model | str,
+    path: Sequence[str] = (),
 ) -> list[tuple[dt.date, dt.date, romi.Metrics]]:
-    """The ROMI report's totals for each day or week of the period: the engine runs once per part, so the
-    parts add up to the period (every pass of the engine counts a thing on one local day)."""
-    return [
-        (a, b, romi.report(db, client, a, b, model=model).total.metrics)
-        for a, b in split_period(start, end, by)
-    ]
+    """The figures of one row of the ROMI report (``path``: channel, campaign … keys; empty for the totals)
+    for each day or week of the period. The engine runs once per part, so the parts add up to the period
+    (every pass of the engine counts a thing on one local day); a part where the row has nothing gives
+    zeros."""
+    parts = []
+    for a, b in split_period(start, end, by):
+        node = romi.report(db, client, a, b, model=model).total.find(path)
+        parts.append((a, b, node.metrics if node is not None else romi.Metrics()))
+    return parts
+
+
+def chart_grain(start: dt.date, end: dt.date) -> str:
+    """Days for a month or less, weeks beyond: a bar per day stops being readable past about 31."""
+    return "day" if (end - start).days < 31 else "week"
+
+
+def part_label(a: dt.date, b: dt.date, by: str) -> str:
+    return a.isoformat() if by == "day" else f"{a.isoformat()[5:]}–{b.isoformat()[5:]}"
+
+
+def calls_by_channel(
+    db: Session, client: Client, start: dt.date, end: dt.date, by: str
+) -> tuple[list[str], dict[str, list[int]]]:
+    """Final calls of the local days [start, end] per day or week, by the channel each call came from:
+    the overview chart's labels and one series per channel (calls without one under "Unattributed")."""
+    parts = split_period(start, end, by)
+    index = {}
+    for i, (a, b) in enumerate(parts):
+        for n in range((b - a).days + 1):
+            index[a + dt.timedelta(days=n)] = i
+    lo, hi = romi.period_bounds(client, start, end)
+    tz = ZoneInfo(client.timezone or "UTC")
+    names = {c.id: c.name for c in db.scalars(select(Channel).where(Channel.client_id == client.id))}
+    series: dict[str, list[int]] = {}
+    rows = db.execute(
+        select(Call.called_at, Call.channel_id).where(
+            Call.client_id == client.id,
+            Call.called_at >= lo,
+            Call.called_at < hi,
+            Call.status != CallStatus.IN_PROGRESS,
+        )
+    )
+    for called_at, channel_id in rows:
+        if called_at is None:
+            continue
+        if called_at.tzinfo is None:
+            called_at = called_at.replace(tzinfo=dt.UTC)
+        i = index.get(called_at.astimezone(tz).date())
+        if i is None:
+            continue
+        name = names.get(channel_id, "") if channel_id else ""
+        series.setdefault(name, [0] * len(parts))[i] += 1
+    labels = [part_label(a, b, by) for a, b in parts]
+    return labels, dict(sorted(series.items(), key=lambda kv: (kv[0] == "", kv[0].lower())))
 
 
 # Below this many visits in the advice window the simulator has too little to go on: the page says so instead
