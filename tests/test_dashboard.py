@@ -335,3 +335,20 @@ def test_overview_chart_follows_the_chosen_period(client, db, shop) -> None:
     weeks = _chart_bars(quarter)
     assert sum(n for *_, n in weeks) == 9
     assert {w for w, *_ in weeks} == {"10-26–11-01", "11-02–11-08", "11-09–11-15", "11-30–12-06"}
+
+
+def test_business_pages_speak_russian(client, shop) -> None:
+    web_login(client, shop.t.admin.email)
+    ru = {"Accept-Language": "ru"}
+    base = f"/clients/{shop.t.client.id}"
+    home = client.get("/", query_string=NOV, headers=ru).get_data(as_text=True)
+    overview = client.get(base, query_string=NOV, headers=ru).get_data(as_text=True)
+    report = client.get(
+        f"{base}/romi", query_string={**NOV, "path": f"ch{shop.yandex.id}/701"}, headers=ru
+    ).get_data(as_text=True)
+    assert "Выручка" in home and "Звонки по дням" in home
+    assert "Звонки по дням и каналам" in overview and "Состояние пулов" in overview
+    assert "Расход и выручка по дням: Sofas" in report and "Лучшие кампании" in report
+    assert f"Расход,{NBSP}₽" in report.replace("&nbsp;", NBSP)  # the currency in the money headings
+    for english in ("Pool health", "Recent calls", "Top campaigns", "Spend entered by hand", "First-time"):
+        assert english not in home + overview + report, english
