@@ -441,8 +441,11 @@ def _traffic(
         for days_ago in range(DAYS - 1, -1, -(5 + 2 * offset)):
             at = now - dt.timedelta(days=days_ago, hours=rng.randint(2, 9))
             dialled.append((at, _number(profile, 200 + offset)))
+    callers: list[str] = []
     for n, (at, e164) in enumerate(sorted(dialled)):
-        _call(db, integration, profile, f"demo-call-{n}", e164, at, rng, answered=at >= latest or None)
+        _call(
+            db, integration, profile, f"demo-call-{n}", e164, at, rng, callers, answered=at >= latest or None
+        )
 
 
 def _first_touch(profile: Profile, rng: random.Random) -> dict[str, str]:
@@ -466,10 +469,16 @@ def _call(
     called: str,
     at: dt.datetime,
     rng: random.Random,
+    callers: list[str],
     *,
     answered: bool | None = None,
 ) -> None:
-    caller = f"+7916{rng.randint(1000000, 9999999)}"
+    # One call in six is someone who has called before (a repeat caller, not a first-time one).
+    if callers and rng.random() < 1 / 6:
+        caller = rng.choice(callers)
+    else:
+        caller = f"+7916{rng.randint(1000000, 9999999)}"
+        callers.append(caller)
     if answered is None:
         answered = rng.random() < 0.8
     talk = rng.randint(40, 400) if answered else 0
