@@ -130,13 +130,23 @@ def test_romi_money_columns_in_view_at_1366(app, db, shop) -> None:
             "#romi-table tbody td:first-child", "e => getComputedStyle(e).position"
         ) == ("sticky")
         # The column chooser hides a column and remembers it on the next page.
-        page.click("details.columns-chooser summary")
-        page.uncheck("details.columns-chooser input[value=clicks]")
+        page.click("details.columns-chooser[data-table=romi-table] summary")
+        page.uncheck("details.columns-chooser[data-table=romi-table] input[value=clicks]")
         assert not page.locator("#romi-table tfoot td[data-col=clicks]").is_visible()
         page.reload()
         page.wait_for_selector("#romi-table")
         assert not page.locator("#romi-table tfoot td[data-col=clicks]").is_visible()
         assert page.locator("#romi-table tfoot td[data-col=romi]").is_visible()
+        # The breakdown below has its own chooser; its money columns are in view too.
+        for col in ("spend", "revenue", "romi"):
+            cell = page.locator(f"#breakdown-table tfoot td[data-col={col}]")
+            cell.scroll_into_view_if_needed()
+            box = cell.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 1366, col
+        page.click("details.columns-chooser[data-table=breakdown-table] summary")
+        page.uncheck("details.columns-chooser[data-table=breakdown-table] input[value=visits]")
+        assert not page.locator("#breakdown-table tfoot td[data-col=visits]").is_visible()
+        assert page.locator("#romi-table tfoot td[data-col=visits]").is_visible()
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"romi-1366-{db.bind.dialect.name}.png"), full_page=True)
 
