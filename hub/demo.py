@@ -242,7 +242,7 @@ def seed(db: Session, landing_origins: Iterable[str], now: dt.datetime | None = 
         first: tuple[Client, Site] | None = None
         for n, profile in enumerate(PROFILES):
             client, site, integration = _set_up(agency, profile, origins if n == 0 else [profile.domain])
-            rng = random.Random(20261122 + n)  # the same demo every day, only moved in time
+            rng = random.Random(20261122 + n)  # the same shape on every run, only moved in time
             _traffic(db, profile, client, site, integration, now, rng)
             if origins:
                 # The demo landing server plays the PBX's part of keeping recordings.
