@@ -82,12 +82,13 @@ def clients() -> Any:
 @bp.get("/clients/<int:client_id>")
 @login_required
 def client(client_id: int) -> Any:
-    from hub.web.journal import calls_per_day_chart, pool_charts
+    from hub.web.journal import pool_charts
     from hub.web.reports import period_from_args
 
     c = client_or_404(client_id)
     start, end, preset = period_from_args(romi.client_today(c))
     prev_start, prev_end = dashboard.previous_period(start, end)
+    chart_by, calls_chart = dashboard.calls_chart(db(), c, start, end)
     return render_template(
         "client.html",
         client=c,
@@ -98,7 +99,8 @@ def client(client_id: int) -> Any:
         preset=preset,
         presets=romi.PRESETS,
         headlines=dashboard.headlines(db(), c, start, end),
-        calls_chart=calls_per_day_chart(c),
+        calls_chart=calls_chart,
+        chart_by=chart_by,
         pool_charts=pool_charts(c),
         **client_overview(db(), c, utcnow()),
     )
