@@ -62,6 +62,10 @@ def test_compiled_catalogue_matches_its_source() -> None:
         source = read_po(f, locale="ru")
     with (CATALOGUE / "messages.mo").open("rb") as f:
         compiled = read_mo(f)
-    wanted = {m.id: m.string for m in source if m.id and m.string and not m.fuzzy}
-    got = {m.id: m.string for m in compiled if m.id}
+    # Plural entries come back from the .mo as lists, from the .po as tuples: compare them as tuples.
+    def key(value: object) -> object:
+        return tuple(value) if isinstance(value, list | tuple) else value
+
+    wanted = {key(m.id): key(m.string) for m in source if m.id and m.string and not m.fuzzy}
+    got = {key(m.id): key(m.string) for m in compiled if m.id}
     assert got == wanted, "run `make translations` after editing messages.po"
