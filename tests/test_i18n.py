@@ -62,6 +62,7 @@ def test_compiled_catalogue_matches_its_source() -> None:
         source = read_po(f, locale="ru")
     with (CATALOGUE / "messages.mo").open("rb") as f:
         compiled = read_mo(f)
+
     # Plural entries come back from the .mo as lists, from the .po as tuples: compare them as tuples.
     def key(value: object) -> object:
         return tuple(value) if isinstance(value, list | tuple) else value
