@@ -89,6 +89,23 @@ LABELS = {
     "ga4": _l("Google Analytics 4"),
     "email": _l("E-mail"),
     "telegram": _l("Telegram"),
+    "yandex": _l("Yandex"),
+    "google": _l("Google"),
+    # telephony providers
+    "generic": _l("Generic PBX"),
+    "twilio": _l("Twilio"),
+    "zadarma": _l("Zadarma"),
+    "novofon": _l("Novofon"),
+    "mango": _l("Mango Office"),
+    # choices of connector settings
+    "tracking": _l("Tracking number"),
+    "caller": _l("Caller's number"),
+    "unsorted": _l("Incoming (unsorted) leads"),
+    "lead": _l("Deals in a pipeline"),
+    "test": _l("Test"),
+    "explorer": _l("Explorer"),
+    "basic": _l("Basic"),
+    "standard": _l("Standard"),
     # devices
     "desktop": _l("Desktop"),
     "mobile": _l("Mobile"),
@@ -113,6 +130,10 @@ LABELS = {
     "ad_group": _l("Ad group"),
     "keyword": _l("Keyword"),
     "host": _l("Host"),
+    "url": _l("URL"),
+    "to": _l("Address"),
+    "chat_id": _l("Chat id"),
+    "measurement_id": _l("Measurement id"),
     "platform": _l("Platform"),
     "account_id": _l("Account id"),
     "counter_id": _l("Counter"),
@@ -141,6 +162,40 @@ EVENT_LABELS = {
 def event_label(key: str) -> str:
     """A notification event in words; an event this table does not know yet keeps its key in words."""
     return str(EVENT_LABELS[key]) if key in EVENT_LABELS else label(key)
+
+
+# The names ROMI gives a row without one (tracking.romi.NONE_LABEL), in words of the UI.
+NO_NAME = {
+    "(no campaign)": _l("(no campaign)"),
+    "(no ad group)": _l("(no ad group)"),
+    "(no keyword)": _l("(no keyword)"),
+}
+
+
+def dimension(value: str | None) -> str:
+    """A channel, campaign, ad group or keyword name as ROMI gives it; its "(no …)" rows in words."""
+    if value is None or value == "":
+        return DASH
+    return str(NO_NAME[value]) if value in NO_NAME else value
+
+
+# What connectors say of their settings (the ``description`` of their declared fields, English for the API),
+# in words of the UI; a description not listed is shown as declared.
+SETTING_HELP = {
+    "Goal identifier that won deals are sent as": _l("Goal identifier that won deals are sent as"),
+    "Send only target calls": _l("Send only target calls"),
+    "Incoming (unsorted) SIP leads, or deals": _l("Incoming (unsorted) SIP leads, or deals"),
+    "Pipeline of new deals (required for mode lead)": _l("Pipeline of new deals (required for mode lead)"),
+    "Our field -> amoCRM custom field id or code": _l("Our field -> amoCRM custom field id or code"),
+    "Numbers shown in call assets": _l("Numbers shown in call assets"),
+}
+
+
+def setting_help(value: str | None) -> str:
+    """A connector setting's description in words of the page."""
+    if not value:
+        return ""
+    return str(SETTING_HELP[value]) if value in SETTING_HELP else value
 
 
 def _zone(tz: str | ZoneInfo | None) -> ZoneInfo:
@@ -320,6 +375,8 @@ def month_name(value: dt.date | dt.datetime | None) -> str:
 
 
 FILTERS = {
+    "setting_help": setting_help,
+    "dimension": dimension,
     "actor": actor,
     "change_reason": change_reason,
     "event_label": event_label,
