@@ -131,7 +131,6 @@ LABELS = {
     "keyword": _l("Keyword"),
     "host": _l("Host"),
     "url": _l("URL"),
-    "to": _l("Address"),
     "chat_id": _l("Chat id"),
     "measurement_id": _l("Measurement id"),
     "platform": _l("Platform"),
@@ -141,6 +140,31 @@ LABELS = {
     "login_customer_id": _l("Manager account id"),
     "client_login": _l("Client login"),
     "property_id": _l("Property id"),
+    # fields a refusal may name (tracking.errors.Refused.field)
+    "status": _l("Status"),
+    "code": _l("Promo code"),
+    "tags": _l("Tags"),
+    "tag": _l("Tag"),
+    "notes": _l("Notes"),
+    "reason": _l("Reason"),
+    "events": _l("Events"),
+    "channel_id": _l("Channel"),
+    "first_time": _l("First-time only"),
+    "target": _l("Target only"),
+    "from": _l("From"),
+    "to": _l("to"),
+    "period_start": _l("Start of the period"),
+    "period_end": _l("End of the period"),
+    "model": _l("Model"),
+    "level": _l("Level"),
+    "amount": _l("Amount"),
+    "settings": _l("Settings"),
+    "mode": _l("New calls become"),
+    "pipeline_id": _l("Pipeline id"),
+    "status_id": _l("Status id"),
+    "responsible_user_id": _l("Responsible user id"),
+    "field": _l("Field"),
+    "action": _l("Action"),
     # report periods
     "this_month": _l("This month"),
     "last_month": _l("Last month"),
@@ -179,9 +203,14 @@ def dimension(value: str | None) -> str:
     return str(NO_NAME[value]) if value in NO_NAME else value
 
 
-# What connectors say of their settings (the ``description`` of their declared fields, English for the API),
-# in words of the UI; a description not listed is shown as declared.
-SETTING_HELP = {
+# What connectors declare in English for the API (their titles, their settings' descriptions), in words of
+# the UI; anything not listed is shown as declared.
+DECLARED_WORDS = {
+    "amoCRM": _l("amoCRM"),
+    "Kommo": _l("Kommo"),
+    "amoCRM / Kommo": _l("amoCRM / Kommo"),
+    "Google Ads": _l("Google Ads"),
+    "Yandex (Metrika, Direct)": _l("Yandex (Metrika, Direct)"),
     "Goal identifier that won deals are sent as": _l("Goal identifier that won deals are sent as"),
     "Send only target calls": _l("Send only target calls"),
     "Incoming (unsorted) SIP leads, or deals": _l("Incoming (unsorted) SIP leads, or deals"),
@@ -191,11 +220,11 @@ SETTING_HELP = {
 }
 
 
-def setting_help(value: str | None) -> str:
-    """A connector setting's description in words of the page."""
+def declared(value: str | None) -> str:
+    """A connector's title or a setting's description in words of the page."""
     if not value:
         return ""
-    return str(SETTING_HELP[value]) if value in SETTING_HELP else value
+    return str(DECLARED_WORDS[value]) if value in DECLARED_WORDS else value
 
 
 def _zone(tz: str | ZoneInfo | None) -> ZoneInfo:
@@ -266,6 +295,11 @@ def change(value: float | Decimal | None) -> str:
     pct = float(value) * 100
     sign = "+" if pct > 0 else "−" if pct < 0 else "±"
     return f"{sign}{abs(pct):.0f}{NBSP}%"
+
+
+def account_key(value: str) -> str:
+    """A key of a connection's account in words: an e-mail's "to" is its address."""
+    return gettext("Address") if value == "to" else label(value)
 
 
 def label(value: Any) -> str:
@@ -375,7 +409,8 @@ def month_name(value: dt.date | dt.datetime | None) -> str:
 
 
 FILTERS = {
-    "setting_help": setting_help,
+    "account_key": account_key,
+    "declared": declared,
     "dimension": dimension,
     "actor": actor,
     "change_reason": change_reason,

@@ -13,7 +13,7 @@ from typing import Any
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
-from hub.formatting import label
+from hub.formatting import LABELS, label
 from tracking.errors import Refused
 
 # (English reason as the domain writes it, with its variable parts as named groups) -> the reason in words of
@@ -79,13 +79,19 @@ REASONS: list[tuple[re.Pattern[str], Any]] = [
 ]
 
 
+def _listed(values: str) -> str:
+    """A list of the domain's keys ("answered, missed") in words where the UI has words for them."""
+    return ", ".join(label(v) if v in LABELS else v for v in values.split(", "))
+
+
 def reason(message: str) -> str:
     """One reason in the page's language, or as written when the table does not know it."""
     for pattern, translated in REASONS:
         found = pattern.fullmatch(message)
         if found:
             text = str(translated)
-            return text % found.groupdict() if found.groupdict() else text
+            words = {k: _listed(v) if k == "values" else v for k, v in found.groupdict().items()}
+            return text % words if words else text
     return message
 
 

@@ -102,15 +102,21 @@ def message_ids() -> set[str | tuple[str, str]]:
     return extracted_ids()
 
 
+def marked(message: str) -> str:
+    """The message in markers, its placeholders left outside them: what fills a placeholder is checked on its
+    own (a translated word brings its own markers, data is the world's, anything else is caught)."""
+    return OPEN + re.sub(r"%\([a-z_]+\)s", lambda m: CLOSE + m.group(0) + OPEN, message) + CLOSE
+
+
 def pseudo_catalogue(ids: set[str | tuple[str, str]], where: Path) -> Path:
     """A "ru" catalogue whose every translation is its id in markers, so a page shows what went through it."""
     catalog = Catalog(locale="ru")
     for mid in ids:
         if isinstance(mid, tuple):
             singular, plural = mid[0], mid[1]
-            catalog.add(mid, tuple(OPEN + s + CLOSE for s in (singular, plural, plural)))
+            catalog.add(mid, tuple(marked(s) for s in (singular, plural, plural)))
         else:
-            catalog.add(mid, OPEN + mid + CLOSE)
+            catalog.add(mid, marked(mid))
     folder = where / "ru" / "LC_MESSAGES"
     folder.mkdir(parents=True)
     with (folder / "messages.mo").open("wb") as f:
