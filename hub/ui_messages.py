@@ -46,6 +46,10 @@ REASONS: list[tuple[re.Pattern[str], Any]] = [
         (r"must be true or false", _l("must be true or false")),
         (r"must carry a time zone", _l("must carry a time zone")),
         (r"must be a date, YYYY-MM-DD", _l("must be a date, YYYY-MM-DD")),
+        (
+            r"must be a date \(YYYY-MM-DD\) or an ISO 8601 time with zone",
+            _l("must be a date (YYYY-MM-DD) or an ISO 8601 time with zone"),
+        ),
         (r"must be an object", _l("must be an object")),
         (r"is required", _l("is required")),
         (r"is not a field of this object", _l("is not a field of this object")),
