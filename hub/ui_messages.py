@@ -99,9 +99,11 @@ def reason(message: str) -> str:
     return message
 
 
-def refusal_text(exc: Refused) -> str:
-    """``Field: reason`` for a person, in the page's language."""
-    field = exc.field.split(".")[-1].split("[")[0] if exc.field else ""
+def refusal_text(exc: Refused, field_as_written: bool = False) -> str:
+    """``Field: reason`` for a person, in the page's language. A form that labels its inputs by their keys
+    (a connector's declared settings) names the field by its key too, so the two can be matched."""
+    field = exc.field if field_as_written else (exc.field.split(".")[-1].split("[")[0] if exc.field else "")
     if not field or field == "body":
         return reason(exc.message)
-    return gettext("%(field)s: %(reason)s", field=label(field), reason=reason(exc.message))
+    shown = field if field_as_written else label(field)
+    return gettext("%(field)s: %(reason)s", field=shown, reason=reason(exc.message))

@@ -164,7 +164,9 @@ def connection_settings(client_id: int, connection_id: int) -> Any:
         }
     except Refused as exc:
         db().rollback()
-        return redirect(url_for("web.connections", client_id=client.id, error=refusal_text(exc)))
+        return redirect(
+            url_for("web.connections", client_id=client.id, error=refusal_text(exc, field_as_written=True))
+        )
     conn.updated_at = utcnow()
     db().commit()
     return redirect(url_for("web.connections", client_id=client.id))
@@ -185,10 +187,12 @@ def amocrm_settings(client_id: int, connection_id: int) -> Any:
         # The same check the API's PATCH makes, from what the connectors declare.
         settings = validate_connection_settings(list(conn.connectors), {**(conn.settings or {}), **chosen})
     except Refused as exc:
-        return redirect(url_for("web.connections", client_id=client.id, error=refusal_text(exc)))
+        return redirect(
+            url_for("web.connections", client_id=client.id, error=refusal_text(exc, field_as_written=True))
+        )
     except amo_settings.InvalidSettings as exc:
         field, _, message = str(exc).partition(": ")
-        error = refusal_text(Refused(field, message)) if message else str(exc)
+        error = refusal_text(Refused(field, message), field_as_written=True) if message else str(exc)
         return redirect(url_for("web.connections", client_id=client.id, error=error))
     conn.settings = settings
     conn.updated_at = utcnow()
