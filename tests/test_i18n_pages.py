@@ -173,10 +173,9 @@ def unmarked(texts: list[str]) -> list[str]:
     for text in texts:
         kept = []
         for ch in text:
-            if ch == OPEN:
-                depth += 1
-            elif ch == CLOSE:
-                depth = max(depth - 1, 0)
+            if ch in (OPEN, CLOSE):
+                depth = depth + 1 if ch == OPEN else max(depth - 1, 0)
+                kept.append(" ")  # what stood on either side of a translation is not one word
             elif depth == 0:
                 kept.append(ch)
         out.append("".join(kept))
@@ -358,6 +357,7 @@ def build_world(db, t: Tenant) -> list[str]:
     return [
         t.client.name,
         t.site.name,
+        *t.site.domains,
         t.agency.name,
         user.email,
         "Quokka Channel",

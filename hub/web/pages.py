@@ -76,7 +76,9 @@ def clients() -> Any:
         sort=sort,
         params=params,
         models=[m.value for m in romi.Model],
-        spark=lambda row: charts.sparkline(row.calls_by_day, f"Calls per day, {row.client.name}"),
+        spark=lambda row: charts.sparkline(
+            row.calls_by_day, _("Calls per day, %(client)s", client=row.client.name)
+        ),
     )
 
 
