@@ -89,7 +89,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
             return resp
         if exc.code is None or exc.code < 400 or exc.code == 405:
             return exc  # redirects and method errors keep Flask's own answer
-        return render_template("error.html", status=exc.code, title=exc.name), exc.code
+        # The page names the status in the person's language (error.html), not werkzeug's English name.
+        return render_template("error.html", status=exc.code), exc.code
 
     @app.errorhandler(500)
     def _server_error(exc: Exception) -> Any:
@@ -98,6 +99,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
             resp = jsonify(error_json("internal_server_error", "Something went wrong on the hub."))
             resp.status_code = 500
             return resp
-        return render_template("error.html", status=500, title="Something went wrong"), 500
+        return render_template("error.html", status=500), 500
 
     return app

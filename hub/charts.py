@@ -21,10 +21,11 @@ def _text(x: float, y: float, text: str, anchor: str = "middle", cls: str = "") 
 
 
 def _compact(value: float) -> str:
-    """An axis label that fits the left margin: 950, 12k, 1.5M."""
-    for size, suffix in ((1e6, "M"), (1e3, "k")):
+    """An axis label that fits the left margin: 950, 12k, 1.5M (in Russian: 12 тыс., 1,5 млн)."""
+    for size, pattern in ((1e6, _("%(n)sM")), (1e3, _("%(n)sk"))):
         if value >= size:
-            return f"{value / size:.1f}".removesuffix(".0") + suffix
+            number = f"{value / size:.1f}".removesuffix(".0")
+            return pattern % {"n": number}
     return f"{value:g}"
 
 

@@ -63,10 +63,66 @@ def test_compiled_catalogue_matches_its_source() -> None:
     with (CATALOGUE / "messages.mo").open("rb") as f:
         compiled = read_mo(f)
 
-    # Plural entries come back as lists from one reader and tuples from the other.
-    def same(value: object) -> object:
+    # Plural entries come back from the .mo as lists, from the .po as tuples: compare them as tuples.
+    def key(value: object) -> object:
         return tuple(value) if isinstance(value, list | tuple) else value
 
-    wanted = {same(m.id): same(m.string) for m in source if m.id and m.string and not m.fuzzy}
-    got = {same(m.id): same(m.string) for m in compiled if m.id}
+    wanted = {key(m.id): key(m.string) for m in source if m.id and m.string and not m.fuzzy}
+    got = {key(m.id): key(m.string) for m in compiled if m.id}
     assert got == wanted, "run `make translations` after editing messages.po"
+
+
+def test_refusals_of_the_domain_read_in_the_page_language(make_hub, db) -> None:
+    from tests.test_i18n_pages import build_world
+    from tracking.models import Call
+
+    tenant = make_tenant(db)
+    build_world(db, tenant)
+    call = db.query(Call).filter_by(provider_call_id="c-quokka").one()
+    client = make_hub().test_client()
+    web_login(client, tenant.admin.email)
+    url = f"/clients/{tenant.client.id}/calls/{call.id}"
+    form = {"action": "promo", "code": "X" * 40, "csrf_token": csrf(client)}
+    ru = client.post(url, data=form, headers={"Accept-Language": "ru"})
+    assert ru.status_code == 400
+    assert "Промокод: должно быть промокодом, который назвал звонящий (до 32 символов)" in ru.text
+    en = client.post(url, data=form, headers={"Accept-Language": "en"})
+    assert "Promo code: must be the promo code the caller named (up to 32 characters)" in en.text
+    bad = client.get(f"/clients/{tenant.client.id}/calls?from=yesterday", headers={"Accept-Language": "ru"})
+    assert bad.status_code == 400
+    assert "С: должно быть датой (ГГГГ-ММ-ДД) или временем ISO 8601 с часовым поясом" in bad.text
+
+
+def test_error_pages_and_login_speak_russian(make_hub, db) -> None:
+    tenant = make_tenant(db)
+    client = make_hub().test_client()
+    login = client.get("/login", headers={"Accept-Language": "ru"})
+    assert "<h1>Войти</h1>" in login.text and "Пароль" in login.text
+    wrong = client.post(
+        "/login",
+        data={"email": tenant.admin.email, "password": "nope", "csrf_token": csrf(client)},
+        headers={"Accept-Language": "ru"},
+    )
+    assert wrong.status_code == 401 and "Неверный e-mail или пароль." in wrong.text
+    web_login(client, tenant.admin.email)
+    missing = client.get(f"/clients/{2**31 - 1}", headers={"Accept-Language": "ru"})
+    assert (
+        missing.status_code == 404
+        and "Здесь ничего нет" in missing.text
+        and "Nothing here" not in missing.text
+    )
+
+
+def test_days_and_months_in_words_follow_the_page_language(make_hub, db) -> None:
+    import datetime as dt
+
+    from hub.formatting import duration, long_date, month_name
+
+    app = make_hub()
+    day = dt.date(2026, 11, 30)
+    with app.test_request_context(headers={"Accept-Language": "ru"}):
+        assert long_date(day) == "30 ноября 2026\u202fг." and month_name(day) == "ноябрь 2026"
+        assert duration(95) == "1\u00a0мин 35\u00a0с"
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        assert long_date(day) == "November 30, 2026" and month_name(day) == "November 2026"
+        assert duration(95) == "1\u00a0min 35\u00a0s"

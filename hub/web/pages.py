@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 
 from hub import charts, dashboard
 from hub.auth import client_or_404, current_user, login_required, safe_next
@@ -33,7 +34,7 @@ def login() -> Any:
             session["user_id"] = user.id
             session["generation"] = user.session_generation
             return redirect(safe_next(request.args.get("next", "")) or url_for("web.clients"))
-        error = "Wrong email or password."
+        error = _("Wrong email or password.")
     return render_template("login.html", error=error), (401 if error else 200)
 
 
@@ -75,7 +76,9 @@ def clients() -> Any:
         sort=sort,
         params=params,
         models=[m.value for m in romi.Model],
-        spark=lambda row: charts.sparkline(row.calls_by_day, f"Calls per day, {row.client.name}"),
+        spark=lambda row: charts.sparkline(
+            row.calls_by_day, _("Calls per day, %(client)s", client=row.client.name)
+        ),
     )
 
 

@@ -20,6 +20,7 @@ from hub.pipeline_queries import (
     client_sync_runs,
 )
 from hub.plugins import FormField, connector_settings, form_fields, from_form, validate_connection_settings
+from hub.ui_messages import refusal_text
 from hub.web import bp
 from jobs import providers
 from jobs.outbox import retry_now
@@ -163,7 +164,9 @@ def connection_settings(client_id: int, connection_id: int) -> Any:
         }
     except Refused as exc:
         db().rollback()
-        return redirect(url_for("web.connections", client_id=client.id, error=str(exc)))
+        return redirect(
+            url_for("web.connections", client_id=client.id, error=refusal_text(exc, field_as_written=True))
+        )
     conn.updated_at = utcnow()
     db().commit()
     return redirect(url_for("web.connections", client_id=client.id))
@@ -183,8 +186,14 @@ def amocrm_settings(client_id: int, connection_id: int) -> Any:
         chosen = amo_settings.from_form(request.form)
         # The same check the API's PATCH makes, from what the connectors declare.
         settings = validate_connection_settings(list(conn.connectors), {**(conn.settings or {}), **chosen})
-    except (amo_settings.InvalidSettings, Refused) as exc:
-        return redirect(url_for("web.connections", client_id=client.id, error=str(exc)))
+    except Refused as exc:
+        return redirect(
+            url_for("web.connections", client_id=client.id, error=refusal_text(exc, field_as_written=True))
+        )
+    except amo_settings.InvalidSettings as exc:
+        field, _, message = str(exc).partition(": ")
+        error = refusal_text(Refused(field, message), field_as_written=True) if message else str(exc)
+        return redirect(url_for("web.connections", client_id=client.id, error=error))
     conn.settings = settings
     conn.updated_at = utcnow()
     db().commit()
