@@ -16,7 +16,7 @@ from tests.factories import make_tenant
 from tracking.calls import ingest
 from tracking.db import utcnow
 from tracking.models import Connection, ConnectionStatus, Delivery, DeliveryStatus, SyncRun
-from tracking.telephony.base import CallEvent, EventKind, Outcome
+from tracking.telephony.base import CallOutcome, EventKind, ProviderEvent
 
 PREFIX = "/api/v1"
 UNDOCUMENTED = {"api.openapi_json", "api.docs"}  # the document itself and its rendering for people
@@ -112,17 +112,19 @@ class Checker:
 
 def _ingest(db, integ, cid: str, number: str, at: dt.datetime, caller: str) -> None:
     common = {"provider": "generic", "provider_call_id": cid}
-    ingest(db, integ, CallEvent(**common, kind=EventKind.START, occurred_at=at, caller=caller, called=number))
+    ingest(
+        db, integ, ProviderEvent(**common, kind=EventKind.START, occurred_at=at, caller=caller, called=number)
+    )
     end = at + dt.timedelta(minutes=1)
     ingest(
         db,
         integ,
-        CallEvent(
+        ProviderEvent(
             **common,
             kind=EventKind.END,
             occurred_at=end,
             ended_at=end,
-            outcome=Outcome.ANSWERED,
+            outcome=CallOutcome.ANSWERED,
             talk_seconds=30,
         ),
     )

@@ -14,7 +14,7 @@ from tracking import attribution
 from tracking.attribution_model import MODEL_VERSION, PARAMS, calibrated
 from tracking.calls import ingest
 from tracking.models import AttributionChange, AttributionMethod, Call, CallCandidate, FallbackEvent
-from tracking.telephony.base import CallEvent, EventKind
+from tracking.telephony.base import EventKind, ProviderEvent
 
 T0 = h.T0
 M = dt.timedelta(minutes=1)
@@ -27,7 +27,7 @@ def _call(
     ingest(
         db,
         integ,
-        CallEvent(
+        ProviderEvent(
             provider="generic",
             provider_call_id=cid,
             kind=EventKind.START,
@@ -187,7 +187,7 @@ def test_promo_code_and_manual_channel_keep_history(db: Session, setup) -> None:
     ingest(
         db,
         integ,
-        CallEvent(
+        ProviderEvent(
             provider="generic",
             provider_call_id=call.provider_call_id,
             kind=EventKind.END,

@@ -17,8 +17,8 @@ from tracking import hooks
 from tracking.calls import ingest
 from tracking.db import make_session_factory
 from tracking.models import AttributionMethod, Call, CallStatus, StoredCallEvent
-from tracking.telephony.base import CallEvent as Event
-from tracking.telephony.base import EventKind, Outcome
+from tracking.telephony.base import CallOutcome, EventKind
+from tracking.telephony.base import ProviderEvent as Event
 
 T0 = h.T0
 
@@ -46,7 +46,7 @@ def _lifecycle(call_id: str = "c1", caller: str | None = "+79001234567") -> list
             kind=EventKind.END,
             occurred_at=T0 + dt.timedelta(seconds=68),
             ended_at=T0 + dt.timedelta(seconds=68),
-            outcome=Outcome.ANSWERED,
+            outcome=CallOutcome.ANSWERED,
         ),
         Event(
             **common,
@@ -177,7 +177,7 @@ def test_statuses_wait_and_abandoned(db: Session) -> None:
     t = make_tenant(db)
     integ = h.integration(db, t, "generic", {"secret": "s"})
 
-    def run(call_id: str, ring: int, outcome: Outcome) -> Call:
+    def run(call_id: str, ring: int, outcome: CallOutcome) -> Call:
         start = Event(
             provider="generic",
             provider_call_id=call_id,
@@ -199,13 +199,13 @@ def test_statuses_wait_and_abandoned(db: Session) -> None:
         db.commit()
         return db.scalars(select(Call).where(Call.provider_call_id == call_id)).one()
 
-    short = run("short", 9, Outcome.MISSED)
+    short = run("short", 9, CallOutcome.MISSED)
     assert (short.status, short.wait_seconds, short.abandoned) == (CallStatus.MISSED, 9, True)
-    long = run("long", 40, Outcome.MISSED)
+    long = run("long", 40, CallOutcome.MISSED)
     assert (long.status, long.abandoned) == (CallStatus.MISSED, False)
-    busy = run("busy", 3, Outcome.BUSY)
+    busy = run("busy", 3, CallOutcome.BUSY)
     assert (busy.status, busy.abandoned) == (CallStatus.BUSY, False)
-    failed = run("failed", 1, Outcome.FAILED)
+    failed = run("failed", 1, CallOutcome.FAILED)
     assert failed.status == CallStatus.FAILED
     # Unknown number: kept as an unmatched call, not dropped.
     assert short.tracking_number_id is None and short.attribution_method == AttributionMethod.UNMATCHED

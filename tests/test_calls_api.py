@@ -18,22 +18,30 @@ from tests.factories import make_tenant, make_user
 from tracking.calls import ingest
 from tracking.crypto import decrypt_json
 from tracking.models import AttributionChange, Call, Role, TelephonyIntegration
-from tracking.telephony.base import CallEvent, EventKind, Outcome
+from tracking.telephony.base import CallOutcome, EventKind, ProviderEvent
 
 T0 = h.T0
 M = dt.timedelta(minutes=1)
 
 
 def _ingest(
-    db: Session, integ, cid: str, number: str, at: dt.datetime, caller: str | None, outcome: Outcome | None
+    db: Session,
+    integ,
+    cid: str,
+    number: str,
+    at: dt.datetime,
+    caller: str | None,
+    outcome: CallOutcome | None,
 ):
     common = {"provider": "generic", "provider_call_id": cid}
-    ingest(db, integ, CallEvent(**common, kind=EventKind.START, occurred_at=at, caller=caller, called=number))
+    ingest(
+        db, integ, ProviderEvent(**common, kind=EventKind.START, occurred_at=at, caller=caller, called=number)
+    )
     if outcome:
         ingest(
             db,
             integ,
-            CallEvent(
+            ProviderEvent(
                 **common,
                 kind=EventKind.END,
                 occurred_at=at + M,
@@ -69,14 +77,16 @@ def world(db: Session):
     h.hold(db, s, p.numbers[0], T0, T0 + 17 * M)
     integ = h.integration(db, t, "generic", {"secret": "s"})
     calls = {
-        "static": _ingest(db, integ, "c1", "+74951110000", T0 - 60 * M, "+79001112233", Outcome.ANSWERED),
-        "dynamic": _ingest(db, integ, "c2", p.numbers[0].e164, T0 + 3 * M, "+79004445566", Outcome.MISSED),
-        "unmatched": _ingest(db, integ, "c3", "+74959990000", T0 + 4 * M, None, Outcome.BUSY),
+        "static": _ingest(db, integ, "c1", "+74951110000", T0 - 60 * M, "+79001112233", CallOutcome.ANSWERED),
+        "dynamic": _ingest(
+            db, integ, "c2", p.numbers[0].e164, T0 + 3 * M, "+79004445566", CallOutcome.MISSED
+        ),
+        "unmatched": _ingest(db, integ, "c3", "+74959990000", T0 + 4 * M, None, CallOutcome.BUSY),
         "repeat": _ingest(db, integ, "c4", "+74951110000", T0 + 5 * M, "+79001112233", None),
     }
     other = make_tenant(db, "Other")
     other_integ = h.integration(db, other, "generic", {"secret": "s"})
-    foreign = _ingest(db, other_integ, "o1", "+74951110000", T0, "+79001112233", Outcome.ANSWERED)
+    foreign = _ingest(db, other_integ, "o1", "+74951110000", T0, "+79001112233", CallOutcome.ANSWERED)
     return t, {"ads": ads, "seo": seo}, s, calls, other, foreign
 
 

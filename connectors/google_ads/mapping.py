@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 
-from connectors.base import AccountContext, DeliveryItem, ItemKind, Outcome, SpendRow
+from connectors.base import AccountContext, DeliveryItem, DeliveryOutcome, ItemKind, PulledSpend
 
 MAX_PER_REQUEST = 2000  # ConversionUploadError.TOO_MANY_CONVERSIONS_IN_REQUEST: "fewer than 2001 events"
 
@@ -239,18 +239,18 @@ def _plan_deal(item: DeliveryItem, ctx: AccountContext, customer: str) -> Planne
     return Planned(item, skip_reason="the deal's call has no Google click id")
 
 
-def row_outcome(errors: list[RowError]) -> tuple[Outcome, float | None]:
+def row_outcome(errors: list[RowError]) -> tuple[DeliveryOutcome, float | None]:
     """How a row's errors decide its fate: already there → DONE, too recent → RETRY, else DEAD."""
     names = {e.name for e in errors}
     if names & ALREADY_THERE:
-        return Outcome.DONE, None
+        return DeliveryOutcome.DONE, None
     waits = [_too_recent_delay(e) for e in errors]
     waits = [w for w in waits if w is not None]
     if waits and len(waits) == len(errors):
-        return Outcome.RETRY, float(max(waits))
+        return DeliveryOutcome.RETRY, float(max(waits))
     if all(e.category in ("internal_error", "quota_error") for e in errors):
-        return Outcome.RETRY, None
-    return Outcome.DEAD, None
+        return DeliveryOutcome.RETRY, None
+    return DeliveryOutcome.DEAD, None
 
 
 def _too_recent_delay(error: RowError) -> int | None:
@@ -329,7 +329,7 @@ def spend_rows(
     ad_groups: Iterable[Mapping[str, Any]],
     keywords: Iterable[Mapping[str, Any]],
     fallback_currency: str,
-) -> list[SpendRow]:
+) -> list[PulledSpend]:
     """Rows keyed by field path (``campaign.id`` …) at three levels → non-overlapping SpendRows."""
     currency = fallback_currency
     camp_total: dict[tuple[str, str], _Totals] = defaultdict(_Totals)
@@ -357,8 +357,8 @@ def spend_rows(
         kw_total[key].add(r)
         kw_text[(key[2], key[3])] = r.get("ad_group_criterion.keyword.text") or ""
 
-    def row(day: str, cid: str, totals: _Totals, gid: str = "", kid: str = "") -> SpendRow:
-        return SpendRow(
+    def row(day: str, cid: str, totals: _Totals, gid: str = "", kid: str = "") -> PulledSpend:
+        return PulledSpend(
             day=dt.date.fromisoformat(day),
             campaign_id=cid,
             campaign_name=camp_name.get(cid, ""),
@@ -372,7 +372,7 @@ def spend_rows(
             keyword=kw_text.get((gid, kid), "") if kid else "",
         )
 
-    out: list[SpendRow] = []
+    out: list[PulledSpend] = []
     kw_by_group: dict[tuple[str, str, str], _Totals] = defaultdict(_Totals)
     for (day, cid, gid, kid), totals in sorted(kw_total.items()):
         out.append(row(day, cid, totals, gid, kid))

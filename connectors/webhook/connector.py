@@ -18,9 +18,9 @@ import requests
 from connectors.base import (
     AccountContext,
     DeliveryItem,
+    DeliveryOutcome,
     DeliveryResult,
     ItemKind,
-    Outcome,
     PushOnly,
     RateLimit,
 )
@@ -82,13 +82,15 @@ class WebhookConnector(PushOnly):
         try:
             urls.check(self.url, allow_private=self.allow_private)
         except urls.UnsafeURL as exc:
-            return [DeliveryResult(i.id, Outcome.DEAD, error=f"webhook URL refused: {exc}") for i in items]
+            return [
+                DeliveryResult(i.id, DeliveryOutcome.DEAD, error=f"webhook URL refused: {exc}") for i in items
+            ]
         secret = self.ctx.access_token()
         return [self._send(item, secret) for item in items]
 
     def _send(self, item: DeliveryItem, secret: str) -> DeliveryResult:
         if item.kind not in EVENT_FOR_KIND:
-            return DeliveryResult(item.id, Outcome.SKIPPED, error=f"no webhook event for {item.kind}")
+            return DeliveryResult(item.id, DeliveryOutcome.SKIPPED, error=f"no webhook event for {item.kind}")
         body = json.dumps(envelope(item), ensure_ascii=False, separators=(",", ":")).encode()
         headers = {
             "Content-Type": "application/json",
@@ -102,9 +104,9 @@ class WebhookConnector(PushOnly):
         except ApiError as exc:
             p = exc.problem
             if p.status == 0:
-                return DeliveryResult(item.id, Outcome.RETRY, error=f"no answer: {p.message}")
-            outcome = Outcome.RETRY if exc.transient else Outcome.DEAD
+                return DeliveryResult(item.id, DeliveryOutcome.RETRY, error=f"no answer: {p.message}")
+            outcome = DeliveryOutcome.RETRY if exc.transient else DeliveryOutcome.DEAD
             return DeliveryResult(
                 item.id, outcome, error=f"HTTP {p.status}: {p.message}", retry_after=exc.retry_after
             )
-        return DeliveryResult(item.id, Outcome.DONE, external_id=f"HTTP {resp.status_code}")
+        return DeliveryResult(item.id, DeliveryOutcome.DONE, external_id=f"HTTP {resp.status_code}")

@@ -14,8 +14,8 @@ from tests.factories import make_tenant
 from tracking import call_journal, romi, targets
 from tracking.calls import ingest
 from tracking.models import Call, Connection, Delivery, TargetChange, TargetRule
-from tracking.telephony.base import CallEvent as Event
-from tracking.telephony.base import EventKind, Outcome
+from tracking.telephony.base import CallOutcome, EventKind
+from tracking.telephony.base import ProviderEvent as Event
 
 MSK = "Europe/Moscow"
 
@@ -87,7 +87,7 @@ def _call(db, integ, call_id: str, *, at: dt.datetime, talk: int, caller: str = 
             occurred_at=at + dt.timedelta(seconds=talk + 5),
             ended_at=at + dt.timedelta(seconds=talk + 5),
             talk_seconds=talk,
-            outcome=Outcome.ANSWERED if talk else Outcome.MISSED,
+            outcome=CallOutcome.ANSWERED if talk else CallOutcome.MISSED,
         ),
     ]
     for e in events:
