@@ -244,8 +244,7 @@ def row_outcome(errors: list[RowError]) -> tuple[DeliveryOutcome, float | None]:
     names = {e.name for e in errors}
     if names & ALREADY_THERE:
         return DeliveryOutcome.DONE, None
-    waits = [_too_recent_delay(e) for e in errors]
-    waits = [w for w in waits if w is not None]
+    waits = [w for w in (_too_recent_delay(e) for e in errors) if w is not None]
     if waits and len(waits) == len(errors):
         return DeliveryOutcome.RETRY, float(max(waits))
     if all(e.category in ("internal_error", "quota_error") for e in errors):
@@ -330,32 +329,28 @@ def spend_rows(
     keywords: Iterable[Mapping[str, Any]],
     fallback_currency: str,
 ) -> list[PulledSpend]:
-    """Rows keyed by field path (``campaign.id`` …) at three levels → non-overlapping SpendRows."""
+    """Rows keyed by field path (``campaign.id`` …) at three levels → non-overlapping PulledSpend rows."""
     currency = fallback_currency
     camp_total: dict[tuple[str, str], _Totals] = defaultdict(_Totals)
     camp_name: dict[str, str] = {}
     for r in campaigns:
         currency = r.get("customer.currency_code") or currency
-        key = (str(r["segments.date"]), str(r["campaign.id"]))
-        camp_total[key].add(r)
-        camp_name[key[1]] = r.get("campaign.name") or ""
+        day, cid = str(r["segments.date"]), str(r["campaign.id"])
+        camp_total[(day, cid)].add(r)
+        camp_name[cid] = r.get("campaign.name") or ""
     group_total: dict[tuple[str, str, str], _Totals] = defaultdict(_Totals)
     group_name: dict[str, str] = {}
     for r in ad_groups:
-        key = (str(r["segments.date"]), str(r["campaign.id"]), str(r["ad_group.id"]))
-        group_total[key].add(r)
-        group_name[key[2]] = r.get("ad_group.name") or ""
+        day, cid, gid = str(r["segments.date"]), str(r["campaign.id"]), str(r["ad_group.id"])
+        group_total[(day, cid, gid)].add(r)
+        group_name[gid] = r.get("ad_group.name") or ""
     kw_total: dict[tuple[str, str, str, str], _Totals] = defaultdict(_Totals)
     kw_text: dict[tuple[str, str], str] = {}
     for r in keywords:
-        key = (
-            str(r["segments.date"]),
-            str(r["campaign.id"]),
-            str(r["ad_group.id"]),
-            str(r["ad_group_criterion.criterion_id"]),
-        )
-        kw_total[key].add(r)
-        kw_text[(key[2], key[3])] = r.get("ad_group_criterion.keyword.text") or ""
+        day, cid, gid = str(r["segments.date"]), str(r["campaign.id"]), str(r["ad_group.id"])
+        kid = str(r["ad_group_criterion.criterion_id"])
+        kw_total[(day, cid, gid, kid)].add(r)
+        kw_text[(gid, kid)] = r.get("ad_group_criterion.keyword.text") or ""
 
     def row(day: str, cid: str, totals: _Totals, gid: str = "", kid: str = "") -> PulledSpend:
         return PulledSpend(

@@ -149,8 +149,9 @@ def parse_summary(form: Mapping[str, str], received_at: dt.datetime) -> Provider
     # talk_time is the unix time the conversation began, 0 when nobody talked. entry_result does not say
     # whether anyone answered: a call that ended in the IVR has entry_result 1 and talk_time 0 (VPBX API
     # v1.10's own example), so only talk_time counts. A small value is read as a duration in seconds.
+    answered: dt.datetime | None
     if raw_talk > 10**9:
-        answered: dt.datetime | None = dt.datetime.fromtimestamp(raw_talk, dt.UTC)
+        answered = dt.datetime.fromtimestamp(raw_talk, dt.UTC)
         talk = max(0, int((ended - answered).total_seconds()))
     elif raw_talk > 0:
         answered, talk = ended - dt.timedelta(seconds=raw_talk), raw_talk
