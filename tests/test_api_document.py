@@ -11,7 +11,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from tests import call_helpers as h
+from tests import factories as h
 from tests.factories import make_tenant
 from tracking.calls import ingest
 from tracking.db import utcnow
@@ -256,8 +256,8 @@ def test_real_answers_match_their_documented_schemas(client, app, db) -> None:
 
     channel = db.get(Channel, ads["id"])
     number = db.get(TrackingNumber, member["id"])
-    visit = h.visit(db, t, channel, started=h.T0, last_seen=h.T0, utm_source="ya", promo="AB12")
-    h.hold(db, visit, number, h.T0, h.T0 + dt.timedelta(minutes=15))
+    visit = h.make_visit(db, t, channel, started=h.T0, last_seen=h.T0, utm_source="ya", promo="AB12")
+    h.make_hold(db, visit, number, h.T0, h.T0 + dt.timedelta(minutes=15))
     integ = db.get(TelephonyIntegration, generic["id"])
     _ingest(db, integ, "c1", number.e164, h.T0 + dt.timedelta(minutes=2), "+79001112233")
     _ingest(db, integ, "c2", "+74951110000", h.T0 + dt.timedelta(minutes=3), "+79004445566")

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from connectors.webhook import signing, urls
 from jobs.deliver import Worker
-from tests import call_helpers as h
+from tests import factories as h
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import make_tenant
 from tests.fakes.webhook_receiver import WebhookReceiver
@@ -131,8 +131,8 @@ def test_events_arrive_signed_once_each_and_failures_are_retried(app, client, db
     made = _make(client, t, receiver.url + "/hook", ["call.finalised", "call.attributed", "deal.won"])
     only_deals = _make(client, t, receiver.url + "/deals", ["deal.won"])
     receiver.secrets = {"/hook": made["secret"], "/deals": only_deals["secret"]}
-    integ = h.integration(db, t, "generic", {"secret": "s"})
-    ch = h.channel(db, t, "Billboard")
+    integ = h.make_integration(db, t, "generic", {"secret": "s"})
+    ch = h.make_channel(db, t.site, "Billboard")
     call = _call(db, integ, "c1", at=dt.datetime(2026, 11, 20, 7, 0, tzinfo=dt.UTC), talk=50)
 
     receiver.answers = [(503, {"Retry-After": "120"})]
