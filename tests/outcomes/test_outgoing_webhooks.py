@@ -193,6 +193,20 @@ def test_events_arrive_signed_once_each_and_failures_are_retried(app, client, db
     assert len(receiver.requests) == 5
 
 
+def test_a_snapshot_that_does_not_fit_its_event_is_dead_not_sent(app, client, db, rt, receiver) -> None:
+    t = make_tenant(db)
+    app.config["WEBHOOK_ALLOW_PRIVATE"] = "1"
+    made = _make(client, t, receiver.url + "/hook", ["deal.won"])
+    receiver.secret = made["secret"]
+    payload = {k: v for k, v in _deal(t.client.id, 3).items() if k != "won_at"}
+    hooks.deal_won.fire(db, hooks.DealWon(t.client.id, 3, "otkuda-deal-3", payload))
+    db.commit()
+    Worker(rt).run_once()
+    row = db.scalars(select(Delivery)).one()
+    assert row.status == DeliveryStatus.DEAD and "data.won_at" in row.last_error, row.last_error
+    assert receiver.requests == []
+
+
 def test_gone_is_dead_and_a_private_url_is_refused_at_send_time(
     app, client, db, rt, rt_config, receiver
 ) -> None:
