@@ -423,9 +423,14 @@ def _settings_model(connectors: tuple[str, ...]) -> Any:
     return create_model(f"ConnectorSettings_{'_'.join(connectors)}", __base__=tuple(models))
 
 
-@functools.cache
 def connection_patch(connectors: tuple[str, ...]) -> type[ConnectionPatch]:
     """The PATCH schema of a connection that serves these connectors, built from their declarations."""
+    # One model per set of connectors whatever their order, so a body cannot make models without end.
+    return _connection_patch(tuple(sorted(set(connectors))))
+
+
+@functools.cache
+def _connection_patch(connectors: tuple[str, ...]) -> type[ConnectionPatch]:
     kind = "_".join(connectors)
     ids: Any = {
         name: (_typed_id(field), Field(None, description=field.hint))
