@@ -64,7 +64,7 @@ from tracking.models import (
     VisitSession,
 )
 from tracking.poolsim import DAILY_SHAPE, poisson
-from tracking.telephony.base import CallEvent, EventKind, Outcome
+from tracking.telephony.base import CallOutcome, EventKind, ProviderEvent
 
 T0 = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)  # a Monday; only differences matter
 DOMAIN = "shop.example"
@@ -453,13 +453,13 @@ class Sim:
         missed = rng.random() < w.missed_share
         end = now + dt.timedelta(seconds=rng.uniform(10, 30) if missed else rng.uniform(40, 400))
         common = {"provider": "generic", "provider_call_id": cid, "caller": caller, "called": number}
-        start_ev = CallEvent(kind=EventKind.START, occurred_at=now, started_at=now, **common)
-        end_ev = CallEvent(
+        start_ev = ProviderEvent(kind=EventKind.START, occurred_at=now, started_at=now, **common)
+        end_ev = ProviderEvent(
             kind=EventKind.END,
             occurred_at=end,
             started_at=now,
             ended_at=end,
-            outcome=Outcome.MISSED if missed else Outcome.ANSWERED,
+            outcome=CallOutcome.MISSED if missed else CallOutcome.ANSWERED,
             talk_seconds=0 if missed else int((end - now).total_seconds()) - 10,
             **common,
         )
@@ -483,7 +483,7 @@ class Sim:
             self.at(t, lambda _now, ev=ev: self._deliver(ev))
         return missed
 
-    def _deliver(self, ev: CallEvent) -> None:
+    def _deliver(self, ev: ProviderEvent) -> None:
         ingest(self.db, self.integration, ev)
         self.db.commit()
 

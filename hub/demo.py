@@ -56,7 +56,7 @@ from tracking.models import (
     TelephonyIntegration,
     User,
 )
-from tracking.telephony.base import CallEvent, EventKind, Outcome
+from tracking.telephony.base import CallOutcome, EventKind, ProviderEvent
 
 DEMO_AGENCY = "Demo Agency"
 DEMO_EMAIL = "demo@otkuda.example"
@@ -484,8 +484,8 @@ def _call(
     talk = rng.randint(40, 400) if answered else 0
     ended = at + dt.timedelta(seconds=(8 if answered else 20) + talk)
     events = [
-        CallEvent("generic", call_id, EventKind.START, at, caller=caller, called=called, started_at=at),
-        CallEvent(
+        ProviderEvent("generic", call_id, EventKind.START, at, caller=caller, called=called, started_at=at),
+        ProviderEvent(
             "generic",
             call_id,
             EventKind.END,
@@ -496,7 +496,7 @@ def _call(
             answered_at=at + dt.timedelta(seconds=8) if answered else None,
             ended_at=ended,
             talk_seconds=talk,
-            outcome=Outcome.ANSWERED if answered else Outcome.MISSED,
+            outcome=CallOutcome.ANSWERED if answered else CallOutcome.MISSED,
             forwarded_to=profile.business_number,
         ),
     ]

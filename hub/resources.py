@@ -6,18 +6,31 @@ same rules and refused with the same message."""
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets as secrets_mod
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import abort, current_app
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    model_validator,
+)
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from connectors import registry
+from connectors.base import AccountField
 from hub.auth import client_or_404
 from hub.extensions import db
+from hub.plugins import connector_settings
 from hub.schemas import In, StrictBool, StrictInt, StrictStr, refusal
 from tracking import phones
 from tracking.accounts import InvalidAccount, add_user, number_used_in_agency
@@ -28,6 +41,8 @@ from tracking.models import (
     Agency,
     Channel,
     Client,
+    Connection,
+    ConnectionStatus,
     Pool,
     PoolChannel,
     Role,
@@ -336,6 +351,161 @@ def set_pool_members(pool: Pool, change: PoolChange) -> None:
                 n.pool_id = None
     db().flush()
     db().expire(pool)
+
+
+# --- connections -----------------------------------------------------------------------------------------
+
+
+def _known_connector(name: str) -> str:
+    if name not in registry.CONNECTORS:
+        raise ValueError(f"unknown connector {name!r}")
+    return name
+
+
+class ConnectionPatch(In):
+    """What a connection's PATCH (and its settings forms) may change. Each kind of connection (its set of
+    connectors) checks ``account`` and ``settings`` through its own model, ``connection_patch(connectors)``,
+    built from what those connectors declare; this base describes the shape they share."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=200)
+    connectors: list[Annotated[StrictStr, AfterValidator(_known_connector)]] | None = Field(
+        None, min_length=1
+    )
+    account: dict[str, StrictStr] | None = Field(
+        None,
+        description="Typed ids only (counter_id, customer_id, login_customer_id, client_login, currency); "
+        "facts learned when the account was connected cannot be changed",
+    )
+    settings: dict[str, Any] | None = Field(
+        None, description="Replaces the settings; each connector's are ConnectorSettings_<connector>"
+    )
+    status: Literal["active", "disabled"] | None = None
+    shared_with: list[StrictInt] | None = Field(
+        None, description="Clients of the agency that use an agency-shared connection"
+    )
+
+
+class _Account(BaseModel):
+    """A connection's account ids: the typed ones its connectors declare, checked by their rules, and the
+    facts the provider told us at connect time, which may only be repeated unchanged (so a read-modify-write
+    of the whole object works) — the current account comes in the validation context."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, StrictStr] = Field(init=False)
+
+    @model_validator(mode="after")
+    def _learned_facts_unchanged(self, info: ValidationInfo) -> _Account:
+        current = (info.context or {}).get("account") or {}
+        for key, value in (self.model_extra or {}).items():
+            if key not in current:
+                typed = ", ".join(sorted(type(self).model_fields)) or "none"
+                raise ValueError(f"{key}: is not an account field a person sets (these are: {typed})")
+            if str(current[key]) != value:
+                raise ValueError(f"{key}: is learned when the account is connected: reconnect to change it")
+        return self
+
+
+def _typed_id(field: AccountField) -> Any:
+    """One account id a connector declares: an empty value removes it, any other must match its pattern."""
+    return Annotated[StrictStr, AfterValidator(lambda value: field.clean(value) if value.strip() else "")]
+
+
+def _settings_model(connectors: tuple[str, ...]) -> Any:
+    """The connectors' declared settings as one model (one connection can serve several connectors, a Yandex
+    account Metrika and Direct: each keeps its own fields and rules); any object when one declares none."""
+    models = [m for m in (connector_settings(name) for name in connectors) if m is not None]
+    if not models or len(models) < len(connectors):
+        return dict[str, Any]
+    if len(models) == 1:
+        return models[0]
+    return create_model(f"ConnectorSettings_{'_'.join(connectors)}", __base__=tuple(models))
+
+
+def connection_patch(connectors: tuple[str, ...]) -> type[ConnectionPatch]:
+    """The PATCH schema of a connection that serves these connectors, built from their declarations."""
+    # One model per set of connectors whatever their order, so a body cannot make models without end.
+    return _connection_patch(tuple(sorted(set(connectors))))
+
+
+@functools.cache
+def _connection_patch(connectors: tuple[str, ...]) -> type[ConnectionPatch]:
+    kind = "_".join(connectors)
+    ids: Any = {
+        name: (_typed_id(field), Field(None, description=field.hint))
+        for name, field in registry.account_fields(connectors).items()
+    }
+    account = create_model(f"ConnectionAccount_{kind}", __base__=_Account, **ids)
+    return create_model(
+        f"ConnectionPatch_{kind}",
+        __base__=ConnectionPatch,
+        account=(account | None, None),
+        settings=(_settings_model(connectors) | None, None),
+    )
+
+
+def _patch_kind(conn: Connection, data: Any) -> tuple[str, ...]:
+    """The connectors whose declarations check this body: those it names (when they all exist), else the
+    connection's own."""
+    named = data.get("connectors") if isinstance(data, dict) else None
+    if (
+        isinstance(named, list)
+        and named
+        and all(isinstance(n, str) and n in registry.CONNECTORS for n in named)
+    ):
+        return tuple(dict.fromkeys(named))
+    return tuple(conn.connectors or ())
+
+
+def connection_change(conn: Connection, data: Any) -> dict[str, Any]:
+    """A PATCH body checked through the schema of the connection's kind, as the attributes to set (and
+    ``shared_with``). Every field is checked before anything changes; a refusal names the first bad one."""
+    try:
+        change = connection_patch(_patch_kind(conn, data)).model_validate(
+            data, context={"account": conn.account or {}}
+        )
+    except ValidationError as exc:
+        raise refusal(exc) from None
+    out: dict[str, Any] = {k: v for k, v in change.given().items() if v is not None}
+    if "connectors" in out:
+        out["connectors"] = list(dict.fromkeys(out["connectors"]))
+    if isinstance(change.account, BaseModel):
+        # The typed ids are replaced by those given; the facts learned at connect time stay.
+        typed = type(change.account).model_fields
+        kept = {k: str(v) for k, v in (conn.account or {}).items() if k not in typed}
+        given = {k: getattr(change.account, k) for k in change.account.model_fields_set if k in typed}
+        out["account"] = kept | {k: v for k, v in given.items() if v}
+    if isinstance(change.settings, BaseModel):
+        # Stored as given (after the declaration's coercion), without the defaults written in.
+        out["settings"] = change.settings.model_dump(mode="json", include=change.settings.model_fields_set)
+    if out.get("status") == "active" and conn.status == ConnectionStatus.NEEDS_REAUTH:
+        raise Refused("status", "this connection needs re-authorisation: reconnect it instead", "conflict")
+    if "status" in out:
+        out["status"] = ConnectionStatus(out["status"])
+    if "shared_with" in out:
+        if conn.client_id is not None:
+            raise Refused("shared_with", "only an agency-shared connection can be shared with clients")
+        ids = set(out["shared_with"])
+        found = set(
+            db().scalars(select(Client.id).where(Client.id.in_(ids), Client.agency_id == conn.agency_id))
+        )
+        if found != ids:
+            raise Refused("shared_with", "lists clients that are not in this agency")
+        out["shared_with"] = sorted(found)
+    return out
+
+
+def connection_settings(connectors: list[str], settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings from a page's form, checked through the same schema as the API's PATCH."""
+    kind = tuple(connectors)
+    try:
+        change = connection_patch(kind).model_validate({"settings": settings})
+    except ValidationError as exc:
+        raise refusal(exc) from None
+    if isinstance(change.settings, BaseModel):
+        return change.settings.model_dump(mode="json", include=change.settings.model_fields_set)
+    return dict(change.settings or {})
 
 
 # --- telephony -------------------------------------------------------------------------------------------

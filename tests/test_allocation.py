@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
-from tests.factories import make_tenant
-from tests.tracking_factories import T0, make_channel, make_pool, make_static, pool_numbers
+from tests.factories import ALLOCATION_T0 as T0
+from tests.factories import make_channel, make_pool, make_static, make_tenant, pool_numbers
 from tracking import visits
 from tracking.models import FallbackEvent, NumberAssignment, TrackingNumber, VisitSession
 from tracking.models.numbers import NumberStatus

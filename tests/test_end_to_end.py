@@ -23,11 +23,10 @@ from jobs import outbox
 from jobs.deliver import deliver_once
 from jobs.pulls import upsert_deal
 from jobs.runtime import Runtime
-from tests import call_helpers as h
+from tests import factories as h
 from tests.conftest import TEST_ENCRYPTION_KEY
-from tests.factories import make_tenant
+from tests.factories import make_pool, make_tenant
 from tests.fakes.yandex_server import FakeYandex, running_yandex
-from tests.tracking_factories import make_pool
 from tracking import calls, hooks
 from tracking.crypto import SecretBox
 from tracking.db import utcnow
@@ -79,7 +78,7 @@ def test_visit_call_metrika_then_won_deal(client, db: Session, engine, database_
     tenant.site.domains = ["acme.example"]
     db.commit()
     make_pool(db, tenant.site, 2)
-    integ = h.integration(db, tenant, "generic", {"secret": "pbx-secret"})
+    integ = h.make_integration(db, tenant, "generic", {"secret": "pbx-secret"})
     box = SecretBox(TEST_ENCRYPTION_KEY)
     conn = Connection(
         agency_id=tenant.agency.id,

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 
-from tests import call_helpers as h
+from tests import factories as h
 from tests.factories import make_tenant
 from tracking import hooks
 from tracking.models import AttributionMethod, Call, CallStatus, StoredCallEvent
@@ -51,9 +51,9 @@ def _twilio_post(client, path: str, params: dict[str, str], token: str = "tw-tok
 
 def test_twilio_lifecycle(client, db: Session, finalised, caplog) -> None:
     t = make_tenant(db)
-    ch = h.channel(db, t, "Radio")
-    h.static_number(db, t, "+74951110000", ch, forward_to="+74957770000")
-    integ = h.integration(db, t, "twilio", {"auth_token": "tw-token"})
+    ch = h.make_channel(db, t.site, "Radio")
+    h.make_static(db, ch, e164="+74951110000", forward_to="+74957770000")
+    integ = h.make_integration(db, t, "twilio", {"auth_token": "tw-token"})
     base = f"/hooks/v1/twilio/{integ.integration_key}"
     common = {
         "AccountSid": "AC" + "0" * 32,
@@ -121,7 +121,7 @@ def test_twilio_dial_action_with_recording_keeps_the_dialled_outcome(client, db:
 
 def test_twilio_unanswered_and_unknown_number(client, db: Session, finalised) -> None:
     t = make_tenant(db)
-    integ = h.integration(db, t, "twilio", {"auth_token": "tw-token"})
+    integ = h.make_integration(db, t, "twilio", {"auth_token": "tw-token"})
     base = f"/hooks/v1/twilio/{integ.integration_key}"
     params = {"CallSid": "CA9", "From": "anonymous", "To": "+74959999999", "CallStatus": "ringing"}
     voice = _twilio_post(client, f"{base}/voice", params)
@@ -138,8 +138,8 @@ def _zd(fields: dict[str, str], secret: str = "zd-secret") -> dict[str, str]:  #
 
 def test_zadarma_and_novofon(client, db: Session, finalised) -> None:
     t = make_tenant(db)
-    h.static_number(db, t, "+74951110000", h.channel(db, t, "Print"))
-    integ = h.integration(db, t, "zadarma", {"api_secret": "zd-secret"}, timezone="Europe/Moscow")
+    h.make_static(db, h.make_channel(db, t.site, "Print"), e164="+74951110000")
+    integ = h.make_integration(db, t, "zadarma", {"api_secret": "zd-secret"}, timezone="Europe/Moscow")
     url = f"/hooks/v1/zadarma/{integ.integration_key}"
     echo = client.get(f"{url}?zd_echo=abc123")
     assert echo.status_code == 200 and echo.get_data(as_text=True) == "abc123"
@@ -174,7 +174,7 @@ def test_zadarma_and_novofon(client, db: Session, finalised) -> None:
     assert (call.status, call.talk_seconds, call.recording_ref) == (CallStatus.ANSWERED, 35, "1763640000.77")
     assert call.attribution_method == AttributionMethod.STATIC and len(finalised) == 1
 
-    novo = h.integration(db, t, "novofon", {"api_secret": "nf-secret"})
+    novo = h.make_integration(db, t, "novofon", {"api_secret": "nf-secret"})
     fields = {**start, "pbx_call_id": "nf_1"}
     resp = client.post(
         f"/hooks/v1/novofon/{novo.integration_key}", data=urlencode(fields), headers=_zd(fields, "nf-secret")
@@ -198,13 +198,13 @@ def _mango(payload: dict) -> dict[str, str]:
 
 def test_mango_events_and_summary(client, db: Session, finalised) -> None:
     t = make_tenant(db)
-    p = h.pool(db, t, "+749522200", 2)
-    seo = h.channel(db, t, "SEO")
+    p = h.make_pool_setup(db, t.site, "+749522200", 2)
+    seo = h.make_channel(db, t.site, "SEO")
     now = int(time.time())
     at = dt.datetime.fromtimestamp(now, dt.UTC)
-    s = h.visit(db, t, seo, started=at - dt.timedelta(minutes=3), last_seen=at, utm_source="google")
-    h.hold(db, s, p.numbers[1], at - dt.timedelta(minutes=3), at + dt.timedelta(minutes=12))
-    integ = h.integration(db, t, "mango", {"api_key": "mg-key", "api_salt": "mg-salt"})
+    s = h.make_visit(db, t, seo, started=at - dt.timedelta(minutes=3), last_seen=at, utm_source="google")
+    h.make_hold(db, s, p.numbers[1], at - dt.timedelta(minutes=3), at + dt.timedelta(minutes=12))
+    integ = h.make_integration(db, t, "mango", {"api_key": "mg-key", "api_salt": "mg-salt"})
     base = f"/hooks/v1/mango/{integ.integration_key}"
     assert client.post(f"{base}/ping").status_code == 200
     appeared = {
@@ -252,8 +252,8 @@ def test_mango_events_and_summary(client, db: Session, finalised) -> None:
 
 def test_mango_outgoing_call_leaves_no_call(client, db: Session, finalised) -> None:
     t = make_tenant(db)
-    p = h.pool(db, t, "+749522300", 1)
-    integ = h.integration(db, t, "mango", {"api_key": "mg-key", "api_salt": "mg-salt"})
+    p = h.make_pool_setup(db, t.site, "+749522300", 1)
+    integ = h.make_integration(db, t, "mango", {"api_key": "mg-key", "api_salt": "mg-salt"})
     base = f"/hooks/v1/mango/{integ.integration_key}"
     now = int(time.time())
     line = p.numbers[0].e164.lstrip("+")
@@ -309,7 +309,7 @@ def _generic(client, key: str, payload: dict | bytes, secret: str = "gen-secret"
 
 def test_generic_pbx_webhook(client, db: Session, finalised, caplog) -> None:
     t = make_tenant(db)
-    integ = h.integration(db, t, "generic", {"secret": "gen-secret"})
+    integ = h.make_integration(db, t, "generic", {"secret": "gen-secret"})
     key = integ.integration_key
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     start = {
@@ -347,7 +347,7 @@ def test_generic_pbx_webhook(client, db: Session, finalised, caplog) -> None:
 
 def test_inactive_integration_and_oversized_body(client, db: Session) -> None:
     t = make_tenant(db)
-    integ = h.integration(db, t, "generic", {"secret": "gen-secret"})
+    integ = h.make_integration(db, t, "generic", {"secret": "gen-secret"})
     big = {"event": "start", "call_id": "x", "called": "+74951110000", "at": 1, "pad": "x" * 70000}
     assert _generic(client, integ.integration_key, big).status_code == 413
     integ.active = False

@@ -30,7 +30,7 @@ from tracking.models import (
     TrackingNumber,
     VisitSession,
 )
-from tracking.telephony.base import CallEvent, EventKind, Outcome
+from tracking.telephony.base import CallOutcome, EventKind, ProviderEvent
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def _insert(db: Session):
     return postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
-def _locked_call(db: Session, integration: TelephonyIntegration, event: CallEvent) -> Call:
+def _locked_call(db: Session, integration: TelephonyIntegration, event: ProviderEvent) -> Call:
     now = utcnow()
     stmt = _insert(db)(Call).values(
         client_id=integration.client_id,
@@ -82,7 +82,7 @@ def _locked_call(db: Session, integration: TelephonyIntegration, event: CallEven
     return db.scalars(stmt, execution_options={"populate_existing": True}).one()
 
 
-def _same_signed_call(db: Session, integration: TelephonyIntegration, event: CallEvent) -> Call | None:
+def _same_signed_call(db: Session, integration: TelephonyIntegration, event: ProviderEvent) -> Call | None:
     """The integration's call with this event's caller, number and start under another call id, if any."""
     if integration.provider not in SAME_CALL_BY_START or event.started_at is None:
         return None
@@ -97,7 +97,7 @@ def _same_signed_call(db: Session, integration: TelephonyIntegration, event: Cal
     return db.scalars(query.order_by(Call.id).limit(1)).first()
 
 
-def ingest(db: Session, integration: TelephonyIntegration, event: CallEvent) -> Ingested:
+def ingest(db: Session, integration: TelephonyIntegration, event: ProviderEvent) -> Ingested:
     """Apply one event to its call inside the caller's transaction (the caller commits)."""
     known = _same_signed_call(db, integration, event)
     if known is not None:
@@ -122,7 +122,7 @@ def ingest(db: Session, integration: TelephonyIntegration, event: CallEvent) -> 
         return Ingested(call, duplicate=True, finalised=False)
 
     events = [
-        CallEvent.from_data(data)
+        ProviderEvent.from_data(data)
         for data in db.execute(
             select(StoredCallEvent.data)
             .where(StoredCallEvent.call_id == call.id)
@@ -180,7 +180,7 @@ def _first(values: list) -> object:
     return next((v for v in values if v is not None), None)
 
 
-def _fold(call: Call, events: list[CallEvent]) -> bool:
+def _fold(call: Call, events: list[ProviderEvent]) -> bool:
     """Recompute the call's facts from all its events; True when the call is over."""
     ordered = sorted(events, key=lambda e: (e.occurred_at, list(EventKind).index(e.kind)))
     starts = [e for e in ordered if e.kind == EventKind.START]
@@ -200,7 +200,7 @@ def _fold(call: Call, events: list[CallEvent]) -> bool:
     talks = [e.talk_seconds for e in ordered if e.talk_seconds]
     talk = max(talks) if talks else None
     outcomes = {e.outcome for e in ends if e.outcome}
-    answered = bool(answers) or Outcome.ANSWERED in outcomes
+    answered = bool(answers) or CallOutcome.ANSWERED in outcomes
     if answered and answered_at is None and ended_at is not None and talk is not None:
         answered_at = ended_at - dt.timedelta(seconds=talk)
     if answered_at is not None and answered_at < call.called_at:
@@ -214,9 +214,9 @@ def _fold(call: Call, events: list[CallEvent]) -> bool:
         call.status = CallStatus.IN_PROGRESS
     elif answered:
         call.status = CallStatus.ANSWERED
-    elif Outcome.BUSY in outcomes:
+    elif CallOutcome.BUSY in outcomes:
         call.status = CallStatus.BUSY
-    elif Outcome.FAILED in outcomes and Outcome.MISSED not in outcomes:
+    elif CallOutcome.FAILED in outcomes and CallOutcome.MISSED not in outcomes:
         call.status = CallStatus.FAILED
     else:
         call.status = CallStatus.MISSED

@@ -19,7 +19,8 @@ from hub.pipeline_queries import (
     client_deliveries,
     client_sync_runs,
 )
-from hub.plugins import FormField, connector_settings, form_fields, from_form, validate_connection_settings
+from hub.plugins import FormField, connector_settings, form_fields, from_form
+from hub.resources import connection_settings as checked_settings
 from hub.ui_messages import refusal_text
 from hub.web import bp
 from jobs import providers
@@ -160,7 +161,7 @@ def connection_settings(client_id: int, connection_id: int) -> Any:
     try:
         conn.settings = {
             **kept,
-            **validate_connection_settings([m for m in conn.connectors if m not in OWN_FORMS], sent),
+            **checked_settings([m for m in conn.connectors if m not in OWN_FORMS], sent),
         }
     except Refused as exc:
         db().rollback()
@@ -185,7 +186,7 @@ def amocrm_settings(client_id: int, connection_id: int) -> Any:
     try:
         chosen = amo_settings.from_form(request.form)
         # The same check the API's PATCH makes, from what the connectors declare.
-        settings = validate_connection_settings(list(conn.connectors), {**(conn.settings or {}), **chosen})
+        settings = checked_settings(list(conn.connectors), {**(conn.settings or {}), **chosen})
     except Refused as exc:
         return redirect(
             url_for("web.connections", client_id=client.id, error=refusal_text(exc, field_as_written=True))

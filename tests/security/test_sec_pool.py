@@ -11,8 +11,7 @@ from sqlalchemy.orm import Session
 
 from jobs.pool_stats import compute_pool_stats
 from jobs.runtime import Runtime
-from tests.factories import make_tenant
-from tests.tracking_factories import make_pool
+from tests.factories import make_pool, make_tenant
 from tracking import abuse
 from tracking.models import FallbackEvent, PoolStat, TrackingNumber, VisitSession
 
