@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import re
@@ -71,12 +72,25 @@ def user_for_token(db: Session, token: str) -> User | None:
     return row.user
 
 
-def visible_clients(user: User) -> Select[Client]:
-    """Clients ``user`` may see: the whole agency, or the viewer's one client."""
+def visible_clients(user: User, *, archived: bool = True) -> Select[Client]:
+    """Clients ``user`` may see: the whole agency, or the viewer's one client; without the archived ones
+    unless ``archived``."""
     query = select(Client).where(Client.agency_id == user.agency_id)
+    if not archived:
+        query = query.where(Client.archived_at.is_(None))
     if user.role == Role.VIEWER:
         query = query.where(Client.id == user.client_id)
     return query.order_by(Client.name, Client.id)
+
+
+def set_archived(client: Client, archived: bool, now: dt.datetime) -> None:
+    """Archive or unarchive ``client``. Nothing is deleted: its calls, visits, spend and reports stay, its
+    telephony webhooks still record calls, and its sites' snippets keep showing the sites' own numbers,
+    because no tracking number (static or pool) is handed out for an archived client."""
+    if archived and client.archived_at is None:
+        client.archived_at = now
+    elif not archived:
+        client.archived_at = None
 
 
 def can_see_client(user: User, client: Client | None) -> bool:

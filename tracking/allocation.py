@@ -218,6 +218,9 @@ def allocate(
 
     ``session`` must be flushed (it needs an id). The caller stores the result on the session.
     """
+    if site.client.archived_at is not None:
+        # An archived client hands out no tracking numbers: the page keeps the site's own numbers.
+        return Allocation(Kind.NONE, None, now + dt.timedelta(seconds=STATIC_SESSION_SECONDS))
     static = static_number_for(db, channel.id)
     if static is not None:
         return Allocation(Kind.STATIC, static, now + dt.timedelta(seconds=STATIC_SESSION_SECONDS))

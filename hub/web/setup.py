@@ -7,13 +7,12 @@ beside its field and nothing is saved.
 
 from __future__ import annotations
 
-import json
-import secrets as secrets_mod
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from hub import resources as rs
@@ -22,6 +21,7 @@ from hub.extensions import db
 from hub.overview import pool_usage
 from hub.plugins import form_fields, from_form
 from hub.public import snippet_tag
+from hub.sample_calls import send_test_call
 from hub.web import bp
 from jobs import providers
 from jobs.tokens import redirect_uri
@@ -31,9 +31,7 @@ from tracking.accounts import (
     hash_password,
     issue_api_token,
 )
-from tracking.calls import ingest
 from tracking.channels import VisitSource, resolve_channel
-from tracking.crypto import decrypt_json
 from tracking.db import utcnow
 from tracking.errors import Refused
 from tracking.models import (
@@ -52,7 +50,6 @@ from tracking.models import (
 from tracking.models.numbers import NumberStatus
 from tracking.settings import PREFIX
 from tracking.telephony import PROVIDERS, adapter
-from tracking.telephony import generic as generic_pbx
 
 Errors = dict[str, str]
 
@@ -148,12 +145,19 @@ def _client_data(form: Any) -> dict[str, Any]:
 @login_required
 def setup_client(client_id: int) -> Any:
     client = client_or_404(client_id, edit=True)
+    action = request.form.get("action")
 
     def save() -> None:
-        rs.apply_client(client, rs.validate(rs.ClientChange, _client_data(request.form)))
+        # Archiving goes through the same schema and domain function as PATCH /clients/{id}.
+        data = {"archived": action == "archive"} if action in ("archive", "unarchive") else None
+        rs.apply_client(client, rs.validate(rs.ClientChange, data or _client_data(request.form)))
         rs.commit()
 
-    done, errors = submitted(save, "Client saved.", lambda: url_for("web.setup_client", client_id=client.id))
+    message = {
+        "archive": _("Client archived."),
+        "unarchive": _("Client brought back from the archive."),
+    }.get(action or "", _("Client saved."))
+    done, errors = submitted(save, message, lambda: url_for("web.setup_client", client_id=client.id))
     if done is not None:
         return done
     return _page("client.html", client, 400 if errors else 200, errors=errors, form=request.form)
@@ -591,15 +595,28 @@ def setup_telephony(client_id: int) -> Any:
             nonlocal shown_once, created
             if provider not in PROVIDERS:
                 raise Refused("provider", "must be one of " + ", ".join(PROVIDERS))
-            module = adapter(provider)
-            # The provider's declared inputs, named "secrets.<field>" and "settings.<field>" on the form.
-            data: dict[str, Any] = {"provider": provider, "name": request.form.get("name") or None}
-            for part in ("secrets", "settings"):
-                given = {k.split(".", 1)[1]: v for k, v in request.form.items() if k.startswith(f"{part}.")}
-                data[part] = from_form(getattr(module, part.title()), given)
+            data = {"provider": provider, "name": request.form.get("name") or None}
+            data |= _declared(provider, request.form)
             created, shown_once = rs.create_integration(client, rs.validate(rs.IntegrationCreate, data))
 
         errors = attempt(save)
+    return _telephony_page(
+        client,
+        errors,
+        shown_once=shown_once,
+        created=created,
+        status=400 if errors else (201 if created else 200),
+    )
+
+
+def _telephony_page(
+    client: Client,
+    errors: Errors,
+    *,
+    shown_once: dict[str, str] | None = None,
+    created: TelephonyIntegration | None = None,
+    status: int = 200,
+) -> Any:
     providers = {p: provider_setup(p) for p in dict.fromkeys(PROVIDERS)}
     active = select(TrackingNumber).where(
         TrackingNumber.client_id == client.id, TrackingNumber.status == NumberStatus.ACTIVE
@@ -610,7 +627,7 @@ def setup_telephony(client_id: int) -> Any:
     return _page(
         "telephony.html",
         client,
-        400 if errors else (201 if created else 200),
+        status,
         integrations=_integrations(client),
         providers=providers,
         provider_setup=provider_setup,
@@ -619,68 +636,103 @@ def setup_telephony(client_id: int) -> Any:
         numbers=db().scalars(active.order_by(TrackingNumber.id)).all(),
         arrived_channel=db().get(Channel, arrived.channel_id) if arrived and arrived.channel_id else None,
         errors=errors,
-        form=request.form,
+        form=request.form if errors else {},
         shown_once=shown_once,
         created=created,
     )
 
 
-TEST_CALLER = "+79990000000"
+def _integration_or_404(client_id: int, integration_id: int) -> tuple[Client, TelephonyIntegration]:
+    client = client_or_404(client_id, edit=True)
+    integ = db().get(TelephonyIntegration, integration_id)
+    if integ is None or integ.client_id != client.id:
+        abort(404)
+    return client, integ
 
 
-def send_test_call(integ: TelephonyIntegration, number_id: int | None = None) -> Call:
-    """A signed generic-PBX call (start, then end) to one of the client's numbers, through the webhook's
-    own verify, parse and ingest; so it is attributed like any real call."""
-    client_numbers = select(TrackingNumber).where(
-        TrackingNumber.client_id == integ.client_id, TrackingNumber.status == NumberStatus.ACTIVE
-    )
-    if number_id is not None:
-        client_numbers = client_numbers.where(TrackingNumber.id == number_id)
-    number = db().scalar(client_numbers.order_by(TrackingNumber.id).limit(1))
-    if number is None:
-        raise Refused("number_id", "add an active tracking number first: the test call dials one")
-    secret = decrypt_json(current_app.config["ENCRYPTION_KEY"], integ.secrets_encrypted).get("secret", "")
-    now = utcnow()
-    call_id = "test-" + secrets_mod.token_hex(6)
-    events: list[dict[str, Any]] = [
-        # Both at "now": a call said to start earlier could predate the visit that is being tested.
-        {"event": "start", "call_id": call_id, "at": now.isoformat()},
-        {"event": "end", "call_id": call_id, "at": now.isoformat(), "status": "answered"},
-    ]
-    events[0] |= {"caller": TEST_CALLER, "called": number.e164}
-    for event in events:
-        body = json.dumps(event).encode()
-        stamp = str(int(now.timestamp()))
-        headers = {
-            generic_pbx.TIMESTAMP_HEADER: stamp,
-            generic_pbx.SIGNATURE_HEADER: generic_pbx.sign(secret, stamp, body),
+def _declared(provider: str, form: Any, *, keep_empty_secrets: bool = False) -> dict[str, Any]:
+    """The provider's declared inputs, named "secrets.<field>" and "settings.<field>" on the form. When
+    editing, secrets left empty are not sent: the stored ones stay."""
+    module = adapter(provider)
+    data: dict[str, Any] = {}
+    for part in ("secrets", "settings"):
+        given = {k.split(".", 1)[1]: v for k, v in form.items() if k.startswith(f"{part}.")}
+        if part == "secrets" and keep_empty_secrets and not any(v.strip() for v in given.values()):
+            continue
+        data[part] = from_form(getattr(module, part.title()), given)
+    return data
+
+
+@bp.post("/clients/<int:client_id>/settings/telephony/<int:integration_id>")
+@login_required
+def edit_integration(client_id: int, integration_id: int) -> Any:
+    client, integ = _integration_or_404(client_id, integration_id)
+
+    def save() -> None:
+        data = {
+            "name": request.form.get("name", "").strip() or integ.name,
+            "active": "active" in request.form,
         }
-        try:
-            generic_pbx.verify(secret, headers, body, now)
-            result = ingest(db(), integ, generic_pbx.parse(body))
-        except ValueError as exc:
-            raise Refused("integration", str(exc)) from None
-        db().commit()
-    return result.call
+        data |= _declared(integ.provider, request.form, keep_empty_secrets=True)
+        rs.apply_integration(integ, rs.validate(rs.IntegrationChange, data))
+        rs.commit()
+
+    errors = attempt(save)
+    if errors:
+        flash(_("Nothing was saved: %(error)s", error=errors["_"]))
+    else:
+        flash(_("Integration %(name)s saved.", name=integ.name))
+    return redirect(url_for("web.setup_telephony", client_id=client.id) + f"#integration-{integ.id}")
+
+
+@bp.post("/clients/<int:client_id>/settings/telephony/<int:integration_id>/rotate")
+@login_required
+def rotate_integration_secret(client_id: int, integration_id: int) -> Any:
+    client, integ = _integration_or_404(client_id, integration_id)
+    shown_once: dict[str, str] = {}
+
+    def save() -> None:
+        shown_once.update(rs.rotate_secret(integ))
+        rs.commit()
+
+    errors = attempt(save)
+    if errors:
+        flash(_("Nothing was saved: %(error)s", error=errors["_"]))
+        return redirect(url_for("web.setup_telephony", client_id=client.id))
+    # Rendered, not redirected: the new secret is shown this once and never stored in a cookie or a URL.
+    return _telephony_page(client, {}, shown_once=shown_once, status=201)
+
+
+@bp.post("/clients/<int:client_id>/settings/telephony/<int:integration_id>/delete")
+@login_required
+def delete_integration(client_id: int, integration_id: int) -> Any:
+    client, integ = _integration_or_404(client_id, integration_id)
+    if request.form.get("confirm") != integ.name:
+        flash(_("Not deleted: type the integration's name, %(name)s, to confirm.", name=integ.name))
+        return redirect(url_for("web.setup_telephony", client_id=client.id) + f"#integration-{integ.id}")
+    name = integ.name
+    rs.delete_integration(integ)
+    rs.commit()
+    flash(_("Integration %(name)s deleted; the calls it reported are kept.", name=name))
+    return redirect(url_for("web.setup_telephony", client_id=client.id))
 
 
 @bp.post("/clients/<int:client_id>/settings/telephony/<int:integration_id>/test-call")
 @login_required
 def test_call(client_id: int, integration_id: int) -> Any:
-    client = client_or_404(client_id, edit=True)
-    integ = db().get(TelephonyIntegration, integration_id)
-    if integ is None or integ.client_id != client.id:
-        abort(404)
-    if integ.provider != generic_pbx.PROVIDER:
-        flash("A test call can be sent through a generic PBX integration only.")
-        return redirect(url_for("web.setup_telephony", client_id=client.id))
+    client, integ = _integration_or_404(client_id, integration_id)
     try:
         call = send_test_call(integ, _optional_int(request.form.get("number_id")))
     except Refused as exc:
         db().rollback()
-        flash(f"The test call was refused: {exc.message}")
+        flash(_("The test call was refused: %(reason)s", reason=exc.message))
         return redirect(url_for("web.setup_telephony", client_id=client.id))
-    flash("Test call sent through the webhook's own signature check and ingestion.")
+    flash(
+        _(
+            "Test call sent, signed as %(provider)s signs its webhooks, through the webhook URL.",
+            provider=integ.provider,
+        )
+    )
     return redirect(url_for("web.setup_telephony", client_id=client.id, arrived=call.id))
 
 
