@@ -20,7 +20,13 @@ from hub.auth import client_or_404
 from hub.extensions import db
 from hub.schemas import In, StrictBool, StrictInt, StrictStr, refusal
 from tracking import phones
-from tracking.accounts import InvalidAccount, add_user, number_used_in_agency, set_archived
+from tracking.accounts import (
+    InvalidAccount,
+    add_user,
+    change_role,
+    number_used_in_agency,
+    set_archived,
+)
 from tracking.crypto import decrypt_json, encrypt_json
 from tracking.db import utcnow
 from tracking.errors import Refused
@@ -432,6 +438,26 @@ class UserCreate(In):
     role: Role
     client_id: StrictInt | None = Field(None, description="Required for a viewer: the one client they see")
     name: StrictStr = ""
+
+
+class UserChange(In):
+    role: Role
+    client_id: StrictInt | None = Field(None, description="Required for a viewer: the one client they see")
+
+
+def apply_user(actor: User, user: User, change: UserChange) -> None:
+    """A new role (and, for a viewer, client) for ``user``, by the rules of ``tracking.accounts``."""
+    client = None
+    if change.client_id is not None:
+        client = db().get(Client, change.client_id)
+        # Another agency's client is answered like a missing one: no hint that it exists.
+        if client is None or client.agency_id != actor.agency_id:
+            raise Refused("client_id", "no such client")
+    try:
+        change_role(db(), actor, user, change.role, client)
+    except InvalidAccount as exc:
+        name, _, message = str(exc).partition(": ")
+        raise Refused(name, message) from None
 
 
 # --- common ----------------------------------------------------------------------------------------------

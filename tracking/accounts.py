@@ -148,6 +148,31 @@ def add_user(
     return user
 
 
+# Higher is more: nobody raises their own role.
+ROLE_RANK = {Role.VIEWER: 0, Role.MANAGER: 1, Role.ADMIN: 2}
+
+
+def change_role(db: Session, actor: User, user: User, role: Role, client: Client | None) -> None:
+    """Give ``user`` ``role`` (and, for a viewer, ``client``), as ``actor`` asked. Refused: raising one's
+    own role, leaving the agency without an admin, a viewer without a client of the agency, and a client
+    for anyone else."""
+    if user.agency_id != actor.agency_id:
+        raise InvalidAccount("user: no such user")
+    if user.id == actor.id and ROLE_RANK[role] > ROLE_RANK[user.role]:
+        raise InvalidAccount("role: nobody can raise their own role")
+    if user.role == Role.ADMIN and role != Role.ADMIN:
+        admins = db.scalars(select(User.id).where(User.agency_id == user.agency_id, User.role == Role.ADMIN))
+        if set(admins) == {user.id}:
+            raise InvalidAccount("role: the agency's last admin cannot be demoted; make another admin first")
+    if role == Role.VIEWER:
+        if client is None or client.agency_id != user.agency_id:
+            raise InvalidAccount("client_id: a viewer needs one client of the same agency")
+    elif client is not None:
+        raise InvalidAccount("client_id: only viewers are bound to one client")
+    user.role = role
+    user.client_id = client.id if client else None
+
+
 def create_agency(db: Session, name: str, admin_email: str, password: str) -> User:
     """A new agency with its first admin, who can then add managers, viewers and clients."""
     name = name.strip()

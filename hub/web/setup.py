@@ -13,6 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from sqlalchemy import select
 
 from hub import resources as rs
@@ -53,7 +55,25 @@ from tracking.telephony import PROVIDERS, adapter
 
 Errors = dict[str, str]
 
-# The usual channels, as rules a new client can take with one click and then adjust.
+# The usual channels, as rules a new client can take with one click and then adjust; the channel is named
+# in the language of the person who adds it.
+PRESET_NAMES = {
+    "Yandex Direct": _l("Yandex Direct"),
+    "Google Ads": _l("Google Ads"),
+    "Yandex organic": _l("Yandex organic"),
+    "Google organic": _l("Google organic"),
+    "VK": _l("VK"),
+    "Telegram": _l("Telegram"),
+    "Email": _l("Email"),
+    "Direct": _l("Direct"),
+}
+ROLE_LABELS = {Role.ADMIN: _l("admin"), Role.MANAGER: _l("manager"), Role.VIEWER: _l("viewer")}
+
+
+def _role_label(role: Role) -> str:
+    return str(ROLE_LABELS[role])
+
+
 PRESETS: dict[str, list[dict[str, Any]]] = {
     "Yandex Direct": [{"has_yclid": True}, {"utm_source": "yandex", "utm_medium": "cpc"}],
     "Google Ads": [{"has_gclid": True}, {"utm_source": "google", "utm_medium": "cpc"}],
@@ -196,7 +216,7 @@ def setup_sites(client_id: int) -> Any:
     def save() -> None:
         rs.create_site(client, rs.validate(rs.SiteCreate, _site_data(request.form)))
 
-    done, errors = submitted(save, "Site added.", lambda: url_for("web.setup_sites", client_id=client.id))
+    done, errors = submitted(save, _("Site added."), lambda: url_for("web.setup_sites", client_id=client.id))
     if done is not None:
         return done
     sites = db().scalars(select(Site).where(Site.client_id == client.id).order_by(Site.id)).all()
@@ -221,7 +241,7 @@ def setup_site(site_id: int) -> Any:
         rs.apply_site(site, rs.validate(rs.SiteChange, _site_data(request.form)))
         rs.commit()
 
-    done, errors = submitted(save, "Site saved.", lambda: url_for("web.setup_site", site_id=site.id))
+    done, errors = submitted(save, _("Site saved."), lambda: url_for("web.setup_site", site_id=site.id))
     if done is not None:
         return done
     return _page(
@@ -251,10 +271,10 @@ def parse_rules(text: str) -> list[dict[str, Any]]:
             key, sep, value = part.partition("=")
             key, value = key.strip().lower(), value.strip()
             if not sep or not key or not value:
-                raise Refused("rules", f"line {n}: write each condition as name = value")
+                raise Refused("rules", _("line %(n)s: write each condition as name = value", n=n))
             if key in _FLAGS:
                 if value.lower() not in ("yes", "no", "true", "false"):
-                    raise Refused("rules", f"line {n}: {key} takes yes or no")
+                    raise Refused("rules", _("line %(n)s: %(key)s takes yes or no", n=n, key=key))
                 rule[key] = value.lower() in ("yes", "true")
             else:
                 rule[key] = value
@@ -316,14 +336,18 @@ def setup_channels(client_id: int) -> Any:
             abort(400)
 
         def save() -> None:
-            data = {"name": preset, "rules": PRESETS[preset]} if preset else _channel_data(request.form)
+            data = (
+                {"name": str(PRESET_NAMES[preset]), "rules": PRESETS[preset]}
+                if preset
+                else _channel_data(request.form)
+            )
             # A new channel goes last among the rules, above the catch-all default.
             last = max((c.position for c in _channels(client) if not c.is_default), default=0)
             rs.create_channel(client, rs.validate(rs.ChannelCreate, {"position": last + 10, **data}))
 
         errors = attempt(save)
         if not errors:
-            flash("Channel added.")
+            flash(_("Channel added."))
             return redirect(url_for("web.setup_channels", client_id=client.id))
     return _page(
         "channels.html",
@@ -333,6 +357,7 @@ def setup_channels(client_id: int) -> Any:
         errors=errors,
         form=request.form,
         presets=PRESETS,
+        preset_names=PRESET_NAMES,
         rule_keys=RULE_KEYS,
         format_rules=format_rules,
         tested=tested,
@@ -349,7 +374,7 @@ def setup_channel(channel_id: int) -> Any:
         rs.commit()
 
     done, errors = submitted(
-        save, "Channel saved.", lambda: url_for("web.setup_channels", client_id=client.id)
+        save, _("Channel saved."), lambda: url_for("web.setup_channels", client_id=client.id)
     )
     if done is not None:
         return done
@@ -417,11 +442,11 @@ def setup_numbers(client_id: int) -> Any:
             else:
                 added += 1
         if not added and not bad:
-            errors["numbers"] = "is required"
+            errors["numbers"] = _("is required")
         if bad:
-            errors["numbers"] = "some lines were not added"
+            errors["numbers"] = _("some lines were not added")
         if added:
-            flash(f"{added} number(s) added.")
+            flash(ngettext("%(num)d number added.", "%(num)d numbers added.", added))
         if not errors:
             return redirect(url_for("web.setup_numbers", client_id=client.id))
     return _numbers_page(client, errors, bad)
@@ -468,7 +493,7 @@ def setup_number(number_id: int) -> Any:
     errors = attempt(save)
     if errors:
         return _numbers_page(client, {"numbers": f"{n.e164}: {errors['_']}"})
-    flash(f"{n.e164} saved.")
+    flash(_("%(number)s saved.", number=n.e164))
     return redirect(url_for("web.setup_numbers", client_id=client.id))
 
 
@@ -511,7 +536,7 @@ def setup_pools(client_id: int) -> Any:
     def save() -> None:
         rs.create_pool(client, rs.validate(rs.PoolCreate, _pool_data(request.form)))
 
-    done, errors = submitted(save, "Pool added.", lambda: url_for("web.setup_pools", client_id=client.id))
+    done, errors = submitted(save, _("Pool added."), lambda: url_for("web.setup_pools", client_id=client.id))
     if done is not None:
         return done
     pools = db().scalars(select(Pool).where(Pool.client_id == client.id).order_by(Pool.id)).all()
@@ -538,7 +563,7 @@ def setup_pool(pool_id: int) -> Any:
         rs.set_pool_members(pool, change)
         rs.commit()
 
-    done, errors = submitted(save, "Pool saved.", lambda: url_for("web.setup_pools", client_id=client.id))
+    done, errors = submitted(save, _("Pool saved."), lambda: url_for("web.setup_pools", client_id=client.id))
     if done is not None:
         return done
     return _page(
@@ -594,7 +619,7 @@ def setup_telephony(client_id: int) -> Any:
         def save() -> None:
             nonlocal shown_once, created
             if provider not in PROVIDERS:
-                raise Refused("provider", "must be one of " + ", ".join(PROVIDERS))
+                raise Refused("provider", _("must be one of %(names)s", names=", ".join(PROVIDERS)))
             data = {"provider": provider, "name": request.form.get("name") or None}
             data |= _declared(provider, request.form)
             created, shown_once = rs.create_integration(client, rs.validate(rs.IntegrationCreate, data))
@@ -754,7 +779,7 @@ def setup_users() -> Any:
 
         errors = attempt(save)
         if not errors:
-            flash("User added.")
+            flash(_("User added."))
             return redirect(url_for("web.setup_users"))
     return _users_page(admin, errors)
 
@@ -773,6 +798,7 @@ def _users_page(admin: User, errors: Errors, token: str | None = None, status: i
         clients=list(clients),
         tokens=tokens,
         roles=list(Role),
+        role_label=_role_label,
         errors=errors,
         form=request.form,
         token=token,
@@ -794,10 +820,32 @@ def reset_password(user_id: int) -> Any:
     password = request.form.get("password", "")
     # The same rule as a new account's (add_user), applied without creating anyone.
     if len(password) < MIN_PASSWORD:
-        return _users_page(admin, {"password": f"must be at least {MIN_PASSWORD} characters"})
+        return _users_page(admin, {"password": _("must be at least %(n)s characters", n=MIN_PASSWORD)})
     user.password_hash = hash_password(password)
     rs.commit()
-    flash(f"Password of {user.email} changed.")
+    flash(_("Password of %(email)s changed.", email=user.email))
+    return redirect(url_for("web.setup_users"))
+
+
+@bp.post("/settings/users/<int:user_id>/role")
+@login_required
+def change_user_role(user_id: int) -> Any:
+    admin, user = _agency_user(user_id)
+
+    def save() -> None:
+        data = {
+            "role": request.form.get("role", ""),
+            "client_id": _optional_int(request.form.get("client_id")),
+        }
+        if data["role"] != Role.VIEWER:
+            data["client_id"] = None  # the client select only matters for a viewer
+        rs.apply_user(admin, user, rs.validate(rs.UserChange, data))
+        rs.commit()
+
+    errors = attempt(save)
+    if errors:
+        return _users_page(admin, {"role": f"{user.email}: {errors['_']}"})
+    flash(_("%(email)s is now %(role)s.", email=user.email, role=_role_label(user.role)))
     return redirect(url_for("web.setup_users"))
 
 
@@ -820,7 +868,7 @@ def revoke_token(token_id: int) -> Any:
         abort(404)
     db().delete(token)
     rs.commit()
-    flash("Token revoked.")
+    flash(_("Token revoked."))
     return redirect(url_for("web.setup_users"))
 
 
