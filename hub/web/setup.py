@@ -67,6 +67,11 @@ PRESET_NAMES = {
     "Email": _l("Email"),
     "Direct": _l("Direct"),
 }
+STATUS_LABELS = {
+    NumberStatus.ACTIVE: _l("active"),
+    NumberStatus.QUARANTINED: _l("quarantined"),
+    NumberStatus.RETIRED: _l("retired"),
+}
 ROLE_LABELS = {Role.ADMIN: _l("admin"), Role.MANAGER: _l("manager"), Role.VIEWER: _l("viewer")}
 
 
@@ -468,6 +473,7 @@ def _numbers_page(client: Client, errors: Errors, bad: list[str] | None = None) 
         channels=_channels(client),
         pools=db().scalars(select(Pool).where(Pool.client_id == client.id).order_by(Pool.id)).all(),
         statuses=list(NumberStatus),
+        status_labels={s.value: str(label) for s, label in STATUS_LABELS.items()},
         errors=errors,
         bad=bad or [],
         form=request.form,
