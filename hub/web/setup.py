@@ -14,7 +14,6 @@ from urllib.parse import parse_qs, urlsplit
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel import ngettext
 from sqlalchemy import select
 
 from hub import resources as rs
@@ -451,7 +450,7 @@ def setup_numbers(client_id: int) -> Any:
         if bad:
             errors["numbers"] = _("some lines were not added")
         if added:
-            flash(ngettext("%(num)d number added.", "%(num)d numbers added.", added))
+            flash(_("Numbers added: %(n)s.", n=added))
         if not errors:
             return redirect(url_for("web.setup_numbers", client_id=client.id))
     return _numbers_page(client, errors, bad)
