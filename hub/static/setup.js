@@ -106,7 +106,7 @@
         rule.appendChild(el("legend", {}, i === 0 ? t.rule_first : t.rule_or));
         conds.forEach(function (cond, j) {
           var row = el("div", { "class": "cond" });
-          if (j > 0) row.appendChild(el("span", { "class": "and" }, t.and));
+          row.appendChild(el("span", { "class": "and" }, j > 0 ? t.and : ""));
           var key = el("select", { "class": "cond-key", "aria-label": t.condition });
           keys.forEach(function (k) {
             var opt = el("option", { value: k }, t.keys[k] || k);
