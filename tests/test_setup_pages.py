@@ -3,6 +3,7 @@ input and changes nothing, refuses viewers, and hides other agencies' objects.""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -515,3 +516,46 @@ def test_integration_edit_rotate_and_delete(admin, db, t) -> None:
     post(admin, f"{url}/{integ.id}/delete", {"confirm": "Front desk"})
     assert count(db, TelephonyIntegration) == 0 and count(db, Call) == 2
     assert admin.post(f"/hooks/v1/generic/{key}", data=b"{}").status_code == 404
+
+
+def test_setup_times_are_in_the_clients_zone(admin, db, t) -> None:
+    import datetime as dt
+
+    t.client.timezone = "Asia/Yekaterinburg"  # UTC+5
+    seen = dt.datetime(2026, 3, 2, 10, 30, tzinfo=dt.UTC)
+    db.add(
+        VisitSession(
+            public_id="s1",
+            client_id=t.client.id,
+            site_id=t.site.id,
+            visitor_id="v" * 12,
+            landing_url="https://acme.example/",
+            started_at=seen,
+            last_seen_at=seen,
+        )
+    )
+    db.commit()
+    page = admin.get(f"/settings/sites/{t.site.id}").get_data(as_text=True)
+    assert "2026-03-02 15:30 (Asia/Yekaterinburg)" in page and "10:30" not in page
+    listed = admin.get(f"/clients/{t.client.id}/settings/sites").get_data(as_text=True)
+    assert "last seen 2026-03-02 15:30" in listed and " UTC" not in listed
+
+
+def test_rule_builder_degrades_to_the_text_field(admin, db, t) -> None:
+    page = admin.get(f"/clients/{t.client.id}/settings/channels").get_data(as_text=True)
+    # Without scripts the text field is the form; the builder starts hidden and carries what it needs.
+    assert '<textarea name="rules"' in page
+    builder = re.search(r'<div class="rule-builder" id="rule-builder"[^>]*>', page).group(0)
+    assert " hidden" in builder and 'data-for="rules"' in builder and "referrer_domain" in builder
+    assert "<script>" not in page  # the page runs under a CSP without inline scripts
+    ru = admin.get(f"/clients/{t.client.id}/settings/channels", headers={"Accept-Language": "ru"})
+    assert json.dumps("Домен источника перехода")[1:-1] in ru.get_data(as_text=True)  # in data-labels
+    # What the builder writes (one rule per line, "and" within) is what the schema validates.
+    made = post(
+        admin,
+        f"/clients/{t.client.id}/settings/channels",
+        {"name": "VK", "rules": "referrer_domain = vk.com\nutm_source = vk and has_yclid = no"},
+    )
+    assert made.status_code == 302
+    ch = db.scalars(select(Channel).where(Channel.name == "VK")).one()
+    assert ch.rules == [{"referrer_domain": "vk.com"}, {"utm_source": "vk", "has_yclid": False}]
