@@ -559,3 +559,21 @@ def test_rule_builder_degrades_to_the_text_field(admin, db, t) -> None:
     assert made.status_code == 302
     ch = db.scalars(select(Channel).where(Channel.name == "VK")).one()
     assert ch.rules == [{"referrer_domain": "vk.com"}, {"utm_source": "vk", "has_yclid": False}]
+
+
+def test_every_telephony_adapters_words_are_translated(admin, t) -> None:
+    from babel.messages.pofile import read_po
+
+    from hub.plugins import form_fields
+    from tracking.telephony import PROVIDERS, adapter
+
+    with open("hub/translations/ru/LC_MESSAGES/messages.po", "rb") as f:
+        catalogue = {m.id: m.string for m in read_po(f) if m.id and m.string}
+    for provider in dict.fromkeys(PROVIDERS):
+        module = adapter(provider)
+        texts = list(getattr(module, "SETUP_STEPS", ()))
+        texts += [f.description for part in (module.Secrets, module.Settings) for f in form_fields(part)]
+        missing = [text for text in texts if text and text not in catalogue]
+        assert not missing, f"add {provider}'s words to PROVIDER_TEXTS in hub/web/setup.py: {missing}"
+    page = admin.get(f"/clients/{t.client.id}/settings/telephony", headers={"Accept-Language": "ru"})
+    assert "В консоли Twilio откройте" in page.get_data(as_text=True)

@@ -587,6 +587,44 @@ def setup_pool(pool_id: int) -> Any:
 # --- telephony -----------------------------------------------------------------------------------------
 
 
+# The telephony adapters' own words (setup steps, secret and setting descriptions), named here so the
+# catalogue holds them: tracking/ speaks English only, and the page translates at display.
+PROVIDER_TEXTS = (
+    _l("In the Twilio Console open Phone Numbers → Manage → Active numbers and pick each tracking number."),
+    _l('Under Voice Configuration set "A call comes in" to Webhook, HTTP POST: {voice}'),
+    _l('Set "Call status changes" to: {status_callback}'),
+    _l("Copy the Auth Token from the Console's Account Info into the field below."),
+    _l("The account's Auth Token: checks X-Twilio-Signature"),
+    _l("A SharedKey secret, when webhooks are signed with one"),
+    _l("In your personal account open Settings → Integrations and API → the notifications (API) section."),
+    _l("Paste the notification link for PBX calls: {notify}"),
+    _l(
+        "Turn on the call start, answer, end and recording notifications (NOTIFY_START, NOTIFY_ANSWER, "
+        "NOTIFY_END, NOTIFY_RECORD); the provider checks the link with a zd_echo request first."
+    ),
+    _l("Copy the API secret from the API keys section into the field below."),
+    _l("The API secret: checks the Signature header"),
+    _l("Zone of call_start (an IANA name; UTC when absent)"),
+    _l("In the VPBX account open Integrations → API connection."),
+    _l("Enter this as the external system's address: {base}"),
+    _l("Copy the unique code (vpbx_api_key) and the signature key into the fields below."),
+    _l("The VPBX's unique code (vpbx_api_key)"),
+    _l("The VPBX's signing key"),
+    _l("Make the PBX POST each call event (start, answer, end, recording) as JSON to: {notify}"),
+    _l(
+        "Sign each request: X-Otkuda-Timestamp (unix seconds) and X-Otkuda-Signature, sha256= and the hex "
+        'HMAC-SHA256 of "<timestamp>.<body>" under the secret shown once below (see the generic PBX webhook '
+        "document)."
+    ),
+    _l("Signs X-Otkuda-Signature; generated (and shown once) when absent"),
+)
+
+
+def provider_text(text: str | None) -> str:
+    """An adapter's English text in the page's language (itself when the catalogue lacks it)."""
+    return _(text) if text else ""
+
+
 def provider_setup(provider: str, integ: TelephonyIntegration | None = None) -> dict[str, Any]:
     """What a provider declares, for its form: its secret and setting inputs and its own setup steps
     (with the integration's webhook URLs filled in once there is one)."""
@@ -595,7 +633,7 @@ def provider_setup(provider: str, integ: TelephonyIntegration | None = None) -> 
     return {
         "secrets": form_fields(module.Secrets),
         "settings": form_fields(module.Settings),
-        "steps": [step.format(**urls) for step in getattr(module, "SETUP_STEPS", ())],
+        "steps": [provider_text(step).format(**urls) for step in getattr(module, "SETUP_STEPS", ())],
         "generated": getattr(module, "GENERATED_FIELD", None),
         "urls": urls if integ else {},
     }
@@ -661,6 +699,7 @@ def _telephony_page(
         integrations=_integrations(client),
         providers=providers,
         provider_setup=provider_setup,
+        provider_text=provider_text,
         last_event=last_event,
         arrived=arrived,
         numbers=db().scalars(active.order_by(TrackingNumber.id)).all(),
