@@ -160,5 +160,16 @@ def test_new_agency_sets_up_a_client_and_sees_its_first_call(browser, hub, landi
     romi_row = page.locator("#romi-table tr", has_text="Yandex Direct").first
     assert re.search(r"\b1\b", romi_row.inner_text())
     shot("romi")
+
+    # Archived: gone from the agency home unless asked for, and its pages say so.
+    page.goto(f"{hub}/clients/{client.id}/settings")
+    page.click("button:text('Archive this client')")
+    page.wait_for_selector("#archived-note")
+    page.goto(f"{hub}/")
+    assert "Show archived" in page.inner_text("#all-archived")
+    page.check("input[name=archived]")
+    page.click("button:text('Show')")
+    page.wait_for_selector("#clients-table >> text=Windows Ltd")
+    shot("archived")
     assert errors == []
     context.close()

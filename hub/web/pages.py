@@ -72,6 +72,7 @@ def clients() -> Any:
         "clients.html",
         rows=rows,
         any_clients=bool(everyone),
+        archived_hidden=not show_archived and db().scalar(visible_clients(user).limit(1)) is not None,
         start=start,
         end=end,
         preset=preset,
