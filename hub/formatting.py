@@ -97,6 +97,17 @@ LABELS = {
     "zadarma": _l("Zadarma"),
     "novofon": _l("Novofon"),
     "mango": _l("Mango Office"),
+    # Webhook names and the secrets and settings the telephony providers declare.
+    "voice": _l("Voice URL"),
+    "status_callback": _l("Status callback URL"),
+    "base": _l("API address for events"),
+    "secret": _l("Secret"),
+    "auth_token": _l("Auth token"),
+    "shared_key_secret": _l("Shared key secret"),
+    "api_key": _l("API key"),
+    "api_secret": _l("API secret"),
+    "api_salt": _l("API salt (signing key)"),
+    "timezone": _l("Time zone"),
     # choices of connector settings
     "tracking": _l("Tracking number"),
     "caller": _l("Caller's number"),

@@ -33,8 +33,15 @@ from hub.extensions import db
 from hub.plugins import connector_settings
 from hub.schemas import In, StrictBool, StrictInt, StrictStr, refusal
 from tracking import phones
-from tracking.accounts import InvalidAccount, add_user, number_used_in_agency
-from tracking.crypto import encrypt_json
+from tracking.accounts import (
+    InvalidAccount,
+    add_user,
+    change_role,
+    number_used_in_agency,
+    set_archived,
+)
+from tracking.crypto import decrypt_json, encrypt_json
+from tracking.db import utcnow
 from tracking.errors import Refused
 from tracking.hosts import canonical_domain_entry
 from tracking.models import (
@@ -96,6 +103,12 @@ class ClientChange(In):
     name: Name | None = None
     timezone: TimeZone | None = None
     currency: Currency | None = None
+    archived: StrictBool | None = Field(
+        None,
+        description="Archive (true) or unarchive (false): an archived client is left out of client lists "
+        "unless asked for, keeps all its data and reports, still records calls from its telephony webhooks, "
+        "and its sites show their own numbers (no tracking number is handed out)",
+    )
 
 
 class ClientCreate(ClientChange):
@@ -104,7 +117,11 @@ class ClientCreate(ClientChange):
 
 def apply_client(client: Client, change: ClientChange) -> None:
     for name, value in change.given().items():
-        if value is not None:
+        if value is None:
+            continue
+        if name == "archived":
+            set_archived(client, value, utcnow())
+        else:
             setattr(client, name, value)
 
 
@@ -524,6 +541,50 @@ class IntegrationCreate(In):
     )
 
 
+class IntegrationChange(In):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=200)
+    active: StrictBool | None = None
+    secrets: dict[str, Any] | None = Field(None, description="Replaces every secret of the integration")
+    settings: dict[str, Any] | None = Field(None, description="Replaces the integration's settings")
+
+
+def apply_integration(integ: TelephonyIntegration, change: IntegrationChange) -> None:
+    """Rename, pause, re-key or re-configure ``integ``, through what its provider declares."""
+    if change.secrets is not None:
+        secrets = declared_config(integ.provider, "secrets", change.secrets)
+        key = current_app.config["ENCRYPTION_KEY"]
+        generated = getattr(adapter(integ.provider), "GENERATED_FIELD", None)
+        if generated and not secrets.get(generated):
+            # A hub-made secret is kept unless a new one is given.
+            secrets[generated] = decrypt_json(key, integ.secrets_encrypted).get(generated)
+        integ.secrets_encrypted = encrypt_json(key, secrets)
+    if change.settings is not None:
+        integ.settings = declared_config(integ.provider, "settings", change.settings)
+    if change.name is not None:
+        integ.name = change.name
+    if change.active is not None:
+        integ.active = change.active
+
+
+def rotate_secret(integ: TelephonyIntegration) -> dict[str, str]:
+    """A new hub-made secret for ``integ`` (to be shown once); the old one stops verifying at once."""
+    generated = getattr(adapter(integ.provider), "GENERATED_FIELD", None)
+    if not generated:
+        raise Refused("secrets", "this provider's secret is its own: enter the new one from its cabinet")
+    key = current_app.config["ENCRYPTION_KEY"]
+    secrets = decrypt_json(key, integ.secrets_encrypted)
+    shown_once = {generated: secrets_mod.token_urlsafe(32)}
+    integ.secrets_encrypted = encrypt_json(key, {**secrets, **shown_once})
+    return shown_once
+
+
+def delete_integration(integ: TelephonyIntegration) -> None:
+    """Remove ``integ``: its webhook URLs stop answering; the calls it reported are kept."""
+    db().delete(integ)
+
+
 def declared_config(provider: str, part: str, data: Any) -> dict[str, Any]:
     """``data`` validated through what the provider's adapter declares as its ``Secrets`` or ``Settings``."""
     model: type[BaseModel] = getattr(adapter(provider), part.title())
@@ -547,6 +608,26 @@ class UserCreate(In):
     role: Role
     client_id: StrictInt | None = Field(None, description="Required for a viewer: the one client they see")
     name: StrictStr = ""
+
+
+class UserChange(In):
+    role: Role
+    client_id: StrictInt | None = Field(None, description="Required for a viewer: the one client they see")
+
+
+def apply_user(actor: User, user: User, change: UserChange) -> None:
+    """A new role (and, for a viewer, client) for ``user``, by the rules of ``tracking.accounts``."""
+    client = None
+    if change.client_id is not None:
+        client = db().get(Client, change.client_id)
+        # Another agency's client is answered like a missing one: no hint that it exists.
+        if client is None or client.agency_id != actor.agency_id:
+            raise Refused("client_id", "no such client")
+    try:
+        change_role(db(), actor, user, change.role, client)
+    except InvalidAccount as exc:
+        name, _, message = str(exc).partition(": ")
+        raise Refused(name, message) from None
 
 
 # --- common ----------------------------------------------------------------------------------------------

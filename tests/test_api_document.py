@@ -187,12 +187,13 @@ def test_real_answers_match_their_documented_schemas(client, app, db) -> None:
         integration_id=generic["id"],
         json={"name": "PBX", "active": True},
     )
-    check(
+    manager = check(
         "post",
         "/users",
         201,
         json={"email": "m@acme.example", "password": "long enough 1", "role": "manager"},
     )
+    check("patch", "/users/{user_id}", 200, user_id=manager["id"], json={"role": "viewer", "client_id": cid})
     # What people act on: target rules, outgoing webhooks, GA4 streams and notification channels.
     rule = check(
         "post",

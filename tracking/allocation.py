@@ -23,6 +23,7 @@ from tracking import abuse
 from tracking.db import is_postgres
 from tracking.models import (
     Channel,
+    Client,
     FallbackEvent,
     NumberAssignment,
     Pool,
@@ -192,7 +193,10 @@ def take_fallback_upgrade(
 ) -> TrackingNumber | None:
     """A pool number for a session that was shown ``fallback``, if its pool has one free now."""
     pool = db.scalar(select(Pool).where(Pool.fallback_number_id == fallback.id, Pool.active.is_(True)))
-    return take_number(db, pool, session, now) if pool is not None else None
+    client = db.get(Client, pool.client_id) if pool is not None else None
+    if pool is None or client is None or client.archived_at is not None:
+        return None  # an archived client's visitors are handed no new number
+    return take_number(db, pool, session, now)
 
 
 def _fallback(
@@ -218,6 +222,9 @@ def allocate(
 
     ``session`` must be flushed (it needs an id). The caller stores the result on the session.
     """
+    if site.client.archived_at is not None:
+        # An archived client hands out no tracking numbers: the page keeps the site's own numbers.
+        return Allocation(Kind.NONE, None, now + dt.timedelta(seconds=STATIC_SESSION_SECONDS))
     static = static_number_for(db, channel.id)
     if static is not None:
         return Allocation(Kind.STATIC, static, now + dt.timedelta(seconds=STATIC_SESSION_SECONDS))

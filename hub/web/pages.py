@@ -62,13 +62,18 @@ def clients() -> Any:
     sort = request.args.get("sort", "revenue")
     sort = sort if sort in dashboard.SORTS else "revenue"
     query = request.args.get("q", "")
-    everyone = db().scalars(visible_clients(user)).all()
+    # Archived clients are left out unless asked for.
+    show_archived = request.args.get("archived") == "1"
+    everyone = db().scalars(visible_clients(user, archived=show_archived)).all()
     rows = dashboard.agency_rows(db(), everyone, start, end, model=model, query=query, sort=sort)
     params = {"start": start.isoformat(), "end": end.isoformat(), "model": str(model), "q": query}
+    if show_archived:
+        params["archived"] = "1"
     return render_template(
         "clients.html",
         rows=rows,
         any_clients=bool(everyone),
+        archived_hidden=not show_archived and db().scalar(visible_clients(user).limit(1)) is not None,
         start=start,
         end=end,
         preset=preset,
