@@ -188,11 +188,24 @@ def is_fallback(number: TrackingNumber) -> bool:
 
 
 def take_fallback_upgrade(
-    db: Session, fallback: TrackingNumber, session: VisitSession, now: dt.datetime
+    db: Session,
+    fallback: TrackingNumber,
+    session: VisitSession,
+    now: dt.datetime,
+    requester: abuse.Requester | None = None,
 ) -> TrackingNumber | None:
-    """A pool number for a session that was shown ``fallback``, if its pool has one free now."""
+    """A pool number for a session that was shown ``fallback``, if its pool has one free now and the
+    session's source and visitor are within their hold caps (the same caps as a first visit: otherwise a
+    bot refused at its visits would take the pool through its heartbeats)."""
     pool = db.scalar(select(Pool).where(Pool.fallback_number_id == fallback.id, Pool.active.is_(True)))
-    return take_number(db, pool, session, now) if pool is not None else None
+    if pool is None:
+        return None
+    if requester is not None:
+        # The session's own source counts, wherever this heartbeat came from.
+        requester = abuse.Requester(session.source_key, requester.holds_per_source, requester.holds_per_visitor)
+        if abuse.hold_refusal(db, pool, session, now, requester) is not None:
+            return None
+    return take_number(db, pool, session, now)
 
 
 def _fallback(
