@@ -202,7 +202,9 @@ def take_fallback_upgrade(
         return None
     if requester is not None:
         # The session's own source counts, wherever this heartbeat came from.
-        requester = abuse.Requester(session.source_key, requester.holds_per_source, requester.holds_per_visitor)
+        requester = abuse.Requester(
+            session.source_key, requester.holds_per_source, requester.holds_per_visitor
+        )
         if abuse.hold_refusal(db, pool, session, now, requester) is not None:
             return None
     return take_number(db, pool, session, now)
