@@ -241,7 +241,7 @@ def test_score_is_a_probability_over_candidates_and_outsiders() -> None:
     # The channel's confidence is its share of the probability, calibrated.
     channel_share = cands[0].probability + cands[1].probability
     assert verdict.channel_confidence == pytest.approx(
-        calibrated(channel_share, PARAMS.channel_calibration), abs=1e-3
+        calibrated(channel_share, PARAMS.channel_calibration, 3), abs=1e-3
     )
     assert verdict.session_confidence < verdict.channel_confidence
     # The ranking follows the features: alive on the page, then gone 5 minutes, then gone 20 minutes.
