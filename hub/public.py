@@ -177,7 +177,7 @@ def _handle(site_key: str, action: str) -> Response:
                 db(), site, data, user_agent=request.headers.get("User-Agent"), requester=_requester()
             )
         elif action == "heartbeat":
-            result = visits.heartbeat(db(), site, data)
+            result = visits.heartbeat(db(), site, data, requester=_requester())
         elif isinstance(data, dict) and "session_id" not in data:
             # The snippet gave up waiting for its visit answer: it never learnt a session id.
             released = visits.release_unseen(db(), site, data)

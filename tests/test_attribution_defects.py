@@ -11,7 +11,14 @@ from tests import factories as h
 from tests.factories import make_channel, make_pool, make_tenant
 from tests.test_attribution import _call
 from tracking import allocation, visits
-from tracking.models import AttributionMethod, CallCandidate, Pool, TrackingNumber, VisitSession
+from tracking.models import (
+    AttributionMethod,
+    CallCandidate,
+    NumberAssignment,
+    Pool,
+    TrackingNumber,
+    VisitSession,
+)
 from tracking.models.numbers import NumberStatus
 
 T0 = h.T0
@@ -369,3 +376,89 @@ def test_a_returning_caller_on_a_new_number_is_the_new_session(db: Session) -> N
         select(CallCandidate).where(CallCandidate.call_id == again.id, CallCandidate.session_id == old.id)
     ).one()
     assert cand.reasons["earlier_calls"][0][2] is False
+
+
+def _release(db: Session, site, r: visits.VisitResult, now: dt.datetime) -> None:
+    visits.release(db, site.site_key, {"session_id": r.session.public_id}, now=now)
+
+
+def _beat(db: Session, site, r: visits.VisitResult, now: dt.datetime) -> None:
+    assert visits.heartbeat(db, site.site_key, {"session_id": r.session.public_id}, now=now).live
+
+
+def test_a_full_channel_reclaims_its_own_leavers_number_before_borrowing(db: Session) -> None:
+    t = make_tenant(db)
+    make_channel(db, t.site, "Google Ads", [{"has_gclid": True}], position=1)
+    make_channel(db, t.site, "SEO", [{"referrer_domain": "google.com"}], position=2)
+    make_pool(db, t.site, 2, hold_seconds=900, grace_seconds=300)
+    seo = {"referrer": "https://www.google.com/"}
+    s1 = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0001", **seo}, now=T0)
+    a1 = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0002", "gclid": "g1"}, now=T0 + S)
+    _release(db, t.site, a1, T0 + 2 * M)  # the ads number is free at T0 + 7 min
+    _release(db, t.site, s1, T0 + 3 * M)  # the SEO visitor left: its grace runs to T0 + 8 min
+    # An SEO visitor a minute later: the ads number is free, but borrowing it would put a second channel's
+    # sessions on it; the SEO leaver's number is taken instead, and its hold ends now.
+    s2 = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0003", **seo}, now=T0 + 8 * M - S)
+    assert s2.number.id == s1.number.id
+    db.expire_all()
+    old = db.scalars(select(NumberAssignment).where(NumberAssignment.session_id == s1.session.id)).one()
+    assert old.ended_at == T0 + 8 * M - S
+    assert not visits.heartbeat(
+        db, t.site.site_key, {"session_id": s1.session.public_id}, now=T0 + 8 * M
+    ).live
+    # A holder still on its page is never reclaimed: the next SEO visitor borrows the free ads number.
+    s3 = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0004", **seo}, now=T0 + 8 * M)
+    assert s3.number.id == a1.number.id
+    assert db.get(TrackingNumber, a1.number.id).home_channel_id == a1.session.channel_id
+
+
+def test_an_exhausted_pool_reclaims_a_quiet_hold_before_falling_back(db: Session) -> None:
+    t = make_tenant(db)
+    make_channel(db, t.site, "Google Ads", [{"has_gclid": True}], position=1)
+    pool = make_pool(db, t.site, 2, hold_seconds=900, grace_seconds=300)
+    hidden = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0001"}, now=T0)
+    reading = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0002"}, now=T0)
+    for k in range(1, 6):
+        _beat(db, t.site, reading, T0 + 2 * k * M)
+    # Both holds run to T0 + 15 min at least; an ads visitor (nothing of its channel to reclaim) takes the
+    # number of the tab that has been silent for 10 minutes, not the one still heartbeating.
+    ads = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0003", "gclid": "g1"}, now=T0 + 10 * M)
+    assert ads.number.id == hidden.number.id
+    # The moved number keeps its home channel; with every holder alive, the next visitor falls back.
+    assert db.get(TrackingNumber, hidden.number.id).home_channel_id == hidden.session.channel_id
+    last = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0004"}, now=T0 + 10 * M + S)
+    assert last.number.id == pool.fallback_number_id
+
+
+def test_a_quiet_hold_is_not_reclaimed_while_numbers_are_free(db: Session) -> None:
+    t = make_tenant(db)
+    make_pool(db, t.site, 2, hold_seconds=900, grace_seconds=300)
+    hidden = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0001"}, now=T0)
+    other = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0002"}, now=T0 + 10 * M)
+    assert other.number.id != hidden.number.id
+    db.expire_all()
+    assert db.get(TrackingNumber, hidden.number.id).held_by_session_id == hidden.session.id
+
+
+def test_the_call_takes_the_likeliest_channel_even_when_its_likeliest_session_is_of_another(
+    db: Session,
+) -> None:
+    t, integ, ads, seo = _setup(db)
+    p = h.pool(db, t, "+749522200", 1)
+    number = p.numbers[0]
+    # One ads visitor gone 5 minutes, three SEO visitors gone 6-7 minutes: the ads visitor is the likeliest
+    # single caller, but the caller more likely came through SEO.
+    call_at = T0 + 60 * M
+    lone = h.visit(db, t, ads, started=call_at - 9 * M, last_seen=call_at - 5 * M, left=call_at - 5 * M)
+    seos = [
+        h.visit(db, t, seo, started=call_at - (20 - k) * M, last_seen=call_at - gap, left=call_at - gap)
+        for k, gap in enumerate((7 * M, 6 * M + 30 * S, 6 * M))
+    ]
+    for k, s in enumerate([*seos, lone]):
+        h.hold(db, s, number, call_at - (20 - 3 * k) * M, call_at - 3 * M, ended=call_at - 3 * M)
+    call = _call(db, integ, number.e164, call_at)
+    probs = {c.session_id: c.score for c in call.candidates}
+    assert probs[lone.id] == max(probs.values())
+    assert sum(probs[s.id] for s in seos) > probs[lone.id]
+    assert call.channel_id == seo.id
+    assert call.session_id in (None, seos[-1].id)
