@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
@@ -375,7 +376,7 @@ def _payload_rows(
         for model, ident in wanted
         if ident is not None and db.identity_map.get(db.identity_key(model, ident)) is None
     ]
-    found: list = []
+    found: Sequence[object] = ()
     if len(missing) > 1:
         # Outer joins on constants from one row of the client, which always exists: one statement whatever
         # the call lacks, and every row found lands in the identity map for the db.get calls below.
