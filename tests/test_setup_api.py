@@ -174,7 +174,7 @@ def test_site_snippet_settings_are_validated_and_kept(client, db) -> None:
 
 
 def test_archiving_a_client_hides_it_keeps_its_data_and_stops_handing_out_numbers(client, db) -> None:
-    from tests.tracking_factories import make_pool
+    from tests.factories import make_pool
     from tracking.models import Client
 
     t = make_tenant(db, "Acme")
