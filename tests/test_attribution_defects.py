@@ -444,18 +444,18 @@ def test_the_call_takes_the_likeliest_channel_even_when_its_likeliest_session_is
     db: Session,
 ) -> None:
     t, integ, ads, seo = _setup(db)
-    p = h.pool(db, t, "+749522200", 1)
+    p = h.make_pool_setup(db, t.site, "+749522200", 1)
     number = p.numbers[0]
     # One ads visitor gone 5 minutes, three SEO visitors gone 6-7 minutes: the ads visitor is the likeliest
     # single caller, but the caller more likely came through SEO.
     call_at = T0 + 60 * M
-    lone = h.visit(db, t, ads, started=call_at - 9 * M, last_seen=call_at - 5 * M, left=call_at - 5 * M)
+    lone = h.make_visit(db, t, ads, started=call_at - 9 * M, last_seen=call_at - 5 * M, left=call_at - 5 * M)
     seos = [
-        h.visit(db, t, seo, started=call_at - (20 - k) * M, last_seen=call_at - gap, left=call_at - gap)
+        h.make_visit(db, t, seo, started=call_at - (20 - k) * M, last_seen=call_at - gap, left=call_at - gap)
         for k, gap in enumerate((7 * M, 6 * M + 30 * S, 6 * M))
     ]
     for k, s in enumerate([*seos, lone]):
-        h.hold(db, s, number, call_at - (20 - 3 * k) * M, call_at - 3 * M, ended=call_at - 3 * M)
+        h.make_hold(db, s, number, call_at - (20 - 3 * k) * M, call_at - 3 * M, ended=call_at - 3 * M)
     call = _call(db, integ, number.e164, call_at)
     probs = {c.session_id: c.score for c in call.candidates}
     assert probs[lone.id] == max(probs.values())

@@ -102,8 +102,8 @@ def test_twilio_lifecycle(client, db: Session, finalised, caplog) -> None:
 def test_twilio_dial_action_with_recording_keeps_the_dialled_outcome(client, db: Session, finalised) -> None:
     # With recording on, one <Dial action> request carries the recording and DialCallStatus/Duration.
     t = make_tenant(db)
-    h.static_number(db, t, "+74951110001", h.channel(db, t, "Radio"), forward_to="+74957770001")
-    integ = h.integration(db, t, "twilio", {"auth_token": "tw-token"})
+    h.make_static(db, h.make_channel(db, t.site, "Radio"), e164="+74951110001", forward_to="+74957770001")
+    integ = h.make_integration(db, t, "twilio", {"auth_token": "tw-token"})
     base = f"/hooks/v1/twilio/{integ.integration_key}"
     common = {"AccountSid": "AC" + "0" * 32, "From": "+79001234567", "To": "+74951110001"}
     voice = _twilio_post(client, f"{base}/voice", {**common, "CallSid": "CA5", "CallStatus": "ringing"})
@@ -277,8 +277,8 @@ def test_mango_outgoing_call_leaves_no_call(client, db: Session, finalised) -> N
 def test_mango_call_that_ended_in_the_ivr_is_missed(client, db: Session, finalised) -> None:
     # VPBX API v1.10's example: the caller left in the IVR menu; entry_result 1, talk_time 0.
     t = make_tenant(db)
-    p = h.pool(db, t, "+749522400", 1)
-    integ = h.integration(db, t, "mango", {"api_key": "mg-key", "api_salt": "mg-salt"})
+    p = h.make_pool_setup(db, t.site, "+749522400", 1)
+    integ = h.make_integration(db, t, "mango", {"api_key": "mg-key", "api_salt": "mg-salt"})
     base = f"/hooks/v1/mango/{integ.integration_key}"
     now = int(time.time())
     line = p.numbers[0].e164.lstrip("+")
