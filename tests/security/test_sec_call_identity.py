@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import secrets
 
 import pytest
 from alembic.script import ScriptDirectory
@@ -17,7 +18,7 @@ from tests.security.fresh_db import fresh_database
 from tests.test_webhooks import _generic
 from tracking.db import make_engine, make_session_factory
 from tracking.migrate import alembic_config, upgrade
-from tracking.models import Call, CallStatus, StoredCallEvent, TelephonyIntegration
+from tracking.models import Agency, Call, CallStatus, Client, StoredCallEvent, TelephonyIntegration
 
 
 def test_a_call_id_sent_first_by_another_tenant_blocks_nothing(client, db: Session) -> None:
@@ -53,42 +54,63 @@ def test_a_call_id_sent_first_by_another_tenant_blocks_nothing(client, db: Sessi
     assert per_call == {by_client[attacker.client.id].id: 2, by_client[victim.client.id].id: 2}
 
 
-def _add_call(db: Session, integ, provider_call_id: str) -> None:
-    # Written through the table as the database has it then, not the ORM model: later migrations may add
-    # columns to calls that the schema under test does not have yet.
-    table = Table("calls", MetaData(), autoload_with=db.connection())
+def _insert(db: Session, model: type, **given: object) -> int:
+    """A row written through the table as the database has it then, not the ORM model: later migrations
+    add columns (clients.archived_at, sites.config_version, calls' target columns) that the schema under test
+    does not have yet. The model's own defaults fill what ``given`` leaves out."""
+    table = Table(model.__tablename__, MetaData(), autoload_with=db.connection())
+    mapped = model.__table__.c
     values: dict[str, object] = {}
     for column in table.columns:
-        default = Call.__table__.c[column.name].default if column.name in Call.__table__.c else None
+        default = mapped[column.name].default if column.name in mapped else None
         if default is not None and getattr(default, "is_scalar", False):
             values[column.name] = default.arg
         elif default is not None and getattr(default, "is_callable", False):
             values[column.name] = default.arg(None)
     values = {k: v.name if isinstance(v, enum.Enum) else v for k, v in values.items()}
-    values.update(
-        client_id=integ.client_id,
-        integration_id=integ.id,
+    values.update({k: v for k, v in given.items() if k in table.c})
+    row_id = db.execute(table.insert().values(**values)).inserted_primary_key
+    db.commit()
+    return int(row_id[0]) if row_id and row_id[0] is not None else 0
+
+
+def _integration(db: Session, name: str) -> tuple[int, int]:
+    """(client id, integration id) of a fresh agency's client with a generic PBX integration."""
+    agency = _insert(db, Agency, name=f"{name} Agency")
+    client = _insert(db, Client, agency_id=agency, name=f"{name} Client")
+    integ = _insert(
+        db,
+        TelephonyIntegration,
+        client_id=client,
+        provider="generic",
+        integration_key=secrets.token_urlsafe(24),
+        secrets_encrypted="unused",
+    )
+    return client, integ
+
+
+def _add_call(db: Session, integ: tuple[int, int], provider_call_id: str) -> None:
+    client_id, integration_id = integ
+    _insert(
+        db,
+        Call,
+        client_id=client_id,
+        integration_id=integration_id,
         provider="generic",
         provider_call_id=provider_call_id,
     )
-    db.execute(table.insert().values(**values))
-    db.commit()
 
 
 def test_migration_keeps_calls_and_keys_them_per_integration(database_url, tmp_path) -> None:
     with fresh_database(database_url, tmp_path) as url:
-        # The schema just before the change; the ORM models below must fit it, so this migration is the
-        # newest one that touches the tables the test writes.
+        # The schema just before the change; rows are written through its tables as they are then.
         identity = "0011_call_identity_per_integration"
         before = ScriptDirectory.from_config(alembic_config(url)).get_revision(identity).down_revision
         upgrade(url, str(before))
         engine = make_engine(url)
         try:
             with make_session_factory(engine)() as db:
-                a, b = make_tenant(db, "A"), make_tenant(db, "B")
-                ia = h.make_integration(db, a, "generic", {"secret": "s"})
-                ib = h.make_integration(db, b, "generic", {"secret": "s"})
-                ia_id, ib_id = ia.id, ib.id
+                ia, ib = _integration(db, "A"), _integration(db, "B")
                 _add_call(db, ia, "same")
                 _add_call(db, ib, "other")
                 with pytest.raises(IntegrityError):  # the old key: one tenant blocks the other
@@ -96,12 +118,15 @@ def test_migration_keeps_calls_and_keys_them_per_integration(database_url, tmp_p
                 db.rollback()
             upgrade(url, identity)
             with make_session_factory(engine)() as db:
-                kept = db.execute(select(Call.integration_id, Call.provider_call_id).order_by(Call.id)).all()
-                assert [tuple(r) for r in kept] == [(ia_id, "same"), (ib_id, "other")]
-                _add_call(db, db.get(TelephonyIntegration, ib_id), "same")
+                calls = Table("calls", MetaData(), autoload_with=db.connection())
+                kept = db.execute(
+                    select(calls.c.integration_id, calls.c.provider_call_id).order_by(calls.c.id)
+                ).all()
+                assert [tuple(r) for r in kept] == [(ia[1], "same"), (ib[1], "other")]
+                _add_call(db, ib, "same")
                 with pytest.raises(IntegrityError):  # still one call per id within an integration
-                    _add_call(db, db.get(TelephonyIntegration, ia_id), "same")
+                    _add_call(db, ia, "same")
                 db.rollback()
-                assert db.scalar(select(func.count()).select_from(Call)) == 3
+                assert db.scalar(select(func.count()).select_from(calls)) == 3
         finally:
             engine.dispose()
