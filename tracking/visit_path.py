@@ -20,12 +20,15 @@ full implementation in :mod:`tracking.visits` (the functions here return None fo
 from __future__ import annotations
 
 import datetime as dt
+import random
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, exists, false, func, insert, literal, null, select, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import aliased
 
 from tracking import abuse, allocation
@@ -41,6 +44,7 @@ from tracking.visits import (
     UnknownSite,
     VisitInput,
     _continues_source,
+    _is_lock_timeout,
     _new_ad_click,
     device_from_user_agent,
 )
@@ -344,7 +348,15 @@ class _sqlite_write:
         self.conn = conn
 
     def __enter__(self) -> None:
-        self.conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # The lock is taken here or not at all, so waiting longer than busy_timeout is a retry of this alone.
+        for attempt in range(8):
+            try:
+                self.conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except OperationalError as exc:
+                if not _is_lock_timeout(exc) or attempt == 7:
+                    raise
+                time.sleep(random.uniform(0.01, 0.05) * (2**attempt))
 
     def __exit__(self, exc_type: Any, *_: Any) -> None:
         self.conn.exec_driver_sql("ROLLBACK" if exc_type is not None else "COMMIT")
