@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, false, func, insert, literal, null, select, update
+from sqlalchemy import and_, bindparam, exists, false, func, insert, literal, null, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import aliased
@@ -133,21 +133,45 @@ def lookup(
     session ``public_id``) with its open assignment and number."""
     if not site_key or len(site_key) > 64:
         return Lookup(None)
+    if visitor_id is not None:
+        params = {"site_key": site_key, "visitor_id": visitor_id}
+        row = conn.execute(_lookup_statement("visitor"), params).first()
+    elif public_id is not None:
+        params = {"site_key": site_key, "public_id": public_id}
+        row = conn.execute(_lookup_statement("session"), params).first()
+    else:
+        row = conn.execute(_lookup_statement("site"), {"site_key": site_key}).first()
+    if row is None:
+        return Lookup(None)
+    cfg = (cache or cache_for(conn.engine)).get(conn, site_key, row.site_id, row.config_version)
+    if cfg is None:
+        return Lookup(None)
+    return _lookup_of(cfg, row)
+
+
+_LOOKUPS: dict[str, Any] = {}
+
+
+def _lookup_statement(by: str) -> Any:
+    """The first read, built once per kind (building it per request would cost more than running it)."""
+    stmt = _LOOKUPS.get(by)
+    if stmt is not None:
+        return stmt
     v = aliased(VisitSession, name="vs")
     a = aliased(NumberAssignment, name="na")
     n = aliased(TrackingNumber, name="tn")
     latest = aliased(VisitSession, name="latest")
     open_a = aliased(NumberAssignment, name="open_a")
-    if visitor_id is not None:
-        on = v.id == (
+    if by == "visitor":
+        on: Any = v.id == (
             select(latest.id)
-            .where(latest.site_id == Site.id, latest.visitor_id == visitor_id)
+            .where(latest.site_id == Site.id, latest.visitor_id == bindparam("visitor_id"))
             .order_by(latest.last_seen_at.desc(), latest.id.desc())
             .limit(1)
             .scalar_subquery()
         )
-    elif public_id is not None:
-        on = and_(v.public_id == public_id, v.site_id == Site.id)
+    elif by == "session":
+        on = and_(v.public_id == bindparam("public_id"), v.site_id == Site.id)
     else:
         on = false()
     a_on = a.id == (
@@ -189,15 +213,10 @@ def lookup(
         .outerjoin(v, on)
         .outerjoin(a, a_on)
         .outerjoin(n, n.id == func.coalesce(a.number_id, v.number_id))
-        .where(Site.site_key == site_key)
+        .where(Site.site_key == bindparam("site_key"))
     )
-    row = conn.execute(stmt).first()
-    if row is None:
-        return Lookup(None)
-    cfg = (cache or cache_for(conn.engine)).get(conn, site_key, row.site_id, row.config_version)
-    if cfg is None:
-        return Lookup(None)
-    return _lookup_of(cfg, row)
+    _LOOKUPS[by] = stmt
+    return stmt
 
 
 def _lookup_of(cfg: SiteConfig, row: Any) -> Lookup:
