@@ -24,9 +24,9 @@ import random
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, exists, false, func, insert, literal, null, select, update
+from sqlalchemy import Table, and_, bindparam, exists, false, func, insert, literal, null, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import aliased
@@ -50,6 +50,10 @@ from tracking.visits import (
 )
 
 MARKS = (*_UTM_KEYS, *_CLICK_KEYS)
+# Writes go to the tables, not the mapped classes: the ORM's bulk machinery costs more than the statement.
+_SESSIONS = cast(Table, VisitSession.__table__)
+_ASSIGNMENTS = cast(Table, NumberAssignment.__table__)
+_FALLBACKS = cast(Table, FallbackEvent.__table__)
 
 
 @dataclass
@@ -308,7 +312,7 @@ def _touch(
         extra = 0 if leaving else allocation.STATIC_SESSION_SECONDS
         until = max(session.hold_until or now, now + dt.timedelta(seconds=extra))
         stmt = (
-            update(VisitSession)
+            update(_SESSIONS)
             .where(VisitSession.id == session.id)
             .values(hold_until=until, last_seen_at=now, left_at=left)
             .returning(VisitSession.id)
@@ -333,9 +337,9 @@ def _touch(
         .values(held_until=until)
         .returning(TrackingNumber.id)
     )
-    history = update(NumberAssignment).where(NumberAssignment.id == a_id).values(hold_until=until)
+    history = update(_ASSIGNMENTS).where(NumberAssignment.id == a_id).values(hold_until=until)
     own = (
-        update(VisitSession)
+        update(_SESSIONS)
         .where(VisitSession.id == session.id)
         .values(hold_until=until, last_seen_at=now, left_at=left)
     )
@@ -471,7 +475,7 @@ def _start(
     if pool is None:
         until = now + dt.timedelta(seconds=allocation.STATIC_SESSION_SECONDS)
         stmt = (
-            insert(VisitSession)
+            insert(_SESSIONS)
             .values(**values, number_id=static.id if static else None, hold_until=until)
             .returning(VisitSession.id)
         )
@@ -551,14 +555,14 @@ def _allocate_pg(
     hold_until = allocation.new_hold_until(pool, now)
     took_id = select(took.c.id).scalar_subquery()
     ctes.append(
-        update(NumberAssignment)
+        update(_ASSIGNMENTS)
         .where(NumberAssignment.number_id.in_(select(took.c.id)), NumberAssignment.ended_at.is_(None))
         .values(ended_at=NumberAssignment.hold_until)
         .returning(NumberAssignment.id)
         .cte("closed")
     )
     ctes.append(
-        insert(NumberAssignment)
+        insert(_ASSIGNMENTS)
         .from_select(
             ["number_id", "session_id", "pool_id", "started_at", "hold_until"],
             select(took.c.id, sid_v, literal(pool.id), _at(now), _at(hold_until)),
@@ -567,7 +571,7 @@ def _allocate_pg(
         .cte("opened")
     )
     ctes.append(
-        insert(FallbackEvent)
+        insert(_FALLBACKS)
         .from_select(
             ["pool_id", "session_id", "at", "reason"],
             select(literal(pool.id), sid_v, _at(now), reason_v).where(~exists(select(took.c.id))),
@@ -577,7 +581,7 @@ def _allocate_pg(
     )
     fallback_until = now + dt.timedelta(seconds=pool.hold_seconds)
     ctes.append(
-        insert(VisitSession)
+        insert(_SESSIONS)
         .values(
             id=sid_v,
             number_id=func.coalesce(took_id, fallback.id if fallback else None),
@@ -613,7 +617,7 @@ def _allocate_sqlite(
 ) -> tuple[tuple[int, str] | None, str | None, int]:
     """What :func:`_allocate_pg` does, as a short transaction under SQLite's write lock."""
     with _sqlite_write(conn):
-        sid = conn.execute(insert(VisitSession).values(**values).returning(VisitSession.id)).scalar_one()
+        sid = conn.execute(insert(_SESSIONS).values(**values).returning(VisitSession.id)).scalar_one()
         reason = conn.execute(select(refusal)).scalar() if refusal is not None else None
         taken = None
         if reason is None:
@@ -627,24 +631,22 @@ def _allocate_sqlite(
         if taken is not None:
             hold_until = allocation.new_hold_until(pool, now)
             conn.execute(
-                update(NumberAssignment)
+                update(_ASSIGNMENTS)
                 .where(NumberAssignment.number_id == taken[0], NumberAssignment.ended_at.is_(None))
                 .values(ended_at=NumberAssignment.hold_until)
             )
             conn.execute(
-                insert(NumberAssignment).values(
+                insert(_ASSIGNMENTS).values(
                     number_id=taken[0], session_id=sid, pool_id=pool.id, started_at=now, hold_until=hold_until
                 )
             )
             number_id: int | None = taken[0]
         else:
-            conn.execute(insert(FallbackEvent).values(pool_id=pool.id, session_id=sid, at=now, reason=reason))
+            conn.execute(insert(_FALLBACKS).values(pool_id=pool.id, session_id=sid, at=now, reason=reason))
             hold_until = now + dt.timedelta(seconds=pool.hold_seconds)
             number_id = fallback.id if fallback else None
         conn.execute(
-            update(VisitSession)
-            .where(VisitSession.id == sid)
-            .values(number_id=number_id, hold_until=hold_until)
+            update(_SESSIONS).where(VisitSession.id == sid).values(number_id=number_id, hold_until=hold_until)
         )
     return taken, reason, sid
 
