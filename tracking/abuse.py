@@ -71,9 +71,12 @@ def continues_sessions(visitor_id: str) -> bool:
     return len(visitor_id) >= STRONG_VISITOR_ID
 
 
-def refusal_expression(pool_id: int, visitor_id: str, now: dt.datetime, requester: Requester | None) -> Any:
+def refusal_expression(
+    pool_id: Any, visitor_id: Any, now: Any, requester: Requester | None, source_key: Any = None
+) -> Any:
     """:func:`hold_refusal` as one SQL expression (NULL when the session may take a number), for the hot path
-    that decides and takes in one statement. None when no cap applies."""
+    that decides and takes in one statement. None when no cap applies. The values may be bound parameters
+    (``source_key`` then stands for ``requester.key``)."""
     if requester is None:
         return None
     live = (
@@ -91,6 +94,7 @@ def refusal_expression(pool_id: int, visitor_id: str, now: dt.datetime, requeste
         by_visitor = live.where(VisitSession.visitor_id == visitor_id).scalar_subquery()
         whens.append((by_visitor >= requester.holds_per_visitor, VISITOR_CAP))
     if requester.key and requester.holds_per_source > 0:
-        by_source = live.where(VisitSession.source_key == requester.key).scalar_subquery()
+        key = requester.key if source_key is None else source_key
+        by_source = live.where(VisitSession.source_key == key).scalar_subquery()
         whens.append((by_source >= requester.holds_per_source, SOURCE_CAP))
     return case(*whens, else_=null()) if whens else None

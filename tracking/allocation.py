@@ -120,13 +120,13 @@ def _free(now: dt.datetime):
 HOME_IDLE = dt.timedelta(hours=2)
 
 
-def _new_home(pool: PoolLike, channel_id: int | None, now: dt.datetime):
+def _new_home(pool: PoolLike, channel_id: Any, now: Any, idle_since: Any = None):
     if not pool.channel_coherent:
         return channel_id
     rested_since = func.coalesce(TrackingNumber.held_until, TrackingNumber.released_at)
     return case(
         (TrackingNumber.home_channel_id.is_(None), channel_id),
-        (rested_since < now - HOME_IDLE, channel_id),
+        (rested_since < (now - HOME_IDLE if idle_since is None else idle_since), channel_id),
         else_=TrackingNumber.home_channel_id,
     )
 
@@ -136,9 +136,7 @@ def new_hold_until(pool: PoolLike, now: dt.datetime) -> dt.datetime:
     return min(now + dt.timedelta(seconds=pool.hold_seconds), _cap(pool, now))
 
 
-def free_number_candidate(
-    pool: PoolLike, channel_id: int | None, now: dt.datetime, *, postgres: bool
-) -> Select:
+def free_number_candidate(pool: PoolLike, channel_id: Any, now: Any, *, postgres: bool) -> Select:
     """The id of the free number of ``pool`` a session of ``channel_id`` takes next (see :func:`take_number`
     for the order); locked with ``SKIP LOCKED`` on PostgreSQL."""
     # A free number's last hold ended at its (past) held_until, or at released_at when the hold was cleared
@@ -170,17 +168,25 @@ def free_number_candidate(
 
 
 def take_statement(
-    pool: PoolLike, session_id: Any, channel_id: int | None, now: dt.datetime, candidate: Select
+    pool: PoolLike,
+    session_id: Any,
+    channel_id: Any,
+    now: Any,
+    candidate: Select,
+    *,
+    hold_until: Any = None,
+    idle_since: Any = None,
 ) -> Update:
-    """The UPDATE that holds the ``candidate`` number for ``session_id`` (a value or an SQL expression),
-    re-checking on the newest row version that it is still free."""
+    """The UPDATE that holds the ``candidate`` number for ``session_id``, re-checking on the newest row
+    version that it is still free. Every value may be an SQL expression (a bound parameter of a statement
+    built once); ``hold_until`` and ``idle_since`` are then given as such too."""
     return (
         update(TrackingNumber)
         .where(TrackingNumber.id == candidate.scalar_subquery(), _free(now))
         .values(
             held_by_session_id=session_id,
-            held_until=new_hold_until(pool, now),
-            home_channel_id=_new_home(pool, channel_id, now),
+            held_until=new_hold_until(pool, now) if hold_until is None else hold_until,
+            home_channel_id=_new_home(pool, channel_id, now, idle_since),
             # SET expressions see the old row: remember when the previous hold ended.
             released_at=func.coalesce(TrackingNumber.held_until, TrackingNumber.released_at),
         )

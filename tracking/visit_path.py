@@ -488,11 +488,11 @@ def _start(
             True,
             _hb(None),
         )
-    refusal = abuse.refusal_expression(pool.id, data.visitor_id, now, requester)
     fallback = pool.fallback_number if pool.fallback_number and pool.fallback_number.active else None
     if _postgres(conn):
-        taken, reason, sid = _allocate_pg(conn, pool, values, channel_id, now, refusal, fallback)
+        taken, reason, sid = _allocate_pg(conn, pool, values, channel_id, now, requester, fallback)
     else:
+        refusal = abuse.refusal_expression(pool.id, data.visitor_id, now, requester)
         taken, reason, sid = _allocate_sqlite(conn, pool, values, channel_id, now, refusal, fallback)
     if taken is not None:
         number: NumberView | None = NumberView(taken[0], taken[1], pool.id, None, NumberStatus.ACTIVE)
@@ -525,34 +525,70 @@ def _at(value: dt.datetime) -> Any:
     return literal(value, UTCDateTime())
 
 
-def _allocate_pg(
-    conn: Connection,
-    pool: PoolConfig,
-    values: dict[str, Any],
-    channel_id: int,
-    now: dt.datetime,
-    refusal: Any,
-    fallback: NumberConfig | None,
-) -> tuple[tuple[int, str] | None, str | None, int]:
-    """A new session with a number of ``pool`` (or its fallback) in one statement: the session id drawn
-    first, the cap checked, a free number taken, the number's history closed and opened (or a fallback
-    event written), the session inserted. Foreign keys are checked at the end of the statement."""
+@dataclass(frozen=True)
+class _PoolShape:
+    """What of a pool changes the allocation statement's text (the rest are bound parameters)."""
+
+    id: Any
+    channel_coherent: bool
+    fallback_number_id: Any
+    hold_seconds: int = 0
+    max_hold_seconds: int = 0
+
+
+_ALLOCATIONS: dict[tuple[Any, ...], Any] = {}
+
+
+def _allocation_statement(
+    coherent: bool, excludes_fallback: bool, requester: abuse.Requester | None, columns: tuple[str, ...]
+) -> Any:
+    """The one-statement allocation for this shape of pool and requester, built once: building and keying
+    it per request cost more than PostgreSQL takes to run it."""
+    caps = None
+    if requester is not None:
+        caps = (requester.holds_per_visitor, requester.holds_per_source if requester.key else 0)
+    shape = (coherent, excludes_fallback, caps, columns)
+    stmt = _ALLOCATIONS.get(shape)
+    if stmt is not None:
+        return stmt
+    at = UTCDateTime()
+    now, hold_until = bindparam("p_now", type_=at), bindparam("p_hold_until", type_=at)
+    pool_id: Any = bindparam("p_pool_id")
+    pool = _PoolShape(pool_id, coherent, bindparam("p_fallback_excl") if excludes_fallback else None)
     sid = select(func.nextval(func.pg_get_serial_sequence("visit_sessions", "id")).label("id")).cte("sid")
     sid_v = select(sid.c.id).scalar_subquery()
     ctes = []
     reason_v: Any = null()
+    bound_requester = (
+        abuse.Requester(
+            key="bound" if caps and caps[1] else None, holds_per_visitor=caps[0], holds_per_source=caps[1]
+        )
+        if caps is not None
+        else None
+    )
+    refusal = abuse.refusal_expression(
+        pool_id, bindparam("p_visitor_id"), now, bound_requester, source_key=bindparam("p_source_key")
+    )
     if refusal is not None:
         why = select(refusal.label("reason")).cte("why")
         reason_v = select(why.c.reason).scalar_subquery()
+    channel_id: Any = bindparam("p_channel_id")
     candidate = allocation.free_number_candidate(pool, channel_id, now, postgres=True)
     if refusal is not None:
         candidate = candidate.where(reason_v.is_(None))
     took = (
-        allocation.take_statement(pool, sid_v, channel_id, now, candidate)
+        allocation.take_statement(
+            pool,
+            sid_v,
+            channel_id,
+            now,
+            candidate,
+            hold_until=hold_until,
+            idle_since=bindparam("p_idle_since", type_=at),
+        )
         .returning(TrackingNumber.id, TrackingNumber.e164)
         .cte("took")
     )
-    hold_until = allocation.new_hold_until(pool, now)
     took_id = select(took.c.id).scalar_subquery()
     ctes.append(
         update(_ASSIGNMENTS)
@@ -565,7 +601,7 @@ def _allocate_pg(
         insert(_ASSIGNMENTS)
         .from_select(
             ["number_id", "session_id", "pool_id", "started_at", "hold_until"],
-            select(took.c.id, sid_v, literal(pool.id), _at(now), _at(hold_until)),
+            select(took.c.id, sid_v, pool_id, now, hold_until),
         )
         .returning(NumberAssignment.id)
         .cte("opened")
@@ -574,22 +610,21 @@ def _allocate_pg(
         insert(_FALLBACKS)
         .from_select(
             ["pool_id", "session_id", "at", "reason"],
-            select(literal(pool.id), sid_v, _at(now), reason_v).where(~exists(select(took.c.id))),
+            select(pool_id, sid_v, now, reason_v).where(~exists(select(took.c.id))),
         )
         .returning(FallbackEvent.id)
         .cte("fell_back")
     )
-    fallback_until = now + dt.timedelta(seconds=pool.hold_seconds)
     ctes.append(
         insert(_SESSIONS)
         .values(
             id=sid_v,
-            number_id=func.coalesce(took_id, fallback.id if fallback else None),
+            number_id=func.coalesce(took_id, bindparam("p_fallback_id", type_=_SESSIONS.c.number_id.type)),
             hold_until=func.coalesce(
-                select(literal(hold_until, UTCDateTime())).where(exists(select(took.c.id))).scalar_subquery(),
-                _at(fallback_until),
+                select(hold_until).where(exists(select(took.c.id))).scalar_subquery(),
+                bindparam("p_fallback_until", type_=at),
             ),
-            **values,
+            **{c: bindparam(f"v_{c}", type_=_SESSIONS.c[c].type) for c in columns},
         )
         .returning(VisitSession.id)
         .cte("started")
@@ -601,7 +636,41 @@ def _allocate_pg(
         reason_v.label("reason"),
         func.set_config("synchronous_commit", "off", True),
     ).add_cte(*ctes)
-    row = conn.execute(stmt).one()
+    _ALLOCATIONS[shape] = stmt
+    return stmt
+
+
+def _allocate_pg(
+    conn: Connection,
+    pool: PoolConfig,
+    values: dict[str, Any],
+    channel_id: int,
+    now: dt.datetime,
+    requester: abuse.Requester | None,
+    fallback: NumberConfig | None,
+) -> tuple[tuple[int, str] | None, str | None, int]:
+    """A new session with a number of ``pool`` (or its fallback) in one statement: the session id drawn
+    first, the cap checked, a free number taken, the number's history closed and opened (or a fallback
+    event written), the session inserted. Foreign keys are checked at the end of the statement."""
+    columns = tuple(sorted(values))
+    stmt = _allocation_statement(
+        pool.channel_coherent, pool.fallback_number_id is not None, requester, columns
+    )
+    params: dict[str, Any] = {f"v_{c}": values[c] for c in columns}
+    # Parameter names must not be column names: SQLAlchemy would take those as values to SET.
+    params.update(
+        p_now=now,
+        p_hold_until=allocation.new_hold_until(pool, now),
+        p_idle_since=now - allocation.HOME_IDLE,
+        p_pool_id=pool.id,
+        p_channel_id=channel_id,
+        p_fallback_excl=pool.fallback_number_id,
+        p_fallback_id=fallback.id if fallback else None,
+        p_fallback_until=now + dt.timedelta(seconds=pool.hold_seconds),
+        p_visitor_id=values["visitor_id"],
+        p_source_key=requester.key if requester else None,
+    )
+    row = conn.execute(stmt, params).one()
     taken = (row.number_id, row.e164) if row.number_id is not None else None
     return taken, row.reason, row.sid
 
