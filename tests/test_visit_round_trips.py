@@ -164,3 +164,14 @@ def test_each_rate_limit_window_is_one_round_trip(make_hub, db) -> None:
     counters = [s for s in trips.statements if "rate_limit_counters" in s]
     hot_path = BUDGET[db.get_bind().dialect.name]["new"]
     assert len(counters) == 2 and n == len(counters) + hot_path, trips.statements
+
+
+def test_a_pool_change_reaches_the_cache(app, client, db) -> None:
+    """Turning a pool off (a change to another table than the site's) reaches every worker's cache too."""
+    tenant = _tenant(db)
+    pool = make_pool(db, tenant.site, 2, fallback=False)
+    key = tenant.site.site_key
+    assert _visit(client, key, "a" * 32)["number"] is not None
+    pool.active = False
+    db.commit()
+    assert _visit(client, key, "f" * 32)["number"] is None
