@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test test-lowest lint format bench vendor
+.PHONY: demo test test-lowest lint format bench vendor translations
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -45,3 +45,12 @@ format: $(STAMP)
 # Re-fetch the vendored CSS framework and API-reference viewer (versions pinned in the script).
 vendor:
 	sh scripts/refresh-vendor
+
+# Re-extract the UI's strings, merge them into the Russian catalogue and compile it. Translate the new
+# entries in hub/translations/ru/LC_MESSAGES/messages.po, then run this again.
+translations: $(STAMP)
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o hub/translations/messages.pot \
+		--no-location --sort-output --project=Otkuda --omit-header .
+	$(VENV)/bin/pybabel update -i hub/translations/messages.pot -d hub/translations -l ru --no-fuzzy-matching \
+		--ignore-obsolete
+	$(VENV)/bin/pybabel compile -d hub/translations -l ru

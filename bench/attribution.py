@@ -43,8 +43,8 @@ from cryptography.fernet import Fernet
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
+from tracking import attribution, visits
 from tracking import attribution_model as model
-from tracking import visits
 from tracking.calls import ingest
 from tracking.crypto import encrypt_json
 from tracking.db import make_engine, make_session_factory
@@ -64,7 +64,7 @@ from tracking.models import (
     VisitSession,
 )
 from tracking.poolsim import DAILY_SHAPE, poisson
-from tracking.telephony.base import CallEvent, EventKind, Outcome
+from tracking.telephony.base import CallOutcome, EventKind, ProviderEvent
 
 T0 = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)  # a Monday; only differences matter
 DOMAIN = "shop.example"
@@ -453,13 +453,13 @@ class Sim:
         missed = rng.random() < w.missed_share
         end = now + dt.timedelta(seconds=rng.uniform(10, 30) if missed else rng.uniform(40, 400))
         common = {"provider": "generic", "provider_call_id": cid, "caller": caller, "called": number}
-        start_ev = CallEvent(kind=EventKind.START, occurred_at=now, started_at=now, **common)
-        end_ev = CallEvent(
+        start_ev = ProviderEvent(kind=EventKind.START, occurred_at=now, started_at=now, **common)
+        end_ev = ProviderEvent(
             kind=EventKind.END,
             occurred_at=end,
             started_at=now,
             ended_at=end,
-            outcome=Outcome.MISSED if missed else Outcome.ANSWERED,
+            outcome=CallOutcome.MISSED if missed else CallOutcome.ANSWERED,
             talk_seconds=0 if missed else int((end - now).total_seconds()) - 10,
             **common,
         )
@@ -483,7 +483,7 @@ class Sim:
             self.at(t, lambda _now, ev=ev: self._deliver(ev))
         return missed
 
-    def _deliver(self, ev: CallEvent) -> None:
+    def _deliver(self, ev: ProviderEvent) -> None:
         ingest(self.db, self.integration, ev)
         self.db.commit()
 
@@ -592,26 +592,30 @@ def fit_samples(db: Session, report: Report) -> list[Sample]:
     return out
 
 
-def _raw_verdict(sample: Sample, p: model.Params) -> tuple[float, bool, float, bool]:
-    """The uncalibrated probability of the likeliest session and of its channel, and whether each was
-    right (as ``tracking.attribution.score`` decides when the session is named)."""
+def _raw_verdict(sample: Sample, p: model.Params) -> tuple[float, bool, float, bool, int]:
+    """The uncalibrated probability of the session ``tracking.attribution.score`` would name and of the
+    channel it would give, whether each was right, and the number's holds (the calibration's input)."""
     feats, idx, channels, truth_channel, _ = sample
+    holds = int(feats[0].get("number_holds", 0))
     rates = [model.session_rate(f, p) for f in feats]
-    norm = sum(rates) + model.outsider_rate(int(feats[0].get("number_holds", 0)), p)
-    mass: dict[int | None, float] = defaultdict(float)
-    for r, ch in zip(rates, channels, strict=True):
-        mass[ch] += r / norm
-    best = max(range(len(rates)), key=lambda i: rates[i])
-    channel = channels[best]
-    return rates[best] / norm, best == idx, mass[channel], channel is not None and channel == truth_channel
+    norm = sum(rates) + model.outsider_rate(holds, p)
+    cands = [
+        attribution.Candidate(i, ch, "", f) for i, (f, ch) in enumerate(zip(feats, channels, strict=True))
+    ]
+    for c, r in zip(cands, rates, strict=True):
+        c.probability = r / norm
+    channel, best = attribution.pick(cands)
+    mass = sum(c.probability for c in cands if c.channel_id == channel)
+    right_channel = channel is not None and channel == truth_channel
+    return best.probability, best.session_id == idx, mass, right_channel, holds
 
 
 def _threshold_table(samples: list[Sample], p: model.Params) -> str:
     hits: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for feats, idx, channels, truth_channel, bucket in samples:
         rates = [model.session_rate(f, p) for f in feats]
-        raw_s, ok_s, _, _ = _raw_verdict((feats, idx, channels, truth_channel, bucket), p)
-        named = model.calibrated(raw_s, p.session_calibration) >= p.session_threshold
+        raw_s, ok_s, _, _, holds = _raw_verdict((feats, idx, channels, truth_channel, bucket), p)
+        named = model.calibrated(raw_s, p.session_calibration, holds) >= p.session_threshold
         latest = max(
             (i for i, f in enumerate(feats) if f.get("held")),
             key=lambda i: feats[i].get("started", ""),
@@ -625,29 +629,44 @@ def _threshold_table(samples: list[Sample], p: model.Params) -> str:
     return ", ".join(f"{b} {h[1]}/{h[2]} of {h[0]}" for b, h in sorted(hits.items()))
 
 
-def fit_calibration(pairs: list[tuple[float, bool]]) -> tuple[float, float]:
-    """Platt scaling: a, b maximising the likelihood of sigmoid(a * logit(p) + b) (Newton's method)."""
-    a, b = 1.0, 0.0
-    xs = [model.logit(p) for p, _ in pairs]
-    ys = [1.0 if ok else 0.0 for _, ok in pairs]
+def fit_calibration(rows: list[tuple[float, int, bool]]) -> tuple[float, float, float]:
+    """Platt scaling with the number's busyness: a, b, c maximising the likelihood of
+    sigmoid(a * logit(p) + b + c * busyness(holds)) over (p, holds, right) rows (Newton's method)."""
+    xs = [(model.logit(p), 1.0, model.busyness(h)) for p, h, _ in rows]
+    ys = [1.0 if ok else 0.0 for _, _, ok in rows]
+    w = [1.0, 0.0, 0.0]
     for _ in range(50):
-        ga = gb = haa = hab = hbb = 0.0
+        grad = [0.0, 0.0, 0.0]
+        hess = [[0.0] * 3 for _ in range(3)]
         for x, y in zip(xs, ys, strict=True):
-            q = 1 / (1 + math.exp(-(a * x + b)))
-            ga += (y - q) * x
-            gb += y - q
-            w = q * (1 - q)
-            haa += w * x * x
-            hab += w * x
-            hbb += w
-        det = haa * hbb - hab * hab
-        if det <= 1e-12:
+            q = 1 / (1 + math.exp(-sum(wi * xi for wi, xi in zip(w, x, strict=True))))
+            for i in range(3):
+                grad[i] += (y - q) * x[i]
+                for j in range(3):
+                    hess[i][j] += q * (1 - q) * x[i] * x[j]
+        step = _solve(hess, grad)
+        if step is None:
             break
-        da, db_ = (hbb * ga - hab * gb) / det, (haa * gb - hab * ga) / det
-        a, b = a + da, b + db_
-        if abs(da) + abs(db_) < 1e-9:
+        w = [wi + si for wi, si in zip(w, step, strict=True)]
+        if sum(abs(si) for si in step) < 1e-9:
             break
-    return a, b
+    return w[0], w[1], w[2]
+
+
+def _solve(m: list[list[float]], v: list[float]) -> list[float] | None:
+    """m x = v by Gaussian elimination with partial pivoting; None when m is singular."""
+    n = len(v)
+    a = [row[:] + [v[i]] for i, row in enumerate(m)]
+    for col in range(n):
+        piv = max(range(col, n), key=lambda r: abs(a[r][col]))
+        if abs(a[piv][col]) < 1e-12:
+            return None
+        a[col], a[piv] = a[piv], a[col]
+        for r in range(n):
+            if r != col:
+                f = a[r][col] / a[col][col]
+                a[r] = [x - f * y for x, y in zip(a[r], a[col], strict=True)]
+    return [a[i][n] / a[i][i] for i in range(n)]
 
 
 def log_likelihood(samples: list[Sample], p: model.Params) -> float:
@@ -753,10 +772,10 @@ def main() -> None:
         for name in model.FITTED:
             print(f"    {name}: float = {getattr(fitted, name):.4g}")
         raw = [_raw_verdict(sample, fitted) for sample in samples]
-        session_ab = fit_calibration([(ps, ok) for ps, ok, _, _ in raw])
-        channel_ab = fit_calibration([(pc, ok) for _, _, pc, ok in raw])
-        print(f"    session_calibration: tuple[float, float] = ({session_ab[0]:.4g}, {session_ab[1]:.4g})")
-        print(f"    channel_calibration: tuple[float, float] = ({channel_ab[0]:.4g}, {channel_ab[1]:.4g})")
+        session_ab = fit_calibration([(ps, holds, ok) for ps, ok, _, _, holds in raw])
+        channel_ab = fit_calibration([(pc, holds, ok) for _, _, pc, ok, holds in raw])
+        for label, ab in (("session", session_ab), ("channel", channel_ab)):
+            print(f"    {label}_calibration: tuple[float, ...] = ({', '.join(f'{x:.4g}' for x in ab)})")
         fitted = fitted.with_values(session_calibration=session_ab, channel_calibration=channel_ab)
         print("session threshold → session accuracy per bucket (hub / naive), misdials named")
         for threshold in (0.0, 0.1, 0.2, 0.3, 0.4):

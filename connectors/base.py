@@ -39,7 +39,9 @@ class ItemKind(StrEnum):
     NOTIFICATION = "notification"  # a message for a person (NotificationPayload below)
 
 
-class Outcome(StrEnum):
+class DeliveryOutcome(StrEnum):
+    """What became of one delivered item (a ``DeliveryResult``'s verdict)."""
+
     DONE = "done"  # arrived; external_id says where
     RETRY = "retry"  # a passing failure (429, 5xx, timeout, "too recent"); retry_after when known
     DEAD = "dead"  # permanent (validation error, expired click); error says why
@@ -65,7 +67,7 @@ class DeliveryItem:
 @dataclass(frozen=True)
 class DeliveryResult:
     id: int
-    outcome: Outcome
+    outcome: DeliveryOutcome
     external_id: str | None = None
     error: str | None = None
     retry_after: float | None = None  # seconds
@@ -81,10 +83,12 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
-class SpendRow:
-    """Ad spend for one day and one campaign (ad group and keyword when the platform reports them).
+class PulledSpend:
+    """Ad spend as a platform reports it, for one day and one campaign (ad group and keyword when the
+    platform reports them).
 
-    Rows are keyed by (platform, account, day, campaign_id, ad_group_id, keyword_id): a re-pull replaces.
+    The pipeline stores these as ``tracking.models.PlatformSpend`` rows keyed by (platform, account, day,
+    campaign_id, ad_group_id, keyword_id): a re-pull replaces.
     """
 
     day: dt.date
@@ -218,7 +222,7 @@ class PushOnly:
     def find_delivered(self, items: Sequence[DeliveryItem]) -> dict[int, str]:
         return {}
 
-    def pull_spend(self, start: dt.date, end: dt.date) -> Iterable[SpendRow]:
+    def pull_spend(self, start: dt.date, end: dt.date) -> Iterable[PulledSpend]:
         return []
 
     def pull_deals(self, since: dt.datetime) -> Iterable[DealUpdate]:
@@ -241,7 +245,7 @@ class Connector(Protocol):
         """For items in doubt (sent, outcome unknown): those that did arrive, item id -> external id."""
         ...
 
-    def pull_spend(self, start: dt.date, end: dt.date) -> Iterable[SpendRow]:
+    def pull_spend(self, start: dt.date, end: dt.date) -> Iterable[PulledSpend]:
         """Spend rows for every day in [start, end]. Connectors without spend return nothing."""
         ...
 

@@ -12,9 +12,8 @@ Modules are imported only when used, so a web worker that never pushes to Google
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from types import ModuleType
-from typing import Any
 
 from connectors.base import AccountField
 
@@ -38,10 +37,6 @@ def load(name: str) -> ModuleType:
     return importlib.import_module(module_path)
 
 
-class InvalidAccount(ValueError):
-    """An edit of a connection's account that is refused; nothing is changed."""
-
-
 def account_fields(connectors: Iterable[str]) -> dict[str, AccountField]:
     """The typed account fields of these connectors, by name."""
     fields: dict[str, AccountField] = {}
@@ -49,32 +44,3 @@ def account_fields(connectors: Iterable[str]) -> dict[str, AccountField]:
         for f in getattr(load(name), "ACCOUNT_FIELDS", ()):
             fields[f.name] = f
     return fields
-
-
-def edited_account(connectors: Iterable[str], current: Mapping[str, Any], wanted: Any) -> dict[str, str]:
-    """The account after a person's edit, or ``InvalidAccount``.
-
-    Only typed fields (``ACCOUNT_FIELDS``) may be set, each validated; an empty value removes one. Facts the
-    provider told us at connect time (an amoCRM host, an account id) stay as they are: a key naming one is
-    accepted only with its current value, so a read-modify-write of the whole object still works.
-    """
-    if not isinstance(wanted, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in wanted.items()
-    ):
-        raise InvalidAccount("account must be an object of strings (e.g. counter_id, customer_id)")
-    fields = account_fields(connectors)
-    out = {k: str(v) for k, v in current.items() if k not in fields}
-    for key, value in wanted.items():
-        field = fields.get(key)
-        if field is not None:
-            if value.strip():
-                try:
-                    out[key] = field.clean(value)
-                except ValueError as exc:
-                    raise InvalidAccount(str(exc)) from None
-        elif key not in current:
-            typed = ", ".join(sorted(fields)) or "none"
-            raise InvalidAccount(f"{key} is not an account field a person sets (these are: {typed})")
-        elif str(current[key]) != value:
-            raise InvalidAccount(f"{key} is learned when the account is connected: reconnect to change it")
-    return out

@@ -13,6 +13,7 @@ from hub.config import load_config
 from hub.csrf import init_csrf
 from hub.extensions import init_db
 from hub.formatting import init_formatting
+from hub.i18n import init_i18n
 from hub.ratelimit import MACHINE_PREFIXES, init_ratelimit, install_proxy_fix
 from hub.schemas import error_json
 
@@ -44,6 +45,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     init_db(app)
     init_csrf(app)
     init_formatting(app)
+    init_i18n(app)
     from jobs.outbox import install as install_outbox
 
     install_outbox()  # finalised calls and won deals queue their deliveries in the same transaction
@@ -87,7 +89,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
             return resp
         if exc.code is None or exc.code < 400 or exc.code == 405:
             return exc  # redirects and method errors keep Flask's own answer
-        return render_template("error.html", status=exc.code, title=exc.name), exc.code
+        # The page names the status in the person's language (error.html), not werkzeug's English name.
+        return render_template("error.html", status=exc.code), exc.code
 
     @app.errorhandler(500)
     def _server_error(exc: Exception) -> Any:
@@ -96,6 +99,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
             resp = jsonify(error_json("internal_server_error", "Something went wrong on the hub."))
             resp.status_code = 500
             return resp
-        return render_template("error.html", status=500, title="Something went wrong"), 500
+        return render_template("error.html", status=500), 500
 
     return app

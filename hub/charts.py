@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from html import escape
 
+from flask_babel import gettext as _
 from markupsafe import Markup
 
 PALETTE = ("#2f6fde", "#e07b39", "#3aa35b", "#a855c7", "#d64545", "#1fa5a5", "#8a8f2a", "#6b7280")
@@ -20,10 +21,11 @@ def _text(x: float, y: float, text: str, anchor: str = "middle", cls: str = "") 
 
 
 def _compact(value: float) -> str:
-    """An axis label that fits the left margin: 950, 12k, 1.5M."""
-    for size, suffix in ((1e6, "M"), (1e3, "k")):
+    """An axis label that fits the left margin: 950, 12k, 1.5M (in Russian: 12 тыс., 1,5 млн)."""
+    for size, pattern in ((1e6, _("%(n)sM")), (1e3, _("%(n)sk"))):
         if value >= size:
-            return f"{value / size:.1f}".removesuffix(".0") + suffix
+            number = f"{value / size:.1f}".removesuffix(".0")
+            return pattern % {"n": number}
     return f"{value:g}"
 
 
@@ -64,7 +66,7 @@ def stacked_bars(days: Sequence[str], series: Mapping[str, Sequence[int]], title
                 f"<title>{escape(day)} · {escape(name)}: {value}</title></rect>"
             )
         if len(days) <= 12 or i % max(len(days) // 6, 1) == 0:
-            parts.append(_text(x + bar_w / 2, HEIGHT - 10, day[5:], cls="axis"))
+            parts.append(_text(x + bar_w / 2, HEIGHT - 10, day[5:] if len(day) == 10 else day, cls="axis"))
     for k, name in enumerate(names):
         lx, ly = PAD_L + (k % 4) * 170, HEIGHT + 6 + 18 * (k // 4)
         parts.append(f'<rect x="{lx}" y="{ly}" width="10" height="10" fill="{PALETTE[k % len(PALETTE)]}"/>')
@@ -79,7 +81,7 @@ def line(points: Sequence[tuple[str, float]], title: str, *, percent: bool = Tru
     top = 1.0 if percent else (max((v for _, v in points), default=0) or 1)
     n = len(points)
     coords = []
-    for i, (_, v) in enumerate(points):
+    for i, (_label, v) in enumerate(points):
         x = PAD_L + (plot_w * i / (n - 1) if n > 1 else plot_w / 2)
         y = PAD_T + plot_h - plot_h * min(max(v, 0), top) / top
         coords.append((x, y))
@@ -97,7 +99,7 @@ def line(points: Sequence[tuple[str, float]], title: str, *, percent: bool = Tru
         parts.append(_text(PAD_L, HEIGHT - 10, points[0][0], "start", "axis"))
         parts.append(_text(WIDTH - 8, HEIGHT - 10, points[-1][0], "end", "axis"))
     else:
-        parts.append(_text(WIDTH / 2, HEIGHT / 2, "No data yet", cls="axis"))
+        parts.append(_text(WIDTH / 2, HEIGHT / 2, _("No data yet"), cls="axis"))
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704  (every piece above is a number or escaped)
 
@@ -127,23 +129,25 @@ def spend_vs_revenue(
 ) -> Markup:
     """Spend and revenue side by side per period (day or week), two bars each, with a legend."""
     top = max([*spend, *revenue], default=0) or 1
+    names = (_("Spend"), _("Revenue"))
     plot_w, plot_h = WIDTH - PAD_L - 8, HEIGHT - PAD_B - PAD_T
     step = plot_w / max(len(labels), 1)
     bar_w = max(step * 0.38, 1.0)
     parts = _frame("spend-revenue", HEIGHT + 18, title, _compact(top))
     for i, label in enumerate(labels):
         x0 = PAD_L + i * step + step * 0.12
-        for k, (name, value) in enumerate((("Spend", spend[i]), ("Revenue", revenue[i]))):
+        for k, (cls, value) in enumerate((("spend", spend[i]), ("revenue", revenue[i]))):
             bh = plot_h * value / top
+            amount = f"{value:,.0f}".replace(",", "\u00a0")
             parts.append(
-                f'<rect class="bar {name.lower()}" data-value="{value:.2f}" x="{x0 + k * bar_w:.1f}" '
+                f'<rect class="bar {cls}" data-value="{value:.2f}" x="{x0 + k * bar_w:.1f}" '
                 f'y="{PAD_T + plot_h - bh:.1f}" width="{bar_w:.1f}" height="{bh:.1f}" '
                 f'fill="{PALETTE[1] if k == 0 else PALETTE[2]}">'
-                f"<title>{escape(label)} · {name}: {value:,.0f}</title></rect>"
+                f"<title>{escape(label)} · {escape(names[k])}: {amount}</title></rect>"
             )
         if len(labels) <= 12 or i % max(len(labels) // 6, 1) == 0:
             parts.append(_text(x0 + bar_w, HEIGHT - 10, label[5:] if len(label) == 10 else label, cls="axis"))
-    for k, name in enumerate(("Spend", "Revenue")):
+    for k, name in enumerate(names):
         lx = PAD_L + k * 120
         parts.append(
             f'<rect x="{lx}" y="{HEIGHT + 4}" width="10" height="10" fill="{PALETTE[1 if k == 0 else 2]}"/>'

@@ -51,7 +51,7 @@ def serve(host: str, port: int) -> None:
 @click.option("--landing-port", default=5001, show_default=True, help="The demo landing page's port.")
 @click.option("--seed-only", is_flag=True, help="Create the demo data and exit without serving.")
 def demo(host: str, port: int, landing_port: int, seed_only: bool) -> None:
-    """Create a demo agency (once) and serve the hub beside a demo landing page that uses the snippet."""
+    """Re-create the demo agency up to now and serve the hub beside a demo landing page with the snippet."""
     import time
 
     from hub.demo import landing_app, landing_page, seed, serve_in_thread
@@ -65,8 +65,10 @@ def demo(host: str, port: int, landing_port: int, seed_only: bool) -> None:
         from hub.extensions import session_factory
 
         with session_factory()() as session:
-            info = seed(session, dict.fromkeys(origins), app.config["ENCRYPTION_KEY"])
-    click.echo(("Created" if info.created else "Found") + " the demo agency.")
+            info = seed(session, dict.fromkeys(origins))
+    click.echo(
+        ("Re-created" if info.replaced else "Created") + " the demo agency, its data laid out up to now."
+    )
     if seed_only:
         return
     serve_in_thread(landing_app(lambda: landing_page(hub_url, info.site_key)), host, landing_port)

@@ -44,6 +44,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "TRACKING_MAX_BODY": env.tracking_max_body,
         "LOG_LEVEL": env.log_level,
+        "DEFAULT_LANGUAGE": env.default_language,
         # How many reverse proxies of our own stand in front of the hub: X-Forwarded-For is believed for
         # exactly that many hops and no further (0: the peer address is the client).
         "TRUSTED_PROXIES": env.trusted_proxies,

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
+from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub import charts
 from tracking import romi
-from tracking.models import Call, CallStatus, Client
+from tracking.models import Call, CallStatus, Channel, Client
 from tracking.poolsim import Advice
 
 # The columns the agency home can sort by: name -> how a row is ordered (missing ROMI sorts last).
@@ -117,6 +122,17 @@ class Headline:
         return float(self.value) / float(self.previous) - 1  # type: ignore[arg-type]
 
 
+HEADLINES = (
+    ("calls", _l("Calls"), "count"),
+    ("missed", _l("Missed"), "count"),
+    ("first_time_calls", _l("First-time callers"), "count"),
+    ("spend", _l("Spend"), "money"),
+    ("deals", _l("Deals"), "count"),
+    ("revenue", _l("Revenue"), "money"),
+    ("romi", _l("ROMI"), "percent"),
+)
+
+
 def headlines(
     db: Session,
     client: Client,
@@ -127,16 +143,10 @@ def headlines(
     """The overview's figures for [start, end] beside those of the period just before it."""
     now = romi.report(db, client, start, end, model=model).total.metrics
     before = romi.report(db, client, *previous_period(start, end), model=model).total.metrics
-    fields = (
-        ("calls", "Calls", "count"),
-        ("missed", "Missed", "count"),
-        ("first_time_calls", "First-time callers", "count"),
-        ("spend", "Spend", "money"),
-        ("deals", "Deals", "count"),
-        ("revenue", "Revenue", "money"),
-        ("romi", "ROMI", "percent"),
-    )
-    return [Headline(key, text, getattr(now, key), getattr(before, key), kind) for key, text, kind in fields]
+    return [
+        Headline(key, str(text), getattr(now, key), getattr(before, key), kind)
+        for key, text, kind in HEADLINES
+    ]
 
 
 def split_period(start: dt.date, end: dt.date, by: str) -> list[tuple[dt.date, dt.date]]:
@@ -151,14 +161,77 @@ def split_period(start: dt.date, end: dt.date, by: str) -> list[tuple[dt.date, d
 
 
 def breakdown(
-    db: Session, client: Client, start: dt.date, end: dt.date, by: str, model: romi.Model | str
+    db: Session,
+    client: Client,
+    start: dt.date,
+    end: dt.date,
+    by: str,
+    model: romi.Model | str,
+    path: Sequence[str] = (),
 ) -> list[tuple[dt.date, dt.date, romi.Metrics]]:
-    """The ROMI report's totals for each day or week of the period: the engine runs once per part, so the
-    parts add up to the period (every pass of the engine counts a thing on one local day)."""
-    return [
-        (a, b, romi.report(db, client, a, b, model=model).total.metrics)
-        for a, b in split_period(start, end, by)
-    ]
+    """The figures of one row of the ROMI report (``path``: channel, campaign … keys; empty for the totals)
+    for each day or week of the period. The engine runs once per part, so the parts add up to the period
+    (every pass of the engine counts a thing on one local day); a part where the row has nothing gives
+    zeros."""
+    parts = []
+    for a, b in split_period(start, end, by):
+        node = romi.report(db, client, a, b, model=model).total.find(path)
+        parts.append((a, b, node.metrics if node is not None else romi.Metrics()))
+    return parts
+
+
+def chart_grain(start: dt.date, end: dt.date) -> str:
+    """Days for a month or less, weeks beyond: a bar per day stops being readable past about 31."""
+    return "day" if (end - start).days < 31 else "week"
+
+
+def part_label(a: dt.date, b: dt.date, by: str) -> str:
+    return a.isoformat() if by == "day" else f"{a.isoformat()[5:]}–{b.isoformat()[5:]}"
+
+
+def calls_by_channel(
+    db: Session, client: Client, start: dt.date, end: dt.date, by: str
+) -> tuple[list[str], dict[str, list[int]]]:
+    """Final calls of the local days [start, end] per day or week, by the channel each call came from:
+    the overview chart's labels and one series per channel (calls without one under "Unattributed")."""
+    parts = split_period(start, end, by)
+    index: dict[dt.date, int] = {}
+    for i, (a, b) in enumerate(parts):
+        for n in range((b - a).days + 1):
+            index[a + dt.timedelta(days=n)] = i
+    lo, hi = romi.period_bounds(client, start, end)
+    tz = ZoneInfo(client.timezone or "UTC")
+    names = {c.id: c.name for c in db.scalars(select(Channel).where(Channel.client_id == client.id))}
+    series: dict[str, list[int]] = {}
+    rows = db.execute(
+        select(Call.called_at, Call.channel_id).where(
+            Call.client_id == client.id,
+            Call.called_at >= lo,
+            Call.called_at < hi,
+            Call.status != CallStatus.IN_PROGRESS,
+        )
+    )
+    for called_at, channel_id in rows:
+        if called_at is None:
+            continue
+        if called_at.tzinfo is None:
+            called_at = called_at.replace(tzinfo=dt.UTC)
+        part = index.get(called_at.astimezone(tz).date())
+        if part is None:
+            continue
+        name = names.get(channel_id, "") if channel_id else ""
+        series.setdefault(name, [0] * len(parts))[part] += 1
+    labels = [part_label(a, b, by) for a, b in parts]
+    return labels, dict(sorted(series.items(), key=lambda kv: (kv[0] == "", kv[0].lower())))
+
+
+def calls_chart(db: Session, client: Client, start: dt.date, end: dt.date) -> tuple[str, Markup]:
+    """The overview's chart of the period: calls per day (per week past a month) stacked by channel."""
+    by = chart_grain(start, end)
+    labels, series = calls_by_channel(db, client, start, end, by)
+    named = {(name or _("Unattributed")): counts for name, counts in series.items()}
+    title = _("Calls per day by channel") if by == "day" else _("Calls per week by channel")
+    return by, charts.stacked_bars(labels, named, title)
 
 
 # Below this many visits in the advice window the simulator has too little to go on: the page says so instead
@@ -178,22 +251,49 @@ def pool_verdict(observed_sessions: int, current_size: int | None, advice: list[
     if observed_sessions < MIN_SESSIONS_FOR_ADVICE:
         return PoolVerdict(
             "no_data",
-            f"Not enough data yet: {observed_sessions} visits seen, at least {MIN_SESSIONS_FOR_ADVICE} "
-            "are needed before the pool can be sized from real traffic.",
+            _(
+                "Not enough data yet: %(seen)s visits seen, at least %(needed)s are needed before the pool "
+                "can be sized from real traffic.",
+                seen=observed_sessions,
+                needed=MIN_SESSIONS_FOR_ADVICE,
+            ),
         )
     first = advice[0] if advice else None
     if first is None or first.size is None:
         return PoolVerdict(
-            "beyond", "Even the largest pool tried does not reach the target: shorten the hold."
+            "beyond", _("Even the largest pool tried does not reach the target: shorten the hold.")
         )
     target = f"{first.target * 100:.0f}\u00a0%"
     if not current_size:
         return PoolVerdict(
-            "no_pool", f"A pool of {first.size} numbers would tie {target} of calls to their visit."
+            "no_pool",
+            _(
+                "A pool of %(size)s numbers would tie %(target)s of calls to their visit.",
+                size=first.size,
+                target=target,
+            ),
         )
     diff = first.size - current_size
     if diff < 0:
-        return PoolVerdict("drop", f"You could drop {-diff} numbers and still tie {target} of calls.", -diff)
+        return PoolVerdict(
+            "drop",
+            ngettext(
+                "You could drop %(num)s number and still tie %(target)s of calls.",
+                "You could drop %(num)s numbers and still tie %(target)s of calls.",
+                -diff,
+                target=target,
+            ),
+            -diff,
+        )
     if diff > 0:
-        return PoolVerdict("add", f"Add {diff} numbers to tie {target} of calls to their visit.", diff)
-    return PoolVerdict("right", f"The pool is the right size for {target} of calls.")
+        return PoolVerdict(
+            "add",
+            ngettext(
+                "Add %(num)s number to tie %(target)s of calls to their visit.",
+                "Add %(num)s numbers to tie %(target)s of calls to their visit.",
+                diff,
+                target=target,
+            ),
+            diff,
+        )
+    return PoolVerdict("right", _("The pool is the right size for %(target)s of calls.", target=target))

@@ -230,7 +230,7 @@ def _answer(
                 visits.session_id_of(data)
                 leaving = action == "release"
                 result = visit_path.keep(conn, found, now, leaving=leaving) or visits.keep_full(
-                    db(), site_key, data, now, leaving=leaving
+                    db(), site_key, data, now, leaving=leaving, requester=None if leaving else _requester()
                 )
         except _TooLarge:
             return _error(413, "body_too_large", "The request body is too large.", origin)

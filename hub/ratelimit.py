@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask_babel import gettext
 from flask_limiter import Limiter, RequestLimit
 from limits import RateLimitItem, parse_many
 from limits.storage import Storage
@@ -149,7 +150,8 @@ def too_many(retry_after: int) -> Response:
     if request.path.startswith(MACHINE_PREFIXES):
         resp = jsonify(error="too_many_requests", message=message)
     else:
-        resp = Response(render_template("login.html", error=message), mimetype="text/html")
+        shown = gettext("Too many requests; try again in %(n)s seconds.", n=retry_after)
+        resp = Response(render_template("login.html", error=shown), mimetype="text/html")
     resp.status_code = 429
     resp.headers["Retry-After"] = str(retry_after)
     resp.headers["Cache-Control"] = "no-store"

@@ -6,28 +6,50 @@ same rules and refused with the same message."""
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets as secrets_mod
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import abort, current_app
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    model_validator,
+)
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from connectors import registry
+from connectors.base import AccountField
 from hub.auth import client_or_404
 from hub.extensions import db
+from hub.plugins import connector_settings
 from hub.schemas import In, StrictBool, StrictInt, StrictStr, refusal
 from tracking import phones
-from tracking.accounts import InvalidAccount, add_user, number_used_in_agency
-from tracking.crypto import encrypt_json
+from tracking.accounts import (
+    InvalidAccount,
+    add_user,
+    change_role,
+    number_used_in_agency,
+    set_archived,
+)
+from tracking.crypto import decrypt_json, encrypt_json
+from tracking.db import utcnow
 from tracking.errors import Refused
 from tracking.hosts import canonical_domain_entry
 from tracking.models import (
     Agency,
     Channel,
     Client,
+    Connection,
+    ConnectionStatus,
     Pool,
     PoolChannel,
     Role,
@@ -81,6 +103,12 @@ class ClientChange(In):
     name: Name | None = None
     timezone: TimeZone | None = None
     currency: Currency | None = None
+    archived: StrictBool | None = Field(
+        None,
+        description="Archive (true) or unarchive (false): an archived client is left out of client lists "
+        "unless asked for, keeps all its data and reports, still records calls from its telephony webhooks, "
+        "and its sites show their own numbers (no tracking number is handed out)",
+    )
 
 
 class ClientCreate(ClientChange):
@@ -89,7 +117,11 @@ class ClientCreate(ClientChange):
 
 def apply_client(client: Client, change: ClientChange) -> None:
     for name, value in change.given().items():
-        if value is not None:
+        if value is None:
+            continue
+        if name == "archived":
+            set_archived(client, value, utcnow())
+        else:
             setattr(client, name, value)
 
 
@@ -338,6 +370,161 @@ def set_pool_members(pool: Pool, change: PoolChange) -> None:
     db().expire(pool)
 
 
+# --- connections -----------------------------------------------------------------------------------------
+
+
+def _known_connector(name: str) -> str:
+    if name not in registry.CONNECTORS:
+        raise ValueError(f"unknown connector {name!r}")
+    return name
+
+
+class ConnectionPatch(In):
+    """What a connection's PATCH (and its settings forms) may change. Each kind of connection (its set of
+    connectors) checks ``account`` and ``settings`` through its own model, ``connection_patch(connectors)``,
+    built from what those connectors declare; this base describes the shape they share."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=200)
+    connectors: list[Annotated[StrictStr, AfterValidator(_known_connector)]] | None = Field(
+        None, min_length=1
+    )
+    account: dict[str, StrictStr] | None = Field(
+        None,
+        description="Typed ids only (counter_id, customer_id, login_customer_id, client_login, currency); "
+        "facts learned when the account was connected cannot be changed",
+    )
+    settings: dict[str, Any] | None = Field(
+        None, description="Replaces the settings; each connector's are ConnectorSettings_<connector>"
+    )
+    status: Literal["active", "disabled"] | None = None
+    shared_with: list[StrictInt] | None = Field(
+        None, description="Clients of the agency that use an agency-shared connection"
+    )
+
+
+class _Account(BaseModel):
+    """A connection's account ids: the typed ones its connectors declare, checked by their rules, and the
+    facts the provider told us at connect time, which may only be repeated unchanged (so a read-modify-write
+    of the whole object works) — the current account comes in the validation context."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, StrictStr] = Field(init=False)
+
+    @model_validator(mode="after")
+    def _learned_facts_unchanged(self, info: ValidationInfo) -> _Account:
+        current = (info.context or {}).get("account") or {}
+        for key, value in (self.model_extra or {}).items():
+            if key not in current:
+                typed = ", ".join(sorted(type(self).model_fields)) or "none"
+                raise ValueError(f"{key}: is not an account field a person sets (these are: {typed})")
+            if str(current[key]) != value:
+                raise ValueError(f"{key}: is learned when the account is connected: reconnect to change it")
+        return self
+
+
+def _typed_id(field: AccountField) -> Any:
+    """One account id a connector declares: an empty value removes it, any other must match its pattern."""
+    return Annotated[StrictStr, AfterValidator(lambda value: field.clean(value) if value.strip() else "")]
+
+
+def _settings_model(connectors: tuple[str, ...]) -> Any:
+    """The connectors' declared settings as one model (one connection can serve several connectors, a Yandex
+    account Metrika and Direct: each keeps its own fields and rules); any object when one declares none."""
+    models = [m for m in (connector_settings(name) for name in connectors) if m is not None]
+    if not models or len(models) < len(connectors):
+        return dict[str, Any]
+    if len(models) == 1:
+        return models[0]
+    return create_model(f"ConnectorSettings_{'_'.join(connectors)}", __base__=tuple(models))
+
+
+def connection_patch(connectors: tuple[str, ...]) -> type[ConnectionPatch]:
+    """The PATCH schema of a connection that serves these connectors, built from their declarations."""
+    # One model per set of connectors whatever their order, so a body cannot make models without end.
+    return _connection_patch(tuple(sorted(set(connectors))))
+
+
+@functools.cache
+def _connection_patch(connectors: tuple[str, ...]) -> type[ConnectionPatch]:
+    kind = "_".join(connectors)
+    ids: Any = {
+        name: (_typed_id(field), Field(None, description=field.hint))
+        for name, field in registry.account_fields(connectors).items()
+    }
+    account = create_model(f"ConnectionAccount_{kind}", __base__=_Account, **ids)
+    return create_model(
+        f"ConnectionPatch_{kind}",
+        __base__=ConnectionPatch,
+        account=(account | None, None),
+        settings=(_settings_model(connectors) | None, None),
+    )
+
+
+def _patch_kind(conn: Connection, data: Any) -> tuple[str, ...]:
+    """The connectors whose declarations check this body: those it names (when they all exist), else the
+    connection's own."""
+    named = data.get("connectors") if isinstance(data, dict) else None
+    if (
+        isinstance(named, list)
+        and named
+        and all(isinstance(n, str) and n in registry.CONNECTORS for n in named)
+    ):
+        return tuple(dict.fromkeys(named))
+    return tuple(conn.connectors or ())
+
+
+def connection_change(conn: Connection, data: Any) -> dict[str, Any]:
+    """A PATCH body checked through the schema of the connection's kind, as the attributes to set (and
+    ``shared_with``). Every field is checked before anything changes; a refusal names the first bad one."""
+    try:
+        change = connection_patch(_patch_kind(conn, data)).model_validate(
+            data, context={"account": conn.account or {}}
+        )
+    except ValidationError as exc:
+        raise refusal(exc) from None
+    out: dict[str, Any] = {k: v for k, v in change.given().items() if v is not None}
+    if "connectors" in out:
+        out["connectors"] = list(dict.fromkeys(out["connectors"]))
+    if isinstance(change.account, BaseModel):
+        # The typed ids are replaced by those given; the facts learned at connect time stay.
+        typed = type(change.account).model_fields
+        kept = {k: str(v) for k, v in (conn.account or {}).items() if k not in typed}
+        given = {k: getattr(change.account, k) for k in change.account.model_fields_set if k in typed}
+        out["account"] = kept | {k: v for k, v in given.items() if v}
+    if isinstance(change.settings, BaseModel):
+        # Stored as given (after the declaration's coercion), without the defaults written in.
+        out["settings"] = change.settings.model_dump(mode="json", include=change.settings.model_fields_set)
+    if out.get("status") == "active" and conn.status == ConnectionStatus.NEEDS_REAUTH:
+        raise Refused("status", "this connection needs re-authorisation: reconnect it instead", "conflict")
+    if "status" in out:
+        out["status"] = ConnectionStatus(out["status"])
+    if "shared_with" in out:
+        if conn.client_id is not None:
+            raise Refused("shared_with", "only an agency-shared connection can be shared with clients")
+        ids = set(out["shared_with"])
+        found = set(
+            db().scalars(select(Client.id).where(Client.id.in_(ids), Client.agency_id == conn.agency_id))
+        )
+        if found != ids:
+            raise Refused("shared_with", "lists clients that are not in this agency")
+        out["shared_with"] = sorted(found)
+    return out
+
+
+def connection_settings(connectors: list[str], settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings from a page's form, checked through the same schema as the API's PATCH."""
+    kind = tuple(connectors)
+    try:
+        change = connection_patch(kind).model_validate({"settings": settings})
+    except ValidationError as exc:
+        raise refusal(exc) from None
+    if isinstance(change.settings, BaseModel):
+        return change.settings.model_dump(mode="json", include=change.settings.model_fields_set)
+    return dict(change.settings or {})
+
+
 # --- telephony -------------------------------------------------------------------------------------------
 
 
@@ -352,6 +539,50 @@ class IntegrationCreate(In):
     settings: dict[str, Any] = Field(
         default_factory=dict, description="As the provider declares: see TelephonySettings_<provider>"
     )
+
+
+class IntegrationChange(In):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=200)
+    active: StrictBool | None = None
+    secrets: dict[str, Any] | None = Field(None, description="Replaces every secret of the integration")
+    settings: dict[str, Any] | None = Field(None, description="Replaces the integration's settings")
+
+
+def apply_integration(integ: TelephonyIntegration, change: IntegrationChange) -> None:
+    """Rename, pause, re-key or re-configure ``integ``, through what its provider declares."""
+    if change.secrets is not None:
+        secrets = declared_config(integ.provider, "secrets", change.secrets)
+        key = current_app.config["ENCRYPTION_KEY"]
+        generated = getattr(adapter(integ.provider), "GENERATED_FIELD", None)
+        if generated and not secrets.get(generated):
+            # A hub-made secret is kept unless a new one is given.
+            secrets[generated] = decrypt_json(key, integ.secrets_encrypted).get(generated)
+        integ.secrets_encrypted = encrypt_json(key, secrets)
+    if change.settings is not None:
+        integ.settings = declared_config(integ.provider, "settings", change.settings)
+    if change.name is not None:
+        integ.name = change.name
+    if change.active is not None:
+        integ.active = change.active
+
+
+def rotate_secret(integ: TelephonyIntegration) -> dict[str, str]:
+    """A new hub-made secret for ``integ`` (to be shown once); the old one stops verifying at once."""
+    generated = getattr(adapter(integ.provider), "GENERATED_FIELD", None)
+    if not generated:
+        raise Refused("secrets", "this provider's secret is its own: enter the new one from its cabinet")
+    key = current_app.config["ENCRYPTION_KEY"]
+    secrets = decrypt_json(key, integ.secrets_encrypted)
+    shown_once = {generated: secrets_mod.token_urlsafe(32)}
+    integ.secrets_encrypted = encrypt_json(key, {**secrets, **shown_once})
+    return shown_once
+
+
+def delete_integration(integ: TelephonyIntegration) -> None:
+    """Remove ``integ``: its webhook URLs stop answering; the calls it reported are kept."""
+    db().delete(integ)
 
 
 def declared_config(provider: str, part: str, data: Any) -> dict[str, Any]:
@@ -377,6 +608,26 @@ class UserCreate(In):
     role: Role
     client_id: StrictInt | None = Field(None, description="Required for a viewer: the one client they see")
     name: StrictStr = ""
+
+
+class UserChange(In):
+    role: Role
+    client_id: StrictInt | None = Field(None, description="Required for a viewer: the one client they see")
+
+
+def apply_user(actor: User, user: User, change: UserChange) -> None:
+    """A new role (and, for a viewer, client) for ``user``, by the rules of ``tracking.accounts``."""
+    client = None
+    if change.client_id is not None:
+        client = db().get(Client, change.client_id)
+        # Another agency's client is answered like a missing one: no hint that it exists.
+        if client is None or client.agency_id != actor.agency_id:
+            raise Refused("client_id", "no such client")
+    try:
+        change_role(db(), actor, user, change.role, client)
+    except InvalidAccount as exc:
+        name, _, message = str(exc).partition(": ")
+        raise Refused(name, message) from None
 
 
 # --- common ----------------------------------------------------------------------------------------------

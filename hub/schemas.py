@@ -6,6 +6,7 @@ OpenAPI document's description of both (see ``hub.api.openapi.component``)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, Strict, ValidationError, WithJsonSchema
@@ -81,6 +82,9 @@ class Page(Out, Generic[T]):
     total: int
 
 
+_BLAMES = re.compile(r"[a-z_][a-z0-9_]*: ")
+
+
 def refusal(exc: ValidationError, prefix: str = "") -> Refused:
     """The first problem Pydantic found, named the way a person reads the body: ``rules[0].has_gclid``
     (under ``prefix`` when what was validated is a part of the body, e.g. ``settings``)."""
@@ -92,8 +96,8 @@ def refusal(exc: ValidationError, prefix: str = "") -> Refused:
         message = "is not a field of this object"
     elif err["type"] == "missing":
         message = "is required"
-    elif ": " in message and not err["loc"]:
-        # A rule across fields names the field it blames: "pipeline_id: deals need a pipeline".
+    elif err["type"] == "value_error" and isinstance(err.get("input"), dict) and _BLAMES.match(message):
+        # A rule across an object's fields names the field it blames: "pipeline_id: deals need a pipeline".
         blamed, message = message.split(": ", 1)
         loc.append(blamed)
     path = ""

@@ -26,7 +26,7 @@ from tracking.crypto import SecretUnreadable, decrypt_json
 from tracking.db import utcnow
 from tracking.models import TelephonyIntegration, TrackingNumber
 from tracking.telephony import generic, mango, outage, twilio, zadarma
-from tracking.telephony.base import CallEvent, PayloadInvalid, SignatureInvalid, check_event
+from tracking.telephony.base import PayloadInvalid, ProviderEvent, SignatureInvalid, check_event
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def _integration(providers: tuple[str, ...], key: str) -> tuple[TelephonyIntegra
     return integ, secrets
 
 
-def _ingest(integ: TelephonyIntegration, event: CallEvent | None) -> None:
+def _ingest(integ: TelephonyIntegration, event: ProviderEvent | None) -> None:
     if event is None:
         return
     _guard(lambda: check_event(event, utcnow()))

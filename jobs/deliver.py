@@ -30,9 +30,9 @@ from connectors.base import (
     AuthRevoked,
     Connector,
     DeliveryItem,
+    DeliveryOutcome,
     DeliveryResult,
     ItemKind,
-    Outcome,
     RateLimit,
     TokenExpired,
 )
@@ -352,7 +352,7 @@ class _Batch:
                     continue
                 seen.add(r.id)
                 error = (r.error or "")[:MAX_ERROR] or None
-                if r.outcome == Outcome.DONE:
+                if r.outcome == DeliveryOutcome.DONE:
                     ok = self._write(
                         db,
                         r.id,
@@ -364,7 +364,7 @@ class _Batch:
                     )
                     stats.done += ok
                     tally.items += ok
-                elif r.outcome == Outcome.SKIPPED:
+                elif r.outcome == DeliveryOutcome.SKIPPED:
                     stats.skipped += self._write(
                         db,
                         r.id,
@@ -373,8 +373,8 @@ class _Batch:
                         done_at=now,
                         claimed_by=None,
                     )
-                elif r.outcome == Outcome.DEAD or row.attempts >= self.settings.max_attempts:
-                    if r.outcome != Outcome.DEAD:
+                elif r.outcome == DeliveryOutcome.DEAD or row.attempts >= self.settings.max_attempts:
+                    if r.outcome != DeliveryOutcome.DEAD:
                         error = f"gave up after {row.attempts} attempts: {error or 'no reason given'}"
                     stats.dead += self._write(
                         db, r.id, status=DeliveryStatus.DEAD, last_error=error, claimed_by=None
@@ -468,7 +468,9 @@ class Worker:
             return
         with recorded(self.rt, "deliver", connector=connector, connection_id=connection_id) as tally:
             batch = _Batch(self.rt, self.settings, claim_id, rows)
-            batch.record([DeliveryResult(r.id, Outcome.RETRY, error=error) for r in rows], stats, tally)
+            batch.record(
+                [DeliveryResult(r.id, DeliveryOutcome.RETRY, error=error) for r in rows], stats, tally
+            )
         stats.errors.append(f"{connector}@{connection_id}: {error}")
 
     def _requests_today(self, connection_id: int, connector: str) -> int:

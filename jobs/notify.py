@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -47,24 +48,31 @@ NOTIFY_CONNECTORS = ("email", "telegram")
 DIGEST_LOCAL_HOUR = 8  # the previous day's digest goes out after this hour, client time
 
 
-def plan(
-    db: Session,
-    *,
-    client_id: int,
-    event: str,
-    key: str,
-    subject: str,
-    text: str,
-    path: str | None = None,
-    only: Callable[[Connection], bool] | None = None,
-) -> list[Delivery]:
-    """Queue one notification to every destination of the client subscribed to ``event``.
+@dataclass(frozen=True)
+class Notice:
+    """One notification to plan: which event, its stable key, and what people read. ``path`` is a hub page;
+    the sender prefixes the hub's base URL (``AccountContext.hub_base_url``)."""
 
-    ``path`` is a hub page; the sender prefixes the hub's base URL (``AccountContext.hub_base_url``).
-    """
-    payload = {"event": event, "client_id": client_id, "subject": subject, "text": text, "path": path}
+    event: str
+    key: str
+    subject: str
+    text: str
+    path: str | None = None
+
+
+def plan(
+    db: Session, client_id: int, notice: Notice, only: Callable[[Connection], bool] | None = None
+) -> list[Delivery]:
+    """Queue the notice to every destination of the client subscribed to its event."""
+    payload = {
+        "event": notice.event,
+        "client_id": client_id,
+        "subject": notice.subject,
+        "text": notice.text,
+        "path": notice.path,
+    }
     return outbox.enqueue(
-        db, client_id=client_id, kind=ItemKind.NOTIFICATION, key=key, payload=payload, only=only
+        db, client_id=client_id, kind=ItemKind.NOTIFICATION, key=notice.key, payload=payload, only=only
     )
 
 
@@ -96,34 +104,23 @@ def _call_text(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _on_call_finalised(db: Session, event: hooks.CallFinalised) -> None:
-    payload = event.payload
-    text = _call_text(payload)
-    if payload.get("status") in (CallStatus.MISSED.value, CallStatus.BUSY.value):
-        plan(
-            db,
-            client_id=event.client_id,
-            event="missed_call",
-            key=f"notify-missed-{event.call_id}",
-            subject=f"Missed call from {payload.get('caller') or 'a withheld number'}",
-            text=text,
-            path=payload.get("call_path"),
-        )
-    if payload.get("is_target"):
-        _plan_target(db, event.client_id, event.call_id, payload)
-
-
-def _plan_target(db: Session, client_id: int, call_id: int, payload: dict[str, Any]) -> None:
-    text = _call_text(payload)
-    plan(
-        db,
-        client_id=client_id,
-        event="target_call",
-        key=f"notify-target-{call_id}",
-        subject=f"Target call from {payload.get('caller') or 'a withheld number'}",
-        text=text,
+def _call_notice(what: str, call_id: int, payload: dict[str, Any]) -> Notice:
+    """A call's notice: ``what`` is "missed" or "target" (events missed_call and target_call)."""
+    return Notice(
+        event=f"{what}_call",
+        key=f"notify-{what}-{call_id}",
+        subject=f"{what.title()} call from {payload.get('caller') or 'a withheld number'}",
+        text=_call_text(payload),
         path=payload.get("call_path"),
     )
+
+
+def _on_call_finalised(db: Session, event: hooks.CallFinalised) -> None:
+    payload = event.payload
+    if payload.get("status") in (CallStatus.MISSED.value, CallStatus.BUSY.value):
+        plan(db, event.client_id, _call_notice("missed", event.call_id, payload))
+    if payload.get("is_target"):
+        plan(db, event.client_id, _call_notice("target", event.call_id, payload))
 
 
 def _on_call_became_target(db: Session, event: hooks.CallBecameTarget) -> None:
@@ -131,7 +128,7 @@ def _on_call_became_target(db: Session, event: hooks.CallBecameTarget) -> None:
 
     call = db.get(Call, event.call_id)
     if call is not None:
-        _plan_target(db, event.client_id, call.id, call_payload(db, call))
+        plan(db, event.client_id, _call_notice("target", call.id, call_payload(db, call)))
 
 
 def install() -> None:
@@ -149,16 +146,14 @@ def send_test(db: Session, conn: Connection) -> Delivery | None:
     client_id = conn.client_id
     if client_id is None:
         return None
-    created = plan(
-        db,
-        client_id=client_id,
+    notice = Notice(
         event="test",
         key=f"notify-test-{uuid.uuid4().hex}",
         subject="Otkuda: test notification",
         text="This is a test. Notifications for this client will arrive here.",
         path=f"/clients/{client_id}/notifications",
-        only=lambda c: c.id == conn.id,
     )
+    created = plan(db, client_id, notice, only=lambda c: c.id == conn.id)
     return created[0] if created else None
 
 
@@ -180,11 +175,11 @@ def _subscribed_clients(db: Session, event: str) -> list[int]:
     return sorted(out)
 
 
-def _digest(db: Session, client: Client, now: dt.datetime) -> int:
+def _digest(db: Session, client: Client, now: dt.datetime) -> list[Notice]:
     zone = ZoneInfo(client.timezone)
     local_now = now.astimezone(zone)
     if local_now.hour < DIGEST_LOCAL_HOUR:
-        return 0
+        return []
     day = local_now.date() - dt.timedelta(days=1)
     start = dt.datetime.combine(day, dt.time(), zone).astimezone(dt.UTC)
     end = start + dt.timedelta(days=1)
@@ -204,22 +199,20 @@ def _digest(db: Session, client: Client, now: dt.datetime) -> int:
             f"Missed: {missed}",
         ]
     )
-    return len(
-        plan(
-            db,
-            client_id=client.id,
+    return [
+        Notice(
             event="daily_digest",
             key=f"notify-digest-{client.id}-{day.isoformat()}",
             subject=f"Calls on {day.isoformat()}: {total} ({target} target, {missed} missed)",
             text=text,
             path=f"/clients/{client.id}/calls",
         )
-    )
+    ]
 
 
-def _pools(db: Session, client: Client, now: dt.datetime, threshold: float) -> int:
+def _pools(db: Session, client: Client, now: dt.datetime, threshold: float) -> list[Notice]:
     hour = now.replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=1)
-    planned = 0
+    notices = []
     rows = db.execute(
         select(Pool, PoolStat)
         .join(PoolStat, PoolStat.pool_id == Pool.id)
@@ -230,10 +223,8 @@ def _pools(db: Session, client: Client, now: dt.datetime, threshold: float) -> i
         share = stat.fallbacks / shown if shown else 0.0
         if shown == 0 or share <= threshold:
             continue
-        planned += len(
-            plan(
-                db,
-                client_id=client.id,
+        notices.append(
+            Notice(
                 event="pool_exhausted",
                 key=f"notify-pool-{pool.id}-{hour:%Y%m%dT%H}",
                 subject=f"Pool {pool.name!r} is running out: {share:.0%} of visitors saw the fallback number",
@@ -246,19 +237,17 @@ def _pools(db: Session, client: Client, now: dt.datetime, threshold: float) -> i
                 path=f"/clients/{client.id}/pool-advice",
             )
         )
-    return planned
+    return notices
 
 
-def _reauth(db: Session, client: Client) -> int:
+def _reauth(db: Session, client: Client) -> list[Notice]:
     from jobs.contexts import connections_of_client
 
-    planned = 0
+    notices = []
     for conn in connections_of_client(db, client.id, statuses=(ConnectionStatus.NEEDS_REAUTH,)):
         since = conn.updated_at or utcnow()
-        planned += len(
-            plan(
-                db,
-                client_id=client.id,
+        notices.append(
+            Notice(
                 event="reauth_needed",
                 key=f"notify-reauth-{conn.id}-{int(since.timestamp())}",
                 subject=f"Connection {conn.name or conn.provider!r} needs re-authorisation",
@@ -269,10 +258,10 @@ def _reauth(db: Session, client: Client) -> int:
                 path=f"/clients/{client.id}/connections",
             )
         )
-    return planned
+    return notices
 
 
-def _dead(db: Session, client: Client, now: dt.datetime) -> int:
+def _dead(db: Session, client: Client, now: dt.datetime) -> list[Notice]:
     day = now.date()
     midnight = dt.datetime.combine(day, dt.time(), dt.UTC)
     count = db.scalar(
@@ -284,18 +273,16 @@ def _dead(db: Session, client: Client, now: dt.datetime) -> int:
         )
     )
     if not count:
-        return 0
-    return len(
-        plan(
-            db,
-            client_id=client.id,
+        return []
+    return [
+        Notice(
             event="deliveries_dead",
             key=f"notify-dead-{client.id}-{day.isoformat()}",
             subject=f"{count} deliveries gave up today",
             text=f"{count} deliveries of {client.name} are dead today; they are listed with their errors.",
             path=f"/clients/{client.id}/deliveries",
         )
-    )
+    ]
 
 
 def scan(rt: Runtime, now: dt.datetime | None = None) -> int:
@@ -304,7 +291,8 @@ def scan(rt: Runtime, now: dt.datetime | None = None) -> int:
     threshold = float(rt.setting("NOTIFY_POOL_FALLBACK_SHARE"))
     planned = 0
     with rt.sessions() as db:
-        checks = {
+        # Each check says what is due for one client; only clients someone subscribed for are checked.
+        checks: dict[str, Callable[[Client], list[Notice]]] = {
             "daily_digest": lambda c: _digest(db, c, now),
             "pool_exhausted": lambda c: _pools(db, c, now, threshold),
             "reauth_needed": lambda c: _reauth(db, c),
@@ -314,6 +302,7 @@ def scan(rt: Runtime, now: dt.datetime | None = None) -> int:
             for client_id in _subscribed_clients(db, event):
                 client = db.get(Client, client_id)
                 if client is not None:
-                    planned += check(client)
+                    for notice in check(client):
+                        planned += len(plan(db, client.id, notice))
         db.commit()
     return planned

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from connectors.base import ItemKind
+from connectors.webhook.events import EVENT_FOR_KIND
 from jobs.contexts import connections_of_client
 from jobs.providers import capabilities
 from tracking import hooks
@@ -28,12 +29,6 @@ CAPABILITY_FOR_KIND = {
     ItemKind.DEAL_WON: "push_deals",
     ItemKind.CALL_ATTRIBUTED: "push_attributions",
     ItemKind.NOTIFICATION: "push_notifications",
-}
-# The event names a connection's ``settings["events"]`` chooses from (outgoing webhooks).
-EVENT_FOR_KIND = {
-    ItemKind.CALL: "call.finalised",
-    ItemKind.CALL_ATTRIBUTED: "call.attributed",
-    ItemKind.DEAL_WON: "deal.won",
 }
 
 

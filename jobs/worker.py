@@ -69,7 +69,10 @@ class WorkerProcess:
                         renewed = time.monotonic()
                     except Exception:
                         log.exception("renewing holds failed; trying again")
-                if busy and len(busy) == self.threads:
+                if busy:
+                    # Woken by the first push to finish, not only when every thread is busy: a thread that
+                    # frees up while others still push claims its next destination at once, instead of
+                    # idling until the poll interval ends.
                     wait(list(busy), timeout=self.poll, return_when=FIRST_COMPLETED)
                 else:
                     self.stop_event.wait(self.poll)

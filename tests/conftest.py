@@ -99,6 +99,8 @@ def hub_app(database_url: str, tmp_path: Path, **overrides: object) -> Flask:
             "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
             "BASE_URL": "http://hub.test",
             "TESTING": True,
+            # Tests read the pages in English unless they ask for a language (test_i18n does).
+            "DEFAULT_LANGUAGE": "en",
             **overrides,
         }
     )

@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
-from tests.factories import make_tenant
-from tests.tracking_factories import T0, make_channel, make_pool, make_static, pool_numbers
+from tests.factories import ALLOCATION_T0 as T0
+from tests.factories import make_channel, make_pool, make_static, make_tenant, pool_numbers
 from tracking import visits
 from tracking.models import FallbackEvent, NumberAssignment, TrackingNumber, VisitSession
 from tracking.models.numbers import NumberStatus
@@ -85,7 +85,9 @@ def test_heartbeat_extends_but_never_past_max_hold(db) -> None:
 
 def test_release_keeps_number_for_grace_then_it_is_reclaimed(db) -> None:
     t = make_tenant(db)
-    make_pool(db, t.site, 1, hold_seconds=900, grace_seconds=120)
+    # Not channel-coherent: a coherent pool hands a leaver's number on to its own channel within grace
+    # rather than show the fallback number (see test_attribution_defects).
+    make_pool(db, t.site, 1, hold_seconds=900, grace_seconds=120, channel_coherent=False)
     r = v(db, t.site, "visitor-0001", T0)
     rel = visits.release(db, t.site.site_key, {"session_id": r.session.public_id}, now=T0 + sec(60))
     assert rel.hold_until == T0 + sec(180)

@@ -13,8 +13,8 @@ from collections import defaultdict
 import pytest
 from sqlalchemy import func, select
 
-from tests.factories import make_tenant
-from tests.tracking_factories import T0, make_pool
+from tests.factories import ALLOCATION_T0 as T0
+from tests.factories import make_pool, make_tenant
 from tracking.db import make_engine, make_session_factory, utcnow
 from tracking.models import FallbackEvent, NumberAssignment, TrackingNumber, VisitSession
 

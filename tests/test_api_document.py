@@ -11,12 +11,12 @@ import pytest
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from tests import call_helpers as h
+from tests import factories as h
 from tests.factories import make_tenant
 from tracking.calls import ingest
 from tracking.db import utcnow
 from tracking.models import Connection, ConnectionStatus, Delivery, DeliveryStatus, SyncRun
-from tracking.telephony.base import CallEvent, EventKind, Outcome
+from tracking.telephony.base import CallOutcome, EventKind, ProviderEvent
 
 PREFIX = "/api/v1"
 UNDOCUMENTED = {"api.openapi_json", "api.docs"}  # the document itself and its rendering for people
@@ -112,17 +112,19 @@ class Checker:
 
 def _ingest(db, integ, cid: str, number: str, at: dt.datetime, caller: str) -> None:
     common = {"provider": "generic", "provider_call_id": cid}
-    ingest(db, integ, CallEvent(**common, kind=EventKind.START, occurred_at=at, caller=caller, called=number))
+    ingest(
+        db, integ, ProviderEvent(**common, kind=EventKind.START, occurred_at=at, caller=caller, called=number)
+    )
     end = at + dt.timedelta(minutes=1)
     ingest(
         db,
         integ,
-        CallEvent(
+        ProviderEvent(
             **common,
             kind=EventKind.END,
             occurred_at=end,
             ended_at=end,
-            outcome=Outcome.ANSWERED,
+            outcome=CallOutcome.ANSWERED,
             talk_seconds=30,
         ),
     )
@@ -185,12 +187,13 @@ def test_real_answers_match_their_documented_schemas(client, app, db) -> None:
         integration_id=generic["id"],
         json={"name": "PBX", "active": True},
     )
-    check(
+    manager = check(
         "post",
         "/users",
         201,
         json={"email": "m@acme.example", "password": "long enough 1", "role": "manager"},
     )
+    check("patch", "/users/{user_id}", 200, user_id=manager["id"], json={"role": "viewer", "client_id": cid})
     # What people act on: target rules, outgoing webhooks, GA4 streams and notification channels.
     rule = check(
         "post",
@@ -254,8 +257,8 @@ def test_real_answers_match_their_documented_schemas(client, app, db) -> None:
 
     channel = db.get(Channel, ads["id"])
     number = db.get(TrackingNumber, member["id"])
-    visit = h.visit(db, t, channel, started=h.T0, last_seen=h.T0, utm_source="ya", promo="AB12")
-    h.hold(db, visit, number, h.T0, h.T0 + dt.timedelta(minutes=15))
+    visit = h.make_visit(db, t, channel, started=h.T0, last_seen=h.T0, utm_source="ya", promo="AB12")
+    h.make_hold(db, visit, number, h.T0, h.T0 + dt.timedelta(minutes=15))
     integ = db.get(TelephonyIntegration, generic["id"])
     _ingest(db, integ, "c1", number.e164, h.T0 + dt.timedelta(minutes=2), "+79001112233")
     _ingest(db, integ, "c2", "+74951110000", h.T0 + dt.timedelta(minutes=3), "+79004445566")

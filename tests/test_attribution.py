@@ -8,13 +8,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests import call_helpers as h
+from tests import factories as h
 from tests.factories import make_tenant
 from tracking import attribution
 from tracking.attribution_model import MODEL_VERSION, PARAMS, calibrated
 from tracking.calls import ingest
 from tracking.models import AttributionChange, AttributionMethod, Call, CallCandidate, FallbackEvent
-from tracking.telephony.base import CallEvent, EventKind
+from tracking.telephony.base import EventKind, ProviderEvent
 
 T0 = h.T0
 M = dt.timedelta(minutes=1)
@@ -27,7 +27,7 @@ def _call(
     ingest(
         db,
         integ,
-        CallEvent(
+        ProviderEvent(
             provider="generic",
             provider_call_id=cid,
             kind=EventKind.START,
@@ -43,14 +43,18 @@ def _call(
 @pytest.fixture
 def setup(db: Session):
     t = make_tenant(db)
-    direct, ads, seo = h.channel(db, t, "Direct"), h.channel(db, t, "Yandex Ads"), h.channel(db, t, "SEO")
-    integ = h.integration(db, t, "generic", {"secret": "s"})
+    direct, ads, seo = (
+        h.make_channel(db, t.site, "Direct"),
+        h.make_channel(db, t.site, "Yandex Ads"),
+        h.make_channel(db, t.site, "SEO"),
+    )
+    integ = h.make_integration(db, t, "generic", {"secret": "s"})
     return t, integ, {"direct": direct, "ads": ads, "seo": seo}
 
 
 def test_static_number_gives_its_channel(db: Session, setup) -> None:
     t, integ, ch = setup
-    h.static_number(db, t, "+74951110000", ch["seo"])
+    h.make_static(db, ch["seo"], e164="+74951110000")
     call = _call(db, integ, "+74951110000", T0)
     assert (call.attribution_method, call.channel_id, call.channel_confidence, call.session_id) == (
         AttributionMethod.STATIC,
@@ -62,9 +66,9 @@ def test_static_number_gives_its_channel(db: Session, setup) -> None:
 
 def test_single_live_holder_wins_with_high_confidence(db: Session, setup) -> None:
     t, integ, ch = setup
-    p = h.pool(db, t, "+749522200", 3)
-    s = h.visit(db, t, ch["ads"], started=T0, last_seen=T0 + 3 * M, gclid="g1")
-    h.hold(db, s, p.numbers[0], T0, T0 + 18 * M)
+    p = h.make_pool_setup(db, t.site, "+749522200", 3)
+    s = h.make_visit(db, t, ch["ads"], started=T0, last_seen=T0 + 3 * M, gclid="g1")
+    h.make_hold(db, s, p.numbers[0], T0, T0 + 18 * M)
     call = _call(db, integ, p.numbers[0].e164, T0 + 4 * M)
     assert call.attribution_method == AttributionMethod.DYNAMIC
     assert call.session_id == s.id and call.channel_id == ch["ads"].id and call.candidates_count == 1
@@ -75,12 +79,12 @@ def test_single_live_holder_wins_with_high_confidence(db: Session, setup) -> Non
 
 def test_recent_active_session_beats_an_earlier_holder_in_grace(db: Session, setup) -> None:
     t, integ, ch = setup
-    p = h.pool(db, t, "+749522200", 3)
+    p = h.make_pool_setup(db, t.site, "+749522200", 3)
     number = p.numbers[1]
-    early = h.visit(db, t, ch["seo"], started=T0, last_seen=T0 + 2 * M, left=T0 + 3 * M)
-    h.hold(db, early, number, T0, T0 + 17 * M, ended=T0 + 3 * M)
-    late = h.visit(db, t, ch["ads"], started=T0 + 5 * M, last_seen=T0 + 7 * M)
-    h.hold(db, late, number, T0 + 5 * M, T0 + 22 * M)
+    early = h.make_visit(db, t, ch["seo"], started=T0, last_seen=T0 + 2 * M, left=T0 + 3 * M)
+    h.make_hold(db, early, number, T0, T0 + 17 * M, ended=T0 + 3 * M)
+    late = h.make_visit(db, t, ch["ads"], started=T0 + 5 * M, last_seen=T0 + 7 * M)
+    h.make_hold(db, late, number, T0 + 5 * M, T0 + 22 * M)
     call = _call(db, integ, number.e164, T0 + 7 * M)
     assert call.candidates_count == 2 and call.session_id == late.id and call.channel_id == ch["ads"].id
     assert 0.5 < call.session_confidence < 1.0
@@ -90,12 +94,12 @@ def test_recent_active_session_beats_an_earlier_holder_in_grace(db: Session, set
 
 def test_uncertain_session_but_certain_channel(db: Session, setup) -> None:
     t, integ, ch = setup
-    p = h.pool(db, t, "+749522200", 3)
+    p = h.make_pool_setup(db, t.site, "+749522200", 3)
     number = p.numbers[2]
-    a = h.visit(db, t, ch["ads"], started=T0, last_seen=T0 + 4 * M, left=T0 + 5 * M)
-    h.hold(db, a, number, T0, T0 + 19 * M, ended=T0 + 5 * M)
-    b = h.visit(db, t, ch["ads"], started=T0 + 5 * M, last_seen=T0 + 5 * M)
-    h.hold(db, b, number, T0 + 5 * M, T0 + 20 * M)
+    a = h.make_visit(db, t, ch["ads"], started=T0, last_seen=T0 + 4 * M, left=T0 + 5 * M)
+    h.make_hold(db, a, number, T0, T0 + 19 * M, ended=T0 + 5 * M)
+    b = h.make_visit(db, t, ch["ads"], started=T0 + 5 * M, last_seen=T0 + 5 * M)
+    h.make_hold(db, b, number, T0 + 5 * M, T0 + 20 * M)
     call = _call(db, integ, number.e164, T0 + 6 * M)
     assert call.candidates_count == 2 and call.channel_id == ch["ads"].id
     assert call.session_confidence < 0.9
@@ -104,16 +108,16 @@ def test_uncertain_session_but_certain_channel(db: Session, setup) -> None:
 
 def test_returning_caller_picks_the_known_visitor(db: Session, setup) -> None:
     t, integ, ch = setup
-    p = h.pool(db, t, "+749522200", 2)
-    first = h.visit(db, t, ch["seo"], started=T0, last_seen=T0 + M, visitor="v-known")
-    h.hold(db, first, p.numbers[0], T0, T0 + 16 * M)
+    p = h.make_pool_setup(db, t.site, "+749522200", 2)
+    first = h.make_visit(db, t, ch["seo"], started=T0, last_seen=T0 + M, visitor="v-known")
+    h.make_hold(db, first, p.numbers[0], T0, T0 + 16 * M)
     earlier = _call(db, integ, p.numbers[0].e164, T0 + 2 * M, caller="+79005550000")
     assert earlier.session_id == first.id
     day2 = T0 + dt.timedelta(days=1)
-    stranger = h.visit(db, t, ch["ads"], started=day2, last_seen=day2 + 2 * M)
-    returning = h.visit(db, t, ch["seo"], started=day2, last_seen=day2 + M, visitor="v-known")
-    h.hold(db, stranger, p.numbers[1], day2, day2 + 17 * M)
-    h.hold(db, returning, p.numbers[1], day2, day2 + 16 * M)
+    stranger = h.make_visit(db, t, ch["ads"], started=day2, last_seen=day2 + 2 * M)
+    returning = h.make_visit(db, t, ch["seo"], started=day2, last_seen=day2 + M, visitor="v-known")
+    h.make_hold(db, stranger, p.numbers[1], day2, day2 + 17 * M)
+    h.make_hold(db, returning, p.numbers[1], day2, day2 + 16 * M)
     call = _call(db, integ, p.numbers[1].e164, day2 + 2 * M, caller="+79005550000")
     # The session behind the earlier call is a hypothesis too (a day later, an unlikely one).
     assert call.session_id == returning.id and call.candidates_count == 3
@@ -129,25 +133,25 @@ def test_returning_caller_picks_the_known_visitor(db: Session, setup) -> None:
 
 def test_a_number_nobody_held_for_two_days_is_unidentified(db: Session, setup) -> None:
     t, integ, ch = setup
-    p = h.pool(db, t, "+749522200", 2, channels=[ch["ads"]])
-    old = h.visit(db, t, ch["ads"], started=T0, last_seen=T0)
-    h.hold(db, old, p.numbers[0], T0, T0 + 15 * M, ended=T0 + 15 * M)
+    p = h.make_pool_setup(db, t.site, "+749522200", 2, channels=[ch["ads"]])
+    old = h.make_visit(db, t, ch["ads"], started=T0, last_seen=T0)
+    h.make_hold(db, old, p.numbers[0], T0, T0 + 15 * M, ended=T0 + 15 * M)
     call = _call(db, integ, p.numbers[0].e164, T0 + dt.timedelta(days=3))
     assert call.attribution_method == AttributionMethod.DYNAMIC_UNIDENTIFIED
     assert call.session_id is None and call.candidates_count == 0
     # The pool serves one channel, so the channel is known even though the session is not.
     assert call.channel_id == ch["ads"].id
     # A pool serving several channels gives no channel rather than pretending "direct".
-    p2 = h.pool(db, t, "+749533300", 1, channels=[ch["ads"], ch["seo"]])
+    p2 = h.make_pool_setup(db, t.site, "+749533300", 1, channels=[ch["ads"], ch["seo"]])
     call2 = _call(db, integ, p2.numbers[0].e164, T0)
     assert call2.attribution_method == AttributionMethod.DYNAMIC_UNIDENTIFIED and call2.channel_id is None
 
 
 def test_a_hold_within_grace_still_counts(db: Session, setup) -> None:
     t, integ, ch = setup
-    p = h.pool(db, t, "+749522200", 1)
-    s = h.visit(db, t, ch["seo"], started=T0, last_seen=T0 + M, left=T0 + 2 * M)
-    h.hold(db, s, p.numbers[0], T0, T0 + 16 * M, ended=T0 + 2 * M)
+    p = h.make_pool_setup(db, t.site, "+749522200", 1)
+    s = h.make_visit(db, t, ch["seo"], started=T0, last_seen=T0 + M, left=T0 + 2 * M)
+    h.make_hold(db, s, p.numbers[0], T0, T0 + 16 * M, ended=T0 + 2 * M)
     call = _call(db, integ, p.numbers[0].e164, T0 + 6 * M)
     assert call.session_id == s.id and call.attribution_method == AttributionMethod.DYNAMIC
     cand = db.scalars(select(CallCandidate).where(CallCandidate.call_id == call.id)).one()
@@ -156,9 +160,9 @@ def test_a_hold_within_grace_still_counts(db: Session, setup) -> None:
 
 def test_fallback_number_is_overflow_with_the_channels_it_was_shown_to(db: Session, setup) -> None:
     t, integ, ch = setup
-    p = h.pool(db, t, "+749522200", 1)
+    p = h.make_pool_setup(db, t.site, "+749522200", 1)
     for i in range(3):
-        s = h.visit(db, t, ch["ads"] if i else ch["seo"], started=T0 + i * M)
+        s = h.make_visit(db, t, ch["ads"] if i else ch["seo"], started=T0 + i * M)
         db.add(FallbackEvent(pool_id=p.pool.id, session_id=s.id, at=T0 + i * M))
     db.commit()
     call = _call(db, integ, p.fallback.e164, T0 + 5 * M)
@@ -168,9 +172,9 @@ def test_fallback_number_is_overflow_with_the_channels_it_was_shown_to(db: Sessi
 
 def test_promo_code_and_manual_channel_keep_history(db: Session, setup) -> None:
     t, integ, ch = setup
-    p = h.pool(db, t, "+749522200", 1)
-    shown = h.visit(db, t, ch["ads"], started=T0 - 30 * M, promo="K7Q2")
-    h.visit(db, t, ch["seo"], started=T0 + 30 * M, promo="K7Q2")  # after the call: cannot be the caller
+    p = h.make_pool_setup(db, t.site, "+749522200", 1)
+    shown = h.make_visit(db, t, ch["ads"], started=T0 - 30 * M, promo="K7Q2")
+    h.make_visit(db, t, ch["seo"], started=T0 + 30 * M, promo="K7Q2")  # after the call: cannot be the caller
     call = _call(db, integ, p.numbers[0].e164, T0)
     assert call.attribution_method == AttributionMethod.DYNAMIC_UNIDENTIFIED
     with pytest.raises(attribution.UnknownPromoCode):
@@ -187,7 +191,7 @@ def test_promo_code_and_manual_channel_keep_history(db: Session, setup) -> None:
     ingest(
         db,
         integ,
-        CallEvent(
+        ProviderEvent(
             provider="generic",
             provider_call_id=call.provider_call_id,
             kind=EventKind.END,
@@ -238,12 +242,13 @@ def test_score_is_a_probability_over_candidates_and_outsiders() -> None:
     assert verdict.session_id == 1
     assert 0 < verdict.outsider < 0.5
     assert sum(c.probability for c in cands) + verdict.outsider == pytest.approx(1.0)
-    # The channel's confidence is its share of the probability, calibrated.
+    # The channel's confidence is its share of the probability, calibrated (three holds of the number), and
+    # never below the named session's.
     channel_share = cands[0].probability + cands[1].probability
     assert verdict.channel_confidence == pytest.approx(
-        calibrated(channel_share, PARAMS.channel_calibration), abs=1e-3
+        max(calibrated(channel_share, PARAMS.channel_calibration, 3), verdict.session_confidence), abs=1e-3
     )
-    assert verdict.session_confidence < verdict.channel_confidence
+    assert verdict.session_confidence <= verdict.channel_confidence
     # The ranking follows the features: alive on the page, then gone 5 minutes, then gone 20 minutes.
     assert cands[0].probability > cands[2].probability > cands[1].probability
 
@@ -279,8 +284,8 @@ def test_below_the_thresholds_the_visit_or_everything_is_uncertain() -> None:
 
 def test_each_automatic_attribution_stores_the_model_version(db: Session, setup) -> None:
     t, integ, ch = setup
-    p = h.pool(db, t, "+749522200", 1)
-    s = h.visit(db, t, ch["ads"], started=T0, last_seen=T0 + M)
-    h.hold(db, s, p.numbers[0], T0, T0 + 16 * M)
+    p = h.make_pool_setup(db, t.site, "+749522200", 1)
+    s = h.make_visit(db, t, ch["ads"], started=T0, last_seen=T0 + M)
+    h.make_hold(db, s, p.numbers[0], T0, T0 + 16 * M)
     call = _call(db, integ, p.numbers[0].e164, T0 + 2 * M)
     assert call.attribution_model == MODEL_VERSION and call.session_id == s.id

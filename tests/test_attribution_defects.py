@@ -7,12 +7,18 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests import call_helpers as h
-from tests.factories import make_tenant
+from tests import factories as h
+from tests.factories import make_channel, make_pool, make_tenant
 from tests.test_attribution import _call
-from tests.tracking_factories import make_channel, make_pool
 from tracking import allocation, visits
-from tracking.models import AttributionMethod, CallCandidate, Pool, TrackingNumber, VisitSession
+from tracking.models import (
+    AttributionMethod,
+    CallCandidate,
+    NumberAssignment,
+    Pool,
+    TrackingNumber,
+    VisitSession,
+)
 from tracking.models.numbers import NumberStatus
 
 T0 = h.T0
@@ -22,20 +28,20 @@ S = dt.timedelta(seconds=1)
 
 def _setup(db: Session):
     t = make_tenant(db)
-    ads, seo = h.channel(db, t, "Ads"), h.channel(db, t, "SEO")
-    integ = h.integration(db, t, "generic", {"secret": "s"})
+    ads, seo = h.make_channel(db, t.site, "Ads"), h.make_channel(db, t.site, "SEO")
+    integ = h.make_integration(db, t, "generic", {"secret": "s"})
     return t, integ, ads, seo
 
 
 def test_a_hold_that_started_after_the_call_never_wins(db: Session) -> None:
     t, integ, ads, seo = _setup(db)
-    p = h.pool(db, t, "+749522200", 1)
+    p = h.make_pool_setup(db, t.site, "+749522200", 1)
     number = p.numbers[0]
-    left = h.visit(db, t, seo, started=T0, last_seen=T0 + 2 * M, left=T0 + 2 * M)
-    h.hold(db, left, number, T0, T0 + 7 * M, ended=T0 + 7 * M)
+    left = h.make_visit(db, t, seo, started=T0, last_seen=T0 + 2 * M, left=T0 + 2 * M)
+    h.make_hold(db, left, number, T0, T0 + 7 * M, ended=T0 + 7 * M)
     # The webhook arrives late: by then a newcomer took the number, 20 s after the call.
-    newcomer = h.visit(db, t, ads, started=T0 + 8 * M + 20 * S, last_seen=T0 + 9 * M)
-    h.hold(db, newcomer, number, T0 + 8 * M + 20 * S, T0 + 24 * M)
+    newcomer = h.make_visit(db, t, ads, started=T0 + 8 * M + 20 * S, last_seen=T0 + 9 * M)
+    h.make_hold(db, newcomer, number, T0 + 8 * M + 20 * S, T0 + 24 * M)
     call = _call(db, integ, number.e164, T0 + 8 * M)
     assert call.session_id == left.id and call.channel_id == seo.id
     ids = db.scalars(select(CallCandidate.session_id).where(CallCandidate.call_id == call.id)).all()
@@ -44,11 +50,11 @@ def test_a_hold_that_started_after_the_call_never_wins(db: Session) -> None:
 
 def test_latest_holder_after_the_window_with_confidence_decaying_with_time(db: Session) -> None:
     t, integ, ads, seo = _setup(db)
-    p = h.pool(db, t, "+749522200", 2)
+    p = h.make_pool_setup(db, t.site, "+749522200", 2)
     number = p.numbers[0]
-    s = h.visit(db, t, ads, started=T0, last_seen=T0 + 2 * M, left=T0 + 2 * M)
+    s = h.make_visit(db, t, ads, started=T0, last_seen=T0 + 2 * M, left=T0 + 2 * M)
     # Left at +2 min, hold cut to the 5-minute grace: nobody held the number since.
-    h.hold(db, s, number, T0, T0 + 7 * M, ended=T0 + 7 * M)
+    h.make_hold(db, s, number, T0, T0 + 7 * M, ended=T0 + 7 * M)
     soon = _call(db, integ, number.e164, T0 + 13 * M, caller="+79001110001")
     assert soon.attribution_method == AttributionMethod.DYNAMIC
     assert soon.session_id == s.id and soon.channel_id == ads.id
@@ -64,17 +70,17 @@ def test_latest_holder_after_the_window_with_confidence_decaying_with_time(db: S
 
 def test_latest_holder_is_less_certain_on_a_busy_number(db: Session) -> None:
     t, integ, ads, seo = _setup(db)
-    p = h.pool(db, t, "+749522200", 2)
+    p = h.make_pool_setup(db, t.site, "+749522200", 2)
     quiet, busy = p.numbers
     # The busy number had a holder every half hour before the last one; the quiet one only the last.
     for i in range(12):
         start = T0 - 6 * 60 * M + 30 * i * M
-        old = h.visit(db, t, seo, started=start, last_seen=start + M, left=start + M)
-        h.hold(db, old, busy, start, start + 6 * M, ended=start + 6 * M)
+        old = h.make_visit(db, t, seo, started=start, last_seen=start + M, left=start + M)
+        h.make_hold(db, old, busy, start, start + 6 * M, ended=start + 6 * M)
     last = {}
     for number in (quiet, busy):
-        s = h.visit(db, t, ads, started=T0, last_seen=T0 + 2 * M, left=T0 + 2 * M)
-        h.hold(db, s, number, T0, T0 + 7 * M, ended=T0 + 7 * M)
+        s = h.make_visit(db, t, ads, started=T0, last_seen=T0 + 2 * M, left=T0 + 2 * M)
+        h.make_hold(db, s, number, T0, T0 + 7 * M, ended=T0 + 7 * M)
         last[number.id] = s
     c_quiet = _call(db, integ, quiet.e164, T0 + 40 * M, caller="+79001110001")
     c_busy = _call(db, integ, busy.e164, T0 + 40 * M, caller="+79001110002")
@@ -93,16 +99,16 @@ def test_latest_holder_is_less_certain_on_a_busy_number(db: Session) -> None:
 
 def test_a_single_live_holder_is_not_certain_when_the_number_was_busy_before(db: Session) -> None:
     t, integ, ads, seo = _setup(db)
-    p = h.pool(db, t, "+749522200", 2)
+    p = h.make_pool_setup(db, t.site, "+749522200", 2)
     quiet, busy = p.numbers
     for i in range(16):
         start = T0 - 8 * 60 * M + 30 * i * M
-        old = h.visit(db, t, seo, started=start, last_seen=start + 3 * M, left=start + 3 * M)
-        h.hold(db, old, busy, start, start + 8 * M, ended=start + 8 * M)
+        old = h.make_visit(db, t, seo, started=start, last_seen=start + 3 * M, left=start + 3 * M)
+        h.make_hold(db, old, busy, start, start + 8 * M, ended=start + 8 * M)
     live = {}
     for number in (quiet, busy):
-        s = h.visit(db, t, ads, started=T0, last_seen=T0 + 3 * M)
-        h.hold(db, s, number, T0, T0 + 18 * M)
+        s = h.make_visit(db, t, ads, started=T0, last_seen=T0 + 3 * M)
+        h.make_hold(db, s, number, T0, T0 + 18 * M)
         live[number.id] = s
     c_quiet = _call(db, integ, quiet.e164, T0 + 4 * M, caller="+79001110001")
     c_busy = _call(db, integ, busy.e164, T0 + 4 * M, caller="+79001110002")
@@ -114,15 +120,17 @@ def test_a_single_live_holder_is_not_certain_when_the_number_was_busy_before(db:
 
 def test_a_redial_goes_to_the_session_of_the_earlier_call_even_outside_the_window(db: Session) -> None:
     t, integ, ads, seo = _setup(db)
-    p = h.pool(db, t, "+749522200", 1)
+    p = h.make_pool_setup(db, t.site, "+749522200", 1)
     number = p.numbers[0]
-    first = h.visit(db, t, seo, started=T0, last_seen=T0 + 3 * M, left=T0 + 3 * M, visitor="visitor-first")
-    h.hold(db, first, number, T0, T0 + 8 * M, ended=T0 + 8 * M)
+    first = h.make_visit(
+        db, t, seo, started=T0, last_seen=T0 + 3 * M, left=T0 + 3 * M, visitor="visitor-first"
+    )
+    h.make_hold(db, first, number, T0, T0 + 8 * M, ended=T0 + 8 * M)
     missed = _call(db, integ, number.e164, T0 + 2 * M, caller="+79005550000")
     assert missed.session_id == first.id
     # 25 minutes later the number is on another visitor's page; the first caller tries again.
-    other = h.visit(db, t, ads, started=T0 + 20 * M, last_seen=T0 + 24 * M + 30 * S)
-    h.hold(db, other, number, T0 + 20 * M, T0 + 40 * M)
+    other = h.make_visit(db, t, ads, started=T0 + 20 * M, last_seen=T0 + 24 * M + 30 * S)
+    h.make_hold(db, other, number, T0 + 20 * M, T0 + 40 * M)
     redial = _call(db, integ, number.e164, T0 + 25 * M, caller="+79005550000")
     assert redial.session_id == first.id and redial.channel_id == seo.id
     cand = db.scalars(
@@ -136,9 +144,9 @@ def test_a_redial_goes_to_the_session_of_the_earlier_call_even_outside_the_windo
 
 def test_a_redial_names_the_earlier_session_even_when_it_never_held_this_number(db: Session) -> None:
     t, integ, ads, seo = _setup(db)
-    p = h.pool(db, t, "+749522200", 2)
-    first = h.visit(db, t, seo, started=T0, last_seen=T0 + 3 * M, left=T0 + 3 * M)
-    h.hold(db, first, p.numbers[0], T0, T0 + 8 * M, ended=T0 + 8 * M)
+    p = h.make_pool_setup(db, t.site, "+749522200", 2)
+    first = h.make_visit(db, t, seo, started=T0, last_seen=T0 + 3 * M, left=T0 + 3 * M)
+    h.make_hold(db, first, p.numbers[0], T0, T0 + 8 * M, ended=T0 + 8 * M)
     _call(db, integ, p.numbers[0].e164, T0 + 2 * M, caller="+79005550000")
     # A second call, to the other number that nobody has held: only the earlier call explains it.
     again = _call(db, integ, p.numbers[1].e164, T0 + 10 * M, caller="+79005550000")
@@ -354,17 +362,103 @@ def test_channel_coherence_is_a_pool_setting_of_the_api(client, db: Session) -> 
 
 def test_a_returning_caller_on_a_new_number_is_the_new_session(db: Session) -> None:
     t, integ, ads, seo = _setup(db)
-    p = h.pool(db, t, "+749522200", 2)
-    old = h.visit(db, t, seo, started=T0, last_seen=T0 + 3 * M, left=T0 + 3 * M, visitor="visitor-same")
-    h.hold(db, old, p.numbers[0], T0, T0 + 8 * M, ended=T0 + 8 * M)
+    p = h.make_pool_setup(db, t.site, "+749522200", 2)
+    old = h.make_visit(db, t, seo, started=T0, last_seen=T0 + 3 * M, left=T0 + 3 * M, visitor="visitor-same")
+    h.make_hold(db, old, p.numbers[0], T0, T0 + 8 * M, ended=T0 + 8 * M)
     first = _call(db, integ, p.numbers[0].e164, T0 + 2 * M, caller="+79005550000")
     assert first.session_id == old.id
     # Minutes later the visitor is back through an ad, is shown the other number and calls it.
-    new = h.visit(db, t, ads, started=T0 + 5 * M, last_seen=T0 + 6 * M, visitor="visitor-same")
-    h.hold(db, new, p.numbers[1], T0 + 5 * M, T0 + 21 * M)
+    new = h.make_visit(db, t, ads, started=T0 + 5 * M, last_seen=T0 + 6 * M, visitor="visitor-same")
+    h.make_hold(db, new, p.numbers[1], T0 + 5 * M, T0 + 21 * M)
     again = _call(db, integ, p.numbers[1].e164, T0 + 6 * M, caller="+79005550000")
     assert again.session_id == new.id and again.channel_id == ads.id
     cand = db.scalars(
         select(CallCandidate).where(CallCandidate.call_id == again.id, CallCandidate.session_id == old.id)
     ).one()
     assert cand.reasons["earlier_calls"][0][2] is False
+
+
+def _release(db: Session, site, r: visits.VisitResult, now: dt.datetime) -> None:
+    visits.release(db, site.site_key, {"session_id": r.session.public_id}, now=now)
+
+
+def _beat(db: Session, site, r: visits.VisitResult, now: dt.datetime) -> None:
+    assert visits.heartbeat(db, site.site_key, {"session_id": r.session.public_id}, now=now).live
+
+
+def test_a_full_channel_reclaims_its_own_leavers_number_before_borrowing(db: Session) -> None:
+    t = make_tenant(db)
+    make_channel(db, t.site, "Google Ads", [{"has_gclid": True}], position=1)
+    make_channel(db, t.site, "SEO", [{"referrer_domain": "google.com"}], position=2)
+    make_pool(db, t.site, 2, hold_seconds=900, grace_seconds=300)
+    seo = {"referrer": "https://www.google.com/"}
+    s1 = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0001", **seo}, now=T0)
+    a1 = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0002", "gclid": "g1"}, now=T0 + S)
+    _release(db, t.site, a1, T0 + 2 * M)  # the ads number is free at T0 + 7 min
+    _release(db, t.site, s1, T0 + 3 * M)  # the SEO visitor left: its grace runs to T0 + 8 min
+    # An SEO visitor a minute later: the ads number is free, but borrowing it would put a second channel's
+    # sessions on it; the SEO leaver's number is taken instead, and its hold ends now.
+    s2 = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0003", **seo}, now=T0 + 8 * M - S)
+    assert s2.number.id == s1.number.id
+    db.expire_all()
+    old = db.scalars(select(NumberAssignment).where(NumberAssignment.session_id == s1.session.id)).one()
+    assert old.ended_at == T0 + 8 * M - S
+    assert not visits.heartbeat(
+        db, t.site.site_key, {"session_id": s1.session.public_id}, now=T0 + 8 * M
+    ).live
+    # A holder still on its page is never reclaimed: the next SEO visitor borrows the free ads number.
+    s3 = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0004", **seo}, now=T0 + 8 * M)
+    assert s3.number.id == a1.number.id
+    assert db.get(TrackingNumber, a1.number.id).home_channel_id == a1.session.channel_id
+
+
+def test_an_exhausted_pool_reclaims_a_quiet_hold_before_falling_back(db: Session) -> None:
+    t = make_tenant(db)
+    make_channel(db, t.site, "Google Ads", [{"has_gclid": True}], position=1)
+    pool = make_pool(db, t.site, 2, hold_seconds=900, grace_seconds=300)
+    hidden = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0001"}, now=T0)
+    reading = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0002"}, now=T0)
+    for k in range(1, 6):
+        _beat(db, t.site, reading, T0 + 2 * k * M)
+    # Both holds run to T0 + 15 min at least; an ads visitor (nothing of its channel to reclaim) takes the
+    # number of the tab that has been silent for 10 minutes, not the one still heartbeating.
+    ads = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0003", "gclid": "g1"}, now=T0 + 10 * M)
+    assert ads.number.id == hidden.number.id
+    # The moved number keeps its home channel; with every holder alive, the next visitor falls back.
+    assert db.get(TrackingNumber, hidden.number.id).home_channel_id == hidden.session.channel_id
+    last = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0004"}, now=T0 + 10 * M + S)
+    assert last.number.id == pool.fallback_number_id
+
+
+def test_a_quiet_hold_is_not_reclaimed_while_numbers_are_free(db: Session) -> None:
+    t = make_tenant(db)
+    make_pool(db, t.site, 2, hold_seconds=900, grace_seconds=300)
+    hidden = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0001"}, now=T0)
+    other = visits.visit(db, t.site.site_key, {"visitor_id": "visitor-0002"}, now=T0 + 10 * M)
+    assert other.number.id != hidden.number.id
+    db.expire_all()
+    assert db.get(TrackingNumber, hidden.number.id).held_by_session_id == hidden.session.id
+
+
+def test_the_call_takes_the_likeliest_channel_even_when_its_likeliest_session_is_of_another(
+    db: Session,
+) -> None:
+    t, integ, ads, seo = _setup(db)
+    p = h.pool(db, t, "+749522200", 1)
+    number = p.numbers[0]
+    # One ads visitor gone 5 minutes, three SEO visitors gone 6-7 minutes: the ads visitor is the likeliest
+    # single caller, but the caller more likely came through SEO.
+    call_at = T0 + 60 * M
+    lone = h.visit(db, t, ads, started=call_at - 9 * M, last_seen=call_at - 5 * M, left=call_at - 5 * M)
+    seos = [
+        h.visit(db, t, seo, started=call_at - (20 - k) * M, last_seen=call_at - gap, left=call_at - gap)
+        for k, gap in enumerate((7 * M, 6 * M + 30 * S, 6 * M))
+    ]
+    for k, s in enumerate([*seos, lone]):
+        h.hold(db, s, number, call_at - (20 - 3 * k) * M, call_at - 3 * M, ended=call_at - 3 * M)
+    call = _call(db, integ, number.e164, call_at)
+    probs = {c.session_id: c.score for c in call.candidates}
+    assert probs[lone.id] == max(probs.values())
+    assert sum(probs[s.id] for s in seos) > probs[lone.id]
+    assert call.channel_id == seo.id
+    assert call.session_id in (None, seos[-1].id)

@@ -11,14 +11,14 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from tests import call_helpers as h
+from tests import factories as h
 from tests.factories import make_tenant
 from tracking import hooks
 from tracking.calls import ingest
 from tracking.db import make_session_factory
 from tracking.models import AttributionMethod, Call, CallStatus, StoredCallEvent
-from tracking.telephony.base import CallEvent as Event
-from tracking.telephony.base import EventKind, Outcome
+from tracking.telephony.base import CallOutcome, EventKind
+from tracking.telephony.base import ProviderEvent as Event
 
 T0 = h.T0
 
@@ -46,7 +46,7 @@ def _lifecycle(call_id: str = "c1", caller: str | None = "+79001234567") -> list
             kind=EventKind.END,
             occurred_at=T0 + dt.timedelta(seconds=68),
             ended_at=T0 + dt.timedelta(seconds=68),
-            outcome=Outcome.ANSWERED,
+            outcome=CallOutcome.ANSWERED,
         ),
         Event(
             **common,
@@ -91,9 +91,9 @@ def _snapshot(call: Call) -> tuple:
 
 def test_every_order_and_duplicate_converges_to_one_record(db: Session, finalised_events) -> None:
     t = make_tenant(db)
-    ch = h.channel(db, t, "Billboard")
-    h.static_number(db, t, "+74951110000", ch)
-    integ = h.integration(db, t, "generic", {"secret": "s"})
+    ch = h.make_channel(db, t.site, "Billboard")
+    h.make_static(db, ch, e164="+74951110000")
+    integ = h.make_integration(db, t, "generic", {"secret": "s"})
     events = _lifecycle()
     results = set()
     # Every order of the four events, each delivered twice: one record, finalised exactly once per call id.
@@ -138,7 +138,7 @@ def test_every_order_and_duplicate_converges_to_one_record(db: Session, finalise
 
 def test_finalised_hook_fires_once_and_rolls_back_with_the_transaction(db: Session) -> None:
     t = make_tenant(db)
-    integ = h.integration(db, t, "generic", {"secret": "s"})
+    integ = h.make_integration(db, t, "generic", {"secret": "s"})
     start, _answer, end, _rec = _lifecycle("boom")
 
     def failing(db: Session, event: hooks.CallFinalised) -> None:
@@ -175,9 +175,9 @@ def test_finalised_hook_fires_once_and_rolls_back_with_the_transaction(db: Sessi
 
 def test_statuses_wait_and_abandoned(db: Session) -> None:
     t = make_tenant(db)
-    integ = h.integration(db, t, "generic", {"secret": "s"})
+    integ = h.make_integration(db, t, "generic", {"secret": "s"})
 
-    def run(call_id: str, ring: int, outcome: Outcome) -> Call:
+    def run(call_id: str, ring: int, outcome: CallOutcome) -> Call:
         start = Event(
             provider="generic",
             provider_call_id=call_id,
@@ -199,13 +199,13 @@ def test_statuses_wait_and_abandoned(db: Session) -> None:
         db.commit()
         return db.scalars(select(Call).where(Call.provider_call_id == call_id)).one()
 
-    short = run("short", 9, Outcome.MISSED)
+    short = run("short", 9, CallOutcome.MISSED)
     assert (short.status, short.wait_seconds, short.abandoned) == (CallStatus.MISSED, 9, True)
-    long = run("long", 40, Outcome.MISSED)
+    long = run("long", 40, CallOutcome.MISSED)
     assert (long.status, long.abandoned) == (CallStatus.MISSED, False)
-    busy = run("busy", 3, Outcome.BUSY)
+    busy = run("busy", 3, CallOutcome.BUSY)
     assert (busy.status, busy.abandoned) == (CallStatus.BUSY, False)
-    failed = run("failed", 1, Outcome.FAILED)
+    failed = run("failed", 1, CallOutcome.FAILED)
     assert failed.status == CallStatus.FAILED
     # Unknown number: kept as an unmatched call, not dropped.
     assert short.tracking_number_id is None and short.attribution_method == AttributionMethod.UNMATCHED
@@ -215,7 +215,7 @@ def test_first_time_caller_window_and_withheld(db: Session) -> None:
     t = make_tenant(db)
     t.client.first_call_window_days = 30
     db.commit()
-    integ = h.integration(db, t, "generic", {"secret": "s"})
+    integ = h.make_integration(db, t, "generic", {"secret": "s"})
 
     def call_at(call_id: str, at: dt.datetime, caller: str | None) -> Call:
         ingest(
@@ -239,7 +239,7 @@ def test_first_time_caller_window_and_withheld(db: Session) -> None:
     assert call_at("d", T0, "+79007654321").first_time is True
     assert call_at("e", T0, None).first_time is False
     other = make_tenant(db, "Other")
-    other_integ = h.integration(db, other, "generic", {"secret": "s"})
+    other_integ = h.make_integration(db, other, "generic", {"secret": "s"})
     ingest(
         db,
         other_integ,
@@ -259,8 +259,8 @@ def test_first_time_caller_window_and_withheld(db: Session) -> None:
 def test_same_call_id_in_two_integrations_makes_two_calls(db: Session) -> None:
     a, b = make_tenant(db, "A"), make_tenant(db, "B")
     ia, ib = (
-        h.integration(db, a, "generic", {"secret": "s"}),
-        h.integration(db, b, "generic", {"secret": "s"}),
+        h.make_integration(db, a, "generic", {"secret": "s"}),
+        h.make_integration(db, b, "generic", {"secret": "s"}),
     )
     ingest(db, ia, _lifecycle("shared")[0])
     db.commit()
@@ -272,8 +272,8 @@ def test_same_call_id_in_two_integrations_makes_two_calls(db: Session) -> None:
 
 def test_concurrent_deliveries_of_one_call_make_one_row(db: Session, engine: Engine) -> None:
     t = make_tenant(db)
-    h.static_number(db, t, "+74951110000", h.channel(db, t, "Radio"))
-    integ = h.integration(db, t, "generic", {"secret": "s"})
+    h.make_static(db, h.make_channel(db, t.site, "Radio"), e164="+74951110000")
+    integ = h.make_integration(db, t, "generic", {"secret": "s"})
     factory = make_session_factory(engine)
     seen: list[int] = []
     hooks.call_finalised.connect(counter := lambda _db, e: seen.append(e.call_id))

@@ -12,28 +12,36 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tests import call_helpers as h
+from tests import factories as h
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import make_tenant, make_user
 from tracking.calls import ingest
 from tracking.crypto import decrypt_json
 from tracking.models import AttributionChange, Call, Role, TelephonyIntegration
-from tracking.telephony.base import CallEvent, EventKind, Outcome
+from tracking.telephony.base import CallOutcome, EventKind, ProviderEvent
 
 T0 = h.T0
 M = dt.timedelta(minutes=1)
 
 
 def _ingest(
-    db: Session, integ, cid: str, number: str, at: dt.datetime, caller: str | None, outcome: Outcome | None
+    db: Session,
+    integ,
+    cid: str,
+    number: str,
+    at: dt.datetime,
+    caller: str | None,
+    outcome: CallOutcome | None,
 ):
     common = {"provider": "generic", "provider_call_id": cid}
-    ingest(db, integ, CallEvent(**common, kind=EventKind.START, occurred_at=at, caller=caller, called=number))
+    ingest(
+        db, integ, ProviderEvent(**common, kind=EventKind.START, occurred_at=at, caller=caller, called=number)
+    )
     if outcome:
         ingest(
             db,
             integ,
-            CallEvent(
+            ProviderEvent(
                 **common,
                 kind=EventKind.END,
                 occurred_at=at + M,
@@ -49,10 +57,10 @@ def _ingest(
 @pytest.fixture
 def world(db: Session):
     t = make_tenant(db)
-    ads, seo = h.channel(db, t, "Ads"), h.channel(db, t, "SEO")
-    h.static_number(db, t, "+74951110000", seo)
-    p = h.pool(db, t, "+749522200", 2)
-    s = h.visit(
+    ads, seo = h.make_channel(db, t.site, "Ads"), h.make_channel(db, t.site, "SEO")
+    h.make_static(db, seo, e164="+74951110000")
+    p = h.make_pool_setup(db, t.site, "+749522200", 2)
+    s = h.make_visit(
         db,
         t,
         ads,
@@ -66,17 +74,19 @@ def world(db: Session):
         landing_url="https://acme.example/?utm_source=yandex",
         promo="AB12",
     )
-    h.hold(db, s, p.numbers[0], T0, T0 + 17 * M)
-    integ = h.integration(db, t, "generic", {"secret": "s"})
+    h.make_hold(db, s, p.numbers[0], T0, T0 + 17 * M)
+    integ = h.make_integration(db, t, "generic", {"secret": "s"})
     calls = {
-        "static": _ingest(db, integ, "c1", "+74951110000", T0 - 60 * M, "+79001112233", Outcome.ANSWERED),
-        "dynamic": _ingest(db, integ, "c2", p.numbers[0].e164, T0 + 3 * M, "+79004445566", Outcome.MISSED),
-        "unmatched": _ingest(db, integ, "c3", "+74959990000", T0 + 4 * M, None, Outcome.BUSY),
+        "static": _ingest(db, integ, "c1", "+74951110000", T0 - 60 * M, "+79001112233", CallOutcome.ANSWERED),
+        "dynamic": _ingest(
+            db, integ, "c2", p.numbers[0].e164, T0 + 3 * M, "+79004445566", CallOutcome.MISSED
+        ),
+        "unmatched": _ingest(db, integ, "c3", "+74959990000", T0 + 4 * M, None, CallOutcome.BUSY),
         "repeat": _ingest(db, integ, "c4", "+74951110000", T0 + 5 * M, "+79001112233", None),
     }
     other = make_tenant(db, "Other")
-    other_integ = h.integration(db, other, "generic", {"secret": "s"})
-    foreign = _ingest(db, other_integ, "o1", "+74951110000", T0, "+79001112233", Outcome.ANSWERED)
+    other_integ = h.make_integration(db, other, "generic", {"secret": "s"})
+    foreign = _ingest(db, other_integ, "o1", "+74951110000", T0, "+79001112233", CallOutcome.ANSWERED)
     return t, {"ads": ads, "seo": seo}, s, calls, other, foreign
 
 

@@ -1,8 +1,7 @@
 from sqlalchemy import func, select
 
-from tests.factories import make_tenant
+from tests.factories import make_channel, make_tenant
 from tests.test_public_endpoints import post as post_visit
-from tests.tracking_factories import make_channel
 from tracking.channels import (
     DEFAULT_CHANNEL_NAME,
     VisitSource,

@@ -297,3 +297,58 @@ def test_call_page_says_where_each_model_credits_the_call(client, db, shop) -> N
             n.label: n.metrics.calls for n in romi.report(db, shop.t.client, day, day, model=model).rows(1)
         }
         assert rows.get(shown.split(" › ")[0], 0) >= 1, (model, rows)
+
+
+def _chart_bars(html: str) -> list[tuple[str, str, int]]:
+    """(day or week, channel, calls) of each bar of the overview's calls chart."""
+    chart = html.split('id="calls-chart"')[1].split("</svg>")[0]
+    return [
+        (when, series, int(value))
+        for series, value, when in re.findall(
+            r'<rect class="bar" data-series="([^"]*)" data-value="(\d+)".*?<title>([^ ]+) ·', chart
+        )
+    ]
+
+
+def test_overview_chart_follows_the_chosen_period(client, db, shop) -> None:
+    web_login(client, shop.t.admin.email)
+    base = f"/clients/{shop.t.client.id}"
+    # 11–20 November (Moscow days): the billboard call on the 11th and three calls on the 12th.
+    html = client.get(base, query_string={"start": "2026-11-11", "end": "2026-11-20"}).get_data(as_text=True)
+    assert 'data-by="day"' in html and "Calls per day by channel" in html
+    bars = _chart_bars(html)
+    assert sorted(bars) == [
+        ("2026-11-11", "Billboard", 1),
+        ("2026-11-12", "Direct", 1),
+        ("2026-11-12", "Unattributed", 2),
+    ]
+    # The whole month: the same eight calls as the ROMI engine counts (the 1 December one is not in it).
+    month = _chart_bars(client.get(base, query_string=NOV).get_data(as_text=True))
+    engine = romi.report(db, shop.t.client, dt.date(2026, 11, 1), dt.date(2026, 11, 30)).total.metrics
+    assert sum(n for *_, n in month) == engine.calls == 8
+    assert ("2026-11-01", "Google Ads", 1) in month  # 00:30 on the 1st in Moscow, 31 October in UTC
+    # A quarter is drawn by week (Monday to Sunday, clipped to the period), now with the December call.
+    quarter = client.get(base, query_string={"start": "2026-10-01", "end": "2026-12-31"}).get_data(
+        as_text=True
+    )
+    assert 'data-by="week"' in quarter and "Calls per week by channel" in quarter
+    weeks = _chart_bars(quarter)
+    assert sum(n for *_, n in weeks) == 9
+    assert {w for w, *_ in weeks} == {"10-26–11-01", "11-02–11-08", "11-09–11-15", "11-30–12-06"}
+
+
+def test_business_pages_speak_russian(client, shop) -> None:
+    web_login(client, shop.t.admin.email)
+    ru = {"Accept-Language": "ru"}
+    base = f"/clients/{shop.t.client.id}"
+    home = client.get("/", query_string=NOV, headers=ru).get_data(as_text=True)
+    overview = client.get(base, query_string=NOV, headers=ru).get_data(as_text=True)
+    report = client.get(
+        f"{base}/romi", query_string={**NOV, "path": f"ch{shop.yandex.id}/701"}, headers=ru
+    ).get_data(as_text=True)
+    assert "Выручка" in home and "Звонки по дням" in home
+    assert "Звонки по дням и каналам" in overview and "Состояние пулов" in overview
+    assert "Расход и выручка по дням: Sofas" in report and "Лучшие кампании" in report
+    assert f"Расход,{NBSP}₽" in report.replace("&nbsp;", NBSP)  # the currency in the money headings
+    for english in ("Pool health", "Recent calls", "Top campaigns", "Spend entered by hand", "First-time"):
+        assert english not in home + overview + report, english

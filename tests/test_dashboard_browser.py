@@ -53,6 +53,46 @@ def test_romi_breakdown_adds_up_to_the_period(client, db, shop, by) -> None:
     assert 'class="chart spend-revenue"' in html
 
 
+def _parts(html: str) -> tuple[list[dict[str, Decimal]], dict[str, Decimal]]:
+    """The breakdown table's rows (figures by column) and its footer."""
+    table = html.split('id="breakdown-table"')[1].split("</table>")[0]
+    body, foot = table.split("<tfoot>")
+    rows = re.findall(r'<tr class="part" data-start="[\d-]+" data-end="[\d-]+">(.*?)</tr>', body, re.S)
+
+    def cols(row: str) -> dict[str, Decimal]:
+        return {k: _num(v) for k, v in re.findall(r'data-col="(\w+)">([^<]*)<', row)}
+
+    return [cols(r) for r in rows], cols(foot)
+
+
+def test_romi_breakdown_follows_the_drilled_campaign(client, db, shop) -> None:
+    web_login(client, shop.t.admin.email)
+    base = f"/clients/{shop.t.client.id}/romi"
+    channel = f"ch{shop.yandex.id}"
+    whole, _ = _parts(client.get(base, query_string={**NOV, "by": "day"}).get_data(as_text=True))
+    html = client.get(base, query_string={**NOV, "by": "day", "path": f"{channel}/701"}).get_data(
+        as_text=True
+    )
+    rows, foot = _parts(html)
+    node = romi.report(db, shop.t.client, dt.date(2026, 11, 1), dt.date(2026, 11, 30)).total.find(
+        [channel, "701"]
+    )
+    assert node is not None and node.metrics.spend == Decimal(1500)
+    # The campaign's own row, as the channel's table lists it.
+    listed = client.get(base, query_string={**NOV, "path": channel}).get_data(as_text=True)
+    row = re.search(r'href="[^"]*path=ch\d+/701[^"]*">[^<]*</a></td>(.*?)</tr>', listed, re.S)
+    assert row is not None
+    campaign_row = {k: _num(v) for k, v in re.findall(r'data-col="(\w+)">([^<]*)<', row.group(1))}
+    for key in ("spend", "revenue", "calls", "missed", "deals", "won", "visits", "clicks"):
+        assert sum(r[key] for r in rows) == foot[key] == campaign_row[key], key
+    assert (foot["spend"], foot["calls"]) == (node.metrics.spend, node.metrics.calls)
+    # Not the client's: the whole client spent 3 500 and had 8 calls over the same days.
+    assert [r["spend"] for r in rows] != [r["spend"] for r in whole]
+    assert sum(r["calls"] for r in rows) < sum(r["calls"] for r in whole)
+    assert [r["spend"] for r in rows if r["spend"]] == [Decimal(1000), Decimal(500)]  # 5 and 6 November
+    assert 'data-path="' + channel + '/701"' in html and "Spend and revenue by day: Sofas" in html
+
+
 @contextmanager
 def _chromium(app, **context: Any) -> Iterator[tuple[str, Any]]:
     """The hub on a real port and a Chromium page with the given context options (viewport, is_mobile)."""
@@ -90,13 +130,23 @@ def test_romi_money_columns_in_view_at_1366(app, db, shop) -> None:
             "#romi-table tbody td:first-child", "e => getComputedStyle(e).position"
         ) == ("sticky")
         # The column chooser hides a column and remembers it on the next page.
-        page.click("details.columns-chooser summary")
-        page.uncheck("details.columns-chooser input[value=clicks]")
+        page.click("details.columns-chooser[data-table=romi-table] summary")
+        page.uncheck("details.columns-chooser[data-table=romi-table] input[value=clicks]")
         assert not page.locator("#romi-table tfoot td[data-col=clicks]").is_visible()
         page.reload()
         page.wait_for_selector("#romi-table")
         assert not page.locator("#romi-table tfoot td[data-col=clicks]").is_visible()
         assert page.locator("#romi-table tfoot td[data-col=romi]").is_visible()
+        # The breakdown below has its own chooser; its money columns are in view too.
+        for col in ("spend", "revenue", "romi"):
+            cell = page.locator(f"#breakdown-table tfoot td[data-col={col}]")
+            cell.scroll_into_view_if_needed()
+            box = cell.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 1366, col
+        page.click("details.columns-chooser[data-table=breakdown-table] summary")
+        page.uncheck("details.columns-chooser[data-table=breakdown-table] input[value=visits]")
+        assert not page.locator("#breakdown-table tfoot td[data-col=visits]").is_visible()
+        assert page.locator("#romi-table tfoot td[data-col=visits]").is_visible()
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"romi-1366-{db.bind.dialect.name}.png"), full_page=True)
 

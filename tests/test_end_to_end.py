@@ -17,20 +17,24 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connectors.base import DealUpdate
+from connectors import registry
+from connectors.base import AccountContext, DealUpdate, DeliveryItem, ItemKind
+from jobs import outbox
 from jobs.deliver import deliver_once
 from jobs.pulls import upsert_deal
 from jobs.runtime import Runtime
-from tests import call_helpers as h
+from tests import factories as h
 from tests.conftest import TEST_ENCRYPTION_KEY
-from tests.factories import make_tenant
+from tests.factories import make_pool, make_tenant
 from tests.fakes.yandex_server import FakeYandex, running_yandex
-from tests.tracking_factories import make_pool
+from tracking import calls, hooks
 from tracking.crypto import SecretBox
 from tracking.db import utcnow
 from tracking.models import (
     AttributionMethod,
     Call,
+    CallStatus,
+    Channel,
     Connection,
     ConnectionStatus,
     Deal,
@@ -74,7 +78,7 @@ def test_visit_call_metrika_then_won_deal(client, db: Session, engine, database_
     tenant.site.domains = ["acme.example"]
     db.commit()
     make_pool(db, tenant.site, 2)
-    integ = h.integration(db, tenant, "generic", {"secret": "pbx-secret"})
+    integ = h.make_integration(db, tenant, "generic", {"secret": "pbx-secret"})
     box = SecretBox(TEST_ENCRYPTION_KEY)
     conn = Connection(
         agency_id=tenant.agency.id,
@@ -168,3 +172,99 @@ def test_visit_call_metrika_then_won_deal(client, db: Session, engine, database_
     deliver_once(rt)
     assert len(yandex.metrika.rows(COUNTER, "CALLS")) == 1
     assert len(yandex.metrika.rows(COUNTER, "BASIC")) == 1
+
+
+def test_a_worker_that_died_after_metrika_stored_the_calls_sends_them_once(
+    db: Session, engine, database_url, yandex
+) -> None:
+    """The worker uploaded the file and died before recording the answer: the next worker finds the call by
+    its key through ``calls_uploadings`` and records it delivered, with no second upload."""
+
+    outbox.install()
+    try:
+        tenant = make_tenant(db)
+        conn = Connection(
+            agency_id=tenant.agency.id,
+            client_id=tenant.client.id,
+            provider="yandex",
+            name="Yandex",
+            connectors=["metrika"],
+            account={"counter_id": COUNTER},
+            settings={},
+            scopes=["metrika:offline_data"],
+            access_token_enc=SecretBox(TEST_ENCRYPTION_KEY).seal(TOKEN),
+            refresh_token_enc=SecretBox(TEST_ENCRYPTION_KEY).seal("unused-refresh"),
+            expires_at=utcnow() + dt.timedelta(hours=1),
+            status=ConnectionStatus.ACTIVE,
+        )
+        channel = Channel(client_id=tenant.client.id, name="Yandex Direct", rules=[{"has_yclid": True}])
+        db.add_all([conn, channel])
+        db.flush()
+        visit = VisitSession(
+            public_id=f"s-{time.time_ns()}",
+            client_id=tenant.client.id,
+            site_id=tenant.site.id,
+            visitor_id="v1",
+            channel_id=channel.id,
+            ym_client_id=VISITOR,
+            landing_url="https://acme.example/sofas",
+        )
+        db.add(visit)
+        db.flush()
+        call = Call(
+            client_id=tenant.client.id,
+            provider="generic",
+            provider_call_id=f"pbx-{time.time_ns()}",
+            caller="+79001234567",
+            called_number="+74950000001",
+            called_at=utcnow() - dt.timedelta(minutes=5),
+            talk_seconds=60,
+            status=CallStatus.ANSWERED,
+            session_id=visit.id,
+            channel_id=channel.id,
+        )
+        db.add(call)
+        db.flush()
+        payload = calls.call_payload(db, call)
+        hooks.call_finalised.fire(db, hooks.CallFinalised(tenant.client.id, call.id, payload["key"], payload))
+        db.commit()
+    finally:
+        outbox.uninstall()
+    rt = Runtime.from_config(
+        {
+            "DATABASE_URL": database_url,
+            "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
+            "BASE_URL": "http://hub.test",
+            "OTKUDA_YANDEX_API_BASE": yandex.base_url,
+            "OTKUDA_YANDEX_TOKEN_URL": yandex.base_url + "/token",
+        },
+        engine=engine,
+    )
+    delivery = db.scalars(select(Delivery).where(Delivery.connector == "metrika")).one()
+    # What the dead worker did: it claimed the delivery and Metrika stored the file; its answer was never
+    # recorded, and its claim has gone stale.
+    ctx = AccountContext(
+        connection_id=conn.id,
+        provider="yandex",
+        api_base=yandex.base_url,
+        account={"counter_id": COUNTER},
+        settings={},
+        access_token=lambda: TOKEN,
+    )
+    item = DeliveryItem(delivery.id, ItemKind.CALL, delivery.key, delivery.payload, attempts=1)
+    [sent] = registry.load("metrika").make_connector(ctx).push([item])
+    assert len(yandex.metrika.uploads) == 1
+    delivery.status = DeliveryStatus.IN_FLIGHT
+    delivery.attempts = 1
+    delivery.claimed_by = "dead-worker:0"
+    delivery.claimed_at = utcnow() - dt.timedelta(hours=1)
+    db.commit()
+
+    stats = deliver_once(rt)
+    db.expire_all()
+    done = db.get(Delivery, delivery.id)
+    assert done.status == DeliveryStatus.DONE and done.external_id == sent.external_id
+    assert stats.found == 1 and len(yandex.metrika.uploads) == 1
+    assert len(yandex.metrika.rows(COUNTER, "CALLS")) == 1
+    deliver_once(rt)
+    assert len(yandex.metrika.uploads) == 1

@@ -106,9 +106,9 @@ def test_filters_pick_exactly_the_calls_asked_for(client, db) -> None:
 def test_operator_forms_change_the_call_or_refuse_without_change(client, db) -> None:
     t = make_tenant(db)
     a, _b, _c = _calls(db, t)
-    from tests.call_helpers import channel
+    from tests.factories import make_channel
 
-    billboard = channel(db, t, "Billboard")
+    billboard = make_channel(db, t.site, "Billboard")
     web_login(client, t.admin.email)
     url = f"/clients/{t.client.id}/calls/{a.id}"
     token = csrf(client)
@@ -130,7 +130,7 @@ def test_operator_forms_change_the_call_or_refuse_without_change(client, db) -> 
     assert change.actor == t.admin.email and change.reason == "asked"
     # Bad input: a clear message, status 400, and the call as it was.
     foreign = make_tenant(db, "Rival")
-    rival_channel = channel(db, foreign, "Theirs")
+    rival_channel = make_channel(db, foreign.site, "Theirs")
     for data, message in (
         ({"action": "channel", "channel_id": str(rival_channel.id)}, "one of this client"),
         ({"action": "promo", "code": "ZZ99"}, "ZZ99"),

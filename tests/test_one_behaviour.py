@@ -8,8 +8,7 @@ import re
 
 from sqlalchemy import select
 
-from tests.call_helpers import channel
-from tests.factories import csrf, make_tenant, web_login
+from tests.factories import csrf, make_channel, make_tenant, web_login
 from tests.test_journal import _calls
 from tracking.models import AttributionChange, Call
 
@@ -17,7 +16,7 @@ from tracking.models import AttributionChange, Call
 def test_a_long_reason_is_refused_by_the_api_and_by_the_web_form(client, db) -> None:
     t = make_tenant(db)
     call = _calls(db, t)[0]
-    billboard = channel(db, t, "Billboard")
+    billboard = make_channel(db, t.site, "Billboard")
     reason = "r" * 201
     api = client.post(
         f"/api/v1/clients/{t.client.id}/calls/{call.id}/channel",

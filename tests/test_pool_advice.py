@@ -10,7 +10,7 @@ import secrets
 from click.testing import CliRunner
 from sqlalchemy.orm import Session
 
-from tests import call_helpers as h
+from tests import factories as h
 from tests.factories import make_tenant
 from tracking.models import VisitSession
 from tracking.poolsim import PoolConfig, Traffic, advise, rule_of_thumb, simulate
@@ -68,8 +68,8 @@ def _observed_sessions(db: Session, t, channel, sessions: int, visitors: int, se
 
 def test_pool_advice_command(db: Session, database_url: str, tmp_path) -> None:
     t = make_tenant(db)
-    p = h.pool(db, t, "+749522200", 6)
-    ads = h.channel(db, t, "Ads")
+    p = h.make_pool_setup(db, t.site, "+749522200", 6)
+    ads = h.make_channel(db, t.site, "Ads")
     _observed_sessions(db, t, ads, 900, 500, seed=5)
     env = {
         "OTKUDA_DATABASE_URL": database_url,
@@ -95,8 +95,8 @@ def test_pool_advice_page_shows_what_to_expect_from_the_current_pool(client, db:
     from tracking.pool_advice import pool_advice
 
     t = make_tenant(db)
-    h.pool(db, t, "+749522200", 4)
-    ads = h.channel(db, t, "Ads")
+    h.make_pool_setup(db, t.site, "+749522200", 4)
+    ads = h.make_channel(db, t.site, "Ads")
     _observed_sessions(db, t, ads, 400, 300, seed=7)
     report = pool_advice(db, t.client.id, max_size=40)
     assert report.current is not None and 0 < report.current.session_accuracy < 1

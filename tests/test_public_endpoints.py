@@ -12,8 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from hub.public import SNIPPET_PATH
-from tests.factories import make_tenant
-from tests.tracking_factories import make_pool
+from tests.factories import make_pool, make_tenant
 from tracking.db import Base
 
 ORIGIN = "https://acme.example"

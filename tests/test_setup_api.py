@@ -171,3 +171,37 @@ def test_site_snippet_settings_are_validated_and_kept(client, db) -> None:
     assert client.patch(url, json={"swap_local_numbers": "yes"}, headers=h).status_code == 400
     db.expire_all()
     assert (t.site.swap_attributes, t.site.swap_local_numbers) == (["data-phone", "data-tel"], True)
+
+
+def test_archiving_a_client_hides_it_keeps_its_data_and_stops_handing_out_numbers(client, db) -> None:
+    from tests.factories import make_pool
+    from tracking.models import Client
+
+    t = make_tenant(db, "Acme")
+    make_pool(db, t.site, 2)
+    h = auth(t)
+    url = f"/api/v1/clients/{t.client.id}"
+    assert client.get(url, headers=h).get_json()["archived"] is False
+    visit = {"visitor_id": "0f3c9a7d2e6b5f1a8c4d0e9b-visitor-0001", "url": "https://acme.example/"}
+    origin = {"Origin": "https://acme.example"}
+    before = client.post(f"/t/v1/{t.site.site_key}/visit", json=visit, headers=origin).get_json()
+    assert before["number"] is not None
+
+    assert client.patch(url, json={"archived": "yes"}, headers=h).status_code == 400
+    done = client.patch(url, json={"archived": True}, headers=h)
+    assert done.status_code == 200 and done.get_json()["archived"] is True
+    db.expire_all()
+    assert db.get(Client, t.client.id).archived_at is not None
+    assert client.get("/api/v1/clients", headers=h).get_json()["items"] == []
+    listed = client.get("/api/v1/clients?include_archived=true", headers=h).get_json()["items"]
+    assert [c["id"] for c in listed] == [t.client.id] and listed[0]["archived"] is True
+    # Still readable, its sessions kept; a new visitor sees the site's own number.
+    assert client.get(url, headers=h).status_code == 200
+    other = {**visit, "visitor_id": "0f3c9a7d2e6b5f1a8c4d0e9b-visitor-0002"}
+    after = client.post(f"/t/v1/{t.site.site_key}/visit", json=other, headers=origin).get_json()
+    assert after["number"] is None and after["session_id"] != before["session_id"]
+
+    back = client.patch(url, json={"archived": False}, headers=h)
+    assert back.get_json()["archived"] is False
+    third = {**visit, "visitor_id": "0f3c9a7d2e6b5f1a8c4d0e9b-visitor-0003"}
+    assert client.post(f"/t/v1/{t.site.site_key}/visit", json=third, headers=origin).get_json()["number"]

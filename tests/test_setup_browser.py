@@ -68,15 +68,36 @@ def test_new_agency_sets_up_a_client_and_sees_its_first_call(browser, hub, landi
     page.click("nav.setup-nav >> text=Channels")
     page.click(".presets >> button:text('Yandex Direct')")
     page.fill("input[name=name]", "VK ads")
-    page.select_option("#rule-key", "utm_source")
-    page.fill("#rule-value", "vk")
-    page.click("#rule-and")
-    page.select_option("#rule-key", "utm_medium")
-    page.fill("#rule-value", "cpc")
-    page.click("#rule-and")
-    assert page.input_value("#rules") == "utm_source = vk and utm_medium = cpc"
+    # The rule builder: conditions ANDed within a rule, rules ORed, ordered by up/down; it writes the text
+    # field the form submits, which is hidden while the builder is on.
+    builder = page.locator("#rule-builder")
+    assert not page.is_visible("#rules")
+    builder.locator("button.add-rule").click()
+    first = builder.locator("fieldset.rule").nth(0)
+    first.locator("select.cond-key").select_option("utm_source")
+    first.locator("input.cond-value").fill("vk")
+    first.locator("button.add-cond").click()
+    first = builder.locator("fieldset.rule").nth(0)
+    first.locator("select.cond-key").nth(1).select_option("utm_medium")
+    first.locator("input.cond-value").nth(1).fill("cpc")
+    builder.locator("button.add-rule").click()
+    second = builder.locator("fieldset.rule").nth(1)
+    second.locator("select.cond-key").select_option("referrer_domain")
+    second.locator("input.cond-value").fill("vk.com")
+    second.locator("button.rule-up").click()
+    third = builder.locator("button.add-rule")
+    third.click()
+    builder.locator("fieldset.rule").nth(2).locator("select.cond-key").select_option("has_gclid")
+    builder.locator("fieldset.rule").nth(2).locator("select.cond-value").select_option("no")
+    assert page.input_value("#rules") == (
+        "referrer_domain = vk.com\nutm_source = vk and utm_medium = cpc\nhas_gclid = no"
+    )
+    builder.locator("fieldset.rule").nth(2).locator("button.rule-remove").click()
+    shot("rule-builder")
     page.click("button:text('Add channel')")
     page.wait_for_selector("#channels >> text=VK ads")
+    vk = db.scalars(select(Channel).where(Channel.name == "VK ads")).one()
+    assert vk.rules == [{"referrer_domain": "vk.com"}, {"utm_source": "vk", "utm_medium": "cpc"}]
     page.fill("input[name=landing]", "https://127.0.0.1/?utm_source=vk&utm_medium=cpc")
     page.click("button:text('Which channel?')")
     assert "VK ads" in page.inner_text("#test-verdict")
@@ -131,7 +152,7 @@ def test_new_agency_sets_up_a_client_and_sees_its_first_call(browser, hub, landi
     assert "/?yclid=777" in page.inner_text("#install-check")
 
     page.goto(f"{hub}/clients/{client.id}/calls")
-    row = page.locator("#calls-table tbody tr", has_text="+79990000000").first
+    row = page.locator("#calls-table tbody tr", has_text=call.caller).first
     assert "Yandex Direct" in row.inner_text()
     shot("journal")
 
@@ -139,5 +160,16 @@ def test_new_agency_sets_up_a_client_and_sees_its_first_call(browser, hub, landi
     romi_row = page.locator("#romi-table tr", has_text="Yandex Direct").first
     assert re.search(r"\b1\b", romi_row.inner_text())
     shot("romi")
+
+    # Archived: gone from the agency home unless asked for, and its pages say so.
+    page.goto(f"{hub}/clients/{client.id}/settings")
+    page.click("button:text('Archive this client')")
+    page.wait_for_selector("#archived-note")
+    page.goto(f"{hub}/")
+    assert "Show archived" in page.inner_text("#all-archived")
+    page.check("input[name=archived]")
+    page.click("button:text('Show')")
+    page.wait_for_selector("#clients-table >> text=Windows Ltd")
+    shot("archived")
     assert errors == []
     context.close()

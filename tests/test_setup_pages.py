@@ -3,6 +3,7 @@ input and changes nothing, refuses viewers, and hides other agencies' objects.""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import func, select
 from tests.factories import PASSWORD, csrf, make_tenant, make_user, web_login
 from tests.test_tenancy import snapshot
 from tracking.accounts import authenticate, create_agency, user_for_token
+from tracking.crypto import decrypt_json
 from tracking.models import (
     ApiToken,
     Call,
@@ -418,3 +420,160 @@ def test_another_clients_ids_in_a_form_are_refused(admin, db, t) -> None:
     )
     assert "add an active tracking number first" in admin.get(sent.headers["Location"]).get_data(as_text=True)
     assert count(db, Call) == 0 and count(db, TrackingNumber) == len(before["tracking_numbers"])
+
+
+def test_archive_and_bring_back_a_client(admin, db, t) -> None:
+    url = f"/clients/{t.client.id}/settings"
+    assert "Acme Client" in admin.get("/").get_data(as_text=True)
+    done = post(admin, url, {"action": "archive"})
+    assert done.status_code == 302
+    db.expire_all()
+    assert db.get(Client, t.client.id).archived_at is not None
+    assert "Acme Client" not in admin.get("/").get_data(as_text=True)
+    shown = admin.get("/?archived=1").get_data(as_text=True)
+    assert "Acme Client" in shown and ">archived</small>" in shown
+    page = admin.get(url).get_data(as_text=True)
+    assert 'id="archived-note"' in page and "Bring back from the archive" in page
+    assert 'id="archived-note"' in admin.get(f"/clients/{t.client.id}/calls").get_data(as_text=True)
+    assert "Клиент в архиве" in admin.get(url, headers={"Accept-Language": "ru"}).get_data(as_text=True)
+    post(admin, url, {"action": "unarchive"})
+    db.expire_all()
+    assert db.get(Client, t.client.id).archived_at is None
+    assert "Acme Client" in admin.get("/").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("provider", "secrets", "settings"),
+    [
+        ("generic", {}, {}),
+        ("twilio", {"secrets.auth_token": "tw-token"}, {}),
+        ("zadarma", {"secrets.api_secret": "zd-secret"}, {"settings.timezone": "Asia/Yekaterinburg"}),
+        ("novofon", {"secrets.api_secret": "nf-secret"}, {}),
+        ("mango", {"secrets.api_key": "mg-key", "secrets.api_salt": "mg-salt"}, {}),
+    ],
+)
+def test_every_provider_sends_a_signed_test_call(app, admin, db, t, provider, secrets, settings) -> None:
+    ch = Channel(client_id=t.client.id, name="Radio")
+    db.add(ch)
+    db.flush()
+    db.add(TrackingNumber(client_id=t.client.id, e164="+74993330000", channel_id=ch.id))
+    db.commit()
+    url = f"/clients/{t.client.id}/settings/telephony"
+    assert post(admin, url, {"provider": provider, "name": "Line", **secrets, **settings}).status_code == 201
+    integ = db.scalars(select(TelephonyIntegration)).one()
+    sent = post(admin, f"{url}/{integ.id}/test-call")
+    assert sent.status_code == 302 and "arrived=" in sent.headers["Location"]
+    arrived = admin.get(sent.headers["Location"]).get_data(as_text=True)
+    call = db.scalars(select(Call)).one()
+    assert (call.called_number, call.integration_id, call.channel_id) == ("+74993330000", integ.id, ch.id)
+    assert call.provider == provider and call.caller.startswith("+7999000")
+    assert f"Test call #{call.id} arrived" in arrived and "Last event received: call #" in arrived
+
+    # A secret re-entered on the page is the one the webhook checks from then on, and the one the test
+    # call is signed with.
+    if provider != "generic":
+        key = next(iter(secrets))
+        changed = {"name": "Line", "active": "on", **secrets, key: "re-keyed", **settings}
+        post(admin, f"{url}/{integ.id}", changed)
+        db.expire_all()
+        stored = decrypt_json(app.config["ENCRYPTION_KEY"], integ.secrets_encrypted)
+        assert stored[key.split(".")[1]] == "re-keyed"
+        again = post(admin, f"{url}/{integ.id}/test-call").headers["Location"]
+        assert "arrived=" in again, admin.get(again).get_data(as_text=True).split('class="flash"')[2][:300]
+        assert count(db, Call) == 2
+
+
+def test_integration_edit_rotate_and_delete(admin, db, t) -> None:
+    db.add(TrackingNumber(client_id=t.client.id, e164="+74993330000"))
+    db.commit()
+    url = f"/clients/{t.client.id}/settings/telephony"
+    made = post(admin, url, {"provider": "generic", "name": "Office PBX"}).get_data(as_text=True)
+    old = re.search(r'<code id="secret-secret">([^<]+)</code>', made).group(1)
+    integ = db.scalars(select(TelephonyIntegration)).one()
+    assert post(admin, f"{url}/{integ.id}/test-call").status_code == 302
+    assert count(db, Call) == 1
+
+    # Renamed and paused; the secret left empty stays.
+    post(admin, f"{url}/{integ.id}", {"name": "Front desk"})
+    db.expire_all()
+    assert (integ.name, integ.active) == ("Front desk", False)
+    paused = post(admin, f"{url}/{integ.id}/test-call")
+    assert "the integration is paused" in admin.get(paused.headers["Location"]).get_data(as_text=True)
+    post(admin, f"{url}/{integ.id}", {"name": "Front desk", "active": "on"})
+
+    rotated = post(admin, f"{url}/{integ.id}/rotate")
+    new = re.search(r'<code id="secret-secret">([^<]+)</code>', rotated.get_data(as_text=True)).group(1)
+    assert rotated.status_code == 201 and new != old
+    assert new not in admin.get(url).get_data(as_text=True)
+    # The new secret is the one the webhook now checks: a test call signed with it arrives.
+    assert "arrived=" in post(admin, f"{url}/{integ.id}/test-call").headers["Location"]
+    assert count(db, Call) == 2
+
+    kept = post(admin, f"{url}/{integ.id}/delete", {"confirm": "Office PBX"})
+    assert "Not deleted" in admin.get(kept.headers["Location"]).get_data(as_text=True)
+    assert count(db, TelephonyIntegration) == 1
+    key = integ.integration_key
+    post(admin, f"{url}/{integ.id}/delete", {"confirm": "Front desk"})
+    assert count(db, TelephonyIntegration) == 0 and count(db, Call) == 2
+    assert admin.post(f"/hooks/v1/generic/{key}", data=b"{}").status_code == 404
+
+
+def test_setup_times_are_in_the_clients_zone(admin, db, t) -> None:
+    import datetime as dt
+
+    t.client.timezone = "Asia/Yekaterinburg"  # UTC+5
+    seen = dt.datetime(2026, 3, 2, 10, 30, tzinfo=dt.UTC)
+    db.add(
+        VisitSession(
+            public_id="s1",
+            client_id=t.client.id,
+            site_id=t.site.id,
+            visitor_id="v" * 12,
+            landing_url="https://acme.example/",
+            started_at=seen,
+            last_seen_at=seen,
+        )
+    )
+    db.commit()
+    page = admin.get(f"/settings/sites/{t.site.id}").get_data(as_text=True)
+    assert "2026-03-02 15:30 (Asia/Yekaterinburg)" in page and "10:30" not in page
+    listed = admin.get(f"/clients/{t.client.id}/settings/sites").get_data(as_text=True)
+    assert "last seen 2026-03-02 15:30" in listed and " UTC" not in listed
+
+
+def test_rule_builder_degrades_to_the_text_field(admin, db, t) -> None:
+    page = admin.get(f"/clients/{t.client.id}/settings/channels").get_data(as_text=True)
+    # Without scripts the text field is the form; the builder starts hidden and carries what it needs.
+    assert '<textarea name="rules"' in page
+    builder = re.search(r'<div class="rule-builder" id="rule-builder"[^>]*>', page).group(0)
+    assert " hidden" in builder and 'data-for="rules"' in builder and "referrer_domain" in builder
+    assert "<script>" not in page  # the page runs under a CSP without inline scripts
+    ru = admin.get(f"/clients/{t.client.id}/settings/channels", headers={"Accept-Language": "ru"})
+    assert json.dumps("Домен источника перехода")[1:-1] in ru.get_data(as_text=True)  # in data-labels
+    # What the builder writes (one rule per line, "and" within) is what the schema validates.
+    made = post(
+        admin,
+        f"/clients/{t.client.id}/settings/channels",
+        {"name": "VK", "rules": "referrer_domain = vk.com\nutm_source = vk and has_yclid = no"},
+    )
+    assert made.status_code == 302
+    ch = db.scalars(select(Channel).where(Channel.name == "VK")).one()
+    assert ch.rules == [{"referrer_domain": "vk.com"}, {"utm_source": "vk", "has_yclid": False}]
+
+
+def test_every_telephony_adapters_words_are_translated(admin, t) -> None:
+    from babel.messages.pofile import read_po
+
+    from hub.plugins import form_fields
+    from tracking.telephony import PROVIDERS, adapter
+
+    with open("hub/translations/ru/LC_MESSAGES/messages.po", "rb") as f:
+        catalogue = {m.id: m.string for m in read_po(f) if m.id and m.string}
+    for provider in dict.fromkeys(PROVIDERS):
+        module = adapter(provider)
+        texts = list(getattr(module, "SETUP_STEPS", ()))
+        texts += [f.description for part in (module.Secrets, module.Settings) for f in form_fields(part)]
+        missing = [text for text in texts if text and text not in catalogue]
+        assert not missing, f"add {provider}'s words to PROVIDER_TEXTS in hub/web/setup.py: {missing}"
+    page = admin.get(f"/clients/{t.client.id}/settings/telephony", headers={"Accept-Language": "ru"})
+    assert "В консоли Twilio откройте" in page.get_data(as_text=True)

@@ -8,9 +8,8 @@ import time
 import pytest
 from sqlalchemy import select
 
-from tests.factories import make_tenant
+from tests.factories import make_pool, make_tenant
 from tests.snippet_support import Blackhole, shaped, tag
-from tests.tracking_factories import make_pool
 from tracking.db import utcnow
 from tracking.models import VisitSession
 

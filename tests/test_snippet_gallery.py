@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.factories import make_tenant
+from tests.factories import make_pool, make_tenant
 from tests.snippet_support import Blackhole, shaped, tag
-from tests.tracking_factories import make_pool
 from tracking.models import TrackingNumber, VisitSession
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

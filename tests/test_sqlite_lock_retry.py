@@ -9,8 +9,8 @@ import time
 import pytest
 from sqlalchemy import event, func, select
 
-from tests.factories import make_tenant
-from tests.tracking_factories import T0, make_pool
+from tests.factories import ALLOCATION_T0 as T0
+from tests.factories import make_pool, make_tenant
 from tracking import visits
 from tracking.db import make_engine, make_session_factory
 from tracking.models import NumberAssignment, VisitSession

@@ -9,7 +9,7 @@ import pytest
 from werkzeug.datastructures import MultiDict
 
 from tracking.telephony import generic, mango, twilio, zadarma
-from tracking.telephony.base import EventKind, Outcome, PayloadInvalid, SignatureInvalid, to_e164
+from tracking.telephony.base import CallOutcome, EventKind, PayloadInvalid, SignatureInvalid, to_e164
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 
@@ -60,6 +60,15 @@ def test_twilio_signature_vector_of_the_official_library() -> None:
     twilio.verify(
         {"auth_token": "12345"}, [uri], params, {"X-Twilio-Signature": "kvajT1Ptam85bY51eRf/AJRuM3w="}
     )
+    # "adds port on http" (port 80 written out) and "with port" (an explicit :1234 over http).
+    http = uri.replace("https", "http")
+    twilio.verify(
+        {"auth_token": "12345"}, [http], params, {"X-Twilio-Signature": "0ZXoZLH/DfblKGATFgpif+LLRf4="}
+    )
+    port = uri.replace(".com", ".com:1234").replace("https", "http")
+    twilio.verify(
+        {"auth_token": "12345"}, [port], params, {"X-Twilio-Signature": "Zmvh+3yNM1Phv2jhDCwEM3q5ebU="}
+    )
     duplicates = MultiDict(
         [("Sid", "CA123"), ("SidAccount", "AC123"), ("Digits", "5678"), ("Digits", "1234")]
     )
@@ -88,7 +97,7 @@ def test_twilio_dial_action_with_recording_keeps_status_duration_and_recording()
     assert event is not None and event.kind == EventKind.ANSWER and event.talk_seconds == 42
     assert (event.recording_url, event.recording_ref) == (action["RecordingUrl"], "RE1")
     busy = twilio.parse_status({**action, "DialCallStatus": "busy", "DialCallDuration": "0"}, NOW)
-    assert busy is not None and (busy.kind, busy.outcome) == (EventKind.END, Outcome.BUSY)
+    assert busy is not None and (busy.kind, busy.outcome) == (EventKind.END, CallOutcome.BUSY)
     assert busy.recording_url == action["RecordingUrl"]
 
 
@@ -126,12 +135,12 @@ def test_twilio_parsing_folds_child_legs_into_the_parent_call() -> None:
     done = twilio.parse_status(
         {"CallSid": "CA1", "CallStatus": "no-answer", "Timestamp": "Fri, 20 Nov 2026 12:00:30 +0000"}, NOW
     )
-    assert done is not None and done.kind == EventKind.END and done.outcome == Outcome.MISSED
+    assert done is not None and done.kind == EventKind.END and done.outcome == CallOutcome.MISSED
     assert done.ended_at == NOW + dt.timedelta(seconds=30) and not done.received_times
     rec = twilio.parse_status({"CallSid": "CA1", "RecordingUrl": "https://api.twilio.com/r/RE1"}, NOW)
     assert rec is not None and rec.kind == EventKind.RECORD and rec.recording_url.endswith("RE1")
     dial = twilio.parse_status({"CallSid": "CA1", "DialCallStatus": "busy"}, NOW)
-    assert dial is not None and dial.outcome == Outcome.BUSY
+    assert dial is not None and dial.outcome == CallOutcome.BUSY
     with pytest.raises(PayloadInvalid):
         twilio.parse_voice({"From": "+79001234567", "To": "+74951234567"}, NOW)
     with pytest.raises(PayloadInvalid):
@@ -199,7 +208,7 @@ def test_zadarma_parsing_reads_local_start_times_and_outcomes() -> None:
         NOW + dt.timedelta(minutes=1),
         tz="Europe/Moscow",
     )
-    assert end is not None and end.outcome == Outcome.ANSWERED and end.talk_seconds == 42
+    assert end is not None and end.outcome == CallOutcome.ANSWERED and end.talk_seconds == 42
     assert end.recording_ref == "1700000000.1"
     busy = zadarma.parse(
         {
@@ -208,7 +217,7 @@ def test_zadarma_parsing_reads_local_start_times_and_outcomes() -> None:
         },
         NOW,
     )
-    assert busy is not None and busy.outcome == Outcome.MISSED and busy.caller is None
+    assert busy is not None and busy.outcome == CallOutcome.MISSED and busy.caller is None
     assert zadarma.parse({"event": "NOTIFY_OUT_START", "pbx_call_id": "x"}, NOW) is None
     with pytest.raises(PayloadInvalid):
         zadarma.parse(
@@ -255,10 +264,10 @@ def test_mango_sign_and_events() -> None:
         "entry_result": 1,
     }
     end = mango.parse_summary(_mango_form(summary), NOW)
-    assert end is not None and end.outcome == Outcome.ANSWERED and end.talk_seconds == 60
+    assert end is not None and end.outcome == CallOutcome.ANSWERED and end.talk_seconds == 60
     assert end.answered_at == NOW + dt.timedelta(seconds=10)
     missed = mango.parse_summary(_mango_form({**summary, "talk_time": 0, "entry_result": 0}), NOW)
-    assert missed is not None and missed.outcome == Outcome.MISSED and missed.answered_at is None
+    assert missed is not None and missed.outcome == CallOutcome.MISSED and missed.answered_at is None
     assert mango.not_inbound(_mango_form(summary)) is None
     with pytest.raises(PayloadInvalid):
         mango.parse_call({"json": "{not json"}, NOW)
@@ -304,7 +313,7 @@ def test_mango_call_that_ended_in_the_ivr_is_missed() -> None:
         "disconnect_reason": 1110,
     }
     end = mango.parse_summary(_mango_form(summary), NOW)
-    assert end is not None and end.outcome == Outcome.MISSED
+    assert end is not None and end.outcome == CallOutcome.MISSED
     assert (end.answered_at, end.talk_seconds) == (None, 0)
 
 

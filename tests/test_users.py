@@ -131,3 +131,57 @@ def test_first_agency_user_and_token_from_the_command_line(app, db, monkeypatch)
     me = app.test_client().get("/api/v1/me", headers=auth(token)).get_json()
     assert (me["email"], me["role"], me["client_id"]) == ("shop@bakery.example", "viewer", client_row.id)
     assert runner.invoke(main, ["token", "issue", "ghost@x.example"]).exit_code == 2
+
+
+def test_roles_change_by_one_rule_for_the_api_and_the_page(client, db) -> None:
+    import pytest
+
+    from tests.factories import csrf
+    from tracking.accounts import InvalidAccount, change_role
+
+    t = make_tenant(db, "Acme")
+    other = make_tenant(db, "Other")
+    manager = make_user(db, t, "m@acme.example", Role.MANAGER)
+    h = auth(t.token)
+    url = f"/api/v1/users/{manager.id}"
+    # A viewer needs a client of the agency; another agency's client is no client at all.
+    assert (
+        "a viewer needs one client"
+        in client.patch(url, json={"role": "viewer"}, headers=h).get_json()["message"]
+    )
+    foreign = client.patch(url, json={"role": "viewer", "client_id": other.client.id}, headers=h)
+    assert foreign.status_code == 400 and "no such client" in foreign.get_json()["message"]
+    made = client.patch(url, json={"role": "viewer", "client_id": t.client.id}, headers=h)
+    assert made.status_code == 200 and made.get_json()["client_id"] == t.client.id
+    assert users(db)[-1] == ("m@acme.example", "viewer", t.client.id)
+    # Other agencies' users are not there; the last admin stays an admin.
+    assert (
+        client.patch(f"/api/v1/users/{other.admin.id}", json={"role": "viewer"}, headers=h).status_code == 404
+    )
+    last = client.patch(f"/api/v1/users/{t.admin.id}", json={"role": "manager"}, headers=h)
+    assert last.status_code == 400 and "last admin cannot be demoted" in last.get_json()["message"]
+    manager_token = issue_api_token(db, manager)
+    db.commit()
+    assert client.patch(url, json={"role": "admin"}, headers=auth(manager_token)).status_code == 403
+
+    # Nobody raises their own role, whatever page or client asks.
+    db.expire_all()
+    manager = db.get(User, manager.id)
+    with pytest.raises(InvalidAccount, match="nobody can raise their own role"):
+        change_role(db, manager, manager, Role.ADMIN, None)
+    db.rollback()
+
+    # The page: a manager again, then an admin, after which the first admin may step down.
+    web_login(client, t.admin.email)
+    page = f"/settings/users/{manager.id}/role"
+    form = {"csrf_token": csrf(client), "role": "manager", "client_id": str(t.client.id)}
+    assert client.post(page, data=form).status_code == 302
+    assert users(db)[-1] == ("m@acme.example", "manager", None)
+    refused = client.post(f"/settings/users/{t.admin.id}/role", data={**form, "role": "viewer"})
+    assert refused.status_code == 400 and "last admin cannot be demoted" in refused.get_data(as_text=True)
+    client.post(page, data={**form, "role": "admin"})
+    assert (
+        client.post(f"/settings/users/{t.admin.id}/role", data={**form, "role": "manager"}).status_code == 302
+    )
+    assert users(db)[0][1] == "manager"
+    assert client.get("/settings/users").status_code == 403  # now a manager: no user management

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 
-from tests import call_helpers as h
+from tests import factories as h
 from tests.factories import make_tenant
 from tracking import hooks
 from tracking.models import AttributionMethod, Call, CallStatus, StoredCallEvent
@@ -51,9 +51,9 @@ def _twilio_post(client, path: str, params: dict[str, str], token: str = "tw-tok
 
 def test_twilio_lifecycle(client, db: Session, finalised, caplog) -> None:
     t = make_tenant(db)
-    ch = h.channel(db, t, "Radio")
-    h.static_number(db, t, "+74951110000", ch, forward_to="+74957770000")
-    integ = h.integration(db, t, "twilio", {"auth_token": "tw-token"})
+    ch = h.make_channel(db, t.site, "Radio")
+    h.make_static(db, ch, e164="+74951110000", forward_to="+74957770000")
+    integ = h.make_integration(db, t, "twilio", {"auth_token": "tw-token"})
     base = f"/hooks/v1/twilio/{integ.integration_key}"
     common = {
         "AccountSid": "AC" + "0" * 32,
@@ -99,9 +99,29 @@ def test_twilio_lifecycle(client, db: Session, finalised, caplog) -> None:
     assert call.finalised_at is not None and [e.call_id for e in finalised] == [call.id]
 
 
+def test_twilio_dial_action_with_recording_keeps_the_dialled_outcome(client, db: Session, finalised) -> None:
+    # With recording on, one <Dial action> request carries the recording and DialCallStatus/Duration.
+    t = make_tenant(db)
+    h.static_number(db, t, "+74951110001", h.channel(db, t, "Radio"), forward_to="+74957770001")
+    integ = h.integration(db, t, "twilio", {"auth_token": "tw-token"})
+    base = f"/hooks/v1/twilio/{integ.integration_key}"
+    common = {"AccountSid": "AC" + "0" * 32, "From": "+79001234567", "To": "+74951110001"}
+    voice = _twilio_post(client, f"{base}/voice", {**common, "CallSid": "CA5", "CallStatus": "ringing"})
+    assert voice.status_code == 200
+    action = {**common, "CallSid": "CA5", "CallStatus": "in-progress", "DialCallSid": "CA6"}
+    action |= {"DialCallStatus": "completed", "DialCallDuration": "42", "RecordingSid": "RE5"}
+    action |= {"RecordingUrl": "https://api.twilio.com/rec/RE5", "RecordingDuration": "40"}
+    assert _twilio_post(client, f"{base}/status", action).status_code == 200
+    done = {**common, "CallSid": "CA5", "CallStatus": "completed", "CallDuration": "50"}
+    assert _twilio_post(client, f"{base}/status", done).status_code == 200
+    call = db.scalars(select(Call)).one()
+    assert (call.status, call.talk_seconds) == (CallStatus.ANSWERED, 42)
+    assert call.recording_url == "https://api.twilio.com/rec/RE5" and len(finalised) == 1
+
+
 def test_twilio_unanswered_and_unknown_number(client, db: Session, finalised) -> None:
     t = make_tenant(db)
-    integ = h.integration(db, t, "twilio", {"auth_token": "tw-token"})
+    integ = h.make_integration(db, t, "twilio", {"auth_token": "tw-token"})
     base = f"/hooks/v1/twilio/{integ.integration_key}"
     params = {"CallSid": "CA9", "From": "anonymous", "To": "+74959999999", "CallStatus": "ringing"}
     voice = _twilio_post(client, f"{base}/voice", params)
@@ -118,8 +138,8 @@ def _zd(fields: dict[str, str], secret: str = "zd-secret") -> dict[str, str]:  #
 
 def test_zadarma_and_novofon(client, db: Session, finalised) -> None:
     t = make_tenant(db)
-    h.static_number(db, t, "+74951110000", h.channel(db, t, "Print"))
-    integ = h.integration(db, t, "zadarma", {"api_secret": "zd-secret"}, timezone="Europe/Moscow")
+    h.make_static(db, h.make_channel(db, t.site, "Print"), e164="+74951110000")
+    integ = h.make_integration(db, t, "zadarma", {"api_secret": "zd-secret"}, timezone="Europe/Moscow")
     url = f"/hooks/v1/zadarma/{integ.integration_key}"
     echo = client.get(f"{url}?zd_echo=abc123")
     assert echo.status_code == 200 and echo.get_data(as_text=True) == "abc123"
@@ -154,7 +174,7 @@ def test_zadarma_and_novofon(client, db: Session, finalised) -> None:
     assert (call.status, call.talk_seconds, call.recording_ref) == (CallStatus.ANSWERED, 35, "1763640000.77")
     assert call.attribution_method == AttributionMethod.STATIC and len(finalised) == 1
 
-    novo = h.integration(db, t, "novofon", {"api_secret": "nf-secret"})
+    novo = h.make_integration(db, t, "novofon", {"api_secret": "nf-secret"})
     fields = {**start, "pbx_call_id": "nf_1"}
     resp = client.post(
         f"/hooks/v1/novofon/{novo.integration_key}", data=urlencode(fields), headers=_zd(fields, "nf-secret")
@@ -178,13 +198,13 @@ def _mango(payload: dict) -> dict[str, str]:
 
 def test_mango_events_and_summary(client, db: Session, finalised) -> None:
     t = make_tenant(db)
-    p = h.pool(db, t, "+749522200", 2)
-    seo = h.channel(db, t, "SEO")
+    p = h.make_pool_setup(db, t.site, "+749522200", 2)
+    seo = h.make_channel(db, t.site, "SEO")
     now = int(time.time())
     at = dt.datetime.fromtimestamp(now, dt.UTC)
-    s = h.visit(db, t, seo, started=at - dt.timedelta(minutes=3), last_seen=at, utm_source="google")
-    h.hold(db, s, p.numbers[1], at - dt.timedelta(minutes=3), at + dt.timedelta(minutes=12))
-    integ = h.integration(db, t, "mango", {"api_key": "mg-key", "api_salt": "mg-salt"})
+    s = h.make_visit(db, t, seo, started=at - dt.timedelta(minutes=3), last_seen=at, utm_source="google")
+    h.make_hold(db, s, p.numbers[1], at - dt.timedelta(minutes=3), at + dt.timedelta(minutes=12))
+    integ = h.make_integration(db, t, "mango", {"api_key": "mg-key", "api_salt": "mg-salt"})
     base = f"/hooks/v1/mango/{integ.integration_key}"
     assert client.post(f"{base}/ping").status_code == 200
     appeared = {
@@ -232,8 +252,8 @@ def test_mango_events_and_summary(client, db: Session, finalised) -> None:
 
 def test_mango_outgoing_call_leaves_no_call(client, db: Session, finalised) -> None:
     t = make_tenant(db)
-    p = h.pool(db, t, "+749522300", 1)
-    integ = h.integration(db, t, "mango", {"api_key": "mg-key", "api_salt": "mg-salt"})
+    p = h.make_pool_setup(db, t.site, "+749522300", 1)
+    integ = h.make_integration(db, t, "mango", {"api_key": "mg-key", "api_salt": "mg-salt"})
     base = f"/hooks/v1/mango/{integ.integration_key}"
     now = int(time.time())
     line = p.numbers[0].e164.lstrip("+")
@@ -254,6 +274,28 @@ def test_mango_outgoing_call_leaves_no_call(client, db: Session, finalised) -> N
     assert db.scalars(select(Call)).all() == [] and finalised == []
 
 
+def test_mango_call_that_ended_in_the_ivr_is_missed(client, db: Session, finalised) -> None:
+    # VPBX API v1.10's example: the caller left in the IVR menu; entry_result 1, talk_time 0.
+    t = make_tenant(db)
+    p = h.pool(db, t, "+749522400", 1)
+    integ = h.integration(db, t, "mango", {"api_key": "mg-key", "api_salt": "mg-salt"})
+    base = f"/hooks/v1/mango/{integ.integration_key}"
+    now = int(time.time())
+    line = p.numbers[0].e164.lstrip("+")
+    leg = {"entry_id": "IVR", "call_id": "L1", "timestamp": now, "seq": 1, "call_state": "Appeared"}
+    leg |= {"from": {"number": "79001234567"}, "to": {"number": line, "line_number": line}}
+    assert client.post(f"{base}/events/call", data=_mango(leg)).status_code == 200
+    menu = {**leg, "seq": 2, "call_state": "Connected", "location": "ivr", "timestamp": now + 1}
+    assert client.post(f"{base}/events/call", data=_mango(menu)).status_code == 200
+    summary = {"entry_id": "IVR", "call_direction": 1, "from": {"number": "79001234567"}, "line_number": line}
+    summary |= {"to": {"number": line}, "create_time": now, "forward_time": 0, "talk_time": 0}
+    summary |= {"end_time": now + 40, "entry_result": 1, "disconnect_reason": 1110}
+    assert client.post(f"{base}/events/summary", data=_mango(summary)).status_code == 200
+    call = db.scalars(select(Call)).one()
+    assert (call.status, call.talk_seconds, call.answered_at) == (CallStatus.MISSED, 0, None)
+    assert len(finalised) == 1
+
+
 def _generic(client, key: str, payload: dict | bytes, secret: str = "gen-secret", ts: int | None = None):  # noqa: S107
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     stamp = str(ts if ts is not None else int(time.time()))
@@ -267,7 +309,7 @@ def _generic(client, key: str, payload: dict | bytes, secret: str = "gen-secret"
 
 def test_generic_pbx_webhook(client, db: Session, finalised, caplog) -> None:
     t = make_tenant(db)
-    integ = h.integration(db, t, "generic", {"secret": "gen-secret"})
+    integ = h.make_integration(db, t, "generic", {"secret": "gen-secret"})
     key = integ.integration_key
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     start = {
@@ -305,7 +347,7 @@ def test_generic_pbx_webhook(client, db: Session, finalised, caplog) -> None:
 
 def test_inactive_integration_and_oversized_body(client, db: Session) -> None:
     t = make_tenant(db)
-    integ = h.integration(db, t, "generic", {"secret": "gen-secret"})
+    integ = h.make_integration(db, t, "generic", {"secret": "gen-secret"})
     big = {"event": "start", "call_id": "x", "called": "+74951110000", "at": 1, "pad": "x" * 70000}
     assert _generic(client, integ.integration_key, big).status_code == 413
     integ.active = False

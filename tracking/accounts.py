@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import re
@@ -71,12 +72,25 @@ def user_for_token(db: Session, token: str) -> User | None:
     return row.user
 
 
-def visible_clients(user: User) -> Select[Client]:
-    """Clients ``user`` may see: the whole agency, or the viewer's one client."""
+def visible_clients(user: User, *, archived: bool = True) -> Select[Client]:
+    """Clients ``user`` may see: the whole agency, or the viewer's one client; without the archived ones
+    unless ``archived``."""
     query = select(Client).where(Client.agency_id == user.agency_id)
+    if not archived:
+        query = query.where(Client.archived_at.is_(None))
     if user.role == Role.VIEWER:
         query = query.where(Client.id == user.client_id)
     return query.order_by(Client.name, Client.id)
+
+
+def set_archived(client: Client, archived: bool, now: dt.datetime) -> None:
+    """Archive or unarchive ``client``. Nothing is deleted: its calls, visits, spend and reports stay, its
+    telephony webhooks still record calls, and its sites' snippets keep showing the sites' own numbers,
+    because no tracking number (static or pool) is handed out for an archived client."""
+    if archived and client.archived_at is None:
+        client.archived_at = now
+    elif not archived:
+        client.archived_at = None
 
 
 def can_see_client(user: User, client: Client | None) -> bool:
@@ -132,6 +146,31 @@ def add_user(
     db.add(user)
     db.flush()
     return user
+
+
+# Higher is more: nobody raises their own role.
+ROLE_RANK = {Role.VIEWER: 0, Role.MANAGER: 1, Role.ADMIN: 2}
+
+
+def change_role(db: Session, actor: User, user: User, role: Role, client: Client | None) -> None:
+    """Give ``user`` ``role`` (and, for a viewer, ``client``), as ``actor`` asked. Refused: raising one's
+    own role, leaving the agency without an admin, a viewer without a client of the agency, and a client
+    for anyone else."""
+    if user.agency_id != actor.agency_id:
+        raise InvalidAccount("user: no such user")
+    if user.id == actor.id and ROLE_RANK[role] > ROLE_RANK[user.role]:
+        raise InvalidAccount("role: nobody can raise their own role")
+    if user.role == Role.ADMIN and role != Role.ADMIN:
+        admins = db.scalars(select(User.id).where(User.agency_id == user.agency_id, User.role == Role.ADMIN))
+        if set(admins) == {user.id}:
+            raise InvalidAccount("role: the agency's last admin cannot be demoted; make another admin first")
+    if role == Role.VIEWER:
+        if client is None or client.agency_id != user.agency_id:
+            raise InvalidAccount("client_id: a viewer needs one client of the same agency")
+    elif client is not None:
+        raise InvalidAccount("client_id: only viewers are bound to one client")
+    user.role = role
+    user.client_id = client.id if client else None
 
 
 def create_agency(db: Session, name: str, admin_email: str, password: str) -> User:

@@ -24,6 +24,7 @@ from tracking import abuse
 from tracking.db import is_postgres
 from tracking.models import (
     Channel,
+    Client,
     FallbackEvent,
     NumberAssignment,
     Pool,
@@ -136,9 +137,27 @@ def new_hold_until(pool: PoolLike, now: dt.datetime) -> dt.datetime:
     return min(now + dt.timedelta(seconds=pool.hold_seconds), _cap(pool, now))
 
 
-def free_number_candidate(pool: PoolLike, channel_id: Any, now: Any, *, postgres: bool) -> Select:
+def _may_join(channel_id: Any, now: Any, idle_since: Any = None):
+    """A number that is the channel's, or would join it when taken (see ``_new_home``)."""
+    rested_since = func.coalesce(TrackingNumber.held_until, TrackingNumber.released_at)
+    return or_(
+        TrackingNumber.home_channel_id.is_(None),
+        TrackingNumber.home_channel_id == channel_id,
+        rested_since < (now - HOME_IDLE if idle_since is None else idle_since),
+    )
+
+
+def free_number_candidate(
+    pool: PoolLike,
+    channel_id: Any,
+    now: Any,
+    *,
+    postgres: bool,
+    borrow: bool = True,
+    idle_since: Any = None,
+) -> Select:
     """The id of the free number of ``pool`` a session of ``channel_id`` takes next (see :func:`take_number`
-    for the order); locked with ``SKIP LOCKED`` on PostgreSQL."""
+    for the order and ``borrow``); locked with ``SKIP LOCKED`` on PostgreSQL."""
     # A free number's last hold ended at its (past) held_until, or at released_at when the hold was cleared
     # early; never-used numbers (both NULL) go first.
     rested = func.coalesce(TrackingNumber.held_until, TrackingNumber.released_at).asc().nulls_first()
@@ -162,6 +181,8 @@ def free_number_candidate(pool: PoolLike, channel_id: Any, now: Any, *, postgres
     )
     if pool.fallback_number_id is not None:
         candidate = candidate.where(TrackingNumber.id != pool.fallback_number_id)
+    if not borrow and pool.channel_coherent and channel_id is not None:
+        candidate = candidate.where(_may_join(channel_id, now, idle_since))
     if postgres:
         candidate = candidate.with_for_update(skip_locked=True)
     return candidate
@@ -193,7 +214,9 @@ def take_statement(
     )
 
 
-def take_number(db: Session, pool: Pool, session: VisitSession, now: dt.datetime) -> TrackingNumber | None:
+def take_number(
+    db: Session, pool: Pool, session: VisitSession, now: dt.datetime, *, borrow: bool = True
+) -> TrackingNumber | None:
     """Atomically hold a free number of the pool for ``session``; None when all are held.
 
     Longest-rested first. A channel-coherent pool first takes numbers nobody has held yet (they join the
@@ -201,9 +224,10 @@ def take_number(db: Session, pool: Pool, session: VisitSession, now: dt.datetime
     number (before falling back). A borrowed number stays its channel's unless that channel had left it
     idle for ``HOME_IDLE``: then it joins the borrower's. So a late caller who wrote a number down still
     lands in the number's channel, and each channel keeps about as many numbers as its traffic keeps busy.
+    ``borrow=False`` takes only a number that is or may become the session's channel's (see ``allocate``).
     """
     hold_until = new_hold_until(pool, now)
-    candidate = free_number_candidate(pool, session.channel_id, now, postgres=is_postgres(db))
+    candidate = free_number_candidate(pool, session.channel_id, now, postgres=is_postgres(db), borrow=borrow)
     stmt = (
         take_statement(pool, session.id, session.channel_id, now, candidate)
         .returning(TrackingNumber)
@@ -228,17 +252,146 @@ def take_number(db: Session, pool: Pool, session: VisitSession, now: dt.datetime
     return number
 
 
+# A holder not heard from for this many heartbeat periods (page hidden, or closed without a leave beacon) is
+# probably gone; a holder whose leave beacon arrived is gone.
+QUIET_BEATS = 2
+RECLAIM_QUIET = True
+# Before borrowing another channel's number, reclaim one of the session's own channel whose holder left
+# (leave beacon) or has been quiet for the pool's grace period.
+RECLAIM_OWN_BEFORE_BORROWING = True
+
+
+def take_quiet_number(
+    db: Session,
+    pool: Pool,
+    session: VisitSession,
+    now: dt.datetime,
+    *,
+    quiet_seconds: int | None = None,
+    own_channel: bool = False,
+) -> TrackingNumber | None:
+    """When every number is held: take one whose holder has left or gone quiet, rather than show the
+    fallback number. None when every holder is still on its page.
+
+    A hold outlives its page by the grace period (leave beacon) or the whole hold time (no beacon, hidden
+    tab) so that a caller who dials a few minutes after leaving still finds only themselves on the number.
+    When the pool is exhausted that reserve costs more than it protects: the fallback number tells sessions
+    apart not at all, while the attribution model weighs a just-gone holder against the new one. The holder
+    quiet the longest goes first (least likely to call now), a number of the session's own channel before
+    another's in a channel-coherent pool; the number keeps its home channel.
+    """
+    if quiet_seconds is None:
+        quiet_seconds = QUIET_BEATS * heartbeat_seconds(pool.hold_seconds) + 30
+    quiet_since = now - dt.timedelta(seconds=quiet_seconds)
+    holder = VisitSession
+    gone = holder.last_seen_at < quiet_since
+    if quiet_seconds <= pool.grace_seconds:
+        gone = or_(holder.left_at.is_not(None), gone)
+    order = [holder.last_seen_at.asc(), TrackingNumber.id]
+    if pool.channel_coherent and session.channel_id is not None:
+        order.insert(0, case((TrackingNumber.home_channel_id == session.channel_id, 0), else_=1))
+    row = db.execute(
+        select(TrackingNumber.id, holder.id)
+        .join(holder, holder.id == TrackingNumber.held_by_session_id)
+        .where(
+            TrackingNumber.pool_id == pool.id,
+            TrackingNumber.status == NumberStatus.ACTIVE,
+            TrackingNumber.held_until >= now,
+            holder.id != session.id,
+            # Concurrent requests carry clocks a little apart: never reclaim a hold heard from "later".
+            holder.last_seen_at <= now,
+            gone,
+            *([TrackingNumber.home_channel_id == session.channel_id] if own_channel else []),
+        )
+        .order_by(*order)
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    number_id, holder_id = row
+    hold_until = min(now + dt.timedelta(seconds=pool.hold_seconds), _cap(pool, now))
+    number = db.execute(
+        update(TrackingNumber)
+        .where(TrackingNumber.id == number_id, TrackingNumber.held_by_session_id == holder_id)
+        .values(held_by_session_id=session.id, held_until=hold_until, released_at=now)
+        .returning(TrackingNumber)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).scalar_one_or_none()
+    if number is None:
+        return None  # another allocation took it first
+    db.execute(
+        update(NumberAssignment)
+        .where(NumberAssignment.number_id == number_id, NumberAssignment.ended_at.is_(None))
+        .values(ended_at=now, hold_until=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.execute(
+        update(VisitSession)
+        .where(VisitSession.id == holder_id, VisitSession.hold_until > now)
+        .values(hold_until=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.add(
+        NumberAssignment(
+            number_id=number_id, session_id=session.id, pool_id=pool.id, started_at=now, hold_until=hold_until
+        )
+    )
+    return number
+
+
+def _take(db: Session, pool: Pool, session: VisitSession, now: dt.datetime) -> TrackingNumber | None:
+    """A free number of the session's channel, else one of its channel whose holder is long gone, else a
+    borrowed one, else any whose holder has gone quiet; None: fallback.
+
+    Reclaiming before borrowing keeps numbers inside their channel when the channel's share of the pool is
+    used up (a late caller's number then still says the right channel); only holders quiet for longer than
+    the leave beacon or a grace period's silence is reclaimed for that, and holders quiet for a couple of
+    heartbeats only when the alternative is the fallback number.
+    """
+    coherent = pool.channel_coherent and session.channel_id is not None
+    if not coherent or not RECLAIM_QUIET:
+        number = take_number(db, pool, session, now)
+        if number is None and RECLAIM_QUIET:
+            number = take_quiet_number(db, pool, session, now)
+        return number
+    number = take_number(db, pool, session, now, borrow=False)
+    if number is None and RECLAIM_OWN_BEFORE_BORROWING:
+        quiet = pool.grace_seconds
+        number = take_quiet_number(db, pool, session, now, quiet_seconds=quiet, own_channel=True)
+    if number is None:
+        number = take_number(db, pool, session, now)
+    if number is None:
+        number = take_quiet_number(db, pool, session, now)
+    return number
+
+
 def is_fallback(number: TrackingNumber) -> bool:
     """Fallback numbers belong to no pool and no channel (the pool points at them)."""
     return number.pool_id is None and number.channel_id is None
 
 
 def take_fallback_upgrade(
-    db: Session, fallback: TrackingNumber, session: VisitSession, now: dt.datetime
+    db: Session,
+    fallback: TrackingNumber,
+    session: VisitSession,
+    now: dt.datetime,
+    requester: abuse.Requester | None = None,
 ) -> TrackingNumber | None:
-    """A pool number for a session that was shown ``fallback``, if its pool has one free now."""
+    """A pool number for a session that was shown ``fallback``, if its pool has one free now and the
+    session's source and visitor are within their hold caps (the same caps as a first visit: otherwise a
+    bot refused at its visits would take the pool through its heartbeats)."""
     pool = db.scalar(select(Pool).where(Pool.fallback_number_id == fallback.id, Pool.active.is_(True)))
-    return take_number(db, pool, session, now) if pool is not None else None
+    client = db.get(Client, pool.client_id) if pool is not None else None
+    if pool is None or client is None or client.archived_at is not None:
+        return None  # an archived client's visitors are handed no new number
+    if requester is not None:
+        # The session's own source counts, wherever this heartbeat came from.
+        requester = abuse.Requester(
+            session.source_key, requester.holds_per_source, requester.holds_per_visitor
+        )
+        if abuse.hold_refusal(db, pool, session, now, requester) is not None:
+            return None
+    return take_number(db, pool, session, now)
 
 
 def _fallback(
@@ -264,6 +417,9 @@ def allocate(
 
     ``session`` must be flushed (it needs an id). The caller stores the result on the session.
     """
+    if site.client.archived_at is not None:
+        # An archived client hands out no tracking numbers: the page keeps the site's own numbers.
+        return Allocation(Kind.NONE, None, now + dt.timedelta(seconds=STATIC_SESSION_SECONDS))
     static = static_number_for(db, channel.id)
     if static is not None:
         return Allocation(Kind.STATIC, static, now + dt.timedelta(seconds=STATIC_SESSION_SECONDS))
@@ -271,7 +427,7 @@ def allocate(
     if pool is None:
         return Allocation(Kind.NONE, None, now + dt.timedelta(seconds=STATIC_SESSION_SECONDS))
     refused = abuse.hold_refusal(db, pool, session, now, requester)
-    number = None if refused else take_number(db, pool, session, now)
+    number = None if refused else _take(db, pool, session, now)
     if number is None:
         return _fallback(db, pool, session, now, refused)
     assert number.held_until is not None

@@ -113,11 +113,13 @@ def hold_features(
 def score(candidates: list[Candidate], params: Params = PARAMS, holds: int | None = None) -> Verdict:
     """Each candidate's probability (its rate over all rates, the outsider included) and the verdict.
 
-    The likeliest session is named when it is at least ``session_threshold`` likely (calibrated), with its
-    channel, whose confidence is the probability of all candidates of that channel. Below that the call is
-    "channel known, visit uncertain" (the channel with the most probability, no session) when that channel
-    reaches ``channel_threshold``, else unknown. ``holds`` is how often the number was held in the
-    look-back (by default the candidates that held it): the outsider's rate grows with it.
+    The call's channel is the one with the most probability (the sum over its candidates): the likeliest
+    channel, even when the single likeliest session belongs to another. Its likeliest session is named when
+    that is at least ``session_threshold`` likely (calibrated), the channel's confidence being at least the
+    session's. Below that the call is "channel known, visit uncertain" (the channel, no session) when the
+    channel reaches ``channel_threshold``, else unknown. ``holds`` is how often the number was held in the
+    look-back (by default the candidates that held it): the outsider's rate grows with it, and the
+    calibration reads it (a crowded number's history hides more callers than the rates account for).
     """
     if holds is None:
         holds = sum(1 for c in candidates if c.features.get("held"))
@@ -127,32 +129,40 @@ def score(candidates: list[Candidate], params: Params = PARAMS, holds: int | Non
     total = sum(c.likelihood for c in candidates) + others
     for c in candidates:
         c.probability = c.likelihood / total
-        c.confidence = calibrated(c.probability, params.session_calibration)
+        c.confidence = calibrated(c.probability, params.session_calibration, holds)
     outsider = others / total
     if not candidates:
         return Verdict(None, None, None, None, outsider)
+    channel, best = pick(candidates)
+    channel_p = calibrated(
+        sum(c.probability for c in candidates if c.channel_id == channel), params.channel_calibration, holds
+    )
+    session_p = calibrated(best.probability, params.session_calibration, holds)
+    if session_p >= params.session_threshold:
+        return Verdict(
+            best.session_id,
+            channel,
+            round(session_p, 4),
+            round(max(channel_p, session_p), 4) if channel is not None else None,
+            outsider,
+        )
+    if channel is None or channel_p < params.channel_threshold:
+        return Verdict(None, None, None, None, outsider)
+    return Verdict(None, channel, None, round(channel_p, 4), outsider)
+
+
+def pick(candidates: list[Candidate]) -> tuple[int | None, Candidate]:
+    """The channel with the most probability (a known channel before none) and its likeliest candidate;
+    ties go to the higher channel id, then the latest-started hold, then the latest session."""
     mass: dict[int | None, float] = {}
     for c in candidates:
         mass[c.channel_id] = mass.get(c.channel_id, 0.0) + c.probability
-    # Ties go to the latest-started hold, then the latest session: deterministic.
-    best = max(candidates, key=lambda c: (c.probability, c.features.get("started", ""), c.session_id))
-    session_p = calibrated(best.probability, params.session_calibration)
-    if session_p >= params.session_threshold:
-        # The named session's channel is at least as certain as the session (the calibrations differ).
-        channel_p = max(calibrated(mass[best.channel_id], params.channel_calibration), session_p)
-        return Verdict(
-            best.session_id,
-            best.channel_id,
-            round(session_p, 4),
-            round(channel_p, 4) if best.channel_id is not None else None,
-            outsider,
-        )
     channel = max(mass, key=lambda ch: (ch is not None, mass[ch], ch or 0))
-    channel_p = calibrated(mass[channel], params.channel_calibration)
-    channel_ok = channel is not None and channel_p >= params.channel_threshold
-    if not channel_ok:
-        return Verdict(None, None, None, None, outsider)
-    return Verdict(None, channel, None, round(channel_p, 4), outsider)
+    best = max(
+        (c for c in candidates if c.channel_id == channel),
+        key=lambda c: (c.probability, c.features.get("started", ""), c.session_id),
+    )
+    return channel, best
 
 
 def _hypotheses(db: Session, call: Call, number: TrackingNumber, pool: Pool) -> tuple[list[Candidate], int]:

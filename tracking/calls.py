@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
@@ -30,7 +31,7 @@ from tracking.models import (
     TrackingNumber,
     VisitSession,
 )
-from tracking.telephony.base import CallEvent, EventKind, Outcome
+from tracking.telephony.base import CallOutcome, EventKind, ProviderEvent
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def _insert(db: Session):
     return postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
-def _locked_call(db: Session, integration: TelephonyIntegration, event: CallEvent) -> Call:
+def _locked_call(db: Session, integration: TelephonyIntegration, event: ProviderEvent) -> Call:
     now = utcnow()
     stmt = _insert(db)(Call).values(
         client_id=integration.client_id,
@@ -82,7 +83,7 @@ def _locked_call(db: Session, integration: TelephonyIntegration, event: CallEven
     return db.scalars(stmt, execution_options={"populate_existing": True}).one()
 
 
-def _same_signed_call(db: Session, integration: TelephonyIntegration, event: CallEvent) -> Call | None:
+def _same_signed_call(db: Session, integration: TelephonyIntegration, event: ProviderEvent) -> Call | None:
     """The integration's call with this event's caller, number and start under another call id, if any."""
     if integration.provider not in SAME_CALL_BY_START or event.started_at is None:
         return None
@@ -97,7 +98,7 @@ def _same_signed_call(db: Session, integration: TelephonyIntegration, event: Cal
     return db.scalars(query.order_by(Call.id).limit(1)).first()
 
 
-def ingest(db: Session, integration: TelephonyIntegration, event: CallEvent) -> Ingested:
+def ingest(db: Session, integration: TelephonyIntegration, event: ProviderEvent) -> Ingested:
     """Apply one event to its call inside the caller's transaction (the caller commits)."""
     known = _same_signed_call(db, integration, event)
     if known is not None:
@@ -106,46 +107,46 @@ def ingest(db: Session, integration: TelephonyIntegration, event: CallEvent) -> 
         log.info("event for call %s arrived under another call id; ignored as a repeat", known.id)
         return Ingested(known, duplicate=True, finalised=False)
     call = _locked_call(db, integration, event)
-    inserted = db.execute(
-        _insert(db)(StoredCallEvent)
-        .values(
-            call_id=call.id,
-            kind=event.kind.value,
-            fingerprint=event.fingerprint(),
-            occurred_at=event.occurred_at,
-            received_at=utcnow(),
-            data=event.data(),
-        )
-        .on_conflict_do_nothing(index_elements=["call_id", "fingerprint"])
-    )
-    if rowcount(inserted) == 0:
+    prior = _append_event(db, call, event)
+    if prior is None:
         return Ingested(call, duplicate=True, finalised=False)
 
-    events = [
-        CallEvent.from_data(data)
-        for data in db.execute(
-            select(StoredCallEvent.data)
-            .where(StoredCallEvent.call_id == call.id)
-            .order_by(StoredCallEvent.id)
-        ).scalars()
-    ]
+    # The new event's id is above every stored one of this call (they committed before our lock), so it
+    # goes last, as the ORDER BY id read used to put it.
+    events = [*prior, event]
     is_new = len(events) == 1
     before = (call.called_number, call.called_at, call.caller)
+    target_facts = _target_facts(call)
+    before_status = call.status
     with db.no_autoflush:
         final = _fold(call, events)
         changed = is_new or before != (call.called_number, call.called_at, call.caller)
+        number: TrackingNumber | None = None
+        client: Client | None = None
+        if changed or (final and call.finalised_at is None) or call.status != before_status:
+            # Read once and held: the identity map keeps only weak references, and the first-time window,
+            # the target rules' zone and the payload all want it.
+            client = db.get(Client, call.client_id)
         if is_new or before[0] != call.called_number:
-            _match_number(db, call)
+            # Held here so attribution and the delivery payload find it in the identity map (which keeps
+            # only weak references).
+            number = _match_number(db, call)
         if changed:
             call.first_time = is_first_time(db, call)
             # An operator's choice (promo code, manual channel) is never overridden by a late event.
             if call.attribution_method not in (AttributionMethod.PROMO, AttributionMethod.MANUAL):
                 attribution.attribute(db, call)
         # Before the call is finalised below, so its payload and the delivery plan know if it is target.
-        targets.recompute(db, call, reason=f"call event: {event.kind.value}")
+        # Only when a fact a rule reads moved: a rule's own change recomputes every call of its client, and
+        # a call in progress meets no rule, so a start, an answer or a recording usually reads nothing.
+        can_meet = call.status != CallStatus.IN_PROGRESS or bool(call.target_rules)
+        if can_meet and (is_new or _target_facts(call) != target_facts):
+            zone = client.timezone if client else None
+            targets.recompute(db, call, reason=f"call event: {event.kind.value}", timezone=zone)
     finalised = False
+    call.updated_at = utcnow()
     if final and call.finalised_at is None:
-        call.finalised_at = utcnow()
+        call.finalised_at = call.updated_at
         db.flush()
         hooks.call_finalised.fire(
             db,
@@ -157,9 +158,63 @@ def ingest(db: Session, integration: TelephonyIntegration, event: CallEvent) -> 
             ),
         )
         finalised = True
-    call.updated_at = utcnow()
     db.flush()
+    del number, client
     return Ingested(call, duplicate=False, finalised=finalised)
+
+
+def _target_facts(call: Call) -> tuple[object, ...]:
+    """What ``targets.facts`` reads from a call, in a form that compares without the client's zone."""
+    return (call.status, call.talk_seconds, call.first_time, tuple(call.tags or ()), call.called_at)
+
+
+def _append_event(db: Session, call: Call, event: ProviderEvent) -> list[ProviderEvent] | None:
+    """Store ``event`` on the locked ``call``; its earlier events in order, or None for a redelivery.
+
+    On PostgreSQL the insert and the read share one round trip: the read runs on the statement's snapshot,
+    taken after ``_locked_call`` got the row lock, so it sees every earlier event of the call and not the
+    one this statement inserts.
+    """
+    values = {
+        "call_id": call.id,
+        "kind": event.kind.value,
+        "fingerprint": event.fingerprint(),
+        "occurred_at": event.occurred_at,
+        "received_at": utcnow(),
+        "data": event.data(),
+    }
+    if db.get_bind().dialect.name == "postgresql":
+        ins = (
+            postgresql.insert(StoredCallEvent)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["call_id", "fingerprint"])
+            .returning(StoredCallEvent.id)
+            .cte("ins")
+        )
+        stored = (
+            select(func.json_agg(postgresql.aggregate_order_by(StoredCallEvent.data, StoredCallEvent.id)))
+            .where(StoredCallEvent.call_id == call.id)
+            .scalar_subquery()
+        )
+        row = db.execute(select(select(func.count()).select_from(ins).scalar_subquery(), stored)).one()
+        if not row[0]:
+            return None
+        return [ProviderEvent.from_data(data) for data in row[1] or []]
+    inserted = db.execute(
+        sqlite.insert(StoredCallEvent)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["call_id", "fingerprint"])
+    )
+    if rowcount(inserted) == 0:
+        return None
+    return [
+        ProviderEvent.from_data(data)
+        for data in db.execute(
+            select(StoredCallEvent.data)
+            .where(StoredCallEvent.call_id == call.id, StoredCallEvent.fingerprint != values["fingerprint"])
+            .order_by(StoredCallEvent.id)
+        ).scalars()
+    ]
 
 
 def discard_unfinished(db: Session, integration: TelephonyIntegration, provider_call_id: str) -> bool:
@@ -180,7 +235,7 @@ def _first(values: list) -> object:
     return next((v for v in values if v is not None), None)
 
 
-def _fold(call: Call, events: list[CallEvent]) -> bool:
+def _fold(call: Call, events: list[ProviderEvent]) -> bool:
     """Recompute the call's facts from all its events; True when the call is over."""
     ordered = sorted(events, key=lambda e: (e.occurred_at, list(EventKind).index(e.kind)))
     starts = [e for e in ordered if e.kind == EventKind.START]
@@ -200,7 +255,7 @@ def _fold(call: Call, events: list[CallEvent]) -> bool:
     talks = [e.talk_seconds for e in ordered if e.talk_seconds]
     talk = max(talks) if talks else None
     outcomes = {e.outcome for e in ends if e.outcome}
-    answered = bool(answers) or Outcome.ANSWERED in outcomes
+    answered = bool(answers) or CallOutcome.ANSWERED in outcomes
     if answered and answered_at is None and ended_at is not None and talk is not None:
         answered_at = ended_at - dt.timedelta(seconds=talk)
     if answered_at is not None and answered_at < call.called_at:
@@ -214,9 +269,9 @@ def _fold(call: Call, events: list[CallEvent]) -> bool:
         call.status = CallStatus.IN_PROGRESS
     elif answered:
         call.status = CallStatus.ANSWERED
-    elif Outcome.BUSY in outcomes:
+    elif CallOutcome.BUSY in outcomes:
         call.status = CallStatus.BUSY
-    elif Outcome.FAILED in outcomes and Outcome.MISSED not in outcomes:
+    elif CallOutcome.FAILED in outcomes and CallOutcome.MISSED not in outcomes:
         call.status = CallStatus.FAILED
     else:
         call.status = CallStatus.MISSED
@@ -236,10 +291,10 @@ def _fold(call: Call, events: list[CallEvent]) -> bool:
     return final
 
 
-def _match_number(db: Session, call: Call) -> None:
+def _match_number(db: Session, call: Call) -> TrackingNumber | None:
     if call.called_number is None:
         call.tracking_number_id = None
-        return
+        return None
     # The entity, not just its id: attribution and the delivery payload then find it in the identity map.
     number = db.scalar(
         select(TrackingNumber).where(
@@ -247,6 +302,7 @@ def _match_number(db: Session, call: Call) -> None:
         )
     )
     call.tracking_number_id = number.id if number else None
+    return number
 
 
 def is_first_time(db: Session, call: Call) -> bool:
@@ -305,12 +361,37 @@ def session_payload(session: VisitSession | None) -> dict[str, str | None] | Non
     return {name: getattr(session, name) for name in SESSION_FIELDS}
 
 
+def _payload_rows(
+    db: Session, call: Call
+) -> tuple[Client | None, TrackingNumber | None, Channel | None, VisitSession | None]:
+    """The rows a payload names, from the identity map where they are, the rest in one round trip."""
+    wanted: list[tuple[type, int | None]] = [
+        (Client, call.client_id),
+        (TrackingNumber, call.tracking_number_id),
+        (Channel, call.channel_id),
+        (VisitSession, call.session_id),
+    ]
+    missing = [
+        (model, ident)
+        for model, ident in wanted
+        if ident is not None and db.identity_map.get(db.identity_key(model, ident)) is None
+    ]
+    found: Sequence[object] = ()
+    if len(missing) > 1:
+        # Outer joins on constants from one row of the client, which always exists: one statement whatever
+        # the call lacks, and every row found lands in the identity map for the db.get calls below.
+        query = select(Client, TrackingNumber, Channel, VisitSession).select_from(Client)
+        for model, ident in wanted[1:]:
+            query = query.outerjoin(model, model.id == ident)  # type: ignore[attr-defined]
+        found = db.execute(query.where(Client.id == call.client_id)).all()  # holds the rows while read
+    client, number, channel, session = (db.get(model, ident) if ident else None for model, ident in wanted)
+    del found
+    return client, number, channel, session
+
+
 def call_payload(db: Session, call: Call) -> dict:
     """The CallPayload documented in ``connectors.base``: a JSON-able snapshot for deliveries."""
-    client = db.get(Client, call.client_id)
-    number = db.get(TrackingNumber, call.tracking_number_id) if call.tracking_number_id else None
-    channel = db.get(Channel, call.channel_id) if call.channel_id else None
-    session = db.get(VisitSession, call.session_id) if call.session_id else None
+    client, number, channel, session = _payload_rows(db, call)
     return {
         "call_id": call.id,
         "client_id": call.client_id,

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     reports_database_url: str | None = Field(
         None, description="a read replica for ROMI reports, read once it has caught up"
     )
+    default_language: Literal["ru", "en"] = Field(
+        "ru",
+        description="the web UI's language when the browser asks for neither Russian nor English",
+    )
 
     twilio_fallback_dial: str | None = Field(
         None,

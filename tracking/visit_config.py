@@ -4,7 +4,8 @@ A site's setup — the site row, its client's channels and their rules, its pool
 serve and their fallback numbers, the client's static numbers — changes when a person edits it, not per
 page view. Each worker keeps it in memory, keyed by site key, together with ``sites.config_version``; every
 request reads that counter with its first query (which it makes anyway), and a different value reloads the
-setup. Database triggers bump the counter on every setup change (migration 0014), so no writer can forget.
+setup. Database triggers bump the counter on every setup change (migration 0014), archiving or restoring
+the client included (migration 0016), so no writer can forget.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
 from tracking.channels import VisitSource, channel_matches
-from tracking.models import Channel, Pool, PoolChannel, Site, TrackingNumber
+from tracking.models import Channel, Client, Pool, PoolChannel, Site, TrackingNumber
 from tracking.models.numbers import NumberStatus
 
 
@@ -68,6 +69,7 @@ class SiteConfig:
     promo_codes_enabled: bool
     swap_attributes: list[Any]
     swap_local_numbers: bool
+    archived: bool = False  # the client is archived: its sites hand out no number
     channels: list[ChannelConfig] = field(default_factory=list)  # web channels, in matching order
     default_channel_id: int | None = None
     pools: dict[int, PoolConfig] = field(default_factory=dict)  # every pool of the site, active or not
@@ -109,6 +111,8 @@ def load(conn: Connection, site_id: int) -> SiteConfig | None:
         swap_attributes=list(s["swap_attributes"] or []),
         swap_local_numbers=bool(s["swap_local_numbers"]),
     )
+    # Archiving a client bumps its sites' versions too (migration 0016).
+    cfg.archived = conn.scalar(select(Client.archived_at).where(Client.id == cfg.client_id)) is not None
     for ch in conn.execute(
         select(Channel.id, Channel.rules, Channel.is_default, Channel.offline)
         .where(Channel.client_id == cfg.client_id)

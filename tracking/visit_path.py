@@ -13,8 +13,12 @@ writes turn ``synchronous_commit`` off for their own transaction (``set_config(.
 ``SET LOCAL``): a crash may lose the last moments of page views, never a call (docs/decisions.md).
 
 The rarer turns — a session shown its pool's fallback number asking for a pool number, a new ad click while
-a session is live, promo codes, a client whose default channel does not exist yet — are answered by the
-full implementation in :mod:`tracking.visits` (the functions here return None for them).
+a session is live, promo codes, a client whose default channel does not exist yet, and a new session that
+finds no free number of its own channel (it may reclaim a quiet hold, borrow another channel's number or
+fall back: :func:`tracking.allocation.allocate`) — are answered by the full implementation in
+:mod:`tracking.visits` (the functions here return None for them, having written nothing). So the hot path
+takes exactly the number the full implementation would take first, and the allocation order stays in one
+place.
 """
 
 from __future__ import annotations
@@ -26,7 +30,21 @@ import time
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, exists, false, func, insert, literal, null, select, update
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    exists,
+    false,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import aliased
@@ -470,8 +488,9 @@ def _start(
         source_key=requester.key if requester else None,
         **marks,
     )
-    static = site.static_numbers.get(channel_id)
-    pool = site.pool_for(channel_id) if static is None else None
+    # An archived client's sites hand out no number, static or pooled (as tracking.allocation.allocate).
+    static = None if site.archived else site.static_numbers.get(channel_id)
+    pool = site.pool_for(channel_id) if static is None and not site.archived else None
     if pool is None:
         until = now + dt.timedelta(seconds=allocation.STATIC_SESSION_SECONDS)
         stmt = (
@@ -493,7 +512,12 @@ def _start(
         taken, reason, sid = _allocate_pg(conn, pool, values, channel_id, now, requester, fallback)
     else:
         refusal = abuse.refusal_expression(pool.id, data.visitor_id, now, requester)
-        taken, reason, sid = _allocate_sqlite(conn, pool, values, channel_id, now, refusal, fallback)
+        try:
+            taken, reason, sid = _allocate_sqlite(conn, pool, values, channel_id, now, refusal, fallback)
+        except _NoFreeNumber:
+            return None
+    if taken is None and reason is None:
+        return None  # nothing was written: the full implementation reclaims, borrows or falls back
     if taken is not None:
         number: NumberView | None = NumberView(taken[0], taken[1], pool.id, None, NumberStatus.ACTIVE)
         until = allocation.new_hold_until(pool, now)
@@ -573,7 +597,10 @@ def _allocation_statement(
         why = select(refusal.label("reason")).cte("why")
         reason_v = select(why.c.reason).scalar_subquery()
     channel_id: Any = bindparam("p_channel_id")
-    candidate = allocation.free_number_candidate(pool, channel_id, now, postgres=True)
+    idle_since = bindparam("p_idle_since", type_=at)
+    candidate = allocation.free_number_candidate(
+        pool, channel_id, now, postgres=True, borrow=False, idle_since=idle_since
+    )
     if refusal is not None:
         candidate = candidate.where(reason_v.is_(None))
     took = (
@@ -584,12 +611,16 @@ def _allocation_statement(
             now,
             candidate,
             hold_until=hold_until,
-            idle_since=bindparam("p_idle_since", type_=at),
+            idle_since=idle_since,
         )
         .returning(TrackingNumber.id, TrackingNumber.e164)
         .cte("took")
     )
     took_id = select(took.c.id).scalar_subquery()
+    # No free number of the channel and no refusal: write nothing, the full implementation answers.
+    answered: Any = exists(select(took.c.id))
+    if refusal is not None:
+        answered = or_(answered, reason_v.is_not(None))
     ctes.append(
         update(_ASSIGNMENTS)
         .where(NumberAssignment.number_id.in_(select(took.c.id)), NumberAssignment.ended_at.is_(None))
@@ -606,25 +637,34 @@ def _allocation_statement(
         .returning(NumberAssignment.id)
         .cte("opened")
     )
-    ctes.append(
-        insert(_FALLBACKS)
-        .from_select(
-            ["pool_id", "session_id", "at", "reason"],
-            select(pool_id, sid_v, now, reason_v).where(~exists(select(took.c.id))),
+    if refusal is not None:
+        ctes.append(
+            insert(_FALLBACKS)
+            .from_select(
+                ["pool_id", "session_id", "at", "reason"],
+                select(pool_id, sid_v, now, reason_v).where(
+                    ~exists(select(took.c.id)), reason_v.is_not(None)
+                ),
+            )
+            .returning(FallbackEvent.id)
+            .cte("fell_back")
         )
-        .returning(FallbackEvent.id)
-        .cte("fell_back")
+    started: dict[str, Any] = dict(
+        id=sid_v,
+        number_id=func.coalesce(took_id, bindparam("p_fallback_id", type_=_SESSIONS.c.number_id.type)),
+        hold_until=func.coalesce(
+            select(hold_until).where(exists(select(took.c.id))).scalar_subquery(),
+            bindparam("p_fallback_until", type_=at),
+        ),
+        **{c: bindparam(f"v_{c}", type_=_SESSIONS.c[c].type) for c in columns},
     )
     ctes.append(
         insert(_SESSIONS)
-        .values(
-            id=sid_v,
-            number_id=func.coalesce(took_id, bindparam("p_fallback_id", type_=_SESSIONS.c.number_id.type)),
-            hold_until=func.coalesce(
-                select(hold_until).where(exists(select(took.c.id))).scalar_subquery(),
-                bindparam("p_fallback_until", type_=at),
+        .from_select(
+            list(started),
+            select(*(type_coerce(v, _SESSIONS.c[k].type).label(k) for k, v in started.items())).where(
+                answered
             ),
-            **{c: bindparam(f"v_{c}", type_=_SESSIONS.c[c].type) for c in columns},
         )
         .returning(VisitSession.id)
         .cte("started")
@@ -675,6 +715,10 @@ def _allocate_pg(
     return taken, row.reason, row.sid
 
 
+class _NoFreeNumber(Exception):
+    """No free number of the session's channel: the hot path leaves the visit to the full implementation."""
+
+
 def _allocate_sqlite(
     conn: Connection,
     pool: PoolConfig,
@@ -690,13 +734,15 @@ def _allocate_sqlite(
         reason = conn.execute(select(refusal)).scalar() if refusal is not None else None
         taken = None
         if reason is None:
-            candidate = allocation.free_number_candidate(pool, channel_id, now, postgres=False)
+            candidate = allocation.free_number_candidate(pool, channel_id, now, postgres=False, borrow=False)
             row = conn.execute(
                 allocation.take_statement(pool, sid, channel_id, now, candidate).returning(
                     TrackingNumber.id, TrackingNumber.e164
                 )
             ).first()
             taken = (row.id, row.e164) if row is not None else None
+            if taken is None:
+                raise _NoFreeNumber  # rolls the session back: the full implementation answers
         if taken is not None:
             hold_until = allocation.new_hold_until(pool, now)
             conn.execute(

@@ -257,13 +257,19 @@ def _touch(
     return True
 
 
-def _leave_fallback(db: Session, session: VisitSession, now: dt.datetime, state: _State) -> bool:
+def _leave_fallback(
+    db: Session,
+    session: VisitSession,
+    now: dt.datetime,
+    state: _State,
+    requester: abuse.Requester | None = None,
+) -> bool:
     """A live session shown its pool's fallback number takes a pool number as soon as one is free, so its
     calls become attributable. True when the session's number changed."""
     shown = state.shown
     if not state.live or state.assignment is not None or shown is None or not allocation.is_fallback(shown):
         return False
-    taken = allocation.take_fallback_upgrade(db, shown, session, now)
+    taken = allocation.take_fallback_upgrade(db, shown, session, now, requester)
     if taken is None:
         return False
     session.number_id = taken.id
@@ -491,7 +497,7 @@ def visit_full(
             if _new_ad_click(previous, parsed):
                 allocation.end_hold(db, previous, when)
                 previous.hold_until = min(previous.hold_until or when, when)
-            elif _leave_fallback(db, previous, when, state) or _touch(db, previous, when, state):
+            elif _leave_fallback(db, previous, when, state, requester) or _touch(db, previous, when, state):
                 number = db.get(TrackingNumber, previous.number_id) if previous.number_id else None
                 hb = allocation.heartbeat_seconds(_pool_hold_seconds(db, state.assignment))
                 return VisitResult(site, previous, number, previous.hold_until, True, hb)
@@ -512,7 +518,13 @@ def _session_of(db: Session, site: Site, public_id: str) -> VisitSession:
 
 
 def _keep(
-    db: Session, site_key: str | Site, data: Any, now: dt.datetime | None, *, leaving: bool
+    db: Session,
+    site_key: str | Site,
+    data: Any,
+    now: dt.datetime | None,
+    *,
+    leaving: bool,
+    requester: abuse.Requester | None = None,
 ) -> VisitResult:
     public_id = _session_id(data)
     when = now or utcnow()
@@ -521,7 +533,7 @@ def _keep(
         site = _site_or_raise(db, site_key)
         session = _session_of(db, site, public_id)
         state = _state(db, session, when)
-        renumbered = not leaving and _leave_fallback(db, session, when, state)
+        renumbered = not leaving and _leave_fallback(db, session, when, state, requester)
         live = renumbered or _touch(db, session, when, state, leaving=leaving)
         number = db.get(TrackingNumber, session.number_id) if session.number_id else None
         hb = allocation.heartbeat_seconds(_pool_hold_seconds(db, state.assignment))
@@ -531,14 +543,26 @@ def _keep(
 
 
 def keep_full(
-    db: Session, site_key: str | Site, data: Any, now: dt.datetime | None, *, leaving: bool
+    db: Session,
+    site_key: str | Site,
+    data: Any,
+    now: dt.datetime | None,
+    *,
+    leaving: bool,
+    requester: abuse.Requester | None = None,
 ) -> VisitResult:
     """:func:`heartbeat` (or :func:`release`) through the ORM, every turn included."""
-    return _keep(db, site_key, data, now, leaving=leaving)
+    return _keep(db, site_key, data, now, leaving=leaving, requester=requester)
 
 
 def _keep_hot(
-    db: Session, site_key: str | Site, data: Any, now: dt.datetime | None, *, leaving: bool
+    db: Session,
+    site_key: str | Site,
+    data: Any,
+    now: dt.datetime | None,
+    *,
+    leaving: bool,
+    requester: abuse.Requester | None = None,
 ) -> VisitResult:
     public_id = _session_id(data)
     when = now or utcnow()
@@ -548,12 +572,23 @@ def _keep_hot(
         lambda path, conn, found: path.keep(conn, found, when, leaving=leaving),
         public_id=public_id,
     )
-    return answer if answer is not None else _keep(db, site_key, data, when, leaving=leaving)
+    if answer is not None:
+        return answer
+    return _keep(db, site_key, data, when, leaving=leaving, requester=requester)
 
 
-def heartbeat(db: Session, site_key: str | Site, data: Any, now: dt.datetime | None = None) -> VisitResult:
-    """The page is still open and visible: extend the hold. ``live`` is False once the hold is over."""
-    return _keep_hot(db, site_key, data, now, leaving=False)
+def heartbeat(
+    db: Session,
+    site_key: str | Site,
+    data: Any,
+    now: dt.datetime | None = None,
+    requester: abuse.Requester | None = None,
+) -> VisitResult:
+    """The page is still open and visible: extend the hold. ``live`` is False once the hold is over.
+
+    ``requester`` bounds a fallback session's move to a pool number like a first visit (see ``visit``).
+    """
+    return _keep_hot(db, site_key, data, now, leaving=False, requester=requester)
 
 
 def release(db: Session, site_key: str | Site, data: Any, now: dt.datetime | None = None) -> VisitResult:

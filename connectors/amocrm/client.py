@@ -20,32 +20,45 @@ IP_REFUSED_WAIT = 3600.0  # until a person adds our address to the account's IP 
 BLOCKED_WAIT = 900.0  # amoCRM blocks an account that kept exceeding the limit for a while
 
 
+# What a 403 means is read from the answer's structure first, its words last (docs/decisions.md):
+#  1. a numeric error code: 113 is the account's IP whitelist (amoCRM's error reference,
+#     https://www.amocrm.com/developers/content/api/errors, in the {"response": {"error_code"}} shape);
+#  2. no JSON at all: the web server's own 403 page, which is what a blocked account answers to every request
+#     (amocrm-api-php issues #434 and #563; https://www.amocrm.ru/developers/content/api/recommendations);
+#  3. problem+json ({title, type, status, detail}, the official libraries read ``title``, ``detail`` and
+#     ``hint``) carries no code for these cases, so only then do the words of ``detail`` decide.
+IP_REFUSED_CODES = {"113"}
+
+
 def _text(problem: Problem) -> str:
     return f"{problem.code} {problem.message}".lower()
 
 
-def _ip_refused(problem: Problem) -> bool:
-    # Error 113 (403): "Access to this account is prohibited from your IP address" — the account's IP
-    # whitelist is on (https://www.amocrm.com/developers/content/api/errors).
-    return problem.code == "113" or " ip " in f" {_text(problem)} "
+def _not_json(problem: Problem) -> bool:
+    return problem.body is None
 
 
-def _blocked(problem: Problem) -> bool:
-    # Repeated 429s get the account's API blocked for a while: every request answers 403 "blocked"
-    # (https://developers.kommo.com/docs/limitations). The exact wording is not documented.
+def _ip_words(problem: Problem) -> bool:
+    # Last resort: a problem+json form of error 113 would say so only in words.
+    return " ip " in f" {_text(problem)} " or "ip address" in _text(problem)
+
+
+def _blocked_words(problem: Problem) -> bool:
     return "blocked" in _text(problem)
 
 
 def _integration_gone(problem: Problem) -> bool:
     # The integration was removed from the account or switched off there: nothing works until it is
-    # installed and authorised again. The wording is not documented; these are the words amoCRM uses.
+    # installed and authorised again. No code or field marks it: only the words do.
     words = ("integration", "disabled", "not installed", "revoked")
     return any(w in _text(problem) for w in words)
 
 
 RULES = (
-    rule(Verdict.RETRY, (403,), when=_ip_refused, retry_after=IP_REFUSED_WAIT),
-    rule(Verdict.RETRY, (403,), when=_blocked, retry_after=BLOCKED_WAIT),
+    rule(Verdict.RETRY, (403,), IP_REFUSED_CODES, retry_after=IP_REFUSED_WAIT),
+    rule(Verdict.RETRY, (403,), when=_not_json, retry_after=BLOCKED_WAIT),
+    rule(Verdict.RETRY, (403,), when=_ip_words, retry_after=IP_REFUSED_WAIT),
+    rule(Verdict.RETRY, (403,), when=_blocked_words, retry_after=BLOCKED_WAIT),
     rule(Verdict.REVOKED, (403,), when=_integration_gone),
     # Any other 403 refuses this one request (a record the integration's user may not touch), not the
     # connection: the items it carried fail, the rest go on.
@@ -72,12 +85,15 @@ def read_problem(response: requests.Response) -> Problem:
     body = json_body(response)
     if not isinstance(body, dict):
         return Problem(response.status_code, "", response.reason or "error", None)
-    # API v4 answers application/problem+json ({title, status, detail}); the account-level refusals
-    # (error codes 110-113) keep the older {"response": {"error", "error_code"}} shape.
+    # API v4 answers application/problem+json ({title, type, status, detail}, sometimes a ``hint``: the
+    # official OAuth client, amocrm-oauth-client src/AmoCRMException.php, reads these three); the
+    # account-level refusals (error codes 110-113) keep the older {"response": {"error", "error_code"}} shape.
     nested = body.get("response")
     old: dict[str, Any] = nested if isinstance(nested, dict) else {}
     code = str(old.get("error_code") or body.get("error_code") or "")
     detail = old.get("error") or body.get("detail") or body.get("title") or "error"
+    if body.get("hint"):
+        detail = f"{detail} ({body['hint']})"
     return Problem(response.status_code, code, str(detail), body)
 
 

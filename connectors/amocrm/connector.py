@@ -17,11 +17,11 @@ from connectors.base import (
     AccountContext,
     DealUpdate,
     DeliveryItem,
+    DeliveryOutcome,
     DeliveryResult,
     ItemKind,
-    Outcome,
+    PulledSpend,
     RateLimit,
-    SpendRow,
     TokenExpired,
 )
 
@@ -72,7 +72,9 @@ class AmoConnector:
             for item in items:
                 if item.kind != ItemKind.CALL:
                     results[item.id] = DeliveryResult(
-                        item.id, Outcome.SKIPPED, error="amoCRM is where deals come from, not where they go"
+                        item.id,
+                        DeliveryOutcome.SKIPPED,
+                        error="amoCRM is where deals come from, not where they go",
                     )
                     continue
                 try:
@@ -82,7 +84,7 @@ class AmoConnector:
                         raise
                     # Refused outright (a 400 on this caller's look-up): this item cannot go as it is.
                     results[item.id] = DeliveryResult(
-                        item.id, Outcome.DEAD, error=_validation_text(exc, item.key)
+                        item.id, DeliveryOutcome.DEAD, error=_validation_text(exc, item.key)
                     )
                     continue
                 if isinstance(outcome, DeliveryResult):
@@ -95,14 +97,17 @@ class AmoConnector:
             for item in pending:
                 results.setdefault(
                     item.id,
-                    DeliveryResult(item.id, Outcome.RETRY, error=stop.error, retry_after=stop.retry_after),
+                    DeliveryResult(
+                        item.id, DeliveryOutcome.RETRY, error=stop.error, retry_after=stop.retry_after
+                    ),
                 )
         except TokenExpired:
             if not results:
                 raise  # nothing sent yet: the pipeline refreshes the token and sends the batch again
             for item in pending:
                 results.setdefault(
-                    item.id, DeliveryResult(item.id, Outcome.RETRY, error="token refused", retry_after=0)
+                    item.id,
+                    DeliveryResult(item.id, DeliveryOutcome.RETRY, error="token refused", retry_after=0),
                 )
         return [results[i.id] for i in items]
 
@@ -136,8 +141,10 @@ class AmoConnector:
                 except AmoError as exc:
                     if exc.transient:
                         raise
-                    return DeliveryResult(item.id, Outcome.DEAD, error=_validation_text(exc, item.key))
-                return DeliveryResult(item.id, Outcome.DONE, external_id=str(lead_id))
+                    return DeliveryResult(
+                        item.id, DeliveryOutcome.DEAD, error=_validation_text(exc, item.key)
+                    )
+                return DeliveryResult(item.id, DeliveryOutcome.DONE, external_id=str(lead_id))
         return {"id": int(contact["id"])}
 
     def _find_contact(self, caller: str) -> dict[str, Any] | None:
@@ -193,11 +200,16 @@ class AmoConnector:
         results = {}
         for key, item in by_key.items():
             if key in created:
-                results[item.id] = DeliveryResult(item.id, Outcome.DONE, external_id=str(created[key]))
+                results[item.id] = DeliveryResult(
+                    item.id, DeliveryOutcome.DONE, external_id=str(created[key])
+                )
             else:
                 # Sent, yet not in the answer: look it up before any re-send.
                 results[item.id] = DeliveryResult(
-                    item.id, Outcome.RETRY, error="amoCRM's answer did not list this lead", retry_after=30
+                    item.id,
+                    DeliveryOutcome.RETRY,
+                    error="amoCRM's answer did not list this lead",
+                    retry_after=30,
                 )
         if self.mode == "lead" and created:
             notes = [
@@ -249,7 +261,7 @@ class AmoConnector:
         for lead in self.client.leads_updated_since(int(since.timestamp())):
             yield mapping.deal_update(lead, self.ctx.currency)
 
-    def pull_spend(self, start: dt.date, end: dt.date) -> Iterable[SpendRow]:
+    def pull_spend(self, start: dt.date, end: dt.date) -> Iterable[PulledSpend]:
         return []
 
 
@@ -266,9 +278,11 @@ def _rejected(exc: AmoError, batch: list[tuple[DeliveryItem, Any]]) -> dict[int,
     out = {}
     for item, _ in batch:
         if item.key in named or not named:
-            out[item.id] = DeliveryResult(item.id, Outcome.DEAD, error=_validation_text(exc, item.key))
+            out[item.id] = DeliveryResult(
+                item.id, DeliveryOutcome.DEAD, error=_validation_text(exc, item.key)
+            )
         else:
             out[item.id] = DeliveryResult(
-                item.id, Outcome.RETRY, error="sent with a refused item; sending again", retry_after=0
+                item.id, DeliveryOutcome.RETRY, error="sent with a refused item; sending again", retry_after=0
             )
     return out

@@ -28,8 +28,19 @@ DEFAULT_FIELD_MAP = {
     "ga_client_id": "GCLIENTID",
     "referrer": "REFERRER",
 }
-SESSION_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "gclid", "yclid")
-SESSION_FIELDS += ("ym_client_id", "ga_client_id", "referrer", "landing_url")
+SESSION_FIELDS: tuple[str, ...] = (
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_content",
+    "utm_term",
+    "gclid",
+    "yclid",
+    "ym_client_id",
+    "ga_client_id",
+    "referrer",
+    "landing_url",
+)
 # amoCRM's call_status codes: 4 conversation, 6 not reached, 7 busy, 8 undefined.
 CALL_STATUS = {"answered": 4, "missed": 6, "busy": 7, "failed": 8}
 FIRST_TIME_TAG = "first-time caller"
@@ -52,7 +63,7 @@ def same_phone(a: str | None, b: str | None) -> bool:
 
 
 def contact_phones(contact: Mapping[str, Any]) -> list[str]:
-    out = []
+    out: list[str] = []
     for field in contact.get("custom_fields_values") or []:
         if field.get("field_code") == "PHONE":
             out.extend(str(v.get("value", "")) for v in field.get("values") or [])

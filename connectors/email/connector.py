@@ -18,9 +18,9 @@ from email.utils import formatdate
 from connectors.base import (
     AccountContext,
     DeliveryItem,
+    DeliveryOutcome,
     DeliveryResult,
     ItemKind,
-    Outcome,
     PushOnly,
     RateLimit,
 )
@@ -78,11 +78,11 @@ class EmailConnector(PushOnly):
     def push(self, items: Sequence[DeliveryItem]) -> list[DeliveryResult]:
         if not self.host:
             return [
-                DeliveryResult(i.id, Outcome.DEAD, error="SMTP is not configured (OTKUDA_SMTP_HOST)")
+                DeliveryResult(i.id, DeliveryOutcome.DEAD, error="SMTP is not configured (OTKUDA_SMTP_HOST)")
                 for i in items
             ]
         wrong = [i for i in items if i.kind != ItemKind.NOTIFICATION]
-        results = [DeliveryResult(i.id, Outcome.SKIPPED, error="not a notification") for i in wrong]
+        results = [DeliveryResult(i.id, DeliveryOutcome.SKIPPED, error="not a notification") for i in wrong]
         todo = [i for i in items if i.kind == ItemKind.NOTIFICATION]
         if not todo:
             return results
@@ -92,7 +92,9 @@ class EmailConnector(PushOnly):
             return results + [self._refused(i, exc.smtp_code, exc.smtp_error) for i in todo]
         except (OSError, smtplib.SMTPException) as exc:
             return results + [
-                DeliveryResult(i.id, Outcome.RETRY, error=f"SMTP server unreachable: {type(exc).__name__}")
+                DeliveryResult(
+                    i.id, DeliveryOutcome.RETRY, error=f"SMTP server unreachable: {type(exc).__name__}"
+                )
                 for i in todo
             ]
         try:
@@ -105,7 +107,7 @@ class EmailConnector(PushOnly):
 
     def _refused(self, item: DeliveryItem, code: int, error: bytes | str) -> DeliveryResult:
         text = error.decode(errors="replace") if isinstance(error, bytes) else str(error)
-        outcome = Outcome.RETRY if 400 <= code < 500 else Outcome.DEAD
+        outcome = DeliveryOutcome.RETRY if 400 <= code < 500 else DeliveryOutcome.DEAD
         return DeliveryResult(item.id, outcome, error=f"SMTP {code}: {text[:300]}")
 
     def _send(self, smtp: smtplib.SMTP, item: DeliveryItem) -> DeliveryResult:
@@ -118,8 +120,8 @@ class EmailConnector(PushOnly):
         except smtplib.SMTPResponseException as exc:
             return self._refused(item, exc.smtp_code, exc.smtp_error)
         except (OSError, smtplib.SMTPException) as exc:
-            return DeliveryResult(item.id, Outcome.RETRY, error=f"SMTP: {type(exc).__name__}")
+            return DeliveryResult(item.id, DeliveryOutcome.RETRY, error=f"SMTP: {type(exc).__name__}")
         if refused:
             code, error = next(iter(refused.values()))
             return self._refused(item, code, error)
-        return DeliveryResult(item.id, Outcome.DONE, external_id=msg["Message-ID"])
+        return DeliveryResult(item.id, DeliveryOutcome.DONE, external_id=msg["Message-ID"])

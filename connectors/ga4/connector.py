@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from connectors.base import (
     AccountContext,
     DeliveryItem,
+    DeliveryOutcome,
     DeliveryResult,
-    Outcome,
     PushOnly,
     RateLimit,
 )
@@ -52,10 +52,10 @@ class Ga4Connector(PushOnly):
         for item in items:
             planned = mapping.plan(item, dict(self.ctx.settings), now)
             if planned.skip:
-                results.append(DeliveryResult(item.id, Outcome.SKIPPED, error=planned.skip))
+                results.append(DeliveryResult(item.id, DeliveryOutcome.SKIPPED, error=planned.skip))
                 continue
             if planned.invalid or planned.body is None:
-                results.append(DeliveryResult(item.id, Outcome.DEAD, error=planned.invalid))
+                results.append(DeliveryResult(item.id, DeliveryOutcome.DEAD, error=planned.invalid))
                 continue
             results.append(self._send(client, item, planned.body))
         return results
@@ -65,9 +65,11 @@ class Ga4Connector(PushOnly):
             if self.validate:
                 messages = client.validate(body)
                 if messages:
-                    return DeliveryResult(item.id, Outcome.DEAD, error="GA4 refused: " + _messages(messages))
+                    return DeliveryResult(
+                        item.id, DeliveryOutcome.DEAD, error="GA4 refused: " + _messages(messages)
+                    )
             client.collect(body)
         except Ga4Error as exc:
-            outcome = Outcome.RETRY if exc.transient else Outcome.DEAD
+            outcome = DeliveryOutcome.RETRY if exc.transient else DeliveryOutcome.DEAD
             return DeliveryResult(item.id, outcome, error=f"GA4 HTTP {exc}", retry_after=exc.retry_after)
-        return DeliveryResult(item.id, Outcome.DONE, external_id=f"ga4:{body['client_id']}")
+        return DeliveryResult(item.id, DeliveryOutcome.DONE, external_id=f"ga4:{body['client_id']}")

@@ -221,7 +221,7 @@ class GoogleAdsApi:
                 if key == FAILURE_METADATA_KEY:
                     try:
                         errors, retry_after = _errors_from_failure(self._failure_type.deserialize(value))
-                    except Exception:  # noqa: BLE001, S112  (a garbled trailer leaves the status code)
+                    except Exception:  # noqa: S112  (a garbled trailer leaves the status code)
                         continue
                 elif key == "request-id":
                     request_id = value

@@ -13,10 +13,10 @@ from connectors.base import (
     AuthRevoked,
     DealUpdate,
     DeliveryItem,
+    DeliveryOutcome,
     DeliveryResult,
-    Outcome,
+    PulledSpend,
     RateLimit,
-    SpendRow,
     TokenExpired,
 )
 from connectors.google_ads import mapping
@@ -114,10 +114,10 @@ class GoogleAdsConnector:
             try:
                 planned = mapping.plan(item, self.ctx, self.customer_id)
             except (KeyError, ValueError, TypeError) as exc:
-                results.append(DeliveryResult(item.id, Outcome.DEAD, error=f"bad payload: {exc!r}"))
+                results.append(DeliveryResult(item.id, DeliveryOutcome.DEAD, error=f"bad payload: {exc!r}"))
                 continue
             if planned.skip_reason:
-                results.append(DeliveryResult(item.id, Outcome.SKIPPED, error=planned.skip_reason))
+                results.append(DeliveryResult(item.id, DeliveryOutcome.SKIPPED, error=planned.skip_reason))
             elif planned.service:
                 queues[planned.service].append(planned)
 
@@ -147,9 +147,9 @@ class GoogleAdsConnector:
                         raise
                     # Earlier batches arrived: report them, and let the rest come back on the next push,
                     # which meets the same refusal first and raises it to the pipeline.
-                    stop = DeliveryResult(0, Outcome.RETRY, error=f"{type(exc).__name__}: {exc}")
+                    stop = DeliveryResult(0, DeliveryOutcome.RETRY, error=f"{type(exc).__name__}: {exc}")
                     batch_results = [
-                        DeliveryResult(p.item.id, Outcome.RETRY, error=stop.error) for p in batch
+                        DeliveryResult(p.item.id, DeliveryOutcome.RETRY, error=stop.error) for p in batch
                     ]
                     results.extend(batch_results)
                     continue
@@ -173,7 +173,7 @@ class GoogleAdsConnector:
             results.extend(
                 DeliveryResult(
                     p.item.id,
-                    Outcome.RETRY,
+                    DeliveryOutcome.RETRY,
                     error=f"{_QUOTA}: over {daily} operations a day",
                     retry_after=wait,
                 )
@@ -199,7 +199,7 @@ class GoogleAdsConnector:
         for err in exc.errors:
             bad.setdefault(int(err.index or 0), []).append(err)
         results = [
-            DeliveryResult(batch[i].item.id, Outcome.DEAD, error="; ".join(map(str, errs)))
+            DeliveryResult(batch[i].item.id, DeliveryOutcome.DEAD, error="; ".join(map(str, errs)))
             for i, errs in sorted(bad.items())
         ]
         rest = [p for i, p in enumerate(batch) if i not in bad]
@@ -217,14 +217,16 @@ class GoogleAdsConnector:
                     # A failure that names no row leaves every row without a verdict: try them again
                     # (rows that did apply come back as "already exists" and turn DONE then).
                     text = "; ".join(map(str, result.request_errors))
-                    out.append(DeliveryResult(p.item.id, Outcome.RETRY, error=text))
+                    out.append(DeliveryResult(p.item.id, DeliveryOutcome.RETRY, error=text))
                 else:
-                    out.append(DeliveryResult(p.item.id, Outcome.DONE, external_id=p.external_id))
+                    out.append(DeliveryResult(p.item.id, DeliveryOutcome.DONE, external_id=p.external_id))
                 continue
             verdict, retry_after = mapping.row_outcome(errors)
             text = "; ".join(map(str, errors))
-            if verdict == Outcome.DONE:
-                out.append(DeliveryResult(p.item.id, Outcome.DONE, external_id=p.external_id, error=text))
+            if verdict == DeliveryOutcome.DONE:
+                out.append(
+                    DeliveryResult(p.item.id, DeliveryOutcome.DONE, external_id=p.external_id, error=text)
+                )
             else:
                 out.append(DeliveryResult(p.item.id, verdict, error=text, retry_after=retry_after))
         return out
@@ -242,10 +244,10 @@ class GoogleAdsConnector:
         quota = exc.status == "RESOURCE_EXHAUSTED" or any(e.category == "quota_error" for e in exc.errors)
         if quota:
             wait = exc.retry_after or _until_quota_reset(dt.datetime.now(dt.UTC))
-            return DeliveryResult(item.id, Outcome.RETRY, error=f"{_QUOTA}: {exc}", retry_after=wait)
+            return DeliveryResult(item.id, DeliveryOutcome.RETRY, error=f"{_QUOTA}: {exc}", retry_after=wait)
         if exc.status in _TRANSIENT:
-            return DeliveryResult(item.id, Outcome.RETRY, error=str(exc), retry_after=exc.retry_after)
-        return DeliveryResult(item.id, Outcome.DEAD, error=str(exc))
+            return DeliveryResult(item.id, DeliveryOutcome.RETRY, error=str(exc), retry_after=exc.retry_after)
+        return DeliveryResult(item.id, DeliveryOutcome.DEAD, error=str(exc))
 
     def find_delivered(self, items: Sequence[DeliveryItem]) -> dict[int, str]:
         """Google offers no look-up of uploaded conversions by our id, so nothing is known here; a re-send
@@ -264,7 +266,7 @@ class GoogleAdsConnector:
             self._raise_auth(exc)
             raise
 
-    def pull_spend(self, start: dt.date, end: dt.date) -> Iterable[SpendRow]:
+    def pull_spend(self, start: dt.date, end: dt.date) -> Iterable[PulledSpend]:
         levels = {level: self._search(query) for level, query in mapping.spend_queries(start, end).items()}
         return mapping.spend_rows(
             levels["campaign"], levels["ad_group"], levels["keyword"], self.ctx.currency

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 
-from connectors.base import AccountContext, DeliveryItem, ItemKind, Outcome, SpendRow
+from connectors.base import AccountContext, DeliveryItem, DeliveryOutcome, ItemKind, PulledSpend
 
 MAX_PER_REQUEST = 2000  # ConversionUploadError.TOO_MANY_CONVERSIONS_IN_REQUEST: "fewer than 2001 events"
 
@@ -239,18 +239,17 @@ def _plan_deal(item: DeliveryItem, ctx: AccountContext, customer: str) -> Planne
     return Planned(item, skip_reason="the deal's call has no Google click id")
 
 
-def row_outcome(errors: list[RowError]) -> tuple[Outcome, float | None]:
+def row_outcome(errors: list[RowError]) -> tuple[DeliveryOutcome, float | None]:
     """How a row's errors decide its fate: already there → DONE, too recent → RETRY, else DEAD."""
     names = {e.name for e in errors}
     if names & ALREADY_THERE:
-        return Outcome.DONE, None
-    waits = [_too_recent_delay(e) for e in errors]
-    waits = [w for w in waits if w is not None]
+        return DeliveryOutcome.DONE, None
+    waits = [w for w in (_too_recent_delay(e) for e in errors) if w is not None]
     if waits and len(waits) == len(errors):
-        return Outcome.RETRY, float(max(waits))
+        return DeliveryOutcome.RETRY, float(max(waits))
     if all(e.category in ("internal_error", "quota_error") for e in errors):
-        return Outcome.RETRY, None
-    return Outcome.DEAD, None
+        return DeliveryOutcome.RETRY, None
+    return DeliveryOutcome.DEAD, None
 
 
 def _too_recent_delay(error: RowError) -> int | None:
@@ -329,36 +328,32 @@ def spend_rows(
     ad_groups: Iterable[Mapping[str, Any]],
     keywords: Iterable[Mapping[str, Any]],
     fallback_currency: str,
-) -> list[SpendRow]:
-    """Rows keyed by field path (``campaign.id`` …) at three levels → non-overlapping SpendRows."""
+) -> list[PulledSpend]:
+    """Rows keyed by field path (``campaign.id`` …) at three levels → non-overlapping PulledSpend rows."""
     currency = fallback_currency
     camp_total: dict[tuple[str, str], _Totals] = defaultdict(_Totals)
     camp_name: dict[str, str] = {}
     for r in campaigns:
         currency = r.get("customer.currency_code") or currency
-        key = (str(r["segments.date"]), str(r["campaign.id"]))
-        camp_total[key].add(r)
-        camp_name[key[1]] = r.get("campaign.name") or ""
+        day, cid = str(r["segments.date"]), str(r["campaign.id"])
+        camp_total[(day, cid)].add(r)
+        camp_name[cid] = r.get("campaign.name") or ""
     group_total: dict[tuple[str, str, str], _Totals] = defaultdict(_Totals)
     group_name: dict[str, str] = {}
     for r in ad_groups:
-        key = (str(r["segments.date"]), str(r["campaign.id"]), str(r["ad_group.id"]))
-        group_total[key].add(r)
-        group_name[key[2]] = r.get("ad_group.name") or ""
+        day, cid, gid = str(r["segments.date"]), str(r["campaign.id"]), str(r["ad_group.id"])
+        group_total[(day, cid, gid)].add(r)
+        group_name[gid] = r.get("ad_group.name") or ""
     kw_total: dict[tuple[str, str, str, str], _Totals] = defaultdict(_Totals)
     kw_text: dict[tuple[str, str], str] = {}
     for r in keywords:
-        key = (
-            str(r["segments.date"]),
-            str(r["campaign.id"]),
-            str(r["ad_group.id"]),
-            str(r["ad_group_criterion.criterion_id"]),
-        )
-        kw_total[key].add(r)
-        kw_text[(key[2], key[3])] = r.get("ad_group_criterion.keyword.text") or ""
+        day, cid, gid = str(r["segments.date"]), str(r["campaign.id"]), str(r["ad_group.id"])
+        kid = str(r["ad_group_criterion.criterion_id"])
+        kw_total[(day, cid, gid, kid)].add(r)
+        kw_text[(gid, kid)] = r.get("ad_group_criterion.keyword.text") or ""
 
-    def row(day: str, cid: str, totals: _Totals, gid: str = "", kid: str = "") -> SpendRow:
-        return SpendRow(
+    def row(day: str, cid: str, totals: _Totals, gid: str = "", kid: str = "") -> PulledSpend:
+        return PulledSpend(
             day=dt.date.fromisoformat(day),
             campaign_id=cid,
             campaign_name=camp_name.get(cid, ""),
@@ -372,7 +367,7 @@ def spend_rows(
             keyword=kw_text.get((gid, kid), "") if kid else "",
         )
 
-    out: list[SpendRow] = []
+    out: list[PulledSpend] = []
     kw_by_group: dict[tuple[str, str, str], _Totals] = defaultdict(_Totals)
     for (day, cid, gid, kid), totals in sorted(kw_total.items()):
         out.append(row(day, cid, totals, gid, kid))

@@ -12,11 +12,11 @@ from connectors.base import (
     AuthRevoked,
     DealUpdate,
     DeliveryItem,
+    DeliveryOutcome,
     DeliveryResult,
     ItemKind,
-    Outcome,
+    PulledSpend,
     RateLimit,
-    SpendRow,
     TokenExpired,
 )
 from connectors.metrika import mapping
@@ -72,11 +72,13 @@ class MetrikaConnector:
             try:
                 row = self._row(item, now)
             except mapping.NotSendable as exc:
-                outcome = Outcome.SKIPPED if exc.skip else Outcome.DEAD
+                outcome = DeliveryOutcome.SKIPPED if exc.skip else DeliveryOutcome.DEAD
                 results.append(DeliveryResult(item.id, outcome, error=str(exc)))
                 continue
             except (KeyError, TypeError, ValueError) as exc:
-                results.append(DeliveryResult(item.id, Outcome.DEAD, error=f"malformed payload: {exc!r}"))
+                results.append(
+                    DeliveryResult(item.id, DeliveryOutcome.DEAD, error=f"malformed payload: {exc!r}")
+                )
                 continue
             groups.setdefault((item.kind, row.id_type), []).append((item, row))
         files = [
@@ -95,7 +97,7 @@ class MetrikaConnector:
                 rest = [item for _, _, later in files[n:] for item, _ in later]
                 refused = f"token refused mid-batch: {type(exc).__name__}"
                 results.extend(
-                    DeliveryResult(i.id, Outcome.RETRY, error=refused, retry_after=0) for i in rest
+                    DeliveryResult(i.id, DeliveryOutcome.RETRY, error=refused, retry_after=0) for i in rest
                 )
                 break
         return results
@@ -113,7 +115,9 @@ class MetrikaConnector:
         except MetrikaError as exc:
             return [self._failure(item.id, exc) for item in retried], [i for i in items if i.attempts == 0]
         done = [
-            DeliveryResult(item_id, Outcome.DONE, external_id=upload_id, error=f"upload {upload_id} (found)")
+            DeliveryResult(
+                item_id, DeliveryOutcome.DONE, external_id=upload_id, error=f"upload {upload_id} (found)"
+            )
             for item_id, upload_id in found.items()
         ]
         return done, [item for item in items if item.id not in found]
@@ -140,7 +144,7 @@ class MetrikaConnector:
         items = [item for item, _ in entries]
         comment = mapping.encode_keys([item.key for item in items])
         if len(comment) > mapping.COMMENT_LIMIT:
-            return [DeliveryResult(i.id, Outcome.DEAD, error="delivery key too long") for i in items]
+            return [DeliveryResult(i.id, DeliveryOutcome.DEAD, error="delivery key too long") for i in items]
         rows = [row for _, row in entries]
         try:
             columns = mapping.CALL_COLUMNS if kind == ItemKind.CALL else mapping.DEAL_COLUMNS
@@ -157,12 +161,14 @@ class MetrikaConnector:
         # it here would hold up every other destination's deliveries.
         upload_id = str(uploading.get("id"))
         note = summary(uploading)
-        return [DeliveryResult(item.id, Outcome.DONE, external_id=upload_id, error=note) for item in items]
+        return [
+            DeliveryResult(item.id, DeliveryOutcome.DONE, external_id=upload_id, error=note) for item in items
+        ]
 
     def _failure(self, item_id: int, exc: MetrikaError) -> DeliveryResult:
         if exc.transient:
-            return DeliveryResult(item_id, Outcome.RETRY, error=str(exc), retry_after=exc.retry_after)
-        return DeliveryResult(item_id, Outcome.DEAD, error=str(exc))
+            return DeliveryResult(item_id, DeliveryOutcome.RETRY, error=str(exc), retry_after=exc.retry_after)
+        return DeliveryResult(item_id, DeliveryOutcome.DEAD, error=str(exc))
 
     # --- recovery ----------------------------------------------------------------------------------
 
@@ -181,7 +187,7 @@ class MetrikaConnector:
                         found[wanted[key]] = str(uploading.get("id"))
         return found
 
-    def pull_spend(self, start: dt.date, end: dt.date) -> Iterable[SpendRow]:
+    def pull_spend(self, start: dt.date, end: dt.date) -> Iterable[PulledSpend]:
         return []
 
     def pull_deals(self, since: dt.datetime) -> Iterable[DealUpdate]:

@@ -20,9 +20,9 @@ import requests
 from connectors.base import (
     AccountContext,
     DeliveryItem,
+    DeliveryOutcome,
     DeliveryResult,
     ItemKind,
-    Outcome,
     PushOnly,
     RateLimit,
 )
@@ -86,14 +86,16 @@ class TelegramConnector(PushOnly):
     def push(self, items: Sequence[DeliveryItem]) -> list[DeliveryResult]:
         if not self._token:
             return [
-                DeliveryResult(i.id, Outcome.DEAD, error="no Telegram bot token (OTKUDA_TELEGRAM_BOT_TOKEN)")
+                DeliveryResult(
+                    i.id, DeliveryOutcome.DEAD, error="no Telegram bot token (OTKUDA_TELEGRAM_BOT_TOKEN)"
+                )
                 for i in items
             ]
         return [self._send(i) for i in items]
 
     def _send(self, item: DeliveryItem) -> DeliveryResult:
         if item.kind != ItemKind.NOTIFICATION:
-            return DeliveryResult(item.id, Outcome.SKIPPED, error="not a notification")
+            return DeliveryResult(item.id, DeliveryOutcome.SKIPPED, error="not a notification")
         body = {
             "chat_id": self.ctx.account.get("chat_id"),
             "text": self.text(item),
@@ -104,12 +106,16 @@ class TelegramConnector(PushOnly):
         except ApiError as exc:
             p = exc.problem
             if p.status == 0:
-                return DeliveryResult(item.id, Outcome.RETRY, error=f"Telegram unreachable: {p.message}")
-            outcome = Outcome.RETRY if exc.transient else Outcome.DEAD
+                return DeliveryResult(
+                    item.id, DeliveryOutcome.RETRY, error=f"Telegram unreachable: {p.message}"
+                )
+            outcome = DeliveryOutcome.RETRY if exc.transient else DeliveryOutcome.DEAD
             return DeliveryResult(
                 item.id, outcome, error=f"Telegram {p.status}: {p.message}", retry_after=exc.retry_after
             )
         answer: dict[str, Any] = json_body(resp) or {}
         if not answer.get("ok"):
-            return DeliveryResult(item.id, Outcome.DEAD, error=f"Telegram 200: {answer.get('description')}")
-        return DeliveryResult(item.id, Outcome.DONE, external_id=str(answer["result"]["message_id"]))
+            return DeliveryResult(
+                item.id, DeliveryOutcome.DEAD, error=f"Telegram 200: {answer.get('description')}"
+            )
+        return DeliveryResult(item.id, DeliveryOutcome.DONE, external_id=str(answer["result"]["message_id"]))

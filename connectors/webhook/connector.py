@@ -11,27 +11,22 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import requests
+from pydantic import ValidationError
 
 from connectors.base import (
     AccountContext,
     DeliveryItem,
+    DeliveryOutcome,
     DeliveryResult,
-    ItemKind,
-    Outcome,
     PushOnly,
     RateLimit,
 )
 from connectors.http import ApiClient, ApiError, Problem, Verdict, rule
 from connectors.webhook import signing, urls
+from connectors.webhook.events import EVENT_FOR_KIND, body
 
-EVENT_FOR_KIND = {
-    ItemKind.CALL: "call.finalised",
-    ItemKind.CALL_ATTRIBUTED: "call.attributed",
-    ItemKind.DEAL_WON: "deal.won",
-}
 TIMEOUT = 15.0
 USER_AGENT = "Otkuda-Webhooks/1"
 # A receiver is no OAuth API: 401 is a refusal like any 4xx. What is not listed (and not in the common
@@ -48,11 +43,6 @@ def read_problem(response: requests.Response) -> Problem:
     if 300 <= response.status_code < 400:
         message += " (redirects are not followed)"
     return Problem(response.status_code, message=message)
-
-
-def envelope(item: DeliveryItem) -> dict[str, Any]:
-    """The JSON body: which event, its id (stable across re-sends), and the call or deal."""
-    return {"id": item.key, "event": EVENT_FOR_KIND[item.kind], "data": item.payload}
 
 
 class WebhookConnector(PushOnly):
@@ -82,29 +72,40 @@ class WebhookConnector(PushOnly):
         try:
             urls.check(self.url, allow_private=self.allow_private)
         except urls.UnsafeURL as exc:
-            return [DeliveryResult(i.id, Outcome.DEAD, error=f"webhook URL refused: {exc}") for i in items]
+            return [
+                DeliveryResult(i.id, DeliveryOutcome.DEAD, error=f"webhook URL refused: {exc}") for i in items
+            ]
         secret = self.ctx.access_token()
         return [self._send(item, secret) for item in items]
 
     def _send(self, item: DeliveryItem, secret: str) -> DeliveryResult:
         if item.kind not in EVENT_FOR_KIND:
-            return DeliveryResult(item.id, Outcome.SKIPPED, error=f"no webhook event for {item.kind}")
-        body = json.dumps(envelope(item), ensure_ascii=False, separators=(",", ":")).encode()
+            return DeliveryResult(item.id, DeliveryOutcome.SKIPPED, error=f"no webhook event for {item.kind}")
+        try:
+            event = body(item.kind, item.key, item.payload)
+        except ValidationError as exc:
+            # A snapshot that does not fit the documented event is never sent in another shape.
+            problem = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in problem["loc"])
+            return DeliveryResult(
+                item.id, DeliveryOutcome.DEAD, error=f"not a documented event: {where}: {problem['msg']}"
+            )
+        raw = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
             "Otkuda-Event": EVENT_FOR_KIND[item.kind],
             "Otkuda-Event-Id": item.key,
-            signing.SIGNATURE_HEADER: signing.sign(secret, body, int(time.time())),
+            signing.SIGNATURE_HEADER: signing.sign(secret, raw, int(time.time())),
         }
         try:
-            resp = self.api.send("POST", self.url, data=body, headers=headers, allow_redirects=False)
+            resp = self.api.send("POST", self.url, data=raw, headers=headers, allow_redirects=False)
         except ApiError as exc:
             p = exc.problem
             if p.status == 0:
-                return DeliveryResult(item.id, Outcome.RETRY, error=f"no answer: {p.message}")
-            outcome = Outcome.RETRY if exc.transient else Outcome.DEAD
+                return DeliveryResult(item.id, DeliveryOutcome.RETRY, error=f"no answer: {p.message}")
+            outcome = DeliveryOutcome.RETRY if exc.transient else DeliveryOutcome.DEAD
             return DeliveryResult(
                 item.id, outcome, error=f"HTTP {p.status}: {p.message}", retry_after=exc.retry_after
             )
-        return DeliveryResult(item.id, Outcome.DONE, external_id=f"HTTP {resp.status_code}")
+        return DeliveryResult(item.id, DeliveryOutcome.DONE, external_id=f"HTTP {resp.status_code}")

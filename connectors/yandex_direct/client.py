@@ -97,7 +97,8 @@ class DirectClient:
             "processingMode": "auto",
             "returnMoneyInMicros": "false",
             "skipReportHeader": "true",
-            "skipColumnHeader": "false",  # the header row lets us read columns by name
+            # No skipColumnHeader: the header row lets us read columns by name, and the headers page
+            # documents only the value "true" for it.
             "skipReportSummary": "true",
             "Content-Type": "application/json; charset=utf-8",
         }

@@ -10,10 +10,10 @@ from connectors.base import (
     AccountContext,
     DealUpdate,
     DeliveryItem,
+    DeliveryOutcome,
     DeliveryResult,
-    Outcome,
+    PulledSpend,
     RateLimit,
-    SpendRow,
 )
 from connectors.http import Problem, Verdict
 from connectors.yandex_direct import mapping
@@ -44,7 +44,9 @@ class YandexDirectConnector:
         return RateLimit(per_second=1.0, burst=1)
 
     def push(self, items: Sequence[DeliveryItem]) -> list[DeliveryResult]:
-        return [DeliveryResult(i.id, Outcome.SKIPPED, error="Direct takes no deliveries") for i in items]
+        return [
+            DeliveryResult(i.id, DeliveryOutcome.SKIPPED, error="Direct takes no deliveries") for i in items
+        ]
 
     def find_delivered(self, items: Sequence[DeliveryItem]) -> dict[int, str]:
         return {}
@@ -52,7 +54,7 @@ class YandexDirectConnector:
     def pull_deals(self, since: dt.datetime) -> Iterable[DealUpdate]:
         return []
 
-    def pull_spend(self, start: dt.date, end: dt.date) -> list[SpendRow]:
+    def pull_spend(self, start: dt.date, end: dt.date) -> list[PulledSpend]:
         """Every spend row in [start, end]; raises DirectError when the report cannot be had in time."""
         body = mapping.report_body(start, end, include_vat=self.include_vat)
         deadline = time.monotonic() + self.budget

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from connectors.base import SpendRow
+from connectors.base import PulledSpend
 
 FIELDS = (
     "Date",
@@ -68,7 +68,7 @@ def _money(row: Mapping[str, str], name: str) -> Decimal:
         raise ValueError(f"{name} {value!r} is not a number") from None
 
 
-def parse_report(text: str, currency: str) -> list[SpendRow]:
+def parse_report(text: str, currency: str) -> list[PulledSpend]:
     """TSV (column header first, no report header or summary) to spend rows, one per key.
 
     Rows that share a key are summed, so a re-pull stored with replace-by-key never doubles.
@@ -80,9 +80,9 @@ def parse_report(text: str, currency: str) -> list[SpendRow]:
     missing = set(FIELDS) - set(reader.fieldnames or ())
     if missing:
         raise ValueError(f"report lacks columns {sorted(missing)}")
-    merged: dict[tuple[str, ...], SpendRow] = {}
+    merged: dict[tuple[str, ...], PulledSpend] = {}
     for row in reader:
-        spend = SpendRow(
+        spend = PulledSpend(
             day=dt.date.fromisoformat(_value(row, "Date")),
             campaign_id=_value(row, "CampaignId"),
             campaign_name=_value(row, "CampaignName"),
@@ -98,7 +98,7 @@ def parse_report(text: str, currency: str) -> list[SpendRow]:
         key = (spend.day.isoformat(), spend.campaign_id, spend.ad_group_id, spend.keyword_id)
         if key in merged:
             before = merged[key]
-            spend = SpendRow(
+            spend = PulledSpend(
                 **{
                     **spend.__dict__,
                     "cost": before.cost + spend.cost,
@@ -128,7 +128,7 @@ def _norm(value: str) -> str:
     return " ".join(value.split()).casefold()
 
 
-def campaigns_of(rows: Iterable[SpendRow]) -> dict[str, str]:
+def campaigns_of(rows: Iterable[PulledSpend]) -> dict[str, str]:
     """Campaign id -> name, as last seen in spend rows."""
     return {row.campaign_id: row.campaign_name for row in rows if row.campaign_id}
 

@@ -12,6 +12,7 @@ from hub.api.common import (
     INVALID,
     NOT_FOUND,
     PAGE_PARAMS,
+    bool_arg,
     commit,
     id_param,
     ok,
@@ -34,10 +35,17 @@ class ClientOut(Out):
     name: str
     timezone: str
     currency: str
+    archived: bool
 
 
 def client_json(client: Client) -> dict[str, Any]:
-    return ClientOut.of(client)
+    return ClientOut.build(
+        id=client.id,
+        name=client.name,
+        timezone=client.timezone,
+        currency=client.currency,
+        archived=client.archived_at is not None,
+    )
 
 
 @bp.get("/clients")
@@ -45,7 +53,7 @@ def client_json(client: Client) -> dict[str, Any]:
 def list_clients() -> Any:
     user = current_user()
     assert user is not None
-    return paginate(visible_clients(user), client_json)
+    return paginate(visible_clients(user, archived=bool(bool_arg("include_archived"))), client_json)
 
 
 @bp.get("/clients/<int:client_id>")
@@ -78,8 +86,11 @@ register(
     "/clients",
     "get",
     {
-        "summary": "Clients the caller may see",
-        "parameters": PAGE_PARAMS,
+        "summary": "Clients the caller may see (archived ones only with include_archived=true)",
+        "parameters": [
+            *PAGE_PARAMS,
+            {"name": "include_archived", "in": "query", "schema": {"type": "boolean", "default": False}},
+        ],
         "responses": {"200": page_of(ClientOut)},
     },
 )
@@ -105,7 +116,7 @@ register(
     "/clients/{client_id}",
     "patch",
     {
-        "summary": "Change a client",
+        "summary": "Change a client; archived=true archives it, false brings it back",
         "parameters": [id_param("client_id")],
         "requestBody": request_body(ClientChange),
         "responses": {"200": ok(ClientOut), "400": INVALID, "404": NOT_FOUND},

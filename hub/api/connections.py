@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, jsonify, request
-from pydantic import ConfigDict, Field
-from sqlalchemy import select
+from flask import abort, jsonify
+from pydantic import Field
 
 from connectors import registry
 from hub.api import bp
@@ -15,6 +14,7 @@ from hub.api.common import (
     INVALID,
     NOT_FOUND,
     PAGE_PARAMS,
+    body,
     id_param,
     ok,
     page_of,
@@ -26,10 +26,10 @@ from hub.api.openapi import component, register
 from hub.auth import api_auth_required, client_or_404
 from hub.extensions import db
 from hub.pipeline_queries import client_connections
-from hub.plugins import connector_settings, validate_connection_settings
-from hub.schemas import In, Out, UtcDateTime
-from tracking.errors import Refused
-from tracking.models import Client, Connection, ConnectionClient, ConnectionStatus
+from hub.plugins import connector_settings
+from hub.resources import ConnectionPatch, connection_change
+from hub.schemas import Out, UtcDateTime
+from tracking.models import Connection, ConnectionClient, ConnectionStatus
 
 
 class ConnectionOut(Out):
@@ -48,27 +48,6 @@ class ConnectionOut(Out):
     has_token: bool
     expires_at: UtcDateTime | None
     last_sync_at: UtcDateTime | None
-
-
-class ConnectionPatch(In):
-    """Described here; checked field by field by ``_validate_patch`` before anything changes."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str | None = Field(None, max_length=200)
-    connectors: list[str] | None = Field(None, min_length=1)
-    account: dict[str, str] | None = Field(
-        None,
-        description="Typed ids only (counter_id, customer_id, login_customer_id, client_login, currency); "
-        "facts learned when the account was connected cannot be changed",
-    )
-    settings: dict[str, Any] | None = Field(
-        None, description="Replaces the settings; each connector's are ConnectorSettings_<connector>"
-    )
-    status: ConnectionStatus | None = Field(None, json_schema_extra={"enum": ["active", "disabled"]})
-    shared_with: list[int] | None = Field(
-        None, description="Clients of the agency that use an agency-shared connection"
-    )
 
 
 def connection_json(conn: Connection) -> dict[str, Any]:
@@ -97,57 +76,6 @@ def list_connections(client_id: int) -> Any:
     return paginate(client_connections(client.id), connection_json)
 
 
-def _validate_patch(body: Any, conn: Connection, agency_id: int) -> dict[str, Any]:
-    """Check every field before anything changes; a bad field answers 400 and changes nothing."""
-    if not isinstance(body, dict):
-        abort(400, description="a JSON object is required")
-    unknown = set(body) - set(ConnectionPatch.model_fields)
-    if unknown:
-        abort(400, description=f"unknown field(s): {', '.join(sorted(unknown))}")
-    out: dict[str, Any] = {}
-    if "name" in body:
-        if not isinstance(body["name"], str) or len(body["name"]) > 200:
-            abort(400, description="name must be a string of at most 200 characters")
-        out["name"] = body["name"].strip()
-    if "connectors" in body:
-        names = body["connectors"]
-        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-            abort(400, description="connectors must be a non-empty list of connector names")
-        bad = [n for n in names if n not in registry.CONNECTORS]
-        if bad:
-            abort(400, description=f"unknown connector(s): {', '.join(bad)}")
-        out["connectors"] = list(dict.fromkeys(names))
-    if "account" in body:
-        # Only ids a person types may change; facts learned when the account was connected may not.
-        try:
-            out["account"] = registry.edited_account(
-                out.get("connectors", conn.connectors or []), conn.account or {}, body["account"]
-            )
-        except registry.InvalidAccount as exc:
-            raise Refused("account", str(exc), "bad_request") from None
-    if "settings" in body:
-        # Checked against what the connectors declare (those given in this change, else the connection's).
-        connectors = out.get("connectors") or list(conn.connectors or [])
-        out["settings"] = validate_connection_settings(connectors, body["settings"])
-    if "status" in body:
-        if body["status"] not in ("active", "disabled"):
-            abort(400, description="status must be active or disabled")
-        if body["status"] == "active" and conn.status == ConnectionStatus.NEEDS_REAUTH:
-            abort(409, description="this connection needs re-authorisation: reconnect it instead")
-        out["status"] = ConnectionStatus(body["status"])
-    if "shared_with" in body:
-        ids = body["shared_with"]
-        if conn.client_id is not None:
-            abort(400, description="only an agency-shared connection can be shared with clients")
-        if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
-            abort(400, description="shared_with must be a list of client ids")
-        found = set(db().scalars(select(Client.id).where(Client.id.in_(ids), Client.agency_id == agency_id)))
-        if found != set(ids):
-            abort(400, description="shared_with lists clients that are not in this agency")
-        out["shared_with"] = sorted(found)
-    return out
-
-
 @bp.patch("/clients/<int:client_id>/connections/<int:connection_id>")
 @api_auth_required
 def patch_connection(client_id: int, connection_id: int) -> Any:
@@ -156,7 +84,7 @@ def patch_connection(client_id: int, connection_id: int) -> Any:
     conn = session.scalar(client_connections(client.id).where(Connection.id == connection_id))
     if conn is None:
         abort(404)
-    changes = _validate_patch(request.get_json(silent=True), conn, client.agency_id)
+    changes = connection_change(conn, body())
     shared_with = changes.pop("shared_with", None)
     for field, value in changes.items():
         setattr(conn, field, value)

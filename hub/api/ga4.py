@@ -5,16 +5,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from flask import jsonify
 from pydantic import AfterValidator, ConfigDict, Field
 
 from connectors.ga4 import mapping
-from hub.api import bp
-from hub.api.common import commit, paginate, parse
-from hub.api.crud import describe
-from hub.auth import api_auth_required, client_or_404
-from hub.destinations import box, destination_or_404, new, of_client_query
-from hub.extensions import db
+from hub.api.crud import destination_routes
+from hub.destinations import box
 from hub.schemas import In, Out, StrictBool
 from tracking.models import Connection, ConnectionStatus
 
@@ -101,6 +96,7 @@ def ga4_json(conn: Connection) -> dict[str, Any]:
 
 def _apply(conn: Connection, change: Ga4ConnectionChange) -> None:
     values = {k: v for k, v in change.given().items() if v is not None}
+    conn.name = values.get("name") or conn.name or values["measurement_id"]
     if "measurement_id" in values:
         conn.account = {**(conn.account or {}), "measurement_id": values["measurement_id"]}
     if "api_secret" in values:
@@ -110,67 +106,17 @@ def _apply(conn: Connection, change: Ga4ConnectionChange) -> None:
         if name in values:
             settings[key] = values[name]
     conn.settings = settings
-    if "name" in values:
-        conn.name = values["name"]
     if "enabled" in values:
         conn.status = ConnectionStatus.ACTIVE if values["enabled"] else ConnectionStatus.DISABLED
 
 
-@bp.get("/clients/<int:client_id>/ga4-connections")
-@api_auth_required
-def list_ga4(client_id: int) -> Any:
-    client = client_or_404(client_id)
-    return paginate(of_client_query(client, CONNECTOR), ga4_json)
-
-
-@bp.post("/clients/<int:client_id>/ga4-connections")
-@api_auth_required
-def create_ga4(client_id: int) -> Any:
-    client = client_or_404(client_id, edit=True)
-    change = parse(Ga4ConnectionCreate)
-    conn = new(
-        client,
-        CONNECTOR,
-        name=change.name or change.measurement_id,
-        account={},
-        settings={},
-        secret=None,
-    )
-    _apply(conn, change)
-    commit()
-    return jsonify(ga4_json(conn)), 201
-
-
-@bp.get("/ga4-connections/<int:stream_id>")
-@api_auth_required
-def get_ga4(stream_id: int) -> Any:
-    conn, _ = destination_or_404(stream_id, CONNECTOR)
-    return jsonify(ga4_json(conn))
-
-
-@bp.patch("/ga4-connections/<int:stream_id>")
-@api_auth_required
-def update_ga4(stream_id: int) -> Any:
-    conn, _ = destination_or_404(stream_id, CONNECTOR, edit=True)
-    _apply(conn, parse(Ga4ConnectionChange))
-    commit()
-    return jsonify(ga4_json(conn))
-
-
-@bp.delete("/ga4-connections/<int:stream_id>")
-@api_auth_required
-def delete_ga4(stream_id: int) -> Any:
-    conn, _ = destination_or_404(stream_id, CONNECTOR, edit=True)
-    db().delete(conn)
-    commit()
-    return "", 204
-
-
-describe(
+destination_routes(
+    CONNECTOR,
     "stream",  # a GA4 web stream: its item path reads /ga4-connections/{stream_id}
     Ga4ConnectionOut,
     Ga4ConnectionCreate,
     Ga4ConnectionChange,
-    delete=True,
+    to_json=ga4_json,
+    apply=_apply,
     plural="ga4-connections",
 )

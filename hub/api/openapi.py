@@ -53,12 +53,6 @@ def register_webhook(event: str, operation: dict[str, Any]) -> None:
     WEBHOOKS[event] = {"post": operation}
 
 
-def schema(name: str, definition: dict[str, Any]) -> dict[str, str]:
-    """A hand-written schema, for a shape no model stands for (kept for modules not yet on models)."""
-    SCHEMAS[name] = definition
-    return {"$ref": REF.format(model=name)}
-
-
 ERROR = component(Error)
 
 

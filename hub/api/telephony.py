@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, current_app, jsonify
-from pydantic import ConfigDict, Field
+from flask import abort, jsonify
+from pydantic import Field
 from sqlalchemy import select
 
 from hub import resources
@@ -28,20 +28,10 @@ from hub.api.common import (
 from hub.api.openapi import component, register
 from hub.auth import api_auth_required, client_or_404, current_user, may_see_secret_urls
 from hub.extensions import db
-from hub.resources import IntegrationCreate, declared_config, webhook_urls
-from hub.schemas import In, Out, StrictBool, UtcDateTime
-from tracking.crypto import decrypt_json, encrypt_json
+from hub.resources import IntegrationChange, IntegrationCreate, webhook_urls
+from hub.schemas import Out, UtcDateTime
 from tracking.models import TelephonyIntegration
 from tracking.telephony import PROVIDERS, adapter
-
-
-class IntegrationChange(In):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str | None = Field(None, max_length=200)
-    active: StrictBool | None = None
-    secrets: dict[str, Any] | None = Field(None, description="Replaces every secret of the integration")
-    settings: dict[str, Any] | None = Field(None, description="Replaces the integration's settings")
 
 
 class IntegrationOut(Out):
@@ -117,21 +107,7 @@ def get_integration(client_id: int, integration_id: int) -> Any:
 @api_auth_required
 def update_integration(client_id: int, integration_id: int) -> Any:
     integ = _integration_or_404(client_id, integration_id, edit=True)
-    change = parse(IntegrationChange, body())
-    if change.secrets is not None:
-        secrets = declared_config(integ.provider, "secrets", change.secrets)
-        key = current_app.config["ENCRYPTION_KEY"]
-        generated = getattr(adapter(integ.provider), "GENERATED_FIELD", None)
-        if generated and not secrets.get(generated):
-            # A hub-made secret is kept unless a new one is given.
-            secrets[generated] = decrypt_json(key, integ.secrets_encrypted).get(generated)
-        integ.secrets_encrypted = encrypt_json(key, secrets)
-    if change.settings is not None:
-        integ.settings = declared_config(integ.provider, "settings", change.settings)
-    if change.name is not None:
-        integ.name = change.name
-    if change.active is not None:
-        integ.active = change.active
+    resources.apply_integration(integ, parse(IntegrationChange, body()))
     db().commit()
     return jsonify(integration_json(integ))
 

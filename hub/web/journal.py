@@ -10,12 +10,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import abort, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from hub import charts, exports
 from hub.auth import client_or_404, current_user, login_required
 from hub.call_views import CSV_COLUMNS, call_detail, call_json, client_call, export_rows, lookups
 from hub.extensions import db
+from hub.ui_messages import refusal_text
 from hub.web import bp
 from tracking import call_journal, romi
 from tracking.call_journal import CallFilter
@@ -57,8 +59,9 @@ def calls_per_day_chart(client: Client, days: int = 30) -> Any:
             continue
         i = (called_at.astimezone(tz).date() - first).days
         if 0 <= i < days:
-            series[names.get(channel_id, "Unattributed") if channel_id else "Unattributed"][i] += 1
-    return charts.stacked_bars(labels, dict(sorted(series.items())), "Calls per day by channel")
+            none = _("Unattributed")
+            series[names.get(channel_id, none) if channel_id else none][i] += 1
+    return charts.stacked_bars(labels, dict(sorted(series.items())), _("Calls per day by channel"))
 
 
 def pool_charts(client: Client, days: int = 7) -> list[tuple[Pool, Any, float]]:
@@ -82,7 +85,13 @@ def pool_charts(client: Client, days: int = 7) -> list[tuple[Pool, Any, float]]:
         ]
         sessions = sum(s.sessions for s in stats)
         rate = sum(s.fallbacks for s in stats) / sessions if sessions else 0.0
-        out.append((pool, charts.line(points, f"{pool.name}: peak share of numbers held per hour"), rate))
+        out.append(
+            (
+                pool,
+                charts.line(points, _("%(pool)s: peak share of numbers held per hour", pool=pool.name)),
+                rate,
+            )
+        )
     return out
 
 
@@ -219,6 +228,6 @@ def call_edit(client_id: int, call_id: int) -> Any:
     except Refused as exc:
         # The same refusals the API answers with, shown on the page beside the form.
         db().rollback()
-        return _render_call(client, db().get(Call, call.id) or call, error=str(exc), status=400)
+        return _render_call(client, db().get(Call, call.id) or call, error=refusal_text(exc), status=400)
     db().commit()
     return redirect(url_for("web.call_page", client_id=client.id, call_id=call.id))

@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from hub import notification_channels as channels
 from hub.auth import client_or_404, current_user, login_required
 from hub.extensions import db
+from hub.formatting import event_label
+from hub.ui_messages import refusal_text
 from hub.web import bp
 from jobs import notify
 from jobs.runtime import setting
@@ -35,7 +38,7 @@ def notifications_page(client_id: int) -> Any:
     return render_template(
         "notifications.html",
         client=client,
-        events=notify.EVENTS,
+        events={key: event_label(key) for key in notify.EVENTS},
         own=channels.channel_json(own) if own else None,
         chats=[channels.channel_json(c) for c in channels.visible(client, user) if c.provider == "telegram"],
         others=[
@@ -59,7 +62,7 @@ def notifications_email(client_id: int) -> Any:
     try:
         channels.subscribe_email(client, user, _events_from_form())
     except Refused as exc:
-        return redirect(url_for("web.notifications_page", client_id=client.id, error=exc.message))
+        return redirect(url_for("web.notifications_page", client_id=client.id, error=refusal_text(exc)))
     db().commit()
     return _back(client.id)
 
@@ -71,7 +74,7 @@ def notifications_telegram(client_id: int) -> Any:
     try:
         channels.add_telegram(client, request.form.get("chat_id", ""), _events_from_form())
     except Refused as exc:
-        return redirect(url_for("web.notifications_page", client_id=client.id, error=exc.message))
+        return redirect(url_for("web.notifications_page", client_id=client.id, error=refusal_text(exc)))
     db().commit()
     return _back(client.id)
 
@@ -88,10 +91,10 @@ def notifications_channel(client_id: int, notification_channel_id: int, action: 
         try:
             conn.settings = {**(conn.settings or {}), "events": _events_from_form()}
         except Refused as exc:
-            return redirect(url_for("web.notifications_page", client_id=client.id, error=exc.message))
+            return redirect(url_for("web.notifications_page", client_id=client.id, error=refusal_text(exc)))
     elif action == "test":
         if notify.send_test(db(), conn) is not None:
-            flash("A test message is queued; it shows on the Deliveries page.")
+            flash(_("A test message is queued; it shows on the Deliveries page."))
     else:
         db().delete(conn)
     db().commit()

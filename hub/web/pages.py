@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 
 from hub import charts, dashboard
 from hub.auth import client_or_404, current_user, login_required, safe_next
@@ -33,7 +34,7 @@ def login() -> Any:
             session["user_id"] = user.id
             session["generation"] = user.session_generation
             return redirect(safe_next(request.args.get("next", "")) or url_for("web.clients"))
-        error = "Wrong email or password."
+        error = _("Wrong email or password.")
     return render_template("login.html", error=error), (401 if error else 200)
 
 
@@ -61,13 +62,18 @@ def clients() -> Any:
     sort = request.args.get("sort", "revenue")
     sort = sort if sort in dashboard.SORTS else "revenue"
     query = request.args.get("q", "")
-    everyone = db().scalars(visible_clients(user)).all()
+    # Archived clients are left out unless asked for.
+    show_archived = request.args.get("archived") == "1"
+    everyone = db().scalars(visible_clients(user, archived=show_archived)).all()
     rows = dashboard.agency_rows(db(), everyone, start, end, model=model, query=query, sort=sort)
     params = {"start": start.isoformat(), "end": end.isoformat(), "model": str(model), "q": query}
+    if show_archived:
+        params["archived"] = "1"
     return render_template(
         "clients.html",
         rows=rows,
         any_clients=bool(everyone),
+        archived_hidden=not show_archived and db().scalar(visible_clients(user).limit(1)) is not None,
         start=start,
         end=end,
         preset=preset,
@@ -75,19 +81,22 @@ def clients() -> Any:
         sort=sort,
         params=params,
         models=[m.value for m in romi.Model],
-        spark=lambda row: charts.sparkline(row.calls_by_day, f"Calls per day, {row.client.name}"),
+        spark=lambda row: charts.sparkline(
+            row.calls_by_day, _("Calls per day, %(client)s", client=row.client.name)
+        ),
     )
 
 
 @bp.get("/clients/<int:client_id>")
 @login_required
 def client(client_id: int) -> Any:
-    from hub.web.journal import calls_per_day_chart, pool_charts
+    from hub.web.journal import pool_charts
     from hub.web.reports import period_from_args
 
     c = client_or_404(client_id)
     start, end, preset = period_from_args(romi.client_today(c))
     prev_start, prev_end = dashboard.previous_period(start, end)
+    chart_by, calls_chart = dashboard.calls_chart(db(), c, start, end)
     return render_template(
         "client.html",
         client=c,
@@ -98,7 +107,8 @@ def client(client_id: int) -> Any:
         preset=preset,
         presets=romi.PRESETS,
         headlines=dashboard.headlines(db(), c, start, end),
-        calls_chart=calls_per_day_chart(c),
+        calls_chart=calls_chart,
+        chart_by=chart_by,
         pool_charts=pool_charts(c),
         **client_overview(db(), c, utcnow()),
     )

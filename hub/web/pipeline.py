@@ -19,7 +19,9 @@ from hub.pipeline_queries import (
     client_deliveries,
     client_sync_runs,
 )
-from hub.plugins import FormField, connector_settings, form_fields, from_form, validate_connection_settings
+from hub.plugins import FormField, connector_settings, form_fields, from_form
+from hub.resources import connection_settings as checked_settings
+from hub.ui_messages import refusal_text
 from hub.web import bp
 from jobs import providers
 from jobs.outbox import retry_now
@@ -159,11 +161,13 @@ def connection_settings(client_id: int, connection_id: int) -> Any:
     try:
         conn.settings = {
             **kept,
-            **validate_connection_settings([m for m in conn.connectors if m not in OWN_FORMS], sent),
+            **checked_settings([m for m in conn.connectors if m not in OWN_FORMS], sent),
         }
     except Refused as exc:
         db().rollback()
-        return redirect(url_for("web.connections", client_id=client.id, error=str(exc)))
+        return redirect(
+            url_for("web.connections", client_id=client.id, error=refusal_text(exc, field_as_written=True))
+        )
     conn.updated_at = utcnow()
     db().commit()
     return redirect(url_for("web.connections", client_id=client.id))
@@ -182,9 +186,15 @@ def amocrm_settings(client_id: int, connection_id: int) -> Any:
     try:
         chosen = amo_settings.from_form(request.form)
         # The same check the API's PATCH makes, from what the connectors declare.
-        settings = validate_connection_settings(list(conn.connectors), {**(conn.settings or {}), **chosen})
-    except (amo_settings.InvalidSettings, Refused) as exc:
-        return redirect(url_for("web.connections", client_id=client.id, error=str(exc)))
+        settings = checked_settings(list(conn.connectors), {**(conn.settings or {}), **chosen})
+    except Refused as exc:
+        return redirect(
+            url_for("web.connections", client_id=client.id, error=refusal_text(exc, field_as_written=True))
+        )
+    except amo_settings.InvalidSettings as exc:
+        field, _, message = str(exc).partition(": ")
+        error = refusal_text(Refused(field, message), field_as_written=True) if message else str(exc)
+        return redirect(url_for("web.connections", client_id=client.id, error=error))
     conn.settings = settings
     conn.updated_at = utcnow()
     db().commit()

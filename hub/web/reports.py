@@ -6,16 +6,46 @@ import datetime as dt
 from typing import Any
 
 from flask import abort, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from hub import charts, dashboard, exports
 from hub.auth import client_or_404, login_required
 from hub.extensions import db, reports_db
+from hub.formatting import CURRENCY_SIGNS
 from hub.web import bp
 from tracking import manual_spend, romi
 from tracking.models import Channel, Client, ManualSpend
 from tracking.romi import PRESETS
 from tracking.values import id_arg, parse_date
+
+# The engine's own row names (tracking/romi.py speaks English and knows no translation), in the reader's
+# language: the rows of their own by key, the "(no …)" rows by level.
+SPECIAL_ROWS = {
+    romi.OVERFLOW: _l("Pool overflow"),
+    romi.UNMATCHED: _l("Unmatched number"),
+    romi.UNATTRIBUTED: _l("Unattributed"),
+    romi.NO_CALL_DEALS: _l("Deals without a call"),
+    romi.NO_CHANNEL_SPEND: _l("Spend without a channel"),
+}
+NONE_ROWS = {"campaign": _l("(no campaign)"), "ad_group": _l("(no ad group)"), "keyword": _l("(no keyword)")}
+LEVEL_TITLES = {
+    "channel": _l("Channel"),
+    "campaign": _l("Campaign"),
+    "ad_group": _l("Ad group"),
+    "keyword": _l("Keyword"),
+}
+
+
+def shown(node: romi.Node) -> str:
+    """A row's label as the page writes it."""
+    if node.key in SPECIAL_ROWS:
+        return str(SPECIAL_ROWS[node.key])
+    level = romi.LEVELS[node.level - 1] if 0 < node.level <= len(romi.LEVELS) else ""
+    if node.key == romi.NONE_KEY and node.label == romi.NONE_LABEL.get(level):
+        return str(NONE_ROWS[level])
+    return node.label
 
 
 def _period(client: Client) -> tuple[dt.date, dt.date, str]:
@@ -61,11 +91,15 @@ def romi_page(client_id: int) -> Any:
     for key in path:
         walk = walk.children[key]
         crumbs.append(walk)
+    node_label = shown(crumbs[-1]) if crumbs else _("All channels")
     params: dict[str, Any] = {"start": start.isoformat(), "end": end.isoformat(), "model": rep.model.value}
-    # Days for a month or less, weeks beyond; a person may ask for either.
-    by = request.args.get("by", "day" if (end - start).days < 31 else "week")
+    # Days for a month or less, weeks beyond; a person may ask for either. The breakdown is of the row
+    # drilled into (a channel, a campaign …), not of the whole client.
+    by = request.args.get("by", dashboard.chart_grain(start, end))
     by = by if by in ("day", "week") else "week"
-    parts = dashboard.breakdown(db(), client, start, end, by, rep.model) if (end - start).days < 400 else []
+    parts = (
+        dashboard.breakdown(db(), client, start, end, by, rep.model, path) if (end - start).days < 400 else []
+    )
     return render_template(
         "reports/romi.html",
         client=client,
@@ -73,7 +107,10 @@ def romi_page(client_id: int) -> Any:
         node=node,
         crumbs=crumbs,
         path=path,
-        level_name=romi.LEVELS[node.level] if node.level < len(romi.LEVELS) else None,
+        level_title=LEVEL_TITLES[romi.LEVELS[min(node.level, len(romi.LEVELS) - 1)]],
+        special_keys=tuple(SPECIAL_ROWS),
+        shown=shown,
+        currency_sign=CURRENCY_SIGNS.get(rep.currency.upper(), rep.currency.upper()),
         can_drill=node.level + 1 < len(romi.LEVELS),
         presets=PRESETS,
         preset=preset,
@@ -82,13 +119,14 @@ def romi_page(client_id: int) -> Any:
         by=by,
         parts=parts,
         money_chart=charts.spend_vs_revenue(
-            [
-                a.isoformat() if by == "day" else f"{a.isoformat()[5:]}–{b.isoformat()[5:]}"
-                for a, b, _ in parts
-            ],
+            [dashboard.part_label(a, b, by) for a, b, _ in parts],
             [float(m.spend) for _, _, m in parts],
             [float(m.revenue) for _, _, m in parts],
-            f"Spend and revenue by {by}",
+            (
+                _("Spend and revenue by day: %(row)s", row=node_label)
+                if by == "day"
+                else _("Spend and revenue by week: %(row)s", row=node_label)
+            ),
         )
         if parts
         else None,

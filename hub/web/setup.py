@@ -7,13 +7,13 @@ beside its field and nothing is saved.
 
 from __future__ import annotations
 
-import json
-import secrets as secrets_mod
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from hub import resources as rs
@@ -22,6 +22,7 @@ from hub.extensions import db
 from hub.overview import pool_usage
 from hub.plugins import form_fields, from_form
 from hub.public import snippet_tag
+from hub.sample_calls import send_test_call
 from hub.web import bp
 from jobs import providers
 from jobs.tokens import redirect_uri
@@ -31,9 +32,7 @@ from tracking.accounts import (
     hash_password,
     issue_api_token,
 )
-from tracking.calls import ingest
 from tracking.channels import VisitSource, resolve_channel
-from tracking.crypto import decrypt_json
 from tracking.db import utcnow
 from tracking.errors import Refused
 from tracking.models import (
@@ -52,11 +51,33 @@ from tracking.models import (
 from tracking.models.numbers import NumberStatus
 from tracking.settings import PREFIX
 from tracking.telephony import PROVIDERS, adapter
-from tracking.telephony import generic as generic_pbx
 
 Errors = dict[str, str]
 
-# The usual channels, as rules a new client can take with one click and then adjust.
+# The usual channels, as rules a new client can take with one click and then adjust; the channel is named
+# in the language of the person who adds it.
+PRESET_NAMES = {
+    "Yandex Direct": _l("Yandex Direct"),
+    "Google Ads": _l("Google Ads"),
+    "Yandex organic": _l("Yandex organic"),
+    "Google organic": _l("Google organic"),
+    "VK": _l("VK"),
+    "Telegram": _l("Telegram"),
+    "Email": _l("Email"),
+    "Direct": _l("Direct"),
+}
+STATUS_LABELS = {
+    NumberStatus.ACTIVE: _l("active"),
+    NumberStatus.QUARANTINED: _l("quarantined"),
+    NumberStatus.RETIRED: _l("retired"),
+}
+ROLE_LABELS = {Role.ADMIN: _l("admin"), Role.MANAGER: _l("manager"), Role.VIEWER: _l("viewer")}
+
+
+def _role_label(role: Role) -> str:
+    return str(ROLE_LABELS[role])
+
+
 PRESETS: dict[str, list[dict[str, Any]]] = {
     "Yandex Direct": [{"has_yclid": True}, {"utm_source": "yandex", "utm_medium": "cpc"}],
     "Google Ads": [{"has_gclid": True}, {"utm_source": "google", "utm_medium": "cpc"}],
@@ -148,12 +169,19 @@ def _client_data(form: Any) -> dict[str, Any]:
 @login_required
 def setup_client(client_id: int) -> Any:
     client = client_or_404(client_id, edit=True)
+    action = request.form.get("action")
 
     def save() -> None:
-        rs.apply_client(client, rs.validate(rs.ClientChange, _client_data(request.form)))
+        # Archiving goes through the same schema and domain function as PATCH /clients/{id}.
+        data = {"archived": action == "archive"} if action in ("archive", "unarchive") else None
+        rs.apply_client(client, rs.validate(rs.ClientChange, data or _client_data(request.form)))
         rs.commit()
 
-    done, errors = submitted(save, "Client saved.", lambda: url_for("web.setup_client", client_id=client.id))
+    message = {
+        "archive": _("Client archived."),
+        "unarchive": _("Client brought back from the archive."),
+    }.get(action or "", _("Client saved."))
+    done, errors = submitted(save, message, lambda: url_for("web.setup_client", client_id=client.id))
     if done is not None:
         return done
     return _page("client.html", client, 400 if errors else 200, errors=errors, form=request.form)
@@ -192,7 +220,7 @@ def setup_sites(client_id: int) -> Any:
     def save() -> None:
         rs.create_site(client, rs.validate(rs.SiteCreate, _site_data(request.form)))
 
-    done, errors = submitted(save, "Site added.", lambda: url_for("web.setup_sites", client_id=client.id))
+    done, errors = submitted(save, _("Site added."), lambda: url_for("web.setup_sites", client_id=client.id))
     if done is not None:
         return done
     sites = db().scalars(select(Site).where(Site.client_id == client.id).order_by(Site.id)).all()
@@ -217,7 +245,7 @@ def setup_site(site_id: int) -> Any:
         rs.apply_site(site, rs.validate(rs.SiteChange, _site_data(request.form)))
         rs.commit()
 
-    done, errors = submitted(save, "Site saved.", lambda: url_for("web.setup_site", site_id=site.id))
+    done, errors = submitted(save, _("Site saved."), lambda: url_for("web.setup_site", site_id=site.id))
     if done is not None:
         return done
     return _page(
@@ -247,10 +275,10 @@ def parse_rules(text: str) -> list[dict[str, Any]]:
             key, sep, value = part.partition("=")
             key, value = key.strip().lower(), value.strip()
             if not sep or not key or not value:
-                raise Refused("rules", f"line {n}: write each condition as name = value")
+                raise Refused("rules", _("line %(n)s: write each condition as name = value", n=n))
             if key in _FLAGS:
                 if value.lower() not in ("yes", "no", "true", "false"):
-                    raise Refused("rules", f"line {n}: {key} takes yes or no")
+                    raise Refused("rules", _("line %(n)s: %(key)s takes yes or no", n=n, key=key))
                 rule[key] = value.lower() in ("yes", "true")
             else:
                 rule[key] = value
@@ -312,14 +340,18 @@ def setup_channels(client_id: int) -> Any:
             abort(400)
 
         def save() -> None:
-            data = {"name": preset, "rules": PRESETS[preset]} if preset else _channel_data(request.form)
+            data = (
+                {"name": str(PRESET_NAMES[preset]), "rules": PRESETS[preset]}
+                if preset
+                else _channel_data(request.form)
+            )
             # A new channel goes last among the rules, above the catch-all default.
             last = max((c.position for c in _channels(client) if not c.is_default), default=0)
             rs.create_channel(client, rs.validate(rs.ChannelCreate, {"position": last + 10, **data}))
 
         errors = attempt(save)
         if not errors:
-            flash("Channel added.")
+            flash(_("Channel added."))
             return redirect(url_for("web.setup_channels", client_id=client.id))
     return _page(
         "channels.html",
@@ -329,6 +361,7 @@ def setup_channels(client_id: int) -> Any:
         errors=errors,
         form=request.form,
         presets=PRESETS,
+        preset_names=PRESET_NAMES,
         rule_keys=RULE_KEYS,
         format_rules=format_rules,
         tested=tested,
@@ -345,7 +378,7 @@ def setup_channel(channel_id: int) -> Any:
         rs.commit()
 
     done, errors = submitted(
-        save, "Channel saved.", lambda: url_for("web.setup_channels", client_id=client.id)
+        save, _("Channel saved."), lambda: url_for("web.setup_channels", client_id=client.id)
     )
     if done is not None:
         return done
@@ -413,11 +446,11 @@ def setup_numbers(client_id: int) -> Any:
             else:
                 added += 1
         if not added and not bad:
-            errors["numbers"] = "is required"
+            errors["numbers"] = _("is required")
         if bad:
-            errors["numbers"] = "some lines were not added"
+            errors["numbers"] = _("some lines were not added")
         if added:
-            flash(f"{added} number(s) added.")
+            flash(_("Numbers added: %(n)s.", n=added))
         if not errors:
             return redirect(url_for("web.setup_numbers", client_id=client.id))
     return _numbers_page(client, errors, bad)
@@ -439,6 +472,7 @@ def _numbers_page(client: Client, errors: Errors, bad: list[str] | None = None) 
         channels=_channels(client),
         pools=db().scalars(select(Pool).where(Pool.client_id == client.id).order_by(Pool.id)).all(),
         statuses=list(NumberStatus),
+        status_labels={s.value: str(label) for s, label in STATUS_LABELS.items()},
         errors=errors,
         bad=bad or [],
         form=request.form,
@@ -464,7 +498,7 @@ def setup_number(number_id: int) -> Any:
     errors = attempt(save)
     if errors:
         return _numbers_page(client, {"numbers": f"{n.e164}: {errors['_']}"})
-    flash(f"{n.e164} saved.")
+    flash(_("%(number)s saved.", number=n.e164))
     return redirect(url_for("web.setup_numbers", client_id=client.id))
 
 
@@ -507,7 +541,7 @@ def setup_pools(client_id: int) -> Any:
     def save() -> None:
         rs.create_pool(client, rs.validate(rs.PoolCreate, _pool_data(request.form)))
 
-    done, errors = submitted(save, "Pool added.", lambda: url_for("web.setup_pools", client_id=client.id))
+    done, errors = submitted(save, _("Pool added."), lambda: url_for("web.setup_pools", client_id=client.id))
     if done is not None:
         return done
     pools = db().scalars(select(Pool).where(Pool.client_id == client.id).order_by(Pool.id)).all()
@@ -534,7 +568,7 @@ def setup_pool(pool_id: int) -> Any:
         rs.set_pool_members(pool, change)
         rs.commit()
 
-    done, errors = submitted(save, "Pool saved.", lambda: url_for("web.setup_pools", client_id=client.id))
+    done, errors = submitted(save, _("Pool saved."), lambda: url_for("web.setup_pools", client_id=client.id))
     if done is not None:
         return done
     return _page(
@@ -553,6 +587,44 @@ def setup_pool(pool_id: int) -> Any:
 # --- telephony -----------------------------------------------------------------------------------------
 
 
+# The telephony adapters' own words (setup steps, secret and setting descriptions), named here so the
+# catalogue holds them: tracking/ speaks English only, and the page translates at display.
+PROVIDER_TEXTS = (
+    _l("In the Twilio Console open Phone Numbers → Manage → Active numbers and pick each tracking number."),
+    _l('Under Voice Configuration set "A call comes in" to Webhook, HTTP POST: {voice}'),
+    _l('Set "Call status changes" to: {status_callback}'),
+    _l("Copy the Auth Token from the Console's Account Info into the field below."),
+    _l("The account's Auth Token: checks X-Twilio-Signature"),
+    _l("A SharedKey secret, when webhooks are signed with one"),
+    _l("In your personal account open Settings → Integrations and API → the notifications (API) section."),
+    _l("Paste the notification link for PBX calls: {notify}"),
+    _l(
+        "Turn on the call start, answer, end and recording notifications (NOTIFY_START, NOTIFY_ANSWER, "
+        "NOTIFY_END, NOTIFY_RECORD); the provider checks the link with a zd_echo request first."
+    ),
+    _l("Copy the API secret from the API keys section into the field below."),
+    _l("The API secret: checks the Signature header"),
+    _l("Zone of call_start (an IANA name; UTC when absent)"),
+    _l("In the VPBX account open Integrations → API connection."),
+    _l("Enter this as the external system's address: {base}"),
+    _l("Copy the unique code (vpbx_api_key) and the signature key into the fields below."),
+    _l("The VPBX's unique code (vpbx_api_key)"),
+    _l("The VPBX's signing key"),
+    _l("Make the PBX POST each call event (start, answer, end, recording) as JSON to: {notify}"),
+    _l(
+        "Sign each request: X-Otkuda-Timestamp (unix seconds) and X-Otkuda-Signature, sha256= and the hex "
+        'HMAC-SHA256 of "<timestamp>.<body>" under the secret shown once below (see the generic PBX webhook '
+        "document)."
+    ),
+    _l("Signs X-Otkuda-Signature; generated (and shown once) when absent"),
+)
+
+
+def provider_text(text: str | None) -> str:
+    """An adapter's English text in the page's language (itself when the catalogue lacks it)."""
+    return _(text) if text else ""
+
+
 def provider_setup(provider: str, integ: TelephonyIntegration | None = None) -> dict[str, Any]:
     """What a provider declares, for its form: its secret and setting inputs and its own setup steps
     (with the integration's webhook URLs filled in once there is one)."""
@@ -561,7 +633,7 @@ def provider_setup(provider: str, integ: TelephonyIntegration | None = None) -> 
     return {
         "secrets": form_fields(module.Secrets),
         "settings": form_fields(module.Settings),
-        "steps": [step.format(**urls) for step in getattr(module, "SETUP_STEPS", ())],
+        "steps": [provider_text(step).format(**urls) for step in getattr(module, "SETUP_STEPS", ())],
         "generated": getattr(module, "GENERATED_FIELD", None),
         "urls": urls if integ else {},
     }
@@ -590,16 +662,29 @@ def setup_telephony(client_id: int) -> Any:
         def save() -> None:
             nonlocal shown_once, created
             if provider not in PROVIDERS:
-                raise Refused("provider", "must be one of " + ", ".join(PROVIDERS))
-            module = adapter(provider)
-            # The provider's declared inputs, named "secrets.<field>" and "settings.<field>" on the form.
-            data: dict[str, Any] = {"provider": provider, "name": request.form.get("name") or None}
-            for part in ("secrets", "settings"):
-                given = {k.split(".", 1)[1]: v for k, v in request.form.items() if k.startswith(f"{part}.")}
-                data[part] = from_form(getattr(module, part.title()), given)
+                raise Refused("provider", _("must be one of %(names)s", names=", ".join(PROVIDERS)))
+            data = {"provider": provider, "name": request.form.get("name") or None}
+            data |= _declared(provider, request.form)
             created, shown_once = rs.create_integration(client, rs.validate(rs.IntegrationCreate, data))
 
         errors = attempt(save)
+    return _telephony_page(
+        client,
+        errors,
+        shown_once=shown_once,
+        created=created,
+        status=400 if errors else (201 if created else 200),
+    )
+
+
+def _telephony_page(
+    client: Client,
+    errors: Errors,
+    *,
+    shown_once: dict[str, str] | None = None,
+    created: TelephonyIntegration | None = None,
+    status: int = 200,
+) -> Any:
     providers = {p: provider_setup(p) for p in dict.fromkeys(PROVIDERS)}
     active = select(TrackingNumber).where(
         TrackingNumber.client_id == client.id, TrackingNumber.status == NumberStatus.ACTIVE
@@ -610,77 +695,113 @@ def setup_telephony(client_id: int) -> Any:
     return _page(
         "telephony.html",
         client,
-        400 if errors else (201 if created else 200),
+        status,
         integrations=_integrations(client),
         providers=providers,
         provider_setup=provider_setup,
+        provider_text=provider_text,
         last_event=last_event,
         arrived=arrived,
         numbers=db().scalars(active.order_by(TrackingNumber.id)).all(),
         arrived_channel=db().get(Channel, arrived.channel_id) if arrived and arrived.channel_id else None,
         errors=errors,
-        form=request.form,
+        form=request.form if errors else {},
         shown_once=shown_once,
         created=created,
     )
 
 
-TEST_CALLER = "+79990000000"
+def _integration_or_404(client_id: int, integration_id: int) -> tuple[Client, TelephonyIntegration]:
+    client = client_or_404(client_id, edit=True)
+    integ = db().get(TelephonyIntegration, integration_id)
+    if integ is None or integ.client_id != client.id:
+        abort(404)
+    return client, integ
 
 
-def send_test_call(integ: TelephonyIntegration, number_id: int | None = None) -> Call:
-    """A signed generic-PBX call (start, then end) to one of the client's numbers, through the webhook's
-    own verify, parse and ingest; so it is attributed like any real call."""
-    client_numbers = select(TrackingNumber).where(
-        TrackingNumber.client_id == integ.client_id, TrackingNumber.status == NumberStatus.ACTIVE
-    )
-    if number_id is not None:
-        client_numbers = client_numbers.where(TrackingNumber.id == number_id)
-    number = db().scalar(client_numbers.order_by(TrackingNumber.id).limit(1))
-    if number is None:
-        raise Refused("number_id", "add an active tracking number first: the test call dials one")
-    secret = decrypt_json(current_app.config["ENCRYPTION_KEY"], integ.secrets_encrypted).get("secret", "")
-    now = utcnow()
-    call_id = "test-" + secrets_mod.token_hex(6)
-    events: list[dict[str, Any]] = [
-        # Both at "now": a call said to start earlier could predate the visit that is being tested.
-        {"event": "start", "call_id": call_id, "at": now.isoformat()},
-        {"event": "end", "call_id": call_id, "at": now.isoformat(), "status": "answered"},
-    ]
-    events[0] |= {"caller": TEST_CALLER, "called": number.e164}
-    for event in events:
-        body = json.dumps(event).encode()
-        stamp = str(int(now.timestamp()))
-        headers = {
-            generic_pbx.TIMESTAMP_HEADER: stamp,
-            generic_pbx.SIGNATURE_HEADER: generic_pbx.sign(secret, stamp, body),
+def _declared(provider: str, form: Any, *, keep_empty_secrets: bool = False) -> dict[str, Any]:
+    """The provider's declared inputs, named "secrets.<field>" and "settings.<field>" on the form. When
+    editing, secrets left empty are not sent: the stored ones stay."""
+    module = adapter(provider)
+    data: dict[str, Any] = {}
+    for part in ("secrets", "settings"):
+        given = {k.split(".", 1)[1]: v for k, v in form.items() if k.startswith(f"{part}.")}
+        if part == "secrets" and keep_empty_secrets and not any(v.strip() for v in given.values()):
+            continue
+        data[part] = from_form(getattr(module, part.title()), given)
+    return data
+
+
+@bp.post("/clients/<int:client_id>/settings/telephony/<int:integration_id>")
+@login_required
+def edit_integration(client_id: int, integration_id: int) -> Any:
+    client, integ = _integration_or_404(client_id, integration_id)
+
+    def save() -> None:
+        data = {
+            "name": request.form.get("name", "").strip() or integ.name,
+            "active": "active" in request.form,
         }
-        try:
-            generic_pbx.verify(secret, headers, body, now)
-            result = ingest(db(), integ, generic_pbx.parse(body))
-        except ValueError as exc:
-            raise Refused("integration", str(exc)) from None
-        db().commit()
-    return result.call
+        data |= _declared(integ.provider, request.form, keep_empty_secrets=True)
+        rs.apply_integration(integ, rs.validate(rs.IntegrationChange, data))
+        rs.commit()
+
+    errors = attempt(save)
+    if errors:
+        flash(_("Nothing was saved: %(error)s", error=errors["_"]))
+    else:
+        flash(_("Integration %(name)s saved.", name=integ.name))
+    return redirect(url_for("web.setup_telephony", client_id=client.id) + f"#integration-{integ.id}")
+
+
+@bp.post("/clients/<int:client_id>/settings/telephony/<int:integration_id>/rotate")
+@login_required
+def rotate_integration_secret(client_id: int, integration_id: int) -> Any:
+    client, integ = _integration_or_404(client_id, integration_id)
+    shown_once: dict[str, str] = {}
+
+    def save() -> None:
+        shown_once.update(rs.rotate_secret(integ))
+        rs.commit()
+
+    errors = attempt(save)
+    if errors:
+        flash(_("Nothing was saved: %(error)s", error=errors["_"]))
+        return redirect(url_for("web.setup_telephony", client_id=client.id))
+    # Rendered, not redirected: the new secret is shown this once and never stored in a cookie or a URL.
+    return _telephony_page(client, {}, shown_once=shown_once, status=201)
+
+
+@bp.post("/clients/<int:client_id>/settings/telephony/<int:integration_id>/delete")
+@login_required
+def delete_integration(client_id: int, integration_id: int) -> Any:
+    client, integ = _integration_or_404(client_id, integration_id)
+    if request.form.get("confirm") != integ.name:
+        flash(_("Not deleted: type the integration's name, %(name)s, to confirm.", name=integ.name))
+        return redirect(url_for("web.setup_telephony", client_id=client.id) + f"#integration-{integ.id}")
+    name = integ.name
+    rs.delete_integration(integ)
+    rs.commit()
+    flash(_("Integration %(name)s deleted; the calls it reported are kept.", name=name))
+    return redirect(url_for("web.setup_telephony", client_id=client.id))
 
 
 @bp.post("/clients/<int:client_id>/settings/telephony/<int:integration_id>/test-call")
 @login_required
 def test_call(client_id: int, integration_id: int) -> Any:
-    client = client_or_404(client_id, edit=True)
-    integ = db().get(TelephonyIntegration, integration_id)
-    if integ is None or integ.client_id != client.id:
-        abort(404)
-    if integ.provider != generic_pbx.PROVIDER:
-        flash("A test call can be sent through a generic PBX integration only.")
-        return redirect(url_for("web.setup_telephony", client_id=client.id))
+    client, integ = _integration_or_404(client_id, integration_id)
     try:
         call = send_test_call(integ, _optional_int(request.form.get("number_id")))
     except Refused as exc:
         db().rollback()
-        flash(f"The test call was refused: {exc.message}")
+        flash(_("The test call was refused: %(reason)s", reason=exc.message))
         return redirect(url_for("web.setup_telephony", client_id=client.id))
-    flash("Test call sent through the webhook's own signature check and ingestion.")
+    flash(
+        _(
+            "Test call sent, signed as %(provider)s signs its webhooks, through the webhook URL.",
+            provider=integ.provider,
+        )
+    )
     return redirect(url_for("web.setup_telephony", client_id=client.id, arrived=call.id))
 
 
@@ -702,7 +823,7 @@ def setup_users() -> Any:
 
         errors = attempt(save)
         if not errors:
-            flash("User added.")
+            flash(_("User added."))
             return redirect(url_for("web.setup_users"))
     return _users_page(admin, errors)
 
@@ -721,6 +842,7 @@ def _users_page(admin: User, errors: Errors, token: str | None = None, status: i
         clients=list(clients),
         tokens=tokens,
         roles=list(Role),
+        role_label=_role_label,
         errors=errors,
         form=request.form,
         token=token,
@@ -742,10 +864,32 @@ def reset_password(user_id: int) -> Any:
     password = request.form.get("password", "")
     # The same rule as a new account's (add_user), applied without creating anyone.
     if len(password) < MIN_PASSWORD:
-        return _users_page(admin, {"password": f"must be at least {MIN_PASSWORD} characters"})
+        return _users_page(admin, {"password": _("must be at least %(n)s characters", n=MIN_PASSWORD)})
     user.password_hash = hash_password(password)
     rs.commit()
-    flash(f"Password of {user.email} changed.")
+    flash(_("Password of %(email)s changed.", email=user.email))
+    return redirect(url_for("web.setup_users"))
+
+
+@bp.post("/settings/users/<int:user_id>/role")
+@login_required
+def change_user_role(user_id: int) -> Any:
+    admin, user = _agency_user(user_id)
+
+    def save() -> None:
+        data = {
+            "role": request.form.get("role", ""),
+            "client_id": _optional_int(request.form.get("client_id")),
+        }
+        if data["role"] != Role.VIEWER:
+            data["client_id"] = None  # the client select only matters for a viewer
+        rs.apply_user(admin, user, rs.validate(rs.UserChange, data))
+        rs.commit()
+
+    errors = attempt(save)
+    if errors:
+        return _users_page(admin, {"role": f"{user.email}: {errors['_']}"})
+    flash(_("%(email)s is now %(role)s.", email=user.email, role=_role_label(user.role)))
     return redirect(url_for("web.setup_users"))
 
 
@@ -768,7 +912,7 @@ def revoke_token(token_id: int) -> Any:
         abort(404)
     db().delete(token)
     rs.commit()
-    flash("Token revoked.")
+    flash(_("Token revoked."))
     return redirect(url_for("web.setup_users"))
 
 

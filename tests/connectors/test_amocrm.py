@@ -10,6 +10,7 @@ from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -445,7 +446,7 @@ def test_validation_error_is_dead_with_amocrms_reason(db, engine, database_url, 
     assert amo.leads == {}
 
 
-@pytest.mark.parametrize("refusal", ["blocked", "ip"])
+@pytest.mark.parametrize("refusal", ["blocked", "ip", "ip-problem"])
 def test_a_blocked_account_backs_off_and_keeps_the_connection(
     db, engine, database_url, amo, hooked, refusal
 ) -> None:
@@ -488,6 +489,22 @@ def test_an_integration_switched_off_parks_the_connection(db, engine, database_u
     assert "403" in db.get(Connection, conn.id).status_reason
     assert len(amo.requests) == 1
     assert {d.status for d in deliveries(db)} == {DeliveryStatus.PENDING}  # waiting for re-authorisation
+
+
+def test_an_integration_removed_from_the_account_parks_the_connection_by_its_refused_grant(
+    db, engine, database_url, amo, hooked
+) -> None:
+    # Removing the integration revokes its tokens: the API answers 401 and the refresh invalid_grant — a
+    # structured signal, no words read.
+    t = make_tenant(db)
+    conn = connect(db, t, amo)
+    finalise_call(db, t)
+    amo.oauth.revoke_all()
+    deliver_once(runtime(database_url, engine, amo))
+    db.expire_all()
+    assert db.get(Connection, conn.id).status == ConnectionStatus.NEEDS_REAUTH
+    assert [r["grant_type"] for r in amo.oauth.token_requests] == ["refresh_token"]
+    assert {d.status for d in deliveries(db)} == {DeliveryStatus.PENDING} and amo.leads == {}
 
 
 def test_one_refused_record_does_not_stop_the_connection(db, engine, database_url, amo, hooked) -> None:
@@ -633,3 +650,59 @@ def test_settings_form_is_checked_then_used_by_the_push(
     client.post("/logout")
     web_login(client, rival.admin.email)
     assert client.post(url, data={**form, "csrf_token": csrf(client)}).status_code == 404
+
+
+# --- the fake refuses what amoCRM refuses ---
+
+
+def test_the_fake_account_refuses_what_amocrm_refuses(amo) -> None:
+    amo.per_second = 1000  # the refusals under test, not the rate limit
+    token = amo.oauth.issue_pair()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+
+    def get(path: str, **params: str) -> requests.Response:
+        return requests.get(amo.url + path, params=params, headers=auth, timeout=10)
+
+    def post(path: str, body: object, **headers: str) -> requests.Response:
+        return requests.post(amo.url + path, json=body, headers={**auth, **headers}, timeout=10)
+
+    missing = get("/api/v4/deals")
+    assert missing.status_code == 404 and missing.headers["Content-Type"] == "application/problem+json"
+    assert missing.json()["title"] == "Not Found" and missing.json()["status"] == 404
+    assert get("/api/v4/leads", limit="250").status_code == 204
+    for refused in (
+        get("/api/v4/leads", limit="251"),
+        get("/api/v4/leads", **{"with": "contacts,tasks"}),
+        get("/api/v4/leads", **{"filter[colour]": "red"}),
+        get("/api/v4/leads/notes", **{"filter[category][]": "sip"}),
+        get(f"/api/v4/contacts/{amo.add_contact('+79160000000')}", **{"with": "contacts"}),
+        get("/api/v4/contacts", since="1"),
+    ):
+        assert refused.status_code == 400, refused.request.url
+        assert refused.json()["title"] == "Bad Request"
+    form = requests.post(amo.url + "/api/v4/leads/complex", data={"name": "x"}, headers=auth, timeout=10)
+    assert form.status_code == 400
+    extra = post("/api/v4/leads/complex", [{"name": "x", "colour": "red", "request_id": "k1"}])
+    assert extra.status_code == 400
+    [entry] = extra.json()["validation-errors"]
+    assert entry["request_id"] == "k1" and entry["errors"][0]["path"] == "colour"
+    sip = {"source_uid": "u1", "source_name": "s", "request_id": "k2"}
+    sip["metadata"] = {"uniq": "u1", "phone": "1", "service_code": "x", "caller": "+7"}
+    bad_meta = post("/api/v4/leads/unsorted/sip", [sip])
+    assert bad_meta.status_code == 400
+    assert bad_meta.json()["validation-errors"][0]["errors"][0]["path"] == "metadata.caller"
+    no_uid = post("/api/v4/leads/unsorted/sip", [{"source_name": "s", "metadata": {}, "request_id": "k3"}])
+    assert no_uid.status_code == 400
+    assert (
+        post("/api/v4/webhooks", {"destination": "https://h/x", "settings": ["add_lead"], "x": 1}).status_code
+        == 400
+    )
+    assert amo.leads == {} and amo.webhooks == {}
+
+    # Over the rate: 429 with an HTML body (as the library expects), and repeated, a blocked account.
+    amo.per_second, amo.block_after = 0, 2
+    over = get("/api/v4/leads")
+    assert over.status_code == 429 and over.headers["Content-Type"] == "text/html"
+    assert get("/api/v4/leads").status_code == 429
+    blocked = get("/api/v4/leads")
+    assert blocked.status_code == 403 and not blocked.headers["Content-Type"].startswith("application/")

@@ -25,8 +25,8 @@ from connectors.base import (
     AccountContext,
     AuthRevoked,
     DeliveryItem,
+    DeliveryOutcome,
     ItemKind,
-    Outcome,
     TokenExpired,
 )
 from tests.fakes.google_ads import FakeGoogleAds, SpendFact
@@ -258,7 +258,7 @@ def test_call_with_gclid_uploads_click_conversion_with_headers_and_local_time(
     at = dt.datetime(2026, 11, 20, 9, 30, 15, tzinfo=dt.UTC)
     click(ads, "Cj0KCQ-click-1", at - dt.timedelta(minutes=3))
     results = connector(ads, session).push([call_item(1, gclid="Cj0KCQ-click-1", at=at)])
-    assert [(r.id, r.outcome, r.external_id) for r in results] == [(1, Outcome.DONE, "otkuda-call-1")]
+    assert [(r.id, r.outcome, r.external_id) for r in results] == [(1, DeliveryOutcome.DONE, "otkuda-call-1")]
 
     [received] = ads.calls_to("UploadClickConversions")
     assert received.metadata["developer-token"] == ads.developer_token
@@ -280,8 +280,8 @@ def test_gbraid_and_won_deal_with_value_and_currency(ads: FakeGoogleAds, session
     call = call_item(2, at=at, gbraid="gbraid-0AAAAA")
     deal = deal_item(7, call, amount="12500.50")
     results = by_id(connector(ads, session).push([call, deal]))
-    assert results[2].outcome == Outcome.DONE
-    assert results[1007].outcome == Outcome.DONE
+    assert results[2].outcome == DeliveryOutcome.DONE
+    assert results[1007].outcome == DeliveryOutcome.DONE
     stored = {c["order_id"]: c for c in ads.customers[CUSTOMER].click_conversions}
     assert stored["otkuda-call-2"]["gbraid"] == "gbraid-0AAAAA"
     assert stored["otkuda-deal-7"]["action_id"] == DEAL_ACTION
@@ -299,7 +299,7 @@ def test_batches_of_at_most_2000_with_pause_between_requests(ads: FakeGoogleAds,
         items.append(call_item(n, gclid=f"gclid-batch-{n:05d}", at=at))
     conn = connector(ads, session, requests_per_second=2)
     results = conn.push(items)
-    assert len(results) == 2101 and {r.outcome for r in results} == {Outcome.DONE}
+    assert len(results) == 2101 and {r.outcome for r in results} == {DeliveryOutcome.DONE}
     sizes = [len(r.request.conversions) for r in ads.calls_to("UploadClickConversions")]
     assert sizes == [2000, 101]
     assert conn.sleeps == [0.5]
@@ -319,13 +319,13 @@ def test_partial_failure_maps_each_row(ads: FakeGoogleAds, session: Session) -> 
         call_item(5, gclid=None),  # no click id, not a call-asset number
     ]
     results = by_id(connector(ads, session).push(items))
-    assert results[1].outcome == Outcome.DONE
-    assert results[2].outcome == Outcome.RETRY
+    assert results[1].outcome == DeliveryOutcome.DONE
+    assert results[2].outcome == DeliveryOutcome.RETRY
     assert results[2].retry_after == 6 * 3600
     assert "TOO_RECENT_EVENT" in results[2].error
-    assert results[3].outcome == Outcome.DEAD and results[3].error.startswith("EXPIRED_EVENT")
-    assert results[4].outcome == Outcome.DEAD and "CLICK_NOT_FOUND" in results[4].error
-    assert results[5].outcome == Outcome.SKIPPED
+    assert results[3].outcome == DeliveryOutcome.DEAD and results[3].error.startswith("EXPIRED_EVENT")
+    assert results[4].outcome == DeliveryOutcome.DEAD and "CLICK_NOT_FOUND" in results[4].error
+    assert results[5].outcome == DeliveryOutcome.SKIPPED
     assert [c["order_id"] for c in ads.customers[CUSTOMER].click_conversions] == ["otkuda-call-1"]
     # the skipped item was never sent
     assert len(ads.calls_to("UploadClickConversions")[0].request.conversions) == 4
@@ -338,7 +338,7 @@ def test_crash_resend_is_deduplicated_by_order_id(ads: FakeGoogleAds, session: S
     conn.push([item])  # the pipeline crashed before storing this result
     assert conn.find_delivered([item]) == {}  # Google has no look-up by our id
     [again] = conn.push([item])
-    assert again.outcome == Outcome.DONE and again.external_id == "otkuda-call-9"
+    assert again.outcome == DeliveryOutcome.DONE and again.external_id == "otkuda-call-9"
     assert "ORDER_ID_ALREADY_IN_USE" in again.error
     assert len(ads.customers[CUSTOMER].click_conversions) == 1
     assert len(ads.calls_to("UploadClickConversions")) == 2
@@ -355,7 +355,7 @@ def test_call_asset_call_without_click_id_uploads_call_conversion(
     item = call_item(20, tracking=ASSET_NUMBER, caller="8 (999) 123-45-67", at=at)
     conn = connector(ads, session)
     [result] = conn.push([item])
-    assert result.outcome == Outcome.DONE, result.error
+    assert result.outcome == DeliveryOutcome.DONE, result.error
     [received] = ads.calls_to("UploadCallConversions")
     [conv] = received.request.conversions
     assert conv.caller_id == "+79991234567"
@@ -364,7 +364,7 @@ def test_call_asset_call_without_click_id_uploads_call_conversion(
     assert conv.conversion_action == f"customers/{CUSTOMER}/conversionActions/{CALL_ASSET_ACTION}"
     # re-sent after a crash: Google recognises the same call conversion
     [again] = conn.push([item])
-    assert again.outcome == Outcome.DONE and "CALL_CONVERSION_ALREADY_EXISTS" in again.error
+    assert again.outcome == DeliveryOutcome.DONE and "CALL_CONVERSION_ALREADY_EXISTS" in again.error
     assert len(ads.customers[CUSTOMER].call_conversions) == 1
 
 
@@ -372,16 +372,16 @@ def test_too_recent_call_waits_the_delay_google_names(ads: FakeGoogleAds, sessio
     at = (NOW - dt.timedelta(hours=2)).replace(microsecond=0)
     ads.customers[CUSTOMER].calls.add(("+79991234567", at.strftime("%Y-%m-%d %H:%M:%S")))
     [result] = connector(ads, session).push([call_item(21, tracking=ASSET_NUMBER, at=at)])
-    assert result.outcome == Outcome.RETRY
+    assert result.outcome == DeliveryOutcome.RETRY
     assert result.retry_after == 6 * 3600
     ads.call_too_recent_hours = 1  # later, the call is old enough
     [result] = connector(ads, session).push([call_item(21, tracking=ASSET_NUMBER, at=at)])
-    assert result.outcome == Outcome.DONE
+    assert result.outcome == DeliveryOutcome.DONE
 
 
 def test_anonymous_caller_from_call_asset_is_skipped(ads: FakeGoogleAds, session: Session) -> None:
     [result] = connector(ads, session).push([call_item(22, tracking=ASSET_NUMBER, caller=None)])
-    assert result.outcome == Outcome.SKIPPED
+    assert result.outcome == DeliveryOutcome.SKIPPED
     assert ads.received == []
 
 
@@ -399,7 +399,7 @@ def test_expired_token_raises_token_expired_then_refresh_succeeds(
     assert ads.customers[CUSTOMER].click_conversions == []
     session.refresh()  # what the pipeline does on TokenExpired
     [result] = conn.push([call_item(30, gclid="gclid-token-1")])
-    assert result.outcome == Outcome.DONE
+    assert result.outcome == DeliveryOutcome.DONE
     assert (
         ads.calls_to("UploadClickConversions")[-1]
         .metadata["authorization"]
@@ -428,24 +428,24 @@ def test_transient_and_permanent_request_failures(ads: FakeGoogleAds, session: S
     conn = connector(ads, session)
     ads.fail_next("UploadClickConversions", grpc.StatusCode.UNAVAILABLE, with_failure=False)
     [r] = conn.push([item])
-    assert r.outcome == Outcome.RETRY and "UNAVAILABLE" in r.error
+    assert r.outcome == DeliveryOutcome.RETRY and "UNAVAILABLE" in r.error
     ads.fail_next(
         "UploadClickConversions",
         grpc.StatusCode.INTERNAL,
         [("internal_error", "TRANSIENT_ERROR", "An internal error has occurred.")],
     )
     [r] = conn.push([item])
-    assert r.outcome == Outcome.RETRY and "TRANSIENT_ERROR" in r.error
+    assert r.outcome == DeliveryOutcome.RETRY and "TRANSIENT_ERROR" in r.error
     ads.fail_next(
         "UploadClickConversions",
         grpc.StatusCode.INVALID_ARGUMENT,
         [("request_error", "INVALID_CUSTOMER_ID", "Customer id is invalid.")],
     )
     [r] = conn.push([item])
-    assert r.outcome == Outcome.DEAD and "INVALID_CUSTOMER_ID" in r.error
+    assert r.outcome == DeliveryOutcome.DEAD and "INVALID_CUSTOMER_ID" in r.error
     assert ads.customers[CUSTOMER].click_conversions == []
     [r] = conn.push([item])
-    assert r.outcome == Outcome.DONE
+    assert r.outcome == DeliveryOutcome.DONE
 
 
 def test_quota_exhausted_retries_after_googles_delay_and_stops_the_push(
@@ -461,7 +461,9 @@ def test_quota_exhausted_retries_after_googles_delay_and_stops_the_push(
     conn = connector(ads, session, batch_size=2, access_level="explorer")
     assert conn.rate_limit().daily == 2880
     results = by_id(conn.push(items))
-    assert [results[n].outcome for n in range(1, 6)] == [Outcome.DONE] * 2 + [Outcome.RETRY] * 3
+    assert [results[n].outcome for n in range(1, 6)] == [DeliveryOutcome.DONE] * 2 + [
+        DeliveryOutcome.RETRY
+    ] * 3
     assert {results[n].retry_after for n in (3, 4, 5)} == {1800.0}
     # the third batch was never sent: the quota error stopped the push
     assert len(ads.calls_to("UploadClickConversions")) == 2
@@ -487,8 +489,8 @@ def test_whole_request_rejection_of_one_row_resends_the_others(ads: FakeGoogleAd
         [("conversion_upload_error", "UNPARSEABLE_GCLID", "The gclid could not be decoded.", 1)],
     )
     results = by_id(connector(ads, session).push(items))
-    assert results[2].outcome == Outcome.DEAD and "UNPARSEABLE_GCLID" in results[2].error
-    assert results[1].outcome == Outcome.DONE
+    assert results[2].outcome == DeliveryOutcome.DEAD and "UNPARSEABLE_GCLID" in results[2].error
+    assert results[1].outcome == DeliveryOutcome.DONE
     assert [c["order_id"] for c in ads.customers[CUSTOMER].click_conversions] == ["otkuda-call-1"]
 
 
@@ -561,7 +563,7 @@ def test_deal_from_call_asset_call_uploads_call_conversion_with_value(
     ads.customers[CUSTOMER].calls.add(("+79991234567", "2026-11-18 08:00:00"))
     deal = deal_item(5, call_item(50, tracking=ASSET_NUMBER, at=at), amount="99000")
     [result] = connector(ads, session).push([deal])
-    assert result.outcome == Outcome.DONE, result.error
+    assert result.outcome == DeliveryOutcome.DONE, result.error
     [stored] = ads.customers[CUSTOMER].call_conversions
     assert stored["conversion_date_time"] == "2026-11-18 14:00:00+03:00"  # won three hours after the call
     assert (stored["value"], stored["currency"], stored["action_id"]) == (99000.0, "RUB", CALL_ASSET_ACTION)
@@ -582,8 +584,8 @@ def test_token_refused_between_batches_keeps_the_first_batch_result(
         after=1,
     )
     results = by_id(connector(ads, session, batch_size=2).push(items))
-    assert [results[n].outcome for n in (1, 2)] == [Outcome.DONE, Outcome.DONE]
-    assert [results[n].outcome for n in (3, 4)] == [Outcome.RETRY, Outcome.RETRY]
+    assert [results[n].outcome for n in (1, 2)] == [DeliveryOutcome.DONE, DeliveryOutcome.DONE]
+    assert [results[n].outcome for n in (3, 4)] == [DeliveryOutcome.RETRY, DeliveryOutcome.RETRY]
     assert "TokenExpired" in results[3].error
     assert len(ads.customers[CUSTOMER].click_conversions) == 2
 
@@ -600,7 +602,7 @@ def test_two_accounts_push_concurrently_each_with_its_own_token(ads: FakeGoogleA
     for cid in sessions:
         for n in range(20):
             ads.customers[cid].clicks[f"gclid-{cid}-{n:02d}"] = at - dt.timedelta(minutes=1)
-    outcomes: dict[str, list[Outcome]] = {}
+    outcomes: dict[str, list[DeliveryOutcome]] = {}
 
     def run(cid: str) -> None:
         ctx = make_ctx(ads, sessions[cid], batch_size=5)
@@ -619,7 +621,7 @@ def test_two_accounts_push_concurrently_each_with_its_own_token(ads: FakeGoogleA
         t.start()
     for t in threads:
         t.join(timeout=60)
-    assert outcomes == {cid: [Outcome.DONE] * 20 for cid in sessions}
+    assert outcomes == {cid: [DeliveryOutcome.DONE] * 20 for cid in sessions}
     for received in ads.calls_to("UploadClickConversions"):
         cid = received.request.customer_id
         assert received.metadata["authorization"] == f"Bearer {sessions[cid].session.token['access_token']}"
@@ -636,7 +638,9 @@ def test_one_push_never_exceeds_the_daily_operations(ads: FakeGoogleAds, session
         click(ads, f"gclid-daily-{n}", at - dt.timedelta(minutes=1))
         items.append(call_item(n, gclid=f"gclid-daily-{n}", at=at))
     results = by_id(connector(ads, session, daily_operations=3).push(items))
-    assert [results[n].outcome for n in range(1, 6)] == [Outcome.DONE] * 3 + [Outcome.RETRY] * 2
+    assert [results[n].outcome for n in range(1, 6)] == [DeliveryOutcome.DONE] * 3 + [
+        DeliveryOutcome.RETRY
+    ] * 2
     assert 60 <= results[4].retry_after <= 25 * 3600  # until midnight Pacific
     assert ads.operations_used == 3
 
@@ -681,7 +685,7 @@ def test_wbraid_and_a_broken_payload(ads: FakeGoogleAds, session: Session) -> No
     broken = call_item(61, gclid="gclid-broken1")
     del broken.payload["called_at"]
     results = by_id(connector(ads, session).push([good, broken]))
-    assert results[60].outcome == Outcome.DONE
-    assert results[61].outcome == Outcome.DEAD and "called_at" in results[61].error
+    assert results[60].outcome == DeliveryOutcome.DONE
+    assert results[61].outcome == DeliveryOutcome.DEAD and "called_at" in results[61].error
     [conv] = ads.calls_to("UploadClickConversions")[0].request.conversions
     assert (conv.wbraid, conv.gclid, conv.gbraid) == ("wbraid-0BBBBB", "", "")

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from connectors.base import Outcome
+from connectors.base import DeliveryOutcome
 from connectors.google_ads import mapping
 from connectors.google_ads.mapping import RowError
 
@@ -36,18 +36,18 @@ def test_ids_and_phone_numbers() -> None:
 
 def test_row_outcomes() -> None:
     recent = RowError("conversion_upload_error", "TOO_RECENT_EVENT", "less than 6 hours ago", 0)
-    assert mapping.row_outcome([recent]) == (Outcome.RETRY, 6 * 3600.0)
+    assert mapping.row_outcome([recent]) == (DeliveryOutcome.RETRY, 6 * 3600.0)
     hinted = RowError("conversion_upload_error", "TOO_RECENT_CALL", "Try uploading again in 9 hours.", 0)
-    assert mapping.row_outcome([hinted]) == (Outcome.RETRY, 9 * 3600.0)
+    assert mapping.row_outcome([hinted]) == (DeliveryOutcome.RETRY, 9 * 3600.0)
     silent = RowError("conversion_upload_error", "TOO_RECENT_CALL", "", 0)
-    assert mapping.row_outcome([silent]) == (Outcome.RETRY, 6 * 3600.0)  # the API's own text
+    assert mapping.row_outcome([silent]) == (DeliveryOutcome.RETRY, 6 * 3600.0)  # the API's own text
     expired = RowError("conversion_upload_error", "EXPIRED_EVENT", "too old", 0)
-    assert mapping.row_outcome([expired]) == (Outcome.DEAD, None)
-    assert mapping.row_outcome([recent, expired]) == (Outcome.DEAD, None)
+    assert mapping.row_outcome([expired]) == (DeliveryOutcome.DEAD, None)
+    assert mapping.row_outcome([recent, expired]) == (DeliveryOutcome.DEAD, None)
     again = RowError("conversion_upload_error", "ORDER_ID_ALREADY_IN_USE", "", 0)
-    assert mapping.row_outcome([again])[0] == Outcome.DONE
+    assert mapping.row_outcome([again])[0] == DeliveryOutcome.DONE
     assert mapping.row_outcome([RowError("internal_error", "TRANSIENT_ERROR", "", 0)]) == (
-        Outcome.RETRY,
+        DeliveryOutcome.RETRY,
         None,
     )
 

@@ -16,8 +16,8 @@ from connectors.base import (
     AccountContext,
     AuthRevoked,
     DeliveryItem,
+    DeliveryOutcome,
     ItemKind,
-    Outcome,
     TokenExpired,
 )
 from connectors.metrika import mapping
@@ -126,7 +126,7 @@ def test_calls_arrive_as_csv_per_identifier_type(yandex: FakeYandex) -> None:
     ]
     results = by_id(connector(context(yandex)).push(items))
 
-    assert {r.outcome for r in results.values()} == {Outcome.DONE}
+    assert {r.outcome for r in results.values()} == {DeliveryOutcome.DONE}
     uploads = list(yandex.metrika.uploads.values())
     assert sorted(u.client_id_type for u in uploads) == ["CLIENT_ID", "YCLID"]
     assert all(u.type == "CALLS" for u in uploads)
@@ -157,10 +157,10 @@ def test_old_calls_and_calls_without_visitor_are_skipped_with_reason(yandex: Fak
     items = [call(1, called_at=ago(days=22)), call(2, ym=None), call(3, session=False), call(4)]
     results = by_id(connector(context(yandex)).push(items))
 
-    assert results[1].outcome == Outcome.SKIPPED and "21-day window" in results[1].error
-    assert results[2].outcome == Outcome.SKIPPED and "no Metrika visitor id" in results[2].error
-    assert results[3].outcome == Outcome.SKIPPED
-    assert results[4].outcome == Outcome.DONE
+    assert results[1].outcome == DeliveryOutcome.SKIPPED and "21-day window" in results[1].error
+    assert results[2].outcome == DeliveryOutcome.SKIPPED and "no Metrika visitor id" in results[2].error
+    assert results[3].outcome == DeliveryOutcome.SKIPPED
+    assert results[4].outcome == DeliveryOutcome.DONE
     assert len(yandex.metrika.rows(COUNTER, "CALLS")) == 1
 
 
@@ -168,7 +168,7 @@ def test_push_does_not_wait_for_processing(yandex: FakeYandex) -> None:
     yandex.metrika.polls_to_process = 10**6  # Metrika takes hours
     ctx = context(yandex, deal_goal="deal_won")
     results = connector(ctx).push([call(1), deal(5, call_item=call(1))])
-    assert all(r.outcome == Outcome.DONE for r in results)
+    assert all(r.outcome == DeliveryOutcome.DONE for r in results)
     assert all("processing at Metrika" in r.error for r in results)
     # One request per file: the push stores the file and returns; nothing polls inside it.
     prefix = f"/management/v1/counter/{COUNTER}/offline_conversions"
@@ -195,8 +195,8 @@ def test_won_deal_goes_to_offline_conversions_with_goal_price_currency(yandex: F
     results = connector(ctx).push([deal(5, call_item=call(1)), deal(6, call_item=None)])
     results = by_id(results)
 
-    assert results[10_005].outcome == Outcome.DONE and "rows valid 1" in results[10_005].error
-    assert results[10_006].outcome == Outcome.SKIPPED and "no call" in results[10_006].error
+    assert results[10_005].outcome == DeliveryOutcome.DONE and "rows valid 1" in results[10_005].error
+    assert results[10_006].outcome == DeliveryOutcome.SKIPPED and "no call" in results[10_006].error
     [upload] = yandex.metrika.uploads.values()
     assert upload.type == "BASIC" and upload.client_id_type == "CLIENT_ID"
     [row] = upload.rows
@@ -210,8 +210,8 @@ def test_deal_with_yclid_only_and_bad_currency(yandex: FakeYandex) -> None:
     bad = deal(2, call_item=call(2))
     bad.payload["currency"] = "rubles"
     results = by_id(connector(ctx).push([by_click, bad]))
-    assert results[10_001].outcome == Outcome.DONE
-    assert results[10_002].outcome == Outcome.DEAD and "ISO 4217" in results[10_002].error
+    assert results[10_001].outcome == DeliveryOutcome.DONE
+    assert results[10_002].outcome == DeliveryOutcome.DEAD and "ISO 4217" in results[10_002].error
     [upload] = yandex.metrika.uploads.values()
     assert upload.client_id_type == "YCLID" and upload.rows[0]["Yclid"] == "424242"
 
@@ -231,7 +231,7 @@ def test_upload_list_is_read_page_by_page(yandex: FakeYandex) -> None:
 
 def test_won_deal_without_configured_goal_is_skipped(yandex: FakeYandex) -> None:
     [result] = connector(context(yandex)).push([deal(5, call_item=call(1))])
-    assert result.outcome == Outcome.SKIPPED and "deal_goal" in result.error
+    assert result.outcome == DeliveryOutcome.SKIPPED and "deal_goal" in result.error
     assert yandex.metrika.uploads == {}
 
 
@@ -255,13 +255,13 @@ def test_a_retry_after_a_lost_answer_uploads_nothing_twice(yandex: FakeYandex) -
     # Metrika stores the file, then the answer is lost (a gateway timeout).
     yandex.metrika.fail_next(504, "timeout", path="upload_calls", after=True)
     [first] = metrika.push([call(1)])
-    assert first.outcome == Outcome.RETRY
+    assert first.outcome == DeliveryOutcome.RETRY
     [upload] = yandex.metrika.uploads.values()
 
     retried = [dataclasses.replace(call(1), attempts=1), call(2)]
     results = by_id(metrika.push(retried))
-    assert results[1].outcome == Outcome.DONE and results[1].external_id == str(upload.info["id"])
-    assert results[2].outcome == Outcome.DONE and results[2].external_id != results[1].external_id
+    assert results[1].outcome == DeliveryOutcome.DONE and results[1].external_id == str(upload.info["id"])
+    assert results[2].outcome == DeliveryOutcome.DONE and results[2].external_id != results[1].external_id
     assert len(yandex.metrika.uploads) == 2  # call 1 once, call 2 once
     assert [r["ClientId"] for r in yandex.metrika.rows(COUNTER, "CALLS")].count(VISITOR) == 2
     assert ("GET", f"/management/v1/counter/{COUNTER}/offline_conversions/calls_uploadings") in yandex.log
@@ -278,7 +278,7 @@ def test_a_crash_between_upload_and_answer_does_not_duplicate_calls(yandex: Fake
     [upload_id] = yandex.metrika.uploads
     assert found == {1: str(upload_id), 2: str(upload_id)}
     results = connector(context(yandex)).push(doubt)  # a retry of the same batch
-    assert {(r.outcome, r.external_id) for r in results} == {(Outcome.DONE, str(upload_id))}
+    assert {(r.outcome, r.external_id) for r in results} == {(DeliveryOutcome.DONE, str(upload_id))}
     assert len(yandex.metrika.uploads) == 1 and len(yandex.metrika.rows(COUNTER, "CALLS")) == 2
 
 
@@ -287,19 +287,19 @@ def test_errors_map_to_outcomes(yandex: FakeYandex) -> None:
     upload = "upload_calls"
     yandex.metrika.fail_next(429, "quota_parallel_requests", path=upload, headers={"Retry-After": "7"})
     [r] = metrika.push([call(1)])
-    assert (r.outcome, r.retry_after) == (Outcome.RETRY, 7.0)
+    assert (r.outcome, r.retry_after) == (DeliveryOutcome.RETRY, 7.0)
 
     yandex.metrika.fail_next(503, "backend_error", path=upload)
     [r] = metrika.push([call(1)])
-    assert r.outcome == Outcome.RETRY and "backend_error" in r.error
+    assert r.outcome == DeliveryOutcome.RETRY and "backend_error" in r.error
 
     yandex.metrika.fail_next(400, "invalid_parameter", "Wrong DateTime in line 2", path=upload)
     [r] = metrika.push([call(1)])
-    assert r.outcome == Outcome.DEAD and "Wrong DateTime in line 2" in r.error
+    assert r.outcome == DeliveryOutcome.DEAD and "Wrong DateTime in line 2" in r.error
 
     assert yandex.metrika.uploads == {}
     [r] = metrika.push([call(1)])
-    assert r.outcome == Outcome.DONE
+    assert r.outcome == DeliveryOutcome.DONE
 
 
 @pytest.mark.parametrize("quota_status", [429, 420])
@@ -307,14 +307,14 @@ def test_daily_quota_retries_much_later(yandex: FakeYandex, quota_status: int) -
     yandex.metrika.daily = 0
     yandex.metrika.quota_status = quota_status
     [r] = connector(context(yandex)).push([call(1)])
-    assert r.outcome == Outcome.RETRY and "quota_requests_by_uid" in r.error
+    assert r.outcome == DeliveryOutcome.RETRY and "quota_requests_by_uid" in r.error
     assert r.retry_after >= 3600
 
 
 def test_per_second_quota_answered_with_420_is_a_short_retry(yandex: FakeYandex) -> None:
     yandex.metrika.fail_next(420, "quota_requests_by_ip", path="upload_calls")
     [r] = connector(context(yandex)).push([call(1)])
-    assert (r.outcome, r.retry_after) == (Outcome.RETRY, 1.0)
+    assert (r.outcome, r.retry_after) == (DeliveryOutcome.RETRY, 1.0)
 
 
 def test_refused_token_and_lost_access_raise(yandex: FakeYandex) -> None:
@@ -330,8 +330,8 @@ def test_token_refused_after_a_file_went_in_keeps_that_file_delivered(yandex: Fa
     yandex.metrika.expire_tokens_after_uploads = 1  # the token dies right after the first file
     two_files = [call(1), call(2, ym=None, yclid="555")]  # two identifier types, two files
     results = by_id(connector(context(yandex)).push(two_files))
-    assert results[1].outcome == Outcome.DONE
-    assert results[2].outcome == Outcome.RETRY and "token refused" in results[2].error
+    assert results[1].outcome == DeliveryOutcome.DONE
+    assert results[2].outcome == DeliveryOutcome.RETRY and "token refused" in results[2].error
     assert len(yandex.metrika.uploads) == 1
     with pytest.raises(TokenExpired):  # the next push asks the pipeline to refresh
         connector(context(yandex)).push([call(2, ym=None, yclid="555")])
@@ -350,7 +350,7 @@ def test_unreachable_api_is_a_retry() -> None:
         access_token=lambda: TOKEN,
     )
     [r] = connector(ctx).push([call(1)])
-    assert r.outcome == Outcome.RETRY
+    assert r.outcome == DeliveryOutcome.RETRY
 
 
 def test_multi_file_push_stays_under_the_per_second_quota(yandex: FakeYandex) -> None:
@@ -358,7 +358,7 @@ def test_multi_file_push_stays_under_the_per_second_quota(yandex: FakeYandex) ->
     metrika = connector(context(yandex, max_rows_per_file=1))
     assert metrika.rate_limit().per_second < yandex.metrika.per_second
     results = metrika.push([call(i) for i in range(1, 7)])
-    assert [r.outcome for r in results] == [Outcome.DONE] * 6
+    assert [r.outcome for r in results] == [DeliveryOutcome.DONE] * 6
     assert len(yandex.metrika.uploads) == 6
     assert yandex.metrika.rejected == []
 

@@ -8,10 +8,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import requests
 
 from connectors import registry
 from connectors.base import AccountContext, AuthRevoked, TokenExpired
 from connectors.yandex_direct import DirectError, YandexDirectConnector, match_campaign, suggest_mapping
+from connectors.yandex_direct.mapping import report_body
 from tests.fakes.yandex_direct import Queued, Stat
 from tests.fakes.yandex_server import FakeYandex, running_yandex
 
@@ -207,3 +209,37 @@ def test_campaign_matching() -> None:
     assert suggest_mapping(["Brand search", "70005678", "Retargeting", "x"], campaigns) == {
         "Brand search": "70001234"
     }
+
+
+def test_the_fake_reports_service_refuses_what_direct_refuses(yandex: FakeYandex) -> None:
+    url = f"{yandex.base_url}/json/v5/reports"
+    auth = {"Authorization": f"Bearer {OWN_TOKEN}", "processingMode": "online"}
+    good = report_body(D1, D2, include_vat=True)
+    params = good["params"]
+
+    def send(body: object, **headers: str) -> requests.Response:
+        return requests.post(url, json=body, headers={**auth, **headers}, timeout=10)
+
+    assert send(good).status_code == 200
+    refused = [
+        send({"method": "get", "params": params}),  # the other services' shape, not Reports'
+        send({"params": {**params, "Colour": "red"}}),
+        send({"params": {**params, "FieldNames": [*params["FieldNames"], "Spend"]}}),
+        send({"params": {**params, "ReportType": "CAMPAIGN_PERFORMANCE_REPORT"}}),  # has no Criterion
+        send({"params": {**params, "DateRangeType": "LAST_WEEK"}}),  # dates go with CUSTOM_DATE only
+        send({"params": {**params, "OrderBy": [{"Field": "Date", "SortOrder": "UP"}]}}),
+        send(good, processingMode="fast"),
+        send(good, returnMoneyInMicros="no"),
+        send(good, skipReportHeader="1"),
+        send(good, skipColumnHeader="false"),  # only "true" is documented; absent means "false"
+    ]
+    for answer in refused:
+        assert answer.status_code == 400, answer.text
+        error = answer.json()["error"]
+        assert error["error_code"] in (8000, 4000) and error["error_string"] and error["error_detail"]
+    elsewhere = requests.post(f"{yandex.base_url}/json/v5/campaigns", json=good, headers=auth, timeout=10)
+    assert elsewhere.status_code == 404 and elsewhere.json()["error"]["error_code"] == 8000
+    assert requests.get(url, headers=auth, timeout=10).status_code == 405
+    # The connector's own request, headers and all, is what the fake takes.
+    rows = direct(context(yandex, token=OWN_TOKEN, client_login="")).pull_spend(D1, D2)
+    assert len(rows) == 1

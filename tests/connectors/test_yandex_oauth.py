@@ -14,7 +14,14 @@ from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 
 from connectors import registry
-from connectors.base import AccountContext, DeliveryItem, ItemKind, OAuthProvider, Outcome, TokenExpired
+from connectors.base import (
+    AccountContext,
+    DeliveryItem,
+    DeliveryOutcome,
+    ItemKind,
+    OAuthProvider,
+    TokenExpired,
+)
 from tests.fakes.yandex_direct import Stat
 from tests.fakes.yandex_server import FakeYandex, running_yandex
 
@@ -94,7 +101,7 @@ def test_code_exchange_then_one_token_serves_metrika_and_direct(yandex: FakeYand
     }
     item = DeliveryItem(1, ItemKind.CALL, "otkuda-call-1", payload)
     [result] = registry.load("metrika").make_connector(ctx("metrika", {"counter_id": "5551"})).push([item])
-    assert result.outcome == Outcome.DONE
+    assert result.outcome == DeliveryOutcome.DONE
     rows = (
         registry.load("yandex_direct")
         .make_connector(ctx("yandex_direct", {}))

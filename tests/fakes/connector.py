@@ -17,11 +17,11 @@ from connectors.base import (
     AuthRevoked,
     DealUpdate,
     DeliveryItem,
+    DeliveryOutcome,
     DeliveryResult,
     OAuthProvider,
-    Outcome,
+    PulledSpend,
     RateLimit,
-    SpendRow,
     TokenExpired,
 )
 
@@ -73,23 +73,25 @@ class FakeDestConnector:
             return [
                 DeliveryResult(
                     i.id,
-                    Outcome.RETRY,
+                    DeliveryOutcome.RETRY,
                     error=f"HTTP {resp.status_code}",
                     retry_after=float(after) if after else None,
                 )
                 for i in items
             ]
         if resp.status_code >= 400:
-            return [DeliveryResult(i.id, Outcome.DEAD, error=f"HTTP {resp.status_code}") for i in items]
+            return [
+                DeliveryResult(i.id, DeliveryOutcome.DEAD, error=f"HTTP {resp.status_code}") for i in items
+            ]
         out = []
         for r in resp.json()["results"]:
             item_id = by_key[r["uid"]]
             if r["status"] == "ok":
-                out.append(DeliveryResult(item_id, Outcome.DONE, external_id=r["id"]))
+                out.append(DeliveryResult(item_id, DeliveryOutcome.DONE, external_id=r["id"]))
             elif r["code"] == "validation":
-                out.append(DeliveryResult(item_id, Outcome.DEAD, error=r["message"]))
+                out.append(DeliveryResult(item_id, DeliveryOutcome.DEAD, error=r["message"]))
             else:
-                out.append(DeliveryResult(item_id, Outcome.RETRY, error=r["message"]))
+                out.append(DeliveryResult(item_id, DeliveryOutcome.RETRY, error=r["message"]))
         return out
 
     def find_delivered(self, items: Sequence[DeliveryItem]) -> dict[int, str]:
@@ -98,11 +100,11 @@ class FakeDestConnector:
         by_key = {i.key: i.id for i in items}
         return {by_key[f["uid"]]: f["id"] for f in resp.json()["found"]}
 
-    def pull_spend(self, start: dt.date, end: dt.date) -> Iterable[SpendRow]:
+    def pull_spend(self, start: dt.date, end: dt.date) -> Iterable[PulledSpend]:
         resp = self._call("GET", "/v1/spend", params={"from": start.isoformat(), "to": end.isoformat()})
         resp.raise_for_status()
         for r in resp.json()["rows"]:
-            yield SpendRow(
+            yield PulledSpend(
                 day=dt.date.fromisoformat(r["day"]),
                 campaign_id=r["campaign_id"],
                 campaign_name=r["campaign_name"],

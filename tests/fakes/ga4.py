@@ -95,6 +95,9 @@ class FakeGa4(FakeServer):
     def handle(
         self, method: str, path: str, query: dict[str, list[str]], body: bytes, headers: dict[str, str]
     ) -> Response:
+        # POST /mp/collect — https://developers.google.com/analytics/devguides/collection/protocol/ga4/sending-events
+        # POST /debug/mp/collect —
+        # https://developers.google.com/analytics/devguides/collection/protocol/ga4/validating-events
         if method != "POST" or path not in ("/mp/collect", "/debug/mp/collect"):
             return json_response(404, {"error": "not found"})
         with self.lock:

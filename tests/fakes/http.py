@@ -42,13 +42,13 @@ class FakeServer:
                 except OSError:
                     pass  # the client went away (it was killed): nothing to answer
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self._serve("GET")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self._serve("POST")
 
-            def do_DELETE(self) -> None:  # noqa: N802
+            def do_DELETE(self) -> None:
                 self._serve("DELETE")
 
             def log_message(self, *args: Any) -> None:

@@ -155,22 +155,28 @@ class FakeMetrika:
         if login not in self.counters[counter]:
             return error(403, "access_denied", "Access is denied")
         method, (head, _, tail) = request.method, rest.partition("/")
-        # POST offline_conversions/upload — openapi/offline_conversions/upload_1
+        # POST offline_conversions/upload —
+        # https://yandex.com/dev/metrika/en/management/openapi/offline_conversions/upload_1
         if (method, rest) == ("POST", "upload"):
             return self._upload(request, counter, "BASIC", {"client_id_type", "comment"})
-        # POST offline_conversions/upload_calls — openapi/call/uploadCalls
+        # POST offline_conversions/upload_calls —
+        # https://yandex.com/dev/metrika/en/management/openapi/call/uploadCalls
         if (method, rest) == ("POST", "upload_calls"):
             return self._upload(request, counter, "CALLS", {"client_id_type", "comment", "new_goal_name"})
-        # GET offline_conversions/uploading/{id} — openapi/offline_conversions/findById_1 (conversions only)
+        # GET offline_conversions/uploading/{id} (conversions only) —
+        # https://yandex.com/dev/metrika/en/management/openapi/offline_conversions/findById_1
         if (method, head) == ("GET", "uploading") and tail:
             return self._status(request, counter, "BASIC", tail)
-        # GET offline_conversions/calls_uploading/{id} — openapi/call/findCallUploadingById
+        # GET offline_conversions/calls_uploading/{id} —
+        # https://yandex.com/dev/metrika/en/management/openapi/call/findCallUploadingById
         if (method, head) == ("GET", "calls_uploading") and tail:
             return self._status(request, counter, "CALLS", tail)
-        # GET offline_conversions/uploadings?limit&offset — openapi/offline_conversions/findAll_1
+        # GET offline_conversions/uploadings?limit&offset —
+        # https://yandex.com/dev/metrika/en/management/openapi/offline_conversions/findAll_1
         if (method, rest) == ("GET", "uploadings"):
             return self._list(request, counter, "BASIC")
-        # GET offline_conversions/calls_uploadings?limit&offset — openapi/call/findAllCallUploadings
+        # GET offline_conversions/calls_uploadings?limit&offset —
+        # https://yandex.com/dev/metrika/en/management/openapi/call/findAllCallUploadings
         if (method, rest) == ("GET", "calls_uploadings"):
             return self._list(request, counter, "CALLS")
         return error(404, "not_found", f"No method {method} {rest}")

@@ -50,6 +50,8 @@ class FakeTelegram(FakeServer):
     def handle(
         self, method: str, path: str, query: dict[str, list[str]], body: bytes, headers: dict[str, str]
     ) -> Response:
+        # POST /bot<token>/sendMessage — https://core.telegram.org/bots/api#making-requests and
+        # https://core.telegram.org/bots/api#sendmessage; any other method 404
         if not path.startswith("/bot") or "/" not in path[4:]:
             return _error(404, "Not Found")
         token, api_method = path[4:].split("/", 1)

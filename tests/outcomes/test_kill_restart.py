@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from jobs.deliver import IN_DOUBT_NOT_RESENT
-from tests import call_helpers as h
+from tests import factories as h
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import make_tenant
 from tests.fakes.telegram import FakeTelegram
@@ -89,7 +89,7 @@ def test_killed_twice_mid_send_each_event_is_notified_once_and_processed_once(
         )
         db.add_all([webhook, chat])
         db.commit()
-        integ = h.integration(db, t, "generic", {"secret": "s"})
+        integ = h.make_integration(db, t, "generic", {"secret": "s"})
         at = utcnow() - dt.timedelta(minutes=10)
         calls = [
             _call(db, integ, f"k{i}", at=at + dt.timedelta(minutes=i), talk=0, caller=f"+7900000000{i}")

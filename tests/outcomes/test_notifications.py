@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from jobs import notify
 from jobs.deliver import Worker
-from tests import call_helpers as h
+from tests import factories as h
 from tests.factories import csrf, make_tenant, make_user, web_login
 from tests.fakes.smtp import FakeSmtp
 from tests.fakes.telegram import FakeTelegram
@@ -64,9 +64,9 @@ def _subscribe(client, t, events: list[str], chat: str = CHAT) -> tuple[dict, di
 
 
 def _missed(db, t, call_id: str = "m1", caller: str = "+79001234567"):
-    integ = h.integration(db, t, "generic", {"secret": "s"})
-    ch = h.channel(db, t, "Yandex Direct")
-    h.static_number(db, t, "+74950001111", ch)
+    integ = h.make_integration(db, t, "generic", {"secret": "s"})
+    ch = h.make_channel(db, t.site, "Yandex Direct")
+    h.make_static(db, ch, e164="+74950001111")
     return _call(db, integ, call_id, at=utcnow() - dt.timedelta(minutes=3), talk=0, caller=caller)
 
 
@@ -122,7 +122,7 @@ def test_target_calls_are_announced_and_an_answered_call_is_not_missed(app, clie
     _subscribe(client, t, ["missed_call", "target_call"])
     db.add(TargetRule(client_id=t.client.id, name="Quality lead", min_talk_seconds=30))
     db.commit()
-    integ = h.integration(db, t, "generic", {"secret": "s"})
+    integ = h.make_integration(db, t, "generic", {"secret": "s"})
     call = _call(db, integ, "good", at=utcnow() - dt.timedelta(minutes=5), talk=95)
     keys = {d.key for d in db.scalars(select(Delivery).where(Delivery.kind == "notification"))}
     assert keys == {f"notify-target-{call.id}"}
@@ -161,7 +161,7 @@ def test_scheduled_notifications_are_planned_once_per_event(app, client, db, nrt
     events = ["daily_digest", "pool_exhausted", "reauth_needed", "deliveries_dead"]
     _subscribe(client, t, events)
     now = dt.datetime(2026, 11, 21, 9, 30, tzinfo=dt.UTC)  # 12:30 in Moscow: yesterday's digest is due
-    integ = h.integration(db, t, "generic", {"secret": "s"})
+    integ = h.make_integration(db, t, "generic", {"secret": "s"})
     db.add(TargetRule(client_id=t.client.id, name="Lead", min_talk_seconds=30))
     db.commit()
     _call(db, integ, "a", at=dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC), talk=60, caller="+79000000001")

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from connectors.webhook import signing, urls
 from jobs.deliver import Worker
-from tests import call_helpers as h
+from tests import factories as h
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import make_tenant
 from tests.fakes.webhook_receiver import WebhookReceiver
@@ -35,6 +35,22 @@ def _make(client, t, url: str, events: list[str]) -> dict:
     )
     assert resp.status_code == 201, resp.get_json()
     return resp.get_json()
+
+
+def _deal(client_id: int, deal_id: int) -> dict:
+    """A won deal's snapshot as the deal pull queues it (without a call)."""
+    return {
+        "deal_id": deal_id,
+        "client_id": client_id,
+        "key": f"otkuda-deal-{deal_id}",
+        "external_id": f"crm-{deal_id}",
+        "amount": "12500.00",
+        "currency": "RUB",
+        "won_at": "2026-11-20T09:00:00+00:00",
+        "caller": None,
+        "call": None,
+        "timezone": "Europe/Moscow",
+    }
 
 
 def test_signature_matches_the_documented_recipe() -> None:
@@ -115,8 +131,8 @@ def test_events_arrive_signed_once_each_and_failures_are_retried(app, client, db
     made = _make(client, t, receiver.url + "/hook", ["call.finalised", "call.attributed", "deal.won"])
     only_deals = _make(client, t, receiver.url + "/deals", ["deal.won"])
     receiver.secrets = {"/hook": made["secret"], "/deals": only_deals["secret"]}
-    integ = h.integration(db, t, "generic", {"secret": "s"})
-    ch = h.channel(db, t, "Billboard")
+    integ = h.make_integration(db, t, "generic", {"secret": "s"})
+    ch = h.make_channel(db, t.site, "Billboard")
     call = _call(db, integ, "c1", at=dt.datetime(2026, 11, 20, 7, 0, tzinfo=dt.UTC), talk=50)
 
     receiver.answers = [(503, {"Retry-After": "120"})]
@@ -137,13 +153,7 @@ def test_events_arrive_signed_once_each_and_failures_are_retried(app, client, db
         f"/api/v1/clients/{t.client.id}/calls/{call.id}/channel", json={"channel_id": ch.id}, headers=_auth(t)
     )
     assert resp.status_code == 200
-    payload = {
-        "deal_id": 7,
-        "client_id": t.client.id,
-        "key": "otkuda-deal-7",
-        "amount": "12500.00",
-        "currency": "RUB",
-    }
+    payload = _deal(t.client.id, 7)
     hooks.deal_won.fire(db, hooks.DealWon(t.client.id, 7, "otkuda-deal-7", payload))
     db.commit()
     Worker(rt).run_once()
@@ -169,6 +179,11 @@ def test_events_arrive_signed_once_each_and_failures_are_retried(app, client, db
     assert attributed["id"].startswith("otkuda-attribution-")
     first = json.loads(good[1]["body"])
     assert first["data"]["call_id"] == call.id and first["data"]["talk_seconds"] == 50
+    # Each event's data is the queued snapshot, field for field: the event models drop and add nothing.
+    queued = {
+        d.key: d.payload for d in db.scalars(select(Delivery).where(Delivery.connection_id == made["id"]))
+    }
+    assert all(json.loads(r["body"])["data"] == queued[json.loads(r["body"])["id"]] for r in good[1:])
     deliveries = db.scalars(select(Delivery).where(Delivery.connection_id == only_deals["id"])).all()
     assert [d.key for d in deliveries] == ["otkuda-deal-7"]  # subscribed to deal.won only
     # A re-fired event is not sent again.
@@ -176,6 +191,20 @@ def test_events_arrive_signed_once_each_and_failures_are_retried(app, client, db
     db.commit()
     Worker(rt).run_once()
     assert len(receiver.requests) == 5
+
+
+def test_a_snapshot_that_does_not_fit_its_event_is_dead_not_sent(app, client, db, rt, receiver) -> None:
+    t = make_tenant(db)
+    app.config["WEBHOOK_ALLOW_PRIVATE"] = "1"
+    made = _make(client, t, receiver.url + "/hook", ["deal.won"])
+    receiver.secret = made["secret"]
+    payload = {k: v for k, v in _deal(t.client.id, 3).items() if k != "won_at"}
+    hooks.deal_won.fire(db, hooks.DealWon(t.client.id, 3, "otkuda-deal-3", payload))
+    db.commit()
+    Worker(rt).run_once()
+    row = db.scalars(select(Delivery)).one()
+    assert row.status == DeliveryStatus.DEAD and "data.won_at" in row.last_error, row.last_error
+    assert receiver.requests == []
 
 
 def test_gone_is_dead_and_a_private_url_is_refused_at_send_time(
@@ -186,7 +215,7 @@ def test_gone_is_dead_and_a_private_url_is_refused_at_send_time(
     made = _make(client, t, receiver.url + "/hook", ["deal.won"])
     receiver.secret = made["secret"]
     receiver.answers = [(410, {})]
-    payload = {"deal_id": 1, "client_id": t.client.id, "key": "otkuda-deal-1"}
+    payload = _deal(t.client.id, 1)
     hooks.deal_won.fire(db, hooks.DealWon(t.client.id, 1, "otkuda-deal-1", payload))
     db.commit()
     Worker(rt).run_once()
@@ -195,9 +224,7 @@ def test_gone_is_dead_and_a_private_url_is_refused_at_send_time(
 
     # Production (no flag): the URL saved earlier now points inside the network and is not called.
     rt.config = {k: v for k, v in rt_config.items() if k != "WEBHOOK_ALLOW_PRIVATE"}
-    hooks.deal_won.fire(
-        db, hooks.DealWon(t.client.id, 2, "otkuda-deal-2", {**payload, "key": "otkuda-deal-2"})
-    )
+    hooks.deal_won.fire(db, hooks.DealWon(t.client.id, 2, "otkuda-deal-2", _deal(t.client.id, 2)))
     db.commit()
     before = len(receiver.requests)
     Worker(rt).run_once()
@@ -211,7 +238,8 @@ def test_openapi_documents_each_event(client) -> None:
     assert set(doc["webhooks"]) == {"call.finalised", "call.attributed", "deal.won"}
     body = doc["webhooks"]["deal.won"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     ref = doc["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]
-    assert ref["properties"]["event"] == {"const": "deal.won"}
+    assert ref["properties"]["event"]["const"] == "deal.won"
+    assert ref["properties"]["data"] == {"$ref": "#/components/schemas/WebhookDeal"}
     headers = {p["name"] for p in doc["webhooks"]["call.finalised"]["post"]["parameters"]}
     assert headers == {"Otkuda-Event", "Otkuda-Event-Id", "Otkuda-Signature"}
     assert (

@@ -9,13 +9,13 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from tests import call_helpers as h
+from tests import factories as h
 from tests.factories import make_tenant
 from tracking import call_journal, romi, targets
 from tracking.calls import ingest
 from tracking.models import Call, Connection, Delivery, TargetChange, TargetRule
-from tracking.telephony.base import CallEvent as Event
-from tracking.telephony.base import EventKind, Outcome
+from tracking.telephony.base import CallOutcome, EventKind
+from tracking.telephony.base import ProviderEvent as Event
 
 MSK = "Europe/Moscow"
 
@@ -87,7 +87,7 @@ def _call(db, integ, call_id: str, *, at: dt.datetime, talk: int, caller: str = 
             occurred_at=at + dt.timedelta(seconds=talk + 5),
             ended_at=at + dt.timedelta(seconds=talk + 5),
             talk_seconds=talk,
-            outcome=Outcome.ANSWERED if talk else Outcome.MISSED,
+            outcome=CallOutcome.ANSWERED if talk else CallOutcome.MISSED,
         ),
     ]
     for e in events:
@@ -102,7 +102,7 @@ def _auth(t) -> dict[str, str]:
 
 def test_rules_through_the_api_stored_on_calls_with_history(app, client, db) -> None:
     t = make_tenant(db)
-    integ = h.integration(db, t, "generic", {"secret": "s"})
+    integ = h.make_integration(db, t, "generic", {"secret": "s"})
     base = f"/api/v1/clients/{t.client.id}/target-rules"
     # 10:00 Moscow on a Friday = 07:00 UTC
     at = dt.datetime(2026, 11, 20, 7, 0, tzinfo=dt.UTC)
@@ -200,7 +200,7 @@ def test_journal_shows_the_target_column_and_filters(app, client, db) -> None:
     from tests.factories import web_login
 
     t = make_tenant(db)
-    integ = h.integration(db, t, "generic", {"secret": "s"})
+    integ = h.make_integration(db, t, "generic", {"secret": "s"})
     db.add(TargetRule(client_id=t.client.id, name="Long talk", min_talk_seconds=30, answered="answered"))
     db.commit()
     at = dt.datetime(2026, 11, 20, 7, 0, tzinfo=dt.UTC)
@@ -215,7 +215,7 @@ def test_journal_shows_the_target_column_and_filters(app, client, db) -> None:
 
 def test_uploads_limited_to_target_calls_are_planned_when_a_call_becomes_target(app, client, db) -> None:
     t = make_tenant(db)
-    integ = h.integration(db, t, "generic", {"secret": "s"})
+    integ = h.make_integration(db, t, "generic", {"secret": "s"})
     db.add(TargetRule(client_id=t.client.id, name="Lead", min_talk_seconds=0, tags_included=["lead"]))
     limited = Connection(
         agency_id=t.agency.id,

@@ -244,17 +244,17 @@ def test_api_patch_connection_validates_and_shares(client, db, rt, fakes) -> Non
         headers=auth,
     )
     assert ok.status_code == 200 and ok.get_json()["account"] == {"subdomain": "acme", "counter_id": "123"}
-    for bad in (
-        {"connectors": ["nosuch"]},
-        {"account": {"counter_id": 123}},
-        {"status": "needs_reauth"},
-        {"shared_with": [t.client.id]},  # a client-owned connection cannot be shared
-        {"token": "x"},
-        ["not", "an", "object"],
+    for bad, code, field in (
+        ({"connectors": ["nosuch"]}, "invalid", "connectors[0]"),
+        ({"account": {"counter_id": 123}}, "invalid", "account.counter_id"),
+        ({"status": "needs_reauth"}, "invalid", "status"),
+        ({"shared_with": [t.client.id]}, "invalid", "shared_with"),  # a client-owned one cannot be shared
+        ({"token": "x"}, "invalid", "token"),
+        (["not", "an", "object"], "bad_request", "body"),
     ):
         resp = client.patch(url, json=bad, headers=auth)
         assert resp.status_code == 400, bad
-        assert resp.get_json()["error"] == "bad_request"
+        assert (resp.get_json()["error"], resp.get_json()["field"]) == (code, field), bad
     db.expire_all()
     # the bad requests changed nothing
     assert db.get(Connection, own.id).account == {"subdomain": "acme", "counter_id": "123"}

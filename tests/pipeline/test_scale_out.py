@@ -24,7 +24,7 @@ import requests
 from sqlalchemy import func, select
 
 from jobs.worker import WorkerProcess
-from tests import call_helpers as h
+from tests import factories as h
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import make_tenant
 from tests.pipeline.support import call_payload, make_connection
@@ -84,7 +84,7 @@ def test_web_nodes_workers_and_scheduler_deliver_each_call_once_when_a_worker_di
         pytest.skip("several workers share a PostgreSQL database; SQLite runs one worker")
     t = make_tenant(db)
     conn = make_connection(db, t, fakes)
-    integ = h.integration(db, t, "generic", {"secret": "pbx-secret"})
+    integ = h.make_integration(db, t, "generic", {"secret": "pbx-secret"})
     env = dict(os.environ)
     env.update(
         {

@@ -8,8 +8,7 @@ import secrets
 
 from sqlalchemy.orm import Session
 
-from tests.factories import make_tenant
-from tests.tracking_factories import make_pool
+from tests.factories import make_pool, make_tenant
 
 SECRET_ONLY = {"number", "replace", "promo_code"}
 

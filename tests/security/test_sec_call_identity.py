@@ -11,7 +11,7 @@ from sqlalchemy import MetaData, Table, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tests import call_helpers as h
+from tests import factories as h
 from tests.factories import make_tenant
 from tests.security.fresh_db import fresh_database
 from tests.test_webhooks import _generic
@@ -22,8 +22,8 @@ from tracking.models import Call, CallStatus, StoredCallEvent, TelephonyIntegrat
 
 def test_a_call_id_sent_first_by_another_tenant_blocks_nothing(client, db: Session) -> None:
     attacker, victim = make_tenant(db, "Mallory"), make_tenant(db, "Victim")
-    ia = h.integration(db, attacker, "generic", {"secret": "a-secret"})
-    iv = h.integration(db, victim, "generic", {"secret": "v-secret"})
+    ia = h.make_integration(db, attacker, "generic", {"secret": "a-secret"})
+    iv = h.make_integration(db, victim, "generic", {"secret": "v-secret"})
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     start = {"event": "start", "call_id": "1764500000.42", "caller": "+79001234567", "called": "+74951110000"}
     forged = _generic(client, ia.integration_key, {**start, "at": now.isoformat()}, secret="a-secret")
@@ -86,8 +86,8 @@ def test_migration_keeps_calls_and_keys_them_per_integration(database_url, tmp_p
         try:
             with make_session_factory(engine)() as db:
                 a, b = make_tenant(db, "A"), make_tenant(db, "B")
-                ia = h.integration(db, a, "generic", {"secret": "s"})
-                ib = h.integration(db, b, "generic", {"secret": "s"})
+                ia = h.make_integration(db, a, "generic", {"secret": "s"})
+                ib = h.make_integration(db, b, "generic", {"secret": "s"})
                 ia_id, ib_id = ia.id, ib.id
                 _add_call(db, ia, "same")
                 _add_call(db, ib, "other")

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 
-from tests import call_helpers as h
+from tests import factories as h
 from tests.factories import make_tenant
 from tracking.telephony import generic, mango, zadarma
 
@@ -83,7 +83,7 @@ def test_the_api_never_answers_5xx(fuzz_app, db: Session) -> None:
     from schemathesis.generation import GenerationMode
 
     t = make_tenant(db)
-    h.pool(db, t, "+749522200", 2, [h.channel(db, t, "SEO")])
+    h.make_pool_setup(db, t.site, "+749522200", 2, [h.make_channel(db, t.site, "SEO")])
     auth = {"Authorization": f"Bearer {t.token}"}
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", fuzz_app)
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -107,7 +107,7 @@ VISIT_KEYS = ["visitor_id", "url", "referrer", "screen", "ym_uid", "ga", "sessio
 
 def test_the_snippet_endpoints_never_answer_5xx(fuzz_app, db: Session) -> None:
     t = make_tenant(db)
-    h.pool(db, t, "+749522200", 2)
+    h.make_pool_setup(db, t.site, "+749522200", 2)
     client = fuzz_app.test_client()
     origin = {"Origin": f"https://{t.site.domains[0]}"}
     live = client.post(
@@ -152,7 +152,7 @@ GENERIC_EVENTS = st.sampled_from(["start", "answer", "end", "recording", "transf
 
 def test_the_generic_pbx_webhook_never_answers_5xx(fuzz_app, db: Session) -> None:
     t = make_tenant(db)
-    integ = h.integration(db, t, "generic", {"secret": "gen-secret"})
+    integ = h.make_integration(db, t, "generic", {"secret": "gen-secret"})
     client = fuzz_app.test_client()
 
     @FUZZ
@@ -193,7 +193,7 @@ ZADARMA_EVENTS = st.sampled_from(sorted(zadarma.SIGNED_FIELDS))
 
 def test_the_zadarma_webhook_never_answers_5xx(fuzz_app, db: Session) -> None:
     t = make_tenant(db)
-    integ = h.integration(db, t, "zadarma", {"api_secret": "zd-secret"}, timezone="Europe/Moscow")
+    integ = h.make_integration(db, t, "zadarma", {"api_secret": "zd-secret"}, timezone="Europe/Moscow")
     client = fuzz_app.test_client()
     field_text = TEXT | st.sampled_from(["2026-11-20 15:00:00", "1763640000", "answered", "79001234567"])
 
@@ -231,7 +231,7 @@ MANGO_KEYS = [
 
 def test_the_mango_webhook_never_answers_5xx(fuzz_app, db: Session) -> None:
     t = make_tenant(db)
-    integ = h.integration(db, t, "mango", {"api_key": "mg-key", "api_salt": "mg-salt"})
+    integ = h.make_integration(db, t, "mango", {"api_key": "mg-key", "api_salt": "mg-salt"})
     client = fuzz_app.test_client()
     party = st.fixed_dictionaries(
         {}, optional={"number": ANY_JSON, "line_number": ANY_JSON, "extension": ANY_JSON}
@@ -271,8 +271,8 @@ TWILIO_KEYS = [
 
 def test_the_twilio_webhooks_never_answer_5xx(fuzz_app, db: Session) -> None:
     t = make_tenant(db)
-    h.static_number(db, t, "+74951110000", h.channel(db, t, "Radio"), forward_to="+74957770000")
-    integ = h.integration(db, t, "twilio", {"auth_token": "tw-token"})
+    h.make_static(db, h.make_channel(db, t.site, "Radio"), e164="+74951110000", forward_to="+74957770000")
+    integ = h.make_integration(db, t, "twilio", {"auth_token": "tw-token"})
     client = fuzz_app.test_client()
     value = (TEXT | st.sampled_from(["+74951110000", "completed", "ringing", "inbound", "CA1", "15"])).map(
         lambda s: s.replace("\x00", "")

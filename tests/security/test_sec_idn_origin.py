@@ -7,9 +7,8 @@ import json
 
 import pytest
 
-from tests.factories import make_tenant
+from tests.factories import make_pool, make_tenant
 from tests.test_public_endpoints import row_counts
-from tests.tracking_factories import make_pool
 
 TYPED = [
     "окна.рф",

@@ -13,9 +13,8 @@ from sqlalchemy import func, select, text
 from hub.crm_webhooks import webhook_path
 from jobs.pulls import pull_deals
 from tests.connectors.test_amocrm import amo, connect, runtime  # noqa: F401  (the fake amoCRM fixture)
-from tests.factories import make_tenant
+from tests.factories import make_pool, make_tenant
 from tests.test_public_endpoints import row_counts
-from tests.tracking_factories import make_pool
 from tracking.models import Deal, DealStatus, ManualSpend, Pool
 
 PERIOD = "start=2026-11-01&end=2026-11-30"

@@ -13,7 +13,7 @@ import time
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests import call_helpers as h
+from tests import factories as h
 from tests.factories import PASSWORD, csrf, make_tenant, web_login
 from tracking.models import Call, TrackingNumber, User
 from tracking.telephony import generic
@@ -94,8 +94,8 @@ def _generic_start(client, key: str, call_id: str, called: str):
 def test_a_number_another_agency_uses_neither_fails_nor_takes_its_calls(client, db: Session) -> None:
     acme = make_tenant(db, "Acme")
     rival = make_tenant(db, "Rival")
-    ch = h.channel(db, acme, "Billboard")
-    mine = h.static_number(db, acme, "+74951110000", ch)
+    ch = h.make_channel(db, acme.site, "Billboard")
+    mine = h.make_static(db, ch, e164="+74951110000")
     mine_row = (mine.id, mine.client_id, mine.e164, mine.channel_id)
     url = f"/api/v1/clients/{rival.client.id}/numbers"
     taken = client.post(url, json={"e164": "8 495 111-00-00"}, headers=_auth(rival.token))
@@ -107,8 +107,8 @@ def test_a_number_another_agency_uses_neither_fails_nor_takes_its_calls(client, 
     assert (again.id, again.client_id, again.e164, again.channel_id) == mine_row
 
     # Calls to the shared digits land with the client whose integration reported them.
-    acme_pbx = h.integration(db, acme, "generic", {"secret": "gen-secret"})
-    rival_pbx = h.integration(db, rival, "generic", {"secret": "gen-secret"})
+    acme_pbx = h.make_integration(db, acme, "generic", {"secret": "gen-secret"})
+    rival_pbx = h.make_integration(db, rival, "generic", {"secret": "gen-secret"})
     assert _generic_start(client, acme_pbx.integration_key, "a-1", "+74951110000").status_code == 200
     assert _generic_start(client, rival_pbx.integration_key, "r-1", "+74951110000").status_code == 200
     db.rollback()

@@ -11,8 +11,7 @@ from sqlalchemy.orm import Session
 
 from jobs.pool_stats import compute_pool_stats
 from jobs.runtime import Runtime
-from tests.factories import make_tenant
-from tests.tracking_factories import make_pool
+from tests.factories import make_pool, make_tenant
 from tracking import abuse
 from tracking.models import FallbackEvent, PoolStat, TrackingNumber, VisitSession
 
@@ -94,3 +93,49 @@ def test_no_cap_when_configured_off(make_hub, db) -> None:
     for _ in range(4):
         _visit(client, t.site, "203.0.113.7")
     assert _held(db, pool) == 4
+
+
+def _heartbeat(client, site, ip: str, visit: dict, visitor_id: str) -> dict:
+    resp = client.post(
+        f"/t/v1/{site.site_key}/heartbeat",
+        data=json.dumps({"session_id": visit["session_id"], "visitor_id": visitor_id}),
+        headers={"Origin": f"https://{site.domains[0]}"},
+        content_type="text/plain",
+        environ_base={"REMOTE_ADDR": ip},
+    )
+    assert resp.status_code == 200, resp.get_json()
+    return resp.get_json()
+
+
+def test_heartbeats_do_not_lift_a_capped_source_off_the_fallback_number(make_hub, db) -> None:
+    t = make_tenant(db)
+    pool = make_pool(db, t.site, 10)
+    client = make_hub(POOL_HOLDS_PER_SOURCE=3).test_client()
+    ids = [secrets.token_hex(16) for _ in range(6)]
+    bot = [_visit(client, t.site, "203.0.113.7", v) for v in ids]
+    fallback = db.get(TrackingNumber, pool.fallback_number_id).e164
+    assert [v["number"]["e164"] == fallback for v in bot] == [False] * 3 + [True] * 3
+    # Seven numbers are free, but the source already holds its three: its refused sessions stay where they
+    # are, from its own address or any other.
+    for i, (v, visitor_id) in enumerate(zip(bot[3:], ids[3:], strict=True)):
+        beat = _heartbeat(client, t.site, "203.0.113.7" if i else "192.0.2.1", v, visitor_id)
+        assert beat["live"] and "number" not in beat
+    assert _held(db, pool) == 3
+
+
+def test_a_fallback_session_within_the_caps_moves_to_a_freed_number(make_hub, db) -> None:
+    t = make_tenant(db)
+    pool = make_pool(db, t.site, 1)
+    client = make_hub(POOL_HOLDS_PER_SOURCE=3).test_client()
+    first_id, second_id = secrets.token_hex(16), secrets.token_hex(16)
+    first = _visit(client, t.site, "198.51.100.1", first_id)
+    second = _visit(client, t.site, "198.51.100.2", second_id)
+    fallback = db.get(TrackingNumber, pool.fallback_number_id).e164
+    assert first["number"]["e164"] != fallback and second["number"]["e164"] == fallback
+    db.rollback()
+    # The first visitor's hold ends (another session of it superseded it, say): its number is free.
+    number = db.scalar(select(TrackingNumber).where(TrackingNumber.e164 == first["number"]["e164"]))
+    number.held_until = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    db.commit()
+    beat = _heartbeat(client, t.site, "198.51.100.2", second, second_id)
+    assert beat["number"]["e164"] == first["number"]["e164"]

@@ -14,8 +14,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tests.factories import PASSWORD, csrf, make_tenant
-from tests.tracking_factories import make_pool
+from tests.factories import PASSWORD, csrf, make_pool, make_tenant
 from tracking.models import RateLimitCounter, Site, VisitSession
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from hub.crm_webhooks import webhook_token
-from tests import call_helpers as h
+from tests import factories as h
 from tests.factories import make_tenant, make_user, web_login
 from tracking.accounts import issue_api_token
 from tracking.models import Connection, ConnectionStatus, Role
@@ -13,7 +13,9 @@ from tracking.models import Connection, ConnectionStatus, Role
 
 def test_viewer_sees_no_secret_urls(app: Flask, client, db) -> None:
     t = make_tenant(db)
-    integs = [h.integration(db, t, p, {"secret": "s"}) for p in ("generic", "twilio", "mango", "zadarma")]
+    integs = [
+        h.make_integration(db, t, p, {"secret": "s"}) for p in ("generic", "twilio", "mango", "zadarma")
+    ]
     amo = Connection(
         agency_id=t.agency.id,
         client_id=t.client.id,

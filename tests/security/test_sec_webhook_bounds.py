@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy.orm import Session
 
-from tests import call_helpers as h
+from tests import factories as h
 from tests.factories import make_tenant
 from tests.test_webhooks import _counts, _generic, _zd
 from tracking.telephony import generic
@@ -39,7 +39,7 @@ FORGED_BODIES = [
 
 @pytest.fixture
 def integ(db: Session):
-    return h.integration(db, make_tenant(db), "generic", {"secret": "gen-secret"})
+    return h.make_integration(db, make_tenant(db), "generic", {"secret": "gen-secret"})
 
 
 @pytest.mark.parametrize("body", FORGED_BODIES, ids=range(len(FORGED_BODIES)))
@@ -86,7 +86,7 @@ def _chunked(client, path: str, body: bytes, headers: dict[str, str]):
 
 def test_chunked_bodies_obey_the_size_limit(client, db: Session, integ) -> None:
     t = make_tenant(db, "Zed")
-    zd = h.integration(db, t, "zadarma", {"api_secret": "zd-secret"})
+    zd = h.make_integration(db, t, "zadarma", {"api_secret": "zd-secret"})
     big = {**START, "pad": "x" * 100_000}
     body = json.dumps(big).encode()
     stamp = str(int(time.time()))

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
 
-from tests import call_helpers as h
+from tests import factories as h
 from tests.factories import make_tenant
 from tests.test_webhooks import _counts, _zd
 from tracking.models import Call, CallStatus, StoredCallEvent
@@ -46,7 +46,7 @@ def _now() -> dt.datetime:
 
 def test_an_old_captured_request_is_refused(client, db: Session) -> None:
     t = make_tenant(db)
-    integ = h.integration(db, t, "zadarma", {"api_secret": "zd-secret"})
+    integ = h.make_integration(db, t, "zadarma", {"api_secret": "zd-secret"})
     for began in (_now() - dt.timedelta(hours=7), _now() - dt.timedelta(days=400)):
         resp = _post(client, integ.integration_key, _start_fields(began))
         assert resp.status_code == 400 and "replay" in resp.get_json()["message"]
@@ -57,8 +57,8 @@ def test_an_old_captured_request_is_refused(client, db: Session) -> None:
 
 def test_a_replay_under_a_new_call_id_is_the_same_call(client, db: Session) -> None:
     t = make_tenant(db)
-    h.static_number(db, t, NUMBER, h.channel(db, t, "Print"))
-    integ = h.integration(db, t, "zadarma", {"api_secret": "zd-secret"})
+    h.make_static(db, h.make_channel(db, t.site, "Print"), e164=NUMBER)
+    integ = h.make_integration(db, t, "zadarma", {"api_secret": "zd-secret"})
     began = _now() - dt.timedelta(minutes=3)
     assert _post(client, integ.integration_key, _start_fields(began)).status_code == 200
     assert _post(client, integ.integration_key, _end_fields(began, "in_1", "30")).status_code == 200
@@ -80,7 +80,7 @@ def test_a_replay_under_a_new_call_id_is_the_same_call(client, db: Session) -> N
 
 def test_an_impossible_duration_is_refused(client, db: Session) -> None:
     t = make_tenant(db)
-    integ = h.integration(db, t, "zadarma", {"api_secret": "zd-secret"})
+    integ = h.make_integration(db, t, "zadarma", {"api_secret": "zd-secret"})
     began = _now() - dt.timedelta(minutes=3)
     for duration in ("1e12", "inf", "nan", "-5", "3600", "abc"):  # 3600 s: longer than the call has lasted
         resp = _post(client, integ.integration_key, _end_fields(began, "in_9", duration))

@@ -40,6 +40,9 @@ class Client(Base):
     # How far back a caller's earlier call makes a new one "repeat" rather than "first-time".
     first_call_window_days: Mapped[int] = mapped_column(default=180)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set while the client is archived: hidden from the lists, its data kept, its sites showing their own
+    # numbers (see tracking.accounts.set_archived).
+    archived_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
 
     agency: Mapped[Agency] = relationship(back_populates="clients")
     sites: Mapped[list[Site]] = relationship(back_populates="client", order_by="Site.id")

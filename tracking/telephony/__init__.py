@@ -1,5 +1,5 @@
 """Telephony providers: each module verifies one provider's webhook signature and turns its payload into
-the one normalised ``tracking.telephony.base.CallEvent`` that ``tracking.calls`` ingests."""
+the one normalised ``tracking.telephony.base.ProviderEvent`` that ``tracking.calls`` ingests."""
 
 from __future__ import annotations
 

@@ -28,7 +28,9 @@ class EventKind(enum.StrEnum):
     RECORD = "record"  # a recording is available
 
 
-class Outcome(enum.StrEnum):
+class CallOutcome(enum.StrEnum):
+    """How a call ended, as the provider reports it on an ``END`` event."""
+
     ANSWERED = "answered"
     MISSED = "missed"
     BUSY = "busy"
@@ -36,9 +38,10 @@ class Outcome(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class CallEvent:
+class ProviderEvent:
     """One thing a provider told us about one call. Unknown fields stay None: the call is recomputed from
-    all of its events, so each event only has to carry what it knows."""
+    all of its events, so each event only has to carry what it knows. Stored as
+    ``tracking.models.StoredCallEvent``."""
 
     provider: str
     provider_call_id: str
@@ -51,7 +54,7 @@ class CallEvent:
     answered_at: dt.datetime | None = None
     ended_at: dt.datetime | None = None
     talk_seconds: int | None = None
-    outcome: Outcome | None = None
+    outcome: CallOutcome | None = None
     forwarded_to: str | None = None
     recording_url: str | None = None
     recording_ref: str | None = None
@@ -79,14 +82,14 @@ class CallEvent:
         return out
 
     @classmethod
-    def from_data(cls, data: dict[str, Any]) -> CallEvent:
+    def from_data(cls, data: dict[str, Any]) -> ProviderEvent:
         values = dict(data)
         for name in ("occurred_at", "started_at", "answered_at", "ended_at"):
             if values.get(name):
                 values[name] = dt.datetime.fromisoformat(values[name])
         values["kind"] = EventKind(values["kind"])
         if values.get("outcome"):
-            values["outcome"] = Outcome(values["outcome"])
+            values["outcome"] = CallOutcome(values["outcome"])
         return cls(**values)
 
 
@@ -157,7 +160,7 @@ def check_time(value: dt.datetime, field: str) -> dt.datetime:
     return value
 
 
-def check_event(event: CallEvent, now: dt.datetime) -> None:
+def check_event(event: ProviderEvent, now: dt.datetime) -> None:
     """Refuse what no database or report should hold: times far from ``now`` (a wrong clock or zone, or a
     forged time), a talk time over a day, text with NUL characters (PostgreSQL cannot store them)."""
     for name, value in event.data().items():

@@ -17,10 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tracking.telephony.base import (
     MAX_CALL_SECONDS,
-    CallEvent,
+    CallOutcome,
     EventKind,
-    Outcome,
     PayloadInvalid,
+    ProviderEvent,
     SignatureInvalid,
     check_time,
     from_unix,
@@ -76,7 +76,7 @@ def _time(data: Mapping[str, Any], name: str) -> dt.datetime | None:
     return check_time(parsed.astimezone(dt.UTC), name)
 
 
-def parse(body: bytes) -> CallEvent:
+def parse(body: bytes) -> ProviderEvent:
     try:
         data = json.loads(body)
     except ValueError:
@@ -93,7 +93,7 @@ def parse(body: bytes) -> CallEvent:
     if kind == EventKind.END:
         raw = data.get("status")
         try:
-            outcome = Outcome(raw) if raw else None
+            outcome = CallOutcome(raw) if raw else None
         except ValueError:
             raise PayloadInvalid("status must be answered, missed, busy or failed") from None
     if kind == EventKind.RECORD and not data.get("recording_url"):
@@ -101,7 +101,7 @@ def parse(body: bytes) -> CallEvent:
     called = data.get("called")
     if kind == EventKind.START and not called:
         raise PayloadInvalid("called is required for a start event")
-    return CallEvent(
+    return ProviderEvent(
         provider=PROVIDER,
         provider_call_id=require(data, "call_id")[:128],
         kind=kind,

@@ -22,10 +22,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from tracking.telephony.base import (
-    CallEvent,
+    CallOutcome,
     EventKind,
-    Outcome,
     PayloadInvalid,
+    ProviderEvent,
     SignatureInvalid,
     from_unix,
     parse_int,
@@ -89,7 +89,7 @@ def _inbound_leg(data: dict[str, Any]) -> bool:
     return _from_outside(data) and bool(_party(data, "to").get("line_number"))
 
 
-def parse_call(form: Mapping[str, str], received_at: dt.datetime) -> CallEvent | None:
+def parse_call(form: Mapping[str, str], received_at: dt.datetime) -> ProviderEvent | None:
     data = _load(form)
     state = str(data.get("call_state") or "")
     if state not in ("Appeared", "Connected", "Disconnected", "OnHold"):
@@ -98,7 +98,7 @@ def parse_call(form: Mapping[str, str], received_at: dt.datetime) -> CallEvent |
     call_id = str(data["entry_id"])
     caller = to_e164(_party(data, "from").get("number"))
     if state == "Appeared" and _inbound_leg(data):
-        return CallEvent(
+        return ProviderEvent(
             provider=PROVIDER,
             provider_call_id=call_id,
             kind=EventKind.START,
@@ -110,7 +110,7 @@ def parse_call(form: Mapping[str, str], received_at: dt.datetime) -> CallEvent |
     to = _party(data, "to")
     # An employee (an extension) picked up a call from outside; the IVR "connecting" is not an answer.
     if state == "Connected" and _from_outside(data) and to.get("extension") and data.get("location") != "ivr":
-        return CallEvent(
+        return ProviderEvent(
             provider=PROVIDER,
             provider_call_id=call_id,
             kind=EventKind.ANSWER,
@@ -139,7 +139,7 @@ def not_inbound(form: Mapping[str, str]) -> str | None:
     return None if _inbound_summary(data) else str(data["entry_id"])
 
 
-def parse_summary(form: Mapping[str, str], received_at: dt.datetime) -> CallEvent | None:
+def parse_summary(form: Mapping[str, str], received_at: dt.datetime) -> ProviderEvent | None:
     data = _load(form)
     if not _inbound_summary(data):
         return None  # outbound and internal calls are not tracked (see not_inbound)
@@ -149,16 +149,17 @@ def parse_summary(form: Mapping[str, str], received_at: dt.datetime) -> CallEven
     # talk_time is the unix time the conversation began, 0 when nobody talked. entry_result does not say
     # whether anyone answered: a call that ended in the IVR has entry_result 1 and talk_time 0 (VPBX API
     # v1.10's own example), so only talk_time counts. A small value is read as a duration in seconds.
+    answered: dt.datetime | None
     if raw_talk > 10**9:
-        answered: dt.datetime | None = dt.datetime.fromtimestamp(raw_talk, dt.UTC)
+        answered = dt.datetime.fromtimestamp(raw_talk, dt.UTC)
         talk = max(0, int((ended - answered).total_seconds()))
     elif raw_talk > 0:
         answered, talk = ended - dt.timedelta(seconds=raw_talk), raw_talk
     else:
         answered, talk = None, 0
-    outcome = Outcome.ANSWERED if answered is not None else Outcome.MISSED
+    outcome = CallOutcome.ANSWERED if answered is not None else CallOutcome.MISSED
     to = _party(data, "to")
-    return CallEvent(
+    return ProviderEvent(
         provider=PROVIDER,
         provider_call_id=str(data["entry_id"]),
         kind=EventKind.END,
@@ -170,7 +171,7 @@ def parse_summary(form: Mapping[str, str], received_at: dt.datetime) -> CallEven
         outcome=outcome,
         caller=to_e164(_party(data, "from").get("number")),
         called=_called(data),
-        forwarded_to=str(to.get("extension") or "") or None if outcome == Outcome.ANSWERED else None,
+        forwarded_to=str(to.get("extension") or "") or None if outcome == CallOutcome.ANSWERED else None,
     )
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tracking.models import TelephonyIntegration, TrackingNumber
-from tracking.telephony.base import CallEvent
+from tracking.telephony.base import ProviderEvent
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def read_snapshot(directory: str | Path) -> dict[str, Any]:
         return {}
 
 
-def spool(directory: str | Path, integration_key: str, event: CallEvent) -> None:
+def spool(directory: str | Path, integration_key: str, event: ProviderEvent) -> None:
     """Keep an event the database could not take, to be ingested later."""
     body = json.dumps({"integration_key": integration_key, "event": event.data()}).encode()
     name = f"{event.occurred_at.timestamp():.6f}-{uuid.uuid4().hex}.json"
@@ -91,7 +91,7 @@ def spool(directory: str | Path, integration_key: str, event: CallEvent) -> None
 def drain(
     db: Session,
     directory: str | Path,
-    ingest: Callable[[Session, TelephonyIntegration, CallEvent], Any],
+    ingest: Callable[[Session, TelephonyIntegration, ProviderEvent], Any],
 ) -> int:
     """Ingest spooled events (oldest first), committing each; returns how many were taken.
 
@@ -115,7 +115,7 @@ def drain(
             )
         )
         if integ is not None:
-            ingest(db, integ, CallEvent.from_data(record["event"]))
+            ingest(db, integ, ProviderEvent.from_data(record["event"]))
             db.commit()
             taken += 1
         path.unlink(missing_ok=True)

@@ -19,10 +19,10 @@ from twilio.request_validator import RequestValidator, get_signature_algorithm
 
 from tracking.telephony.base import (
     MAX_CALL_SECONDS,
-    CallEvent,
+    CallOutcome,
     EventKind,
-    Outcome,
     PayloadInvalid,
+    ProviderEvent,
     SignatureInvalid,
     parse_int,
     require,
@@ -37,10 +37,10 @@ _XML = '<?xml version="1.0" encoding="UTF-8"?>'
 
 _FINAL_STATUS = {
     "completed": None,  # decided by whether a person answered
-    "busy": Outcome.BUSY,
-    "failed": Outcome.FAILED,
-    "no-answer": Outcome.MISSED,
-    "canceled": Outcome.MISSED,
+    "busy": CallOutcome.BUSY,
+    "failed": CallOutcome.FAILED,
+    "no-answer": CallOutcome.MISSED,
+    "canceled": CallOutcome.MISSED,
 }
 
 
@@ -76,9 +76,9 @@ def _timestamp(params: Mapping[str, str], received_at: dt.datetime) -> dt.dateti
     return received_at
 
 
-def parse_voice(params: Mapping[str, str], received_at: dt.datetime) -> CallEvent:
+def parse_voice(params: Mapping[str, str], received_at: dt.datetime) -> ProviderEvent:
     """The voice webhook: a call has reached one of our numbers."""
-    return CallEvent(
+    return ProviderEvent(
         provider=PROVIDER,
         provider_call_id=require(params, "CallSid"),
         kind=EventKind.START,
@@ -89,7 +89,7 @@ def parse_voice(params: Mapping[str, str], received_at: dt.datetime) -> CallEven
     )
 
 
-def parse_status(params: Mapping[str, str], received_at: dt.datetime) -> CallEvent | None:
+def parse_status(params: Mapping[str, str], received_at: dt.datetime) -> ProviderEvent | None:
     """A status callback, a ``<Dial action>`` callback or a recording callback; None when it tells
     nothing about the call (e.g. the parent leg ringing, or the child leg ending)."""
     at = _timestamp(params, received_at)
@@ -108,7 +108,7 @@ def parse_status(params: Mapping[str, str], received_at: dt.datetime) -> CallEve
         # The <Dial action> callback: the forwarded leg is over. With recording on it carries the
         # recording (RecordingUrl, RecordingSid) as well as DialCallStatus and DialCallDuration.
         if dial_status in ("completed", "answered"):
-            return CallEvent(
+            return ProviderEvent(
                 provider=PROVIDER,
                 provider_call_id=call_sid,
                 received_times=not params.get("Timestamp"),
@@ -121,21 +121,21 @@ def parse_status(params: Mapping[str, str], received_at: dt.datetime) -> CallEve
                 recording_url=recording["recording_url"],
                 recording_ref=recording["recording_ref"],
             )
-        return CallEvent(
+        return ProviderEvent(
             provider=PROVIDER,
             provider_call_id=call_sid,
             received_times=not params.get("Timestamp"),
             kind=EventKind.END,
             occurred_at=at,
             ended_at=at,
-            outcome=_FINAL_STATUS.get(dial_status, Outcome.FAILED),
+            outcome=_FINAL_STATUS.get(dial_status, CallOutcome.FAILED),
             recording_url=recording["recording_url"],
             recording_ref=recording["recording_ref"],
         )
 
     if recording["recording_url"]:
         # The recording status callback.
-        return CallEvent(
+        return ProviderEvent(
             provider=PROVIDER,
             provider_call_id=parent or call_sid,
             received_times=not params.get("Timestamp"),
@@ -147,7 +147,7 @@ def parse_status(params: Mapping[str, str], received_at: dt.datetime) -> CallEve
 
     if parent:
         if status in ("in-progress", "answered"):
-            return CallEvent(
+            return ProviderEvent(
                 provider=PROVIDER,
                 provider_call_id=parent,
                 received_times=not params.get("Timestamp"),
@@ -159,7 +159,7 @@ def parse_status(params: Mapping[str, str], received_at: dt.datetime) -> CallEve
         return None
 
     if status in _FINAL_STATUS:
-        return CallEvent(
+        return ProviderEvent(
             provider=PROVIDER,
             provider_call_id=call_sid,
             received_times=not params.get("Timestamp"),
@@ -171,7 +171,7 @@ def parse_status(params: Mapping[str, str], received_at: dt.datetime) -> CallEve
             outcome=_FINAL_STATUS[status],
         )
     if status in ("queued", "ringing", "initiated", "in-progress"):
-        return CallEvent(
+        return ProviderEvent(
             provider=PROVIDER,
             provider_call_id=call_sid,
             received_times=not params.get("Timestamp"),

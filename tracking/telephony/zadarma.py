@@ -17,10 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tracking.telephony.base import (
     EVENT_MAX_AHEAD,
-    CallEvent,
+    CallOutcome,
     EventKind,
-    Outcome,
     PayloadInvalid,
+    ProviderEvent,
     SignatureInvalid,
     from_unix,
     parse_int,
@@ -50,12 +50,12 @@ SIGNED_FIELDS: dict[str, tuple[str, ...]] = {
 
 # The disposition values are UNCONFIRMED in the protocol notes; anything not listed counts as failed.
 _DISPOSITION = {
-    "answered": Outcome.ANSWERED,
-    "busy": Outcome.BUSY,
-    "cancel": Outcome.MISSED,
-    "no answer": Outcome.MISSED,
-    "noanswer": Outcome.MISSED,
-    "no-answer": Outcome.MISSED,
+    "answered": CallOutcome.ANSWERED,
+    "busy": CallOutcome.BUSY,
+    "cancel": CallOutcome.MISSED,
+    "no answer": CallOutcome.MISSED,
+    "noanswer": CallOutcome.MISSED,
+    "no-answer": CallOutcome.MISSED,
 }
 
 
@@ -101,7 +101,7 @@ def _call_start(raw: str, tz: ZoneInfo, received_at: dt.datetime) -> dt.datetime
 
 def parse(
     fields: Mapping[str, str], received_at: dt.datetime, provider: str = "zadarma", tz: str = "UTC"
-) -> CallEvent | None:
+) -> ProviderEvent | None:
     """The normalised event, or None for events that are not about incoming calls (outgoing, IVR, SMS)."""
     event = require(fields, "event")
     zone = ZoneInfo(tz)
@@ -110,7 +110,7 @@ def parse(
     call_id = require(fields, "pbx_call_id")
     if event == "NOTIFY_START":
         start = _call_start(require(fields, "call_start"), zone, received_at)
-        return CallEvent(
+        return ProviderEvent(
             provider=provider,
             provider_call_id=call_id,
             kind=EventKind.START,
@@ -121,7 +121,7 @@ def parse(
         )
     if event == "NOTIFY_ANSWER":
         # No answer time is sent: the moment we receive it is the best estimate.
-        return CallEvent(
+        return ProviderEvent(
             provider=provider,
             provider_call_id=call_id,
             kind=EventKind.ANSWER,
@@ -135,12 +135,12 @@ def parse(
     if event == "NOTIFY_END":
         start = _call_start(require(fields, "call_start"), zone, received_at)
         disposition = (fields.get("disposition") or "").strip().lower()
-        outcome = _DISPOSITION.get(disposition, Outcome.FAILED if disposition else Outcome.MISSED)
+        outcome = _DISPOSITION.get(disposition, CallOutcome.FAILED if disposition else CallOutcome.MISSED)
         # Unsigned: bounded by the time the call can have lasted.
         elapsed = (received_at - start + DURATION_SLACK).total_seconds()
         duration = parse_int(fields.get("duration"), "duration", maximum=max(0, int(elapsed))) or 0
         recorded = fields.get("is_recorded") == "1" and fields.get("call_id_with_rec")
-        return CallEvent(
+        return ProviderEvent(
             provider=provider,
             provider_call_id=call_id,
             kind=EventKind.END,
@@ -150,12 +150,12 @@ def parse(
             started_at=start,
             caller=to_e164(fields.get("caller_id")),
             called=to_e164(require(fields, "called_did")),
-            talk_seconds=duration if outcome == Outcome.ANSWERED else 0,
+            talk_seconds=duration if outcome == CallOutcome.ANSWERED else 0,
             outcome=outcome,
             recording_ref=fields["call_id_with_rec"] if recorded else None,
         )
     if event == "NOTIFY_RECORD":
-        return CallEvent(
+        return ProviderEvent(
             provider=provider,
             provider_call_id=call_id,
             kind=EventKind.RECORD,
