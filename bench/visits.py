@@ -3,15 +3,15 @@
 For each backend (PostgreSQL, SQLite) this creates a throwaway database, seeds a site with a large pool,
 starts gunicorn (2 sync workers) on 127.0.0.1 and drives it from separate processes:
 
-* closed loop with wrk (fixed connections, as fast as it answers): new visitors, one repeat visitor, and a
-  hello-world route served by the same app and gunicorn configuration;
+* closed loop with wrk (fixed connections, as fast as it answers): new visitors, one repeat visitor, the
+  heartbeats of one session, and a hello-world route served by the same app and gunicorn configuration;
 * open loop at fixed 100 and 200 requests/s (new visitors), latency measured from each request's
   scheduled send time so a stall is not hidden by the generator waiting for it.
 
 Ratios are against the hello-world route measured in the same run. Every phase has a fixed duration, and
 the whole run is bounded by ``--budget`` seconds.
 
-    python -m bench.visits [--seconds 5] [--backends postgresql,sqlite] [--budget 240]
+    python -m bench.visits [--seconds 5] [--backends postgresql,sqlite] [--workers sync,gthread]
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class Database:
 
 
 class Gunicorn:
-    def __init__(self, db_url: str, tmp: Path) -> None:
+    def __init__(self, db_url: str, tmp: Path, worker_class: str = "sync") -> None:
         self.port = _free_port()
         env = dict(
             os.environ,
@@ -136,6 +136,7 @@ class Gunicorn:
         self.proc = subprocess.Popen(
             [
                 sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{self.port}",
+                "-k", worker_class, *(["--threads", "4"] if worker_class == "gthread" else []),
                 "--log-level", "warning", "bench.visits:make_wsgi()",
             ],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -191,9 +192,14 @@ end
 request = function()
   counter = counter + 1
   local vid
-  if mode == "repeat" then vid = "bench-repeat-visitor" else vid = prefix .. "-" .. tid .. "-" .. counter end
-  return wrk.format("POST", nil, {["Origin"] = "__ORIGIN__", ["Content-Type"] = "text/plain"},
-    '{"visitor_id":"' .. vid .. '"}')
+  local headers = {["Origin"] = "__ORIGIN__", ["Content-Type"] = "text/plain"}
+  if mode == "heartbeat" then
+    return wrk.format("POST", nil, headers, '{"session_id":"' .. prefix .. '"}')
+  end
+  -- 32+ characters: a visitor id the hub trusts to continue its session
+  vid = "bench-repeat-visitor-0123456789abcdef"
+  if mode ~= "repeat" then vid = prefix .. "-" .. tid .. "-" .. counter end
+  return wrk.format("POST", nil, headers, '{"visitor_id":"' .. vid .. '"}')
 end
 """
 ).replace("__ORIGIN__", ORIGIN)
@@ -218,8 +224,9 @@ def wrk(
         cmd += ["--", *args]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _unit(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _unit(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    # The distribution's own lines ("    50%    2.99ms"), not a "+/- Stdev" figure ending in "50%".
+    p50 = _unit(re.search(r"^\s+50%[ \t]+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _unit(re.search(r"^\s+99%[ \t]+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     return {
@@ -265,28 +272,53 @@ def fixed_rate(port: int, key: str, rate: int, seconds: int) -> dict[str, float]
     }
 
 
-def run_backend(backend: str, seconds: int) -> dict[str, Any]:
+def _post_json(port: int, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request(
+        "POST", path, body=json.dumps(body), headers={"Origin": ORIGIN, "Content-Type": "text/plain"}
+    )
+    r = conn.getresponse()
+    out = json.loads(r.read())
+    conn.close()
+    return out
+
+
+def run_backend(backend: str, seconds: int, worker_class: str = "sync") -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         db = Database(backend, tmp)
         try:
             key = _seed(db.url)
-            server = Gunicorn(db.url, tmp)
+            server = Gunicorn(db.url, tmp, worker_class)
             try:
                 base = f"http://127.0.0.1:{server.port}"
                 script = tmp / "visit.lua"
                 script.write_text(WRK_SCRIPT)
-                assert _post(server.port, f"/t/v1/{key}/visit", {"visitor_id": "bench-repeat-visitor"}) == 200
+                first = _post_json(
+                    server.port, f"/t/v1/{key}/visit", {"visitor_id": "bench-repeat-visitor-0123456789abcdef"}
+                )
                 hello = wrk(base + "/bench/hello", seconds)
                 new = wrk(f"{base}/t/v1/{key}/visit", seconds, script, ["new", "bench-new"])
                 repeat = wrk(f"{base}/t/v1/{key}/visit", seconds, script, ["repeat", "x"])
+                heartbeat = wrk(
+                    f"{base}/t/v1/{key}/heartbeat", seconds, script, ["heartbeat", first["session_id"]]
+                )
                 rates = [fixed_rate(server.port, key, r, seconds) for r in RATES]
             finally:
                 server.stop()
             counts = _counts(db.url)
         finally:
             db.drop()
-    return {"backend": backend, "hello": hello, "new": new, "repeat": repeat, "rates": rates, **counts}
+    return {
+        "backend": backend,
+        "workers": worker_class,
+        "hello": hello,
+        "new": new,
+        "repeat": repeat,
+        "heartbeat": heartbeat,
+        "rates": rates,
+        **counts,
+    }
 
 
 def _counts(url: str) -> dict[str, int]:
@@ -311,9 +343,10 @@ def _counts(url: str) -> dict[str, int]:
 
 def report(r: dict[str, Any]) -> str:
     h = r["hello"]
-    lines = [f"== {r['backend']} (gunicorn, 2 sync workers; wrk -t2 -c8) =="]
+    kind = "2 sync workers" if r["workers"] == "sync" else "2 gthread workers x 4 threads"
+    lines = [f"== {r['backend']} (gunicorn, {kind}; wrk -t2 -c8) =="]
     lines.append(f"{'route':<16}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'x hello rps':>13}{'non-2xx':>9}")
-    for name in ("hello", "new", "repeat"):
+    for name in ("hello", "new", "repeat", "heartbeat"):
         m = r[name]
         lines.append(
             f"{name:<16}{m['rps']:>9.0f}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}"
@@ -338,12 +371,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5, help="duration of each phase")
     parser.add_argument("--backends", default="postgresql,sqlite")
     parser.add_argument("--budget", type=int, default=240, help="hard limit for the whole run, seconds")
+    parser.add_argument("--workers", default="sync", help="gunicorn worker classes to compare: sync,gthread")
     args = parser.parse_args()
     signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("bench budget exceeded")))
     signal.alarm(args.budget)
-    for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
-        print(report(run_backend(backend, args.seconds)), flush=True)
-        print()
+    for worker_class in [w.strip() for w in args.workers.split(",") if w.strip()]:
+        for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
+            print(report(run_backend(backend, args.seconds, worker_class)), flush=True)
+            print()
 
 
 if __name__ == "__main__":

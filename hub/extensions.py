@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, current_app, g
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from tracking.db import make_engine, make_session_factory
@@ -11,6 +12,11 @@ from tracking.db import make_engine, make_session_factory
 def init_db(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["otkuda.engine"] = engine
+    # The snippet's hot path (tracking.visit_path) has its own pool: autocommit, and no ping on checkout,
+    # which would cost a round trip per page view (a connection found dead is retried once instead).
+    app.extensions["otkuda.tracking_engine"] = make_engine(
+        app.config["DATABASE_URL"], isolation_level="AUTOCOMMIT", pool_pre_ping=False
+    )
     app.extensions["otkuda.sessions"] = make_session_factory(engine)
     replica = app.config.get("REPORTS_DATABASE_URL")
     app.extensions["otkuda.report_sessions"] = make_session_factory(make_engine(replica)) if replica else None
@@ -23,6 +29,10 @@ def init_db(app: Flask) -> None:
                 if exc is not None:
                     session.rollback()
                 session.close()
+
+
+def tracking_engine() -> Engine:
+    return current_app.extensions["otkuda.tracking_engine"]
 
 
 def session_factory() -> sessionmaker[Session]:

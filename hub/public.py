@@ -27,14 +27,16 @@ from urllib.parse import urlsplit
 import brotli
 import rjsmin
 from flask import Blueprint, Response, current_app, jsonify, redirect, request
+from sqlalchemy.exc import DBAPIError
 
-from hub.extensions import db
+from hub.extensions import db, tracking_engine
 from hub.ratelimit import client_ip, source_key
 from hub.schemas import error_json
-from tracking import abuse, phones, visits
-from tracking.db import iso
+from tracking import abuse, phones, visit_path, visits
+from tracking.db import iso, utcnow
 from tracking.hosts import canonical_host
 from tracking.models import Site
+from tracking.visit_config import SiteConfig
 
 bp = Blueprint("public", __name__)
 
@@ -56,7 +58,7 @@ def _cors(resp: Response, origin: str) -> Response:
     return resp
 
 
-def origin_allowed(site: Site, origin: str | None) -> bool:
+def origin_allowed(site: Site | SiteConfig, origin: str | None) -> bool:
     if not origin:
         return False
     try:
@@ -100,11 +102,11 @@ def _requester() -> abuse.Requester:
     )
 
 
-def _number_json(site: Site, e164: str) -> dict[str, str]:
+def _number_json(site: Site | SiteConfig, e164: str) -> dict[str, str]:
     return {"e164": e164, "display": phones.format_display(e164, site.display_template)}
 
 
-def replace_rules(site: Site, tracking_e164: str | None) -> list[dict[str, Any]]:
+def replace_rules(site: Site | SiteConfig, tracking_e164: str | None) -> list[dict[str, Any]]:
     """What the snippet swaps: each business number of the site (as digit patterns) → the session's number.
 
     ``match`` lists the digit forms the business number may be written in and ``to`` the same form of the
@@ -137,7 +139,7 @@ def replace_rules(site: Site, tracking_e164: str | None) -> list[dict[str, Any]]
     return rules
 
 
-def _result_json(result: visits.VisitResult, *, full: bool) -> dict[str, Any]:
+def _result_json(result: visits.VisitResult | visit_path.Answer, *, full: bool) -> dict[str, Any]:
     session = result.session
     body: dict[str, Any] = {
         "session_id": session.public_id,
@@ -159,35 +161,81 @@ def _handle(site_key: str, action: str) -> Response:
     origin = request.headers.get("Origin")
     if _too_large():
         return _error(413, "body_too_large", "The request body is too large.")
-    site = visits.site_by_key(db(), site_key)
-    if site is None:
-        return _error(404, "unknown_site", "No site has this key.")
-    if not origin_allowed(site, origin):
-        return _error(403, "origin_not_allowed", "This origin is not one of the site's domains.")
-    if request.method == "OPTIONS":
-        resp = Response(status=204)
-        resp.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
-        resp.headers["Access-Control-Allow-Headers"] = "Content-Type"
-        resp.headers["Access-Control-Max-Age"] = "86400"
-        return _cors(resp, origin or "")
-    try:
-        data = _read_json()
-        if action == "visit":
-            result = visits.visit(
-                db(), site, data, user_agent=request.headers.get("User-Agent"), requester=_requester()
-            )
-        elif action == "heartbeat":
-            result = visits.heartbeat(db(), site, data, requester=_requester())
-        elif isinstance(data, dict) and "session_id" not in data:
-            # The snippet gave up waiting for its visit answer: it never learnt a session id.
-            released = visits.release_unseen(db(), site, data)
-            return _cors(_no_store(jsonify(released=released)), origin or "")
-        else:
-            result = visits.release(db(), site, data)
-    except _TooLarge:
-        return _error(413, "body_too_large", "The request body is too large.", origin)
-    except visits.VisitError as exc:
-        return _error(exc.status, exc.error, str(exc), origin)
+    # The body is read before the site (its visitor or session id goes into the first query), but its
+    # errors are reported in the usual order: unknown site, then origin, then the body.
+    data: Any = None
+    body_error: Exception | None = None
+    by: dict[str, str] = {}
+    if request.method != "OPTIONS":
+        try:
+            data = _read_json()
+            if action == "visit":
+                parsed = visits.parse_visit(data, request.headers.get("User-Agent"))
+                by = {"visitor_id": parsed.visitor_id}
+            elif isinstance(data, dict) and "session_id" in data:
+                by = {"public_id": visits.session_id_of(data)}
+        except (_TooLarge, visits.VisitError) as exc:
+            body_error = exc
+    for attempt in (1, 2):
+        try:
+            return _answer(site_key, action, origin, data, body_error, by)
+        except DBAPIError as exc:
+            # The hot path's pool does not ping on checkout: a connection the server dropped fails here once.
+            if not exc.connection_invalidated or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _answer(
+    site_key: str,
+    action: str,
+    origin: str | None,
+    data: Any,
+    body_error: Exception | None,
+    by: dict[str, str],
+) -> Response:
+    with visit_path.connect(tracking_engine()) as conn:
+        found = visit_path.lookup(
+            conn, site_key, visitor_id=by.get("visitor_id"), public_id=by.get("public_id")
+        )
+        site = found.site
+        if site is None:
+            return _error(404, "unknown_site", "No site has this key.")
+        if not origin_allowed(site, origin):
+            return _error(403, "origin_not_allowed", "This origin is not one of the site's domains.")
+        if request.method == "OPTIONS":
+            resp = Response(status=204)
+            resp.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+            resp.headers["Access-Control-Allow-Headers"] = "Content-Type"
+            resp.headers["Access-Control-Max-Age"] = "86400"
+            return _cors(resp, origin or "")
+        try:
+            if isinstance(body_error, _TooLarge):
+                raise body_error
+            if body_error is not None:
+                raise body_error
+            now = utcnow()
+            result: Any
+            if action == "visit":
+                parsed = visits.parse_visit(data, request.headers.get("User-Agent"))
+                requester = _requester()
+                result = visit_path.visit(conn, found, parsed, now, requester) or visits.visit_full(
+                    db(), site_key, data, now, request.headers.get("User-Agent"), requester
+                )
+            elif action == "release" and isinstance(data, dict) and "session_id" not in data:
+                # The snippet gave up waiting for its visit answer: it never learnt a session id.
+                released = visits.release_unseen(db(), site_key, data, now)
+                return _cors(_no_store(jsonify(released=released)), origin or "")
+            else:
+                visits.session_id_of(data)
+                leaving = action == "release"
+                result = visit_path.keep(conn, found, now, leaving=leaving) or visits.keep_full(
+                    db(), site_key, data, now, leaving=leaving, requester=None if leaving else _requester()
+                )
+        except _TooLarge:
+            return _error(413, "body_too_large", "The request body is too large.", origin)
+        except visits.VisitError as exc:
+            return _error(exc.status, exc.error, str(exc), origin)
     # A heartbeat answers with the number only when it moved the session off the fallback number, and only
     # to the visitor the session belongs to: a session id alone never reveals a number.
     renumbered = (

@@ -165,7 +165,8 @@ def _on_breach(limit: RequestLimit) -> Response:
 def init_ratelimit(app: Flask) -> Limiter:
     """Attach this app's limiter: storage from the configuration, the limits of each endpoint."""
     storage_url = app.config.get("RATELIMIT_STORAGE_URL")
-    engine = app.extensions["otkuda.engine"]
+    # The hot path's engine: autocommit and no ping on checkout, so an increment is one round trip.
+    engine = app.extensions["otkuda.tracking_engine"]
     app.config.setdefault("RATELIMIT_ENABLED", True)
     limiter = Limiter(
         key_func=client_ip,

@@ -120,6 +120,7 @@ def make_hub(database_url: str, db: Session, tmp_path: Path) -> Iterator[Callabl
     # run does not exhaust the PostgreSQL server's connection slots.
     for hub in made:
         hub.extensions["otkuda.engine"].dispose()
+        hub.extensions["otkuda.tracking_engine"].dispose()
 
 
 @pytest.fixture

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, null, select
 from sqlalchemy.orm import Session
 
 from tracking.models import Pool, TrackingNumber, VisitSession
@@ -68,3 +69,32 @@ def hold_refusal(
 def continues_sessions(visitor_id: str) -> bool:
     """Whether a visit with this visitor id may continue (and be shown) an earlier session of it."""
     return len(visitor_id) >= STRONG_VISITOR_ID
+
+
+def refusal_expression(
+    pool_id: Any, visitor_id: Any, now: Any, requester: Requester | None, source_key: Any = None
+) -> Any:
+    """:func:`hold_refusal` as one SQL expression (NULL when the session may take a number), for the hot path
+    that decides and takes in one statement. None when no cap applies. The values may be bound parameters
+    (``source_key`` then stands for ``requester.key``)."""
+    if requester is None:
+        return None
+    live = (
+        select(func.count())
+        .select_from(TrackingNumber)
+        .join(VisitSession, VisitSession.id == TrackingNumber.held_by_session_id)
+        .where(
+            TrackingNumber.pool_id == pool_id,
+            TrackingNumber.status == NumberStatus.ACTIVE,
+            TrackingNumber.held_until >= now,
+        )
+    )
+    whens = []
+    if requester.holds_per_visitor > 0:
+        by_visitor = live.where(VisitSession.visitor_id == visitor_id).scalar_subquery()
+        whens.append((by_visitor >= requester.holds_per_visitor, VISITOR_CAP))
+    if requester.key and requester.holds_per_source > 0:
+        key = requester.key if source_key is None else source_key
+        by_source = live.where(VisitSession.source_key == key).scalar_subquery()
+        whens.append((by_source >= requester.holds_per_source, SOURCE_CAP))
+    return case(*whens, else_=null()) if whens else None

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import Select, Update, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from tracking import abuse
@@ -92,7 +93,22 @@ def heartbeat_seconds(hold_seconds: int) -> int:
     return max(10, min(120, hold_seconds // 3))
 
 
-def _cap(pool: Pool, started_at: dt.datetime) -> dt.datetime:
+class PoolLike(Protocol):
+    """What allocation reads of a pool: the ORM row or the hot path's cached copy of it."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def hold_seconds(self) -> int: ...
+    @property
+    def max_hold_seconds(self) -> int: ...
+    @property
+    def channel_coherent(self) -> bool: ...
+    @property
+    def fallback_number_id(self) -> int | None: ...
+
+
+def _cap(pool: PoolLike, started_at: dt.datetime) -> dt.datetime:
     return started_at + dt.timedelta(seconds=pool.max_hold_seconds)
 
 
@@ -105,48 +121,51 @@ def _free(now: dt.datetime):
 HOME_IDLE = dt.timedelta(hours=2)
 
 
-def _new_home(pool: Pool, session: VisitSession, now: dt.datetime):
+def _new_home(pool: PoolLike, channel_id: Any, now: Any, idle_since: Any = None):
     if not pool.channel_coherent:
-        return session.channel_id
+        return channel_id
     rested_since = func.coalesce(TrackingNumber.held_until, TrackingNumber.released_at)
     return case(
-        (TrackingNumber.home_channel_id.is_(None), session.channel_id),
-        (rested_since < now - HOME_IDLE, session.channel_id),
+        (TrackingNumber.home_channel_id.is_(None), channel_id),
+        (rested_since < (now - HOME_IDLE if idle_since is None else idle_since), channel_id),
         else_=TrackingNumber.home_channel_id,
     )
 
 
-def _may_join(channel_id: int, now: dt.datetime):
+def new_hold_until(pool: PoolLike, now: dt.datetime) -> dt.datetime:
+    """When a hold taken now on a number of ``pool`` ends."""
+    return min(now + dt.timedelta(seconds=pool.hold_seconds), _cap(pool, now))
+
+
+def _may_join(channel_id: Any, now: Any, idle_since: Any = None):
     """A number that is the channel's, or would join it when taken (see ``_new_home``)."""
     rested_since = func.coalesce(TrackingNumber.held_until, TrackingNumber.released_at)
     return or_(
         TrackingNumber.home_channel_id.is_(None),
         TrackingNumber.home_channel_id == channel_id,
-        rested_since < now - HOME_IDLE,
+        rested_since < (now - HOME_IDLE if idle_since is None else idle_since),
     )
 
 
-def take_number(
-    db: Session, pool: Pool, session: VisitSession, now: dt.datetime, *, borrow: bool = True
-) -> TrackingNumber | None:
-    """Atomically hold a free number of the pool for ``session``; None when all are held.
-
-    Longest-rested first. A channel-coherent pool first takes numbers nobody has held yet (they join the
-    session's channel), then numbers of the session's channel, and only then borrows another channel's
-    number (before falling back). A borrowed number stays its channel's unless that channel had left it
-    idle for ``HOME_IDLE``: then it joins the borrower's. So a late caller who wrote a number down still
-    lands in the number's channel, and each channel keeps about as many numbers as its traffic keeps busy.
-    ``borrow=False`` takes only a number that is or may become the session's channel's (see ``allocate``).
-    """
-    hold_until = min(now + dt.timedelta(seconds=pool.hold_seconds), _cap(pool, now))
+def free_number_candidate(
+    pool: PoolLike,
+    channel_id: Any,
+    now: Any,
+    *,
+    postgres: bool,
+    borrow: bool = True,
+    idle_since: Any = None,
+) -> Select:
+    """The id of the free number of ``pool`` a session of ``channel_id`` takes next (see :func:`take_number`
+    for the order and ``borrow``); locked with ``SKIP LOCKED`` on PostgreSQL."""
     # A free number's last hold ended at its (past) held_until, or at released_at when the hold was cleared
     # early; never-used numbers (both NULL) go first.
     rested = func.coalesce(TrackingNumber.held_until, TrackingNumber.released_at).asc().nulls_first()
     order = [rested, TrackingNumber.id]
-    if pool.channel_coherent and session.channel_id is not None:
+    if pool.channel_coherent and channel_id is not None:
         home = case(
             (TrackingNumber.home_channel_id.is_(None), 0),
-            (TrackingNumber.home_channel_id == session.channel_id, 1),
+            (TrackingNumber.home_channel_id == channel_id, 1),
             else_=2,
         )
         order.insert(0, home)
@@ -162,20 +181,55 @@ def take_number(
     )
     if pool.fallback_number_id is not None:
         candidate = candidate.where(TrackingNumber.id != pool.fallback_number_id)
-    if not borrow and pool.channel_coherent and session.channel_id is not None:
-        candidate = candidate.where(_may_join(session.channel_id, now))
-    if is_postgres(db):
+    if not borrow and pool.channel_coherent and channel_id is not None:
+        candidate = candidate.where(_may_join(channel_id, now, idle_since))
+    if postgres:
         candidate = candidate.with_for_update(skip_locked=True)
-    stmt = (
+    return candidate
+
+
+def take_statement(
+    pool: PoolLike,
+    session_id: Any,
+    channel_id: Any,
+    now: Any,
+    candidate: Select,
+    *,
+    hold_until: Any = None,
+    idle_since: Any = None,
+) -> Update:
+    """The UPDATE that holds the ``candidate`` number for ``session_id``, re-checking on the newest row
+    version that it is still free. Every value may be an SQL expression (a bound parameter of a statement
+    built once); ``hold_until`` and ``idle_since`` are then given as such too."""
+    return (
         update(TrackingNumber)
         .where(TrackingNumber.id == candidate.scalar_subquery(), _free(now))
         .values(
-            held_by_session_id=session.id,
-            held_until=hold_until,
-            home_channel_id=_new_home(pool, session, now),
+            held_by_session_id=session_id,
+            held_until=new_hold_until(pool, now) if hold_until is None else hold_until,
+            home_channel_id=_new_home(pool, channel_id, now, idle_since),
             # SET expressions see the old row: remember when the previous hold ended.
             released_at=func.coalesce(TrackingNumber.held_until, TrackingNumber.released_at),
         )
+    )
+
+
+def take_number(
+    db: Session, pool: Pool, session: VisitSession, now: dt.datetime, *, borrow: bool = True
+) -> TrackingNumber | None:
+    """Atomically hold a free number of the pool for ``session``; None when all are held.
+
+    Longest-rested first. A channel-coherent pool first takes numbers nobody has held yet (they join the
+    session's channel), then numbers of the session's channel, and only then borrows another channel's
+    number (before falling back). A borrowed number stays its channel's unless that channel had left it
+    idle for ``HOME_IDLE``: then it joins the borrower's. So a late caller who wrote a number down still
+    lands in the number's channel, and each channel keeps about as many numbers as its traffic keeps busy.
+    ``borrow=False`` takes only a number that is or may become the session's channel's (see ``allocate``).
+    """
+    hold_until = new_hold_until(pool, now)
+    candidate = free_number_candidate(pool, session.channel_id, now, postgres=is_postgres(db), borrow=borrow)
+    stmt = (
+        take_statement(pool, session.id, session.channel_id, now, candidate)
         .returning(TrackingNumber)
         .execution_options(synchronize_session=False, populate_existing=True)
     )

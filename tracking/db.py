@@ -83,11 +83,23 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.close()
 
         return engine
+    _psycopg_statement_cache()
     kwargs.setdefault("pool_pre_ping", True)
     # An unreachable server fails in seconds rather than the system's TCP timeout: the Twilio voice webhook
     # must fall back in time to connect the caller.
     kwargs.setdefault("connect_args", {"connect_timeout": 5})
     return create_engine(url, **kwargs)
+
+
+def _psycopg_statement_cache() -> None:
+    """Let psycopg keep the parsed form of statements up to 16 KB (it keeps those up to 4 KB): the snippet's
+    one-statement writes (tracking.visit_path) are longer, and re-parsing one cost more than running it."""
+    try:
+        from psycopg import _queries
+    except ImportError:
+        return
+    if getattr(_queries, "MAX_CACHED_STATEMENT_LENGTH", 0) < 16384:
+        _queries.MAX_CACHED_STATEMENT_LENGTH = 16384
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

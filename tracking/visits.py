@@ -168,6 +168,11 @@ def parse_visit(data: Any, user_agent: str | None = None) -> VisitInput:
     )
 
 
+def session_id_of(data: Any) -> str:
+    """The session id a heartbeat or release names, validated."""
+    return _session_id(data)
+
+
 def _session_id(data: Any) -> str:
     if not isinstance(data, Mapping):
         raise InvalidVisit("the body must be a JSON object")
@@ -275,7 +280,7 @@ def _leave_fallback(
     return True
 
 
-def site_has_host(site: Site, host: str | None) -> bool:
+def site_has_host(site: Any, host: str | None) -> bool:
     """Whether ``host`` (canonical: IDNA, lower case) is one of the site's domains ("*.example.ru" entries
     allow subdomains). Entries are compared in the same canonical form, whatever form was typed."""
     if not host:
@@ -294,7 +299,7 @@ def site_has_host(site: Site, host: str | None) -> bool:
     return False
 
 
-def _continues_source(site: Site, previous: VisitSession, data: VisitInput, now: dt.datetime) -> bool:
+def _continues_source(site: Any, previous: Any, data: VisitInput, now: dt.datetime) -> bool:
     """A visit without ad marks that follows the visitor's recent session keeps that session's source: a
     tab that slept past its hold and wakes on an inner page, or a quick return, is not a "direct" visit."""
     if any(data.mark(k) for k in (*_UTM_KEYS, *_CLICK_KEYS)):
@@ -305,7 +310,7 @@ def _continues_source(site: Site, previous: VisitSession, data: VisitInput, now:
     return not data.referrer and quiet <= RETURN_CONTINUES
 
 
-def _new_ad_click(session: VisitSession, data: VisitInput) -> bool:
+def _new_ad_click(session: Any, data: VisitInput) -> bool:
     """A repeat visit that arrives through a different ad click or campaign starts a new session."""
     for key in ("gclid", "yclid", "gbraid", "wbraid", "utm_source", "utm_campaign"):
         value = data.mark(key)
@@ -427,7 +432,58 @@ def visit(
     """A page view: continue the visitor's live session (extending its hold) or start a new one.
 
     ``requester`` (the hub passes it) bounds how many pool numbers one address and one visitor may hold.
+    Answered by the hot path (:mod:`tracking.visit_path`) where it can, else by :func:`visit_full`.
     """
+    parsed = parse_visit(data, user_agent)
+    when = now or utcnow()
+    answer = _hot(
+        db,
+        site_key,
+        lambda path, conn, found: path.visit(conn, found, parsed, when, requester),
+        visitor_id=parsed.visitor_id,
+    )
+    if answer is not None:
+        return answer
+    return visit_full(db, site_key, data, when, user_agent, requester)
+
+
+def _hot(db: Session, site_key: str | Site, answer: Callable[..., Any], **by: str) -> VisitResult | None:
+    """Run a hot-path function on its own autocommit connection and hand back ORM objects, for callers
+    that work with a session; None when the hot path leaves the request to the full implementation."""
+    # Imported here: the hot path builds on this module's parsing and session rules.
+    from tracking import visit_path
+
+    key = site_key.site_key if isinstance(site_key, Site) else site_key
+    if db.in_transaction():
+        db.commit()  # what the caller wrote must be visible to (and not lock out) the hot path's connection
+    with visit_path.connect(db.get_bind()) as conn:  # type: ignore[arg-type]
+        found = visit_path.lookup(conn, key, visitor_id=by.get("visitor_id"), public_id=by.get("public_id"))
+        if found.site is None:
+            raise UnknownSite("unknown site key")
+        hot = answer(visit_path, conn, found)
+    if hot is None:
+        return None
+    db.expire_all()
+    site = db.get(Site, hot.site.id)
+    session = db.get(VisitSession, hot.session.id)
+    number = db.get(TrackingNumber, hot.number.id) if hot.number is not None else None
+    assert site is not None and session is not None
+    result = VisitResult(
+        site, session, number, hot.hold_until, hot.live, hot.heartbeat_seconds, hot.renumbered
+    )
+    db.commit()
+    return result
+
+
+def visit_full(
+    db: Session,
+    site_key: str | Site,
+    data: Any,
+    now: dt.datetime | None = None,
+    user_agent: str | None = None,
+    requester: abuse.Requester | None = None,
+) -> VisitResult:
+    """:func:`visit` through the ORM, every turn included (promo codes, fallback upgrades, new ad clicks)."""
     parsed = parse_visit(data, user_agent)
     when = now or utcnow()
 
@@ -486,6 +542,41 @@ def _keep(
     return run_with_retry(db, work)
 
 
+def keep_full(
+    db: Session,
+    site_key: str | Site,
+    data: Any,
+    now: dt.datetime | None,
+    *,
+    leaving: bool,
+    requester: abuse.Requester | None = None,
+) -> VisitResult:
+    """:func:`heartbeat` (or :func:`release`) through the ORM, every turn included."""
+    return _keep(db, site_key, data, now, leaving=leaving, requester=requester)
+
+
+def _keep_hot(
+    db: Session,
+    site_key: str | Site,
+    data: Any,
+    now: dt.datetime | None,
+    *,
+    leaving: bool,
+    requester: abuse.Requester | None = None,
+) -> VisitResult:
+    public_id = _session_id(data)
+    when = now or utcnow()
+    answer = _hot(
+        db,
+        site_key,
+        lambda path, conn, found: path.keep(conn, found, when, leaving=leaving),
+        public_id=public_id,
+    )
+    if answer is not None:
+        return answer
+    return _keep(db, site_key, data, when, leaving=leaving, requester=requester)
+
+
 def heartbeat(
     db: Session,
     site_key: str | Site,
@@ -497,12 +588,12 @@ def heartbeat(
 
     ``requester`` bounds a fallback session's move to a pool number like a first visit (see ``visit``).
     """
-    return _keep(db, site_key, data, now, leaving=False, requester=requester)
+    return _keep_hot(db, site_key, data, now, leaving=False, requester=requester)
 
 
 def release(db: Session, site_key: str | Site, data: Any, now: dt.datetime | None = None) -> VisitResult:
     """The visitor left the page: the hold runs on only for the pool's grace period."""
-    return _keep(db, site_key, data, now, leaving=True)
+    return _keep_hot(db, site_key, data, now, leaving=True)
 
 
 UNSEEN_SECONDS = 120

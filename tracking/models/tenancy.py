@@ -68,6 +68,9 @@ class Site(Base):
     # Also swap the local form ("123-45-67") when the tracking number shares the business number's area code.
     swap_local_numbers: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Moved on by database triggers whenever the site's setup changes (migration 0014): the snippet's hot
+    # path caches the setup per process and reloads it when this differs (tracking.visit_config).
+    config_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     client: Mapped[Client] = relationship(back_populates="sites")
 
