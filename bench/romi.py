@@ -122,12 +122,12 @@ def fill(engine: Engine, scale: float) -> tuple[int, dict[str, int]]:
             FROM {_series(d, n_sessions)}""",
         # Every tenth session calls five minutes after it started.
         f"""INSERT INTO calls (client_id, provider, provider_call_id, caller, called_at, wait_seconds,
-              talk_seconds, status, abandoned, first_time, tags, notes, attribution_method, candidates_count,
-              session_id, channel_id, created_at, updated_at)
+              talk_seconds, status, abandoned, first_time, tags, target_rules, is_target, notes, attribution_method,
+              candidates_count, session_id, channel_id, created_at, updated_at)
             SELECT {cid}, 'bench', {_cat(d, "'c'", "s.id")}, {_cat(d, "'+7900'", "1000000 + s.id % 70000")},
                    {_ts(d, f"(s.id - s0.first) * {step} + 300")}, 5,
                    CASE WHEN s.id % 5 = 0 THEN 0 ELSE 120 END,
-                   CASE WHEN s.id % 5 = 0 THEN 'MISSED' ELSE 'ANSWERED' END, false, s.id % 3 <> 0, '[]', '',
+                   CASE WHEN s.id % 5 = 0 THEN 'MISSED' ELSE 'ANSWERED' END, false, s.id % 3 <> 0, '[]', '[]', false, '',
                    'DYNAMIC', 1, s.id, s.channel_id, {_ts(d, "0")}, {_ts(d, "0")}
             FROM visit_sessions s, (SELECT MIN(id) - 1 AS first FROM visit_sessions) s0
             WHERE s.client_id = {cid} AND s.id % 10 = 0""",
