@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import delete, event, func, select, update
+from sqlalchemy import delete, event, func, select, text, update
 from sqlalchemy.orm import Session
 
 from tests.romi_world import NOV_1, NOV_30, Shop, utc
@@ -124,6 +124,20 @@ def test_the_scheduler_job_refreshes_ahead_of_reports(db, shop) -> None:
     db.commit()
     assert romi_rollup.refresh_all(db) == 1  # the one day of the new call
     assert_same(db, shop)
+
+
+def test_a_large_rebuild_leaves_the_planner_fresh_statistics(db, shop) -> None:
+    """After a rebuild of more than a month, PostgreSQL knows how many rows the roll-up holds (its plans for
+    a year's callers hinge on it), without waiting for autovacuum."""
+    if db.get_bind().dialect.name != "postgresql":
+        pytest.skip("SQLite's planner reads no row estimates of this kind")
+    shop.session(shop.google, "early", utc(1, month=8))  # spread the client over more than a month of days
+    db.commit()
+    assert romi_rollup.refresh(db, shop.t.client) > romi_rollup.FRESH_STATISTICS_AFTER
+    for table in ("romi_daily", "romi_daily_callers"):
+        stored = db.scalar(text(f"SELECT COUNT(*) FROM {table}"))
+        estimate = db.scalar(text("SELECT reltuples FROM pg_class WHERE relname = :t"), {"t": table})
+        assert stored and estimate == stored, table
 
 
 @pytest.mark.parametrize("model", list(romi.Model))
