@@ -409,13 +409,16 @@ class _Account(BaseModel):
     facts the provider told us at connect time, which may only be repeated unchanged (so a read-modify-write
     of the whole object works) — the current account comes in the validation context."""
 
+    # Extra keys are the learned facts; they are checked below rather than typed through
+    # ``__pydantic_extra__``, which the oldest Pydantic this project supports cannot declare.
     model_config = ConfigDict(extra="allow")
-    __pydantic_extra__: dict[str, StrictStr] = Field(init=False)
 
     @model_validator(mode="after")
     def _learned_facts_unchanged(self, info: ValidationInfo) -> _Account:
         current = (info.context or {}).get("account") or {}
         for key, value in (self.model_extra or {}).items():
+            if not isinstance(value, str):
+                raise ValueError(f"{key}: must be a string")
             if key not in current:
                 typed = ", ".join(sorted(type(self).model_fields)) or "none"
                 raise ValueError(f"{key}: is not an account field a person sets (these are: {typed})")
