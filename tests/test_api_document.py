@@ -187,6 +187,14 @@ def test_real_answers_match_their_documented_schemas(client, app, db) -> None:
         integration_id=generic["id"],
         json={"name": "PBX", "active": True},
     )
+    rekeyed = check(
+        "post",
+        "/clients/{client_id}/telephony-integrations/{integration_id}/rotate-secret",
+        200,
+        client_id=cid,
+        integration_id=generic["id"],
+    )
+    assert rekeyed["generated_secrets"]["secret"] != generic["generated_secrets"]["secret"]
     manager = check(
         "post",
         "/users",

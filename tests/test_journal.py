@@ -103,6 +103,44 @@ def test_filters_pick_exactly_the_calls_asked_for(client, db) -> None:
     assert "<svg" in page and "Calls per day by channel" in page
 
 
+def _journal_chart(client, url: str, **q) -> ET.Element:
+    html = client.get(url, query_string=q).get_data(as_text=True)
+    section = html.split('<section class="chart-box">', 1)[1]
+    return ET.fromstring(section[section.index("<svg") : section.index("</svg>") + 6])
+
+
+def test_the_journal_chart_follows_the_chosen_period(client, db) -> None:
+    t = make_tenant(db)
+    _calls(db, t)  # three calls on 2026-11-20
+    db.add(
+        Call(
+            client_id=t.client.id,
+            provider="generic",
+            provider_call_id="early",
+            caller="+79161110009",
+            called_at=dt.datetime(2026, 11, 10, 9, tzinfo=dt.UTC),
+            status=CallStatus.ANSWERED,
+        )
+    )
+    db.commit()
+    web_login(client, t.admin.email)
+    url = f"/clients/{t.client.id}/calls"
+
+    svg = _journal_chart(client, url, **{"from": "2026-11-15", "to": "2026-11-24"})
+    texts = [x.text or "" for x in svg.iter(f"{SVG}text") if x.get("class") == "axis"]
+    days = [x for x in texts if "-" in x]  # the day labels, not the count scale
+    assert days == [f"11-{d}" for d in range(15, 25)]
+    bars = svg.findall(f"{SVG}rect[@class='bar']")
+    # The call of 2026-11-10 lies outside the chosen days and is not drawn.
+    assert sum(int(b.get("data-value")) for b in bars) == 3
+    assert {b.find(f"{SVG}title").text.split(" · ")[0] for b in bars} == {"2026-11-20"}
+
+    # Past a month the bars are weeks, and the early call is counted too.
+    weeks = _journal_chart(client, url, **{"from": "2026-09-01", "to": "2026-11-30"})
+    assert "Calls per week by channel" in ET.tostring(weeks, encoding="unicode")
+    assert sum(int(b.get("data-value")) for b in weeks.findall(f"{SVG}rect[@class='bar']")) == 4
+
+
 def test_operator_forms_change_the_call_or_refuse_without_change(client, db) -> None:
     t = make_tenant(db)
     a, _b, _c = _calls(db, t)

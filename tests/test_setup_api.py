@@ -205,3 +205,79 @@ def test_archiving_a_client_hides_it_keeps_its_data_and_stops_handing_out_number
     assert back.get_json()["archived"] is False
     third = {**visit, "visitor_id": "0f3c9a7d2e6b5f1a8c4d0e9b-visitor-0003"}
     assert client.post(f"/t/v1/{t.site.site_key}/visit", json=third, headers=origin).get_json()["number"]
+
+
+def _signed_start(client, key: str, secret: str, call_id: str):
+    import json
+    import time
+
+    from tracking.telephony import generic
+
+    body = json.dumps(
+        {
+            "event": "start",
+            "call_id": call_id,
+            "caller": "+79001234567",
+            "called": "+74951110000",
+            "at": "2026-11-30T10:00:00Z",
+        }
+    ).encode()
+    stamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "X-Otkuda-Timestamp": stamp,
+        "X-Otkuda-Signature": generic.sign(secret, stamp, body),
+    }
+    return client.post(f"/hooks/v1/generic/{key}", data=body, headers=headers)
+
+
+def test_integration_is_re_keyed_and_deleted_through_the_api_keeping_its_calls(client, db) -> None:
+    from tests.factories import make_user
+    from tracking.accounts import issue_api_token
+    from tracking.models import Call, Role, TelephonyIntegration
+
+    t = make_tenant(db, "Acme")
+    h = auth(t)
+    db.add(TrackingNumber(client_id=t.client.id, e164="+74951110000"))
+    db.commit()
+    base = f"/api/v1/clients/{t.client.id}/telephony-integrations"
+    made = client.post(base, json={"provider": "generic", "name": "PBX"}, headers=h).get_json()
+    old = made["generated_secrets"]["secret"]
+    key = made["webhook_urls"]["notify"].rsplit("/", 1)[1]
+    assert _signed_start(client, key, old, "c1").status_code < 300
+    assert count(db, Call) == 1
+
+    # A viewer may neither re-key nor delete; nothing changes.
+    viewer = make_user(db, t, "viewer@acme.example", Role.VIEWER, client=t.client)
+    vauth = {"Authorization": f"Bearer {issue_api_token(db, viewer, 'v')}"}
+    db.commit()
+    assert client.post(f"{base}/{made['id']}/rotate-secret", headers=vauth).status_code == 403
+    assert client.delete(f"{base}/{made['id']}", headers=vauth).status_code == 403
+
+    rotated = client.post(f"{base}/{made['id']}/rotate-secret", headers=h)
+    assert rotated.status_code == 200
+    new = rotated.get_json()["generated_secrets"]["secret"]
+    assert new != old and rotated.get_json()["webhook_urls"] == made["webhook_urls"]
+    # The secret is shown once: a plain read never carries it.
+    assert new not in client.get(f"{base}/{made['id']}", headers=h).get_data(as_text=True)
+    assert _signed_start(client, key, old, "c2").status_code >= 400
+    assert _signed_start(client, key, new, "c3").status_code < 300
+    assert count(db, Call) == 2
+
+    gone = client.delete(f"{base}/{made['id']}", headers=h)
+    assert gone.status_code == 204
+    assert count(db, TelephonyIntegration) == 0 and count(db, Call) == 2
+    assert client.get(f"{base}/{made['id']}", headers=h).status_code == 404
+    assert _signed_start(client, key, new, "c4").status_code == 404
+
+
+def test_an_integration_whose_secret_is_the_providers_is_not_re_keyed(client, db) -> None:
+    from tests.factories import make_integration
+
+    t = make_tenant(db, "Acme")
+    integ = make_integration(db, t, "zadarma", {"api_secret": "z"})
+    resp = client.post(
+        f"/api/v1/clients/{t.client.id}/telephony-integrations/{integ.id}/rotate-secret", headers=auth(t)
+    )
+    assert resp.status_code == 400
+    assert resp.get_json()["field"] == "secrets"

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from hub import resources
 from hub.api import bp
 from hub.api.common import (
+    FORBIDDEN,
     INVALID,
     NOT_FOUND,
     PAGE_PARAMS,
@@ -23,6 +24,7 @@ from hub.api.common import (
     page_of,
     paginate,
     parse,
+    refused,
     request_body,
 )
 from hub.api.openapi import component, register
@@ -112,6 +114,24 @@ def update_integration(client_id: int, integration_id: int) -> Any:
     return jsonify(integration_json(integ))
 
 
+@bp.post("/clients/<int:client_id>/telephony-integrations/<int:integration_id>/rotate-secret")
+@api_auth_required
+def rotate_integration_secret(client_id: int, integration_id: int) -> Any:
+    integ = _integration_or_404(client_id, integration_id, edit=True)
+    shown_once = resources.rotate_secret(integ)
+    db().commit()
+    return jsonify(CreatedIntegrationOut.build(**_fields(integ), generated_secrets=shown_once))
+
+
+@bp.delete("/clients/<int:client_id>/telephony-integrations/<int:integration_id>")
+@api_auth_required
+def delete_integration(client_id: int, integration_id: int) -> Any:
+    integ = _integration_or_404(client_id, integration_id, edit=True)
+    resources.delete_integration(integ)
+    db().commit()
+    return "", 204
+
+
 for _provider in dict.fromkeys(PROVIDERS):
     _module = adapter(_provider)
     component(_module.Secrets, "validation", name=f"TelephonySecrets_{_provider}")
@@ -155,5 +175,31 @@ register(
         "parameters": _IDS,
         "requestBody": request_body(IntegrationChange),
         "responses": {"200": ok(IntegrationOut), "400": INVALID, "404": NOT_FOUND},
+    },
+)
+register(
+    _PATH + "/{integration_id}",
+    "delete",
+    {
+        "summary": "Remove a telephony integration: its webhook URLs stop answering; its calls are kept",
+        "parameters": _IDS,
+        "responses": {"204": {"description": "Removed"}, "403": FORBIDDEN, "404": NOT_FOUND},
+    },
+)
+register(
+    _PATH + "/{integration_id}/rotate-secret",
+    "post",
+    {
+        "summary": "A new hub-made webhook secret, shown once in generated_secrets; the old one stops "
+        "verifying at once",
+        "parameters": _IDS,
+        "responses": {
+            "200": ok(CreatedIntegrationOut),
+            "400": refused(
+                "The provider's secret is its own (enter the new one with PATCH); nothing changed"
+            ),
+            "403": FORBIDDEN,
+            "404": NOT_FOUND,
+        },
     },
 )

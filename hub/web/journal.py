@@ -4,7 +4,6 @@ tools (promo code, source by hand, notes, tags), with the same filters and rules
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,7 +12,7 @@ from flask import abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from hub import charts, exports
+from hub import charts, dashboard, exports
 from hub.auth import client_or_404, current_user, login_required
 from hub.call_views import CSV_COLUMNS, call_detail, call_json, client_call, export_rows, lookups
 from hub.extensions import db
@@ -40,28 +39,28 @@ def call_or_404(client: Client, call_id: int) -> Call:
     return call
 
 
-def calls_per_day_chart(client: Client, days: int = 30) -> Any:
-    """Calls of the last ``days`` local days, stacked by channel."""
-    tz = ZoneInfo(client.timezone or "UTC")
-    today = dt.datetime.now(tz).date()
-    first = today - dt.timedelta(days=days - 1)
-    start = dt.datetime.combine(first, dt.time(), tz).astimezone(dt.UTC)
-    rows = db().execute(
-        select(Call.called_at, Call.channel_id).where(
-            Call.client_id == client.id, Call.called_at >= start, Call.status != CallStatus.IN_PROGRESS
-        )
-    )
-    names = {c.id: c.name for c in db().scalars(select(Channel).where(Channel.client_id == client.id))}
-    labels = [(first + dt.timedelta(days=i)).isoformat() for i in range(days)]
-    series: dict[str, list[int]] = defaultdict(lambda: [0] * days)
-    for called_at, channel_id in rows:
-        if called_at is None:
-            continue
-        i = (called_at.astimezone(tz).date() - first).days
-        if 0 <= i < days:
-            none = _("Unattributed")
-            series[names.get(channel_id, none) if channel_id else none][i] += 1
-    return charts.stacked_bars(labels, dict(sorted(series.items())), _("Calls per day by channel"))
+def _arg_day(name: str) -> dt.date | None:
+    value = request.args.get(name) or ""
+    try:
+        return dt.date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def chart_period(client: Client, days: int = 30) -> tuple[dt.date, dt.date]:
+    """The local days the journal's chart covers: the filter's dates, and the last ``days`` days up to the
+    filter's end (today without one) for a side left open."""
+    today = dt.datetime.now(ZoneInfo(client.timezone or "UTC")).date()
+    end = _arg_day("to") or today
+    start = _arg_day("from") or end - dt.timedelta(days=days - 1)
+    return (start, end) if start <= end else (end, start)
+
+
+def calls_chart(client: Client) -> Any:
+    """Calls of the journal's period stacked by channel, by day up to a month and by week beyond, as on the
+    client's overview."""
+    start, end = chart_period(client)
+    return dashboard.calls_chart(db(), client, start, end)[1]
 
 
 def pool_charts(client: Client, days: int = 7) -> list[tuple[Pool, Any, float]]:
@@ -134,7 +133,7 @@ def journal(client_id: int) -> Any:
         page=page,
         pages=max((total + PER_PAGE - 1) // PER_PAGE, 1),
         args=args,
-        chart=calls_per_day_chart(client),
+        chart=calls_chart(client),
         names=romi.dimension_names(db(), client),
     )
 
