@@ -567,11 +567,14 @@ def simulate(world: World, keep: Callable[[Session, Report], Any] | None = None)
 
 # --- fitting ---------------------------------------------------------------------------------------------
 Sample = tuple[list[dict[str, Any]], int | None, list[int | None], int | None, str]
+# The index of a call whose true session is no hypothesis: no rate can make it likely, so the rate fit
+# skips it, but the calibration must see it, as a call the hub can only name wrong.
+ABSENT = -1
 
 
 def fit_samples(db: Session, report: Report) -> list[Sample]:
-    """Per dynamic call: its hypotheses' features, which one was true (index; None for a misdial), the
-    hypotheses' channels and the true channel; what the fits need."""
+    """Per dynamic call: its hypotheses' features, which one was true (index; None for a misdial, ABSENT
+    when the true session is no hypothesis), the hypotheses' channels and the true channel."""
     out: list[Sample] = []
     cands: dict[int, list[tuple[CallCandidate, int | None]]] = defaultdict(list)
     for c, channel_id in db.execute(
@@ -587,7 +590,7 @@ def fit_samples(db: Session, report: Report) -> list[Sample]:
         feats = [r.reasons for r, _ in rows]
         idx = next((i for i, (r, _) in enumerate(rows) if r.session_id == truth), None)
         if truth is not None and idx is None:
-            continue  # the truth is no hypothesis: no parameter can fix that call
+            idx = ABSENT
         out.append((feats, idx, [ch for _, ch in rows], truth_channel, bucket))
     return out
 
@@ -629,20 +632,21 @@ def _threshold_table(samples: list[Sample], p: model.Params) -> str:
     return ", ".join(f"{b} {h[1]}/{h[2]} of {h[0]}" for b, h in sorted(hits.items()))
 
 
-def fit_calibration(rows: list[tuple[float, int, bool]]) -> tuple[float, float, float]:
+def fit_calibration(rows: list[tuple[float, int, bool]], terms: int = 3) -> tuple[float, ...]:
     """Platt scaling with the number's busyness: a, b, c maximising the likelihood of
-    sigmoid(a * logit(p) + b + c * busyness(holds)) over (p, holds, right) rows (Newton's method)."""
-    xs = [(model.logit(p), 1.0, model.busyness(h)) for p, h, _ in rows]
+    sigmoid(a * logit(p) + b + c * busyness(holds)) over (p, holds, right) rows (Newton's method);
+    ``terms=2`` leaves out the busyness (the form the model's session calibration has)."""
+    xs = [(model.logit(p), 1.0, model.busyness(h))[:terms] for p, h, _ in rows]
     ys = [1.0 if ok else 0.0 for _, _, ok in rows]
-    w = [1.0, 0.0, 0.0]
+    w = [1.0] + [0.0] * (terms - 1)
     for _ in range(50):
-        grad = [0.0, 0.0, 0.0]
-        hess = [[0.0] * 3 for _ in range(3)]
+        grad = [0.0] * terms
+        hess = [[0.0] * terms for _ in range(terms)]
         for x, y in zip(xs, ys, strict=True):
             q = 1 / (1 + math.exp(-sum(wi * xi for wi, xi in zip(w, x, strict=True))))
-            for i in range(3):
+            for i in range(terms):
                 grad[i] += (y - q) * x[i]
-                for j in range(3):
+                for j in range(terms):
                     hess[i][j] += q * (1 - q) * x[i] * x[j]
         step = _solve(hess, grad)
         if step is None:
@@ -650,7 +654,7 @@ def fit_calibration(rows: list[tuple[float, int, bool]]) -> tuple[float, float, 
         w = [wi + si for wi, si in zip(w, step, strict=True)]
         if sum(abs(si) for si in step) < 1e-9:
             break
-    return w[0], w[1], w[2]
+    return tuple(w)
 
 
 def _solve(m: list[list[float]], v: list[float]) -> list[float] | None:
@@ -672,6 +676,8 @@ def _solve(m: list[list[float]], v: list[float]) -> list[float] | None:
 def log_likelihood(samples: list[Sample], p: model.Params) -> float:
     total = 0.0
     for feats, idx, _, _, _ in samples:
+        if idx == ABSENT:
+            continue  # its likelihood needs the true hypothesis; no parameter can fix that call
         rates = [model.session_rate(f, p) for f in feats]
         other = model.outsider_rate(int(feats[0].get("number_holds", 0)), p)
         norm = sum(rates) + other
@@ -772,8 +778,13 @@ def main() -> None:
         for name in model.FITTED:
             print(f"    {name}: float = {getattr(fitted, name):.4g}")
         raw = [_raw_verdict(sample, fitted) for sample in samples]
-        session_ab = fit_calibration([(ps, holds, ok) for ps, ok, _, _, holds in raw])
-        channel_ab = fit_calibration([(pc, holds, ok) for _, _, pc, ok, holds in raw])
+        # Each calibration keeps the form the model gives it (two or three terms).
+        session_ab = fit_calibration(
+            [(ps, holds, ok) for ps, ok, _, _, holds in raw], len(model.PARAMS.session_calibration)
+        )
+        channel_ab = fit_calibration(
+            [(pc, holds, ok) for _, _, pc, ok, holds in raw], len(model.PARAMS.channel_calibration)
+        )
         for label, ab in (("session", session_ab), ("channel", channel_ab)):
             print(f"    {label}_calibration: tuple[float, ...] = ({', '.join(f'{x:.4g}' for x in ab)})")
         fitted = fitted.with_values(session_calibration=session_ab, channel_calibration=channel_ab)
