@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Any, cast
@@ -50,7 +49,6 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import aliased
 
 from tracking import abuse, allocation
-from tracking.channels import VisitSource
 from tracking.db import UTCDateTime
 from tracking.models import FallbackEvent, NumberAssignment, Site, TrackingNumber, VisitSession
 from tracking.models.numbers import NumberStatus
@@ -64,7 +62,8 @@ from tracking.visits import (
     _continues_source,
     _is_lock_timeout,
     _new_ad_click,
-    device_from_user_agent,
+    new_session_columns,
+    visit_source,
 )
 
 MARKS = (*_UTM_KEYS, *_CLICK_KEYS)
@@ -458,36 +457,10 @@ def _start(
     if inherit is not None and inherit.channel_id is not None:
         channel_id: int | None = inherit.channel_id
     else:
-        source = VisitSource(
-            utm_source=marks["utm_source"],
-            utm_medium=marks["utm_medium"],
-            utm_campaign=marks["utm_campaign"],
-            referrer=referrer,
-            gclid=marks["gclid"],
-            yclid=marks["yclid"],
-            landing_url=data.url,
-        )
-        channel_id = site.resolve_channel(source)
+        channel_id = site.resolve_channel(visit_source(data, marks, referrer))
     if channel_id is None:
         return None  # the client's default channel is created on first need, by the full implementation
-    values: dict[str, Any] = dict(
-        public_id=secrets.token_urlsafe(16),
-        client_id=site.client_id,
-        site_id=site.id,
-        visitor_id=data.visitor_id,
-        channel_id=channel_id,
-        started_at=now,
-        last_seen_at=now,
-        landing_url=data.url,
-        referrer=referrer,
-        ym_client_id=data.ym_client_id,
-        ga_client_id=data.ga_client_id,
-        user_agent=data.user_agent,
-        device=device_from_user_agent(data.user_agent),
-        screen=data.screen,
-        source_key=requester.key if requester else None,
-        **marks,
-    )
+    values = new_session_columns(site.client_id, site.id, data, channel_id, referrer, marks, now, requester)
     # An archived client's sites hand out no number, static or pooled (as tracking.allocation.allocate).
     static = None if site.archived else site.static_numbers.get(channel_id)
     pool = site.pool_for(channel_id) if static is None and not site.archived else None
