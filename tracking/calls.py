@@ -130,8 +130,14 @@ def _statements(dialect: str) -> dict[str, Executable]:
             )
             .order_by(_EVENTS.c.id)
         )
-    out["number"] = select(TrackingNumber).where(
-        TrackingNumber.e164 == bindparam("e164"), TrackingNumber.client_id == bindparam("client_id")
+    out["client_number"] = (
+        select(Client, TrackingNumber)
+        .select_from(Client)
+        .outerjoin(
+            TrackingNumber,
+            (TrackingNumber.e164 == bindparam("e164")) & (TrackingNumber.client_id == Client.id),
+        )
+        .where(Client.id == bindparam("client_id"))
     )
     out["earlier"] = (
         select(func.count())
@@ -145,6 +151,10 @@ def _statements(dialect: str) -> dict[str, Executable]:
             | ((_CALLS.c.called_at == _param(_CALLS.c.called_at)) & (_CALLS.c.id < _param(_CALLS.c.id))),
         )
     )
+    rows = select(Client, TrackingNumber, Channel, VisitSession).select_from(Client)
+    for model in (TrackingNumber, Channel, VisitSession):
+        rows = rows.outerjoin(model, model.id == bindparam(model.__name__))
+    out["payload_rows"] = rows.where(Client.id == bindparam(Client.__name__))
     return out
 
 
@@ -215,17 +225,21 @@ def ingest(db: Session, integration: TelephonyIntegration, event: ProviderEvent)
         facts, final = _fold(call, events)
         _assign(call, facts, written)
         changed = is_new or before != (call.called_number, call.called_at, call.caller)
-        number: TrackingNumber | None = None
+        # Rows read once and held to the end: the identity map keeps only weak references, and the
+        # first-time window, attribution, the target rules' zone and the payload all want them.
+        held: tuple[object, ...] = ()
         client: Client | None = None
-        if changed or (final and call.finalised_at is None) or call.status != before_status:
-            # Read once and held: the identity map keeps only weak references, and the first-time window,
-            # the target rules' zone and the payload all want it.
-            client = db.get(Client, call.client_id)
         if is_new or before[0] != call.called_number:
-            # Held here so attribution and the delivery payload find it in the identity map (which keeps
-            # only weak references).
-            number = _match_number(db, call)
+            # The client and the number called, in one read.
+            client, number = _client_and_number(db, call)
+            held = (number,)
             _assign(call, {"tracking_number_id": number.id if number else None}, written)
+        elif final and call.finalised_at is None:
+            # The payload's rows, read now in one statement: the target rules want the client's zone first.
+            client, *rest = _payload_rows(db, call)
+            held = tuple(rest)
+        elif changed or call.status != before_status:
+            client = db.get(Client, call.client_id)
         if changed:
             _assign(call, {"first_time": is_first_time(db, call)}, written)
             # An operator's choice (promo code, manual channel) is never overridden by a late event.
@@ -253,7 +267,7 @@ def ingest(db: Session, integration: TelephonyIntegration, event: ProviderEvent)
             ),
         )
     db.flush()
-    del number, client
+    del held, client
     return Ingested(call, duplicate=False, finalised=finalising)
 
 
@@ -392,12 +406,14 @@ def _fold(call: Call, events: list[ProviderEvent]) -> tuple[dict[str, Any], bool
     return facts, final
 
 
-def _match_number(db: Session, call: Call) -> TrackingNumber | None:
+def _client_and_number(db: Session, call: Call) -> tuple[Client | None, TrackingNumber | None]:
+    """The call's client and the tracking number it called (None for a number we do not know)."""
     if call.called_number is None:
-        return None
-    # The entity, not just its id: attribution and the delivery payload then find it in the identity map.
+        return db.get(Client, call.client_id), None
+    # Entities, not ids: attribution and the delivery payload then find them in the identity map.
     params = {"e164": call.called_number, "client_id": call.client_id}
-    return db.scalars(_statements(_dialect(db))["number"], params).first()
+    row = db.execute(_statements(_dialect(db))["client_number"], params).first()
+    return (row[0], row[1]) if row else (None, None)
 
 
 def is_first_time(db: Session, call: Call) -> bool:
@@ -468,12 +484,13 @@ def _payload_rows(
     ]
     found: Sequence[object] = ()
     if len(missing) > 1:
-        # Outer joins on constants from one row of the client, which always exists: one statement whatever
-        # the call lacks, and every row found lands in the identity map for the db.get calls below.
-        query = select(Client, TrackingNumber, Channel, VisitSession).select_from(Client)
-        for model, ident in wanted[1:]:
-            query = query.outerjoin(model, model.id == ident)  # type: ignore[attr-defined]
-        found = db.execute(query.where(Client.id == call.client_id)).all()  # holds the rows while read
+        # Outer joins on parameters from one row of the client, which always exists: one statement whatever
+        # the call lacks, and every row found lands in the identity map for the db.get calls below. A row
+        # already there is not asked for (its parameter is null and joins nothing).
+        absent = {model for model, _ident in missing}
+        params = {model.__name__: ident if model in absent else None for model, ident in wanted}
+        params[Client.__name__] = call.client_id
+        found = db.execute(_statements(_dialect(db))["payload_rows"], params).all()  # held while read
     client, number, channel, session = (db.get(model, ident) if ident else None for model, ident in wanted)
     del found
     return client, number, channel, session
