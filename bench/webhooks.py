@@ -6,6 +6,12 @@ and no ingestion) with the same client concurrency, so the ratio shows what inge
 framework's floor on this machine. Only 127.0.0.1 is loaded; each phase stops after ``--seconds``.
 
     python bench/webhooks.py [--seconds 15] [--workers 4] [--procs 2] [--threads 8]
+
+``--in-process N`` measures instead, in this one process through the Flask test client (no HTTP, no
+gunicorn), the CPU time (``time.process_time``) of N call lifecycles against N×4 pings, alternating in
+rounds so a change of load on the host hits both alike, and the statements each sends; ``--profile`` adds
+a cProfile of the ingest requests. CPU time per request is robust to other work on the host, unlike the
+HTTP throughput.
 """
 
 from __future__ import annotations
@@ -177,6 +183,89 @@ def _phase(mode: str, url: str, procs: int, threads: int, seconds: float) -> dic
     }
 
 
+def _in_process(url: str, key: str, gen_key: str, mango_key: str, lifecycles: int, profile: bool) -> None:
+    import cProfile
+    import pstats
+
+    from sqlalchemy import event as sa_event
+
+    from hub import create_app
+
+    app = create_app(
+        {
+            "DATABASE_URL": url,
+            "ENCRYPTION_KEY": key,
+            "SECRET_KEY": "bench",
+            "INSTANCE_DIR": tempfile.mkdtemp(prefix="otkuda-bench-"),
+            "BASE_URL": "http://hub.test",
+        }
+    )
+    client = app.test_client()
+    statements = [0]
+
+    def count(*_args: object) -> None:
+        statements[0] += 1
+
+    sa_event.listen(app.extensions["otkuda.engine"], "before_cursor_execute", count)
+
+    def post(ev: dict) -> None:
+        body = json.dumps(ev).encode()
+        ts = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "X-Otkuda-Timestamp": ts,
+            "X-Otkuda-Signature": generic.sign(SECRET, ts, body),
+        }
+        r = client.post(f"/hooks/v1/generic/{gen_key}", data=body, headers=headers)
+        assert r.status_code == 200, r.get_data(as_text=True)
+
+    def ping() -> None:
+        assert client.get(f"/hooks/v1/mango/{mango_key}/ping").status_code == 200
+
+    prof = cProfile.Profile(time.process_time) if profile else None
+    # Warm-up: compiled-statement caches, the connection pool, imports on first use.
+    for n in range(20):
+        for ev in _lifecycle(f"warm-{n}", f"+7901000{n:04d}", NUMBERS[n % len(NUMBERS)]):
+            post(ev)
+        ping()
+    totals = {"ping": 0.0, "ingest": 0.0}
+    counts = {"ping": 0, "ingest": 0}
+    sent = 0
+    rounds = 10
+    per_round = max(1, lifecycles // rounds)
+    for r in range(rounds):
+        t0 = time.process_time()
+        for _ in range(per_round * 4):
+            ping()
+        totals["ping"] += time.process_time() - t0
+        counts["ping"] += per_round * 4
+        statements[0] = 0
+        if prof:
+            prof.enable()
+        t0 = time.process_time()
+        for n in range(per_round):
+            i = r * per_round + n
+            for ev in _lifecycle(f"cpu-{i}", f"+7902{i:07d}", NUMBERS[i % len(NUMBERS)]):
+                post(ev)
+        totals["ingest"] += time.process_time() - t0
+        if prof:
+            prof.disable()
+        counts["ingest"] += per_round * 4
+        sent += statements[0]
+    ping_ms = totals["ping"] / counts["ping"] * 1000
+    ingest_ms = totals["ingest"] / counts["ingest"] * 1000
+    lifecycles_run = counts["ingest"] // 4
+    print(f"in process, {lifecycles_run} lifecycles, {counts['ping']} pings (CPU time of this process)")
+    print(f"ping:   {ping_ms:.2f} ms CPU a request")
+    print(f"ingest: {ingest_ms:.2f} ms CPU an event ({ingest_ms / ping_ms:.2f}× a ping)")
+    print(f"statements: {sent / counts['ingest']:.2f} an event (the commit not counted)")
+    if prof:
+        stats = pstats.Stats(prof)
+        stats.sort_stats("cumulative").print_stats(40)
+        stats.print_callees(r"\((ingest|generic_event)\)")
+        stats.sort_stats("tottime").print_stats(25)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -187,6 +276,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1))
     parser.add_argument("--procs", type=int, default=2, help="load-generating processes")
     parser.add_argument("--threads", type=int, default=8, help="concurrent clients per load process")
+    parser.add_argument(
+        "--in-process", type=int, default=0, metavar="N", help="measure CPU per event over N lifecycles"
+    )
+    parser.add_argument("--profile", action="store_true", help="with --in-process: cProfile the events")
     args = parser.parse_args()
 
     name = f"otkuda_bench_{os.getpid()}"
@@ -198,6 +291,9 @@ def main() -> None:
     server = None
     try:
         gen_key, mango_key = _seed(url, key)
+        if args.in_process:
+            _in_process(url, key, gen_key, mango_key, args.in_process, args.profile)
+            return
         port = _free_port()
         env = {
             **os.environ,

@@ -136,6 +136,29 @@ def test_every_order_and_duplicate_converges_to_one_record(db: Session, finalise
     assert payload["channel"] == "Billboard" and payload["static"] is True and payload["status"] == "answered"
 
 
+def test_the_call_returned_is_the_row_written(db: Session, engine: Engine) -> None:
+    """Ingestion sets what it computes on the entity and writes it itself (one UPDATE of what changed, or
+    one flush when attribution changed the call too): read back through another session, column for
+    column, the row is the entity, whichever order the events come in."""
+    t = make_tenant(db)
+    ch = h.make_channel(db, t.site, "Billboard")
+    h.make_static(db, ch, e164="+74951110000")
+    integ = h.make_integration(db, t, "generic", {"secret": "s"})
+    columns = [c.key for c in Call.__table__.columns]
+    other = make_session_factory(engine)
+    start, answer, end, rec = _lifecycle("written")
+    for ev in (end, rec, start, answer, end):
+        result = ingest(db, integ, ev)
+        db.commit()
+        with other() as fresh:
+            row = fresh.get(Call, result.call.id)
+            assert row is not None
+            assert {k: getattr(row, k) for k in columns} == {k: getattr(result.call, k) for k in columns}
+    assert result.duplicate
+    assert (row.status, row.recording_url, row.channel_id) == (CallStatus.ANSWERED, "https://r/1", ch.id)
+    assert row.finalised_at is not None and row.tracking_number_id is not None
+
+
 def test_finalised_hook_fires_once_and_rolls_back_with_the_transaction(db: Session) -> None:
     t = make_tenant(db)
     integ = h.make_integration(db, t, "generic", {"secret": "s"})

@@ -10,13 +10,17 @@ serialise on that row and never make two.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Executable, Table, bindparam, delete, func, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified, set_committed_value
+from sqlalchemy.sql.elements import BindParameter
 
 from tracking import attribution, hooks, targets
 from tracking.db import iso, rowcount, utcnow
@@ -50,37 +54,134 @@ class Ingested:
     finalised: bool  # this event made the call final (and fired ``call_finalised``)
 
 
-def _insert(db: Session):
-    return postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
+def _param(column: Any, name: str | None = None) -> BindParameter[Any]:
+    """A named parameter of ``column``'s type (UTC datetimes and JSON are converted as the ORM does)."""
+    return bindparam(name or column.key, type_=column.type)
+
+
+_CALLS = cast(Table, Call.__table__)
+_EVENTS = cast(Table, StoredCallEvent.__table__)
+
+
+@functools.cache
+def _statements(dialect: str) -> dict[str, Executable]:
+    """The statements every event sends, built once per dialect with bound parameters.
+
+    Built per event they cost more Python than running them: constructing the statement, coercing its
+    values and walking it for the compiled-cache key. A statement object reused keeps its cache key.
+    """
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = _param(_CALLS.c.created_at, "now")
+    lock = (
+        insert(_CALLS)
+        .values(
+            client_id=_param(_CALLS.c.client_id),
+            integration_id=_param(_CALLS.c.integration_id),
+            provider=_param(_CALLS.c.provider),
+            provider_call_id=_param(_CALLS.c.provider_call_id),
+            status=CallStatus.IN_PROGRESS,
+            attribution_method=AttributionMethod.UNMATCHED,
+            tags=[],
+            notes="",
+            first_time=True,
+            candidates_count=0,
+            wait_seconds=0,
+            talk_seconds=0,
+            abandoned=False,
+            created_at=now,
+            updated_at=now,
+        )
+        # "DO UPDATE" rather than "DO NOTHING": it returns the existing row too and, on PostgreSQL, locks it
+        # until commit, so concurrent events of one call queue here — one round trip for create-or-lock.
+        # Keyed per integration: a call id another tenant's PBX sent first (Asterisk ids are predictable)
+        # is another call, never a conflict.
+        .on_conflict_do_update(
+            index_elements=["integration_id", "provider_call_id"], set_={"updated_at": now}
+        )
+        .returning(*_CALLS.c)
+    )
+    event_values = {
+        "call_id": _param(_EVENTS.c.call_id),
+        "kind": _param(_EVENTS.c.kind),
+        "fingerprint": _param(_EVENTS.c.fingerprint),
+        "occurred_at": _param(_EVENTS.c.occurred_at),
+        "received_at": _param(_EVENTS.c.received_at),
+        "data": _param(_EVENTS.c.data),
+    }
+    append = (
+        insert(_EVENTS).values(event_values).on_conflict_do_nothing(index_elements=["call_id", "fingerprint"])
+    )
+    out: dict[str, Executable] = {"lock": select(Call).from_statement(lock)}
+    if dialect == "postgresql":
+        ins = append.returning(_EVENTS.c.id).cte("ins")
+        stored = (
+            select(func.json_agg(postgresql.aggregate_order_by(_EVENTS.c.data, _EVENTS.c.id)))
+            .where(_EVENTS.c.call_id == _param(_EVENTS.c.call_id))
+            .scalar_subquery()
+        )
+        out["append"] = select(select(func.count()).select_from(ins).scalar_subquery(), stored)
+    else:
+        out["append"] = append
+        out["stored"] = (
+            select(_EVENTS.c.data)
+            .where(
+                _EVENTS.c.call_id == _param(_EVENTS.c.call_id),
+                _EVENTS.c.fingerprint != _param(_EVENTS.c.fingerprint),
+            )
+            .order_by(_EVENTS.c.id)
+        )
+    out["client_number"] = (
+        select(Client, TrackingNumber)
+        .select_from(Client)
+        .outerjoin(
+            TrackingNumber,
+            (TrackingNumber.e164 == bindparam("e164")) & (TrackingNumber.client_id == Client.id),
+        )
+        .where(Client.id == bindparam("client_id"))
+    )
+    out["earlier"] = (
+        select(func.count())
+        .select_from(_CALLS)
+        .where(
+            _CALLS.c.client_id == _param(_CALLS.c.client_id),
+            _CALLS.c.caller == _param(_CALLS.c.caller),
+            _CALLS.c.id != _param(_CALLS.c.id),
+            _CALLS.c.called_at >= _param(_CALLS.c.called_at, "since"),
+            (_CALLS.c.called_at < _param(_CALLS.c.called_at))
+            | ((_CALLS.c.called_at == _param(_CALLS.c.called_at)) & (_CALLS.c.id < _param(_CALLS.c.id))),
+        )
+    )
+    rows = select(Client, TrackingNumber, Channel, VisitSession).select_from(Client)
+    for model in (TrackingNumber, Channel, VisitSession):
+        rows = rows.outerjoin(model, model.id == bindparam(model.__name__))
+    out["payload_rows"] = rows.where(Client.id == bindparam(Client.__name__))
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _update(columns: tuple[str, ...]) -> Executable:
+    """``UPDATE calls SET <columns>`` for one call, built once per set of columns."""
+    return (
+        update(_CALLS)
+        .where(_CALLS.c.id == bindparam("call_id"))
+        .values({name: _param(_CALLS.c[name], f"new_{name}") for name in columns})
+    )
+
+
+def _dialect(db: Session) -> str:
+    return db.get_bind().dialect.name
 
 
 def _locked_call(db: Session, integration: TelephonyIntegration, event: ProviderEvent) -> Call:
-    now = utcnow()
-    stmt = _insert(db)(Call).values(
-        client_id=integration.client_id,
-        integration_id=integration.id,
-        provider=integration.provider,
-        provider_call_id=event.provider_call_id,
-        status=CallStatus.IN_PROGRESS,
-        attribution_method=AttributionMethod.UNMATCHED,
-        tags=[],
-        notes="",
-        first_time=True,
-        candidates_count=0,
-        wait_seconds=0,
-        talk_seconds=0,
-        abandoned=False,
-        created_at=now,
-        updated_at=now,
-    )
-    # "DO UPDATE" rather than "DO NOTHING": it returns the existing row too and, on PostgreSQL, locks it
-    # until commit, so concurrent events of one call queue here — one round trip for create-or-lock.
-    # Keyed per integration: a call id another tenant's PBX sent first (Asterisk ids are predictable) is
-    # another call, never a conflict.
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["integration_id", "provider_call_id"], set_={"updated_at": now}
-    ).returning(Call)
-    return db.scalars(stmt, execution_options={"populate_existing": True}).one()
+    params = {
+        "client_id": integration.client_id,
+        "integration_id": integration.id,
+        "provider": integration.provider,
+        "provider_call_id": event.provider_call_id,
+        "now": utcnow(),
+    }
+    stmt = _statements(_dialect(db))["lock"]
+    return db.scalars(stmt, params, execution_options={"populate_existing": True}).one()
 
 
 def _same_signed_call(db: Session, integration: TelephonyIntegration, event: ProviderEvent) -> Call | None:
@@ -118,21 +219,29 @@ def ingest(db: Session, integration: TelephonyIntegration, event: ProviderEvent)
     before = (call.called_number, call.called_at, call.caller)
     target_facts = _target_facts(call)
     before_status = call.status
+    # What this function computes is written by ``_write_call``, not by the unit of work (see there).
+    written: dict[str, Any] = {}
     with db.no_autoflush:
-        final = _fold(call, events)
+        facts, final = _fold(call, events)
+        _assign(call, facts, written)
         changed = is_new or before != (call.called_number, call.called_at, call.caller)
-        number: TrackingNumber | None = None
+        # Rows read once and held to the end: the identity map keeps only weak references, and the
+        # first-time window, attribution, the target rules' zone and the payload all want them.
+        held: tuple[object, ...] = ()
         client: Client | None = None
-        if changed or (final and call.finalised_at is None) or call.status != before_status:
-            # Read once and held: the identity map keeps only weak references, and the first-time window,
-            # the target rules' zone and the payload all want it.
-            client = db.get(Client, call.client_id)
         if is_new or before[0] != call.called_number:
-            # Held here so attribution and the delivery payload find it in the identity map (which keeps
-            # only weak references).
-            number = _match_number(db, call)
+            # The client and the number called, in one read.
+            client, number = _client_and_number(db, call)
+            held = (number,)
+            _assign(call, {"tracking_number_id": number.id if number else None}, written)
+        elif final and call.finalised_at is None:
+            # The payload's rows, read now in one statement: the target rules want the client's zone first.
+            client, *rest = _payload_rows(db, call)
+            held = tuple(rest)
+        elif changed or call.status != before_status:
+            client = db.get(Client, call.client_id)
         if changed:
-            call.first_time = is_first_time(db, call)
+            _assign(call, {"first_time": is_first_time(db, call)}, written)
             # An operator's choice (promo code, manual channel) is never overridden by a late event.
             if call.attribution_method not in (AttributionMethod.PROMO, AttributionMethod.MANUAL):
                 attribution.attribute(db, call)
@@ -143,11 +252,11 @@ def ingest(db: Session, integration: TelephonyIntegration, event: ProviderEvent)
         if can_meet and (is_new or _target_facts(call) != target_facts):
             zone = client.timezone if client else None
             targets.recompute(db, call, reason=f"call event: {event.kind.value}", timezone=zone)
-    finalised = False
-    call.updated_at = utcnow()
-    if final and call.finalised_at is None:
-        call.finalised_at = call.updated_at
-        db.flush()
+    now = utcnow()
+    finalising = final and call.finalised_at is None
+    _assign(call, {"updated_at": now, "finalised_at": now} if finalising else {"updated_at": now}, written)
+    _write_call(db, call, written)
+    if finalising:
         hooks.call_finalised.fire(
             db,
             hooks.CallFinalised(
@@ -157,10 +266,35 @@ def ingest(db: Session, integration: TelephonyIntegration, event: ProviderEvent)
                 payload=call_payload(db, call),
             ),
         )
-        finalised = True
     db.flush()
-    del number, client
-    return Ingested(call, duplicate=False, finalised=finalised)
+    del held, client
+    return Ingested(call, duplicate=False, finalised=finalising)
+
+
+def _assign(call: Call, values: dict[str, Any], written: dict[str, Any]) -> None:
+    """Set the values that differ on ``call`` as if read from its row, and note them for ``_write_call``."""
+    for name, value in values.items():
+        if getattr(call, name) != value:
+            set_committed_value(call, name, value)
+            written[name] = value
+
+
+def _write_call(db: Session, call: Call, written: dict[str, Any]) -> None:
+    """One ``UPDATE calls`` with what the event changed.
+
+    The folded facts, the number, first-time and the timestamps are set on the entity without history
+    (``_assign``) and written here by a statement built once per set of columns: an answer, an end or a
+    recording then costs no unit-of-work flush, which costs more Python than the update itself. When
+    attribution or the target rules changed the call through the ORM, the flush writes theirs and ours in
+    the same single statement.
+    """
+    if inspect(call).modified:
+        for name in written:
+            flag_modified(call, name)
+        db.flush()
+        return
+    params = {f"new_{name}": value for name, value in written.items()}
+    db.connection().execute(_update(tuple(written)), {"call_id": call.id, **params})
 
 
 def _target_facts(call: Call) -> tuple[object, ...]:
@@ -175,7 +309,7 @@ def _append_event(db: Session, call: Call, event: ProviderEvent) -> list[Provide
     taken after ``_locked_call`` got the row lock, so it sees every earlier event of the call and not the
     one this statement inserts.
     """
-    values = {
+    params = {
         "call_id": call.id,
         "kind": event.kind.value,
         "fingerprint": event.fingerprint(),
@@ -183,38 +317,16 @@ def _append_event(db: Session, call: Call, event: ProviderEvent) -> list[Provide
         "received_at": utcnow(),
         "data": event.data(),
     }
-    if db.get_bind().dialect.name == "postgresql":
-        ins = (
-            postgresql.insert(StoredCallEvent)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["call_id", "fingerprint"])
-            .returning(StoredCallEvent.id)
-            .cte("ins")
-        )
-        stored = (
-            select(func.json_agg(postgresql.aggregate_order_by(StoredCallEvent.data, StoredCallEvent.id)))
-            .where(StoredCallEvent.call_id == call.id)
-            .scalar_subquery()
-        )
-        row = db.execute(select(select(func.count()).select_from(ins).scalar_subquery(), stored)).one()
+    statements = _statements(_dialect(db))
+    conn = db.connection()
+    if "stored" not in statements:
+        row = conn.execute(statements["append"], params).one()
         if not row[0]:
             return None
         return [ProviderEvent.from_data(data) for data in row[1] or []]
-    inserted = db.execute(
-        sqlite.insert(StoredCallEvent)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["call_id", "fingerprint"])
-    )
-    if rowcount(inserted) == 0:
+    if rowcount(conn.execute(statements["append"], params)) == 0:
         return None
-    return [
-        ProviderEvent.from_data(data)
-        for data in db.execute(
-            select(StoredCallEvent.data)
-            .where(StoredCallEvent.call_id == call.id, StoredCallEvent.fingerprint != values["fingerprint"])
-            .order_by(StoredCallEvent.id)
-        ).scalars()
-    ]
+    return [ProviderEvent.from_data(data) for data in conn.execute(statements["stored"], params).scalars()]
 
 
 def discard_unfinished(db: Session, integration: TelephonyIntegration, provider_call_id: str) -> bool:
@@ -235,18 +347,20 @@ def _first(values: list) -> object:
     return next((v for v in values if v is not None), None)
 
 
-def _fold(call: Call, events: list[ProviderEvent]) -> bool:
-    """Recompute the call's facts from all its events; True when the call is over."""
+def _fold(call: Call, events: list[ProviderEvent]) -> tuple[dict[str, Any], bool]:
+    """The call's facts recomputed from all its events, and True when the call is over."""
     ordered = sorted(events, key=lambda e: (e.occurred_at, list(EventKind).index(e.kind)))
     starts = [e for e in ordered if e.kind == EventKind.START]
     answers = [e for e in ordered if e.kind == EventKind.ANSWER]
     ends = [e for e in ordered if e.kind == EventKind.END]
 
-    call.caller = _first([e.caller for e in starts] + [e.caller for e in ordered])  # type: ignore[assignment]
-    called = _first([e.called for e in starts] + [e.called for e in ordered])
-    call.called_number = called  # type: ignore[assignment]
+    facts: dict[str, Any] = {
+        "caller": _first([e.caller for e in starts] + [e.caller for e in ordered]),
+        "called_number": _first([e.called for e in starts] + [e.called for e in ordered]),
+    }
     start_times = [e.started_at for e in ordered if e.started_at] + [e.occurred_at for e in starts]
-    call.called_at = min(start_times) if start_times else min(e.occurred_at for e in ordered)
+    called_at = min(start_times) if start_times else min(e.occurred_at for e in ordered)
+    facts["called_at"] = called_at
 
     answer_times = [e.answered_at for e in ordered if e.answered_at]
     answered_at = min(answer_times) if answer_times else None
@@ -258,51 +372,48 @@ def _fold(call: Call, events: list[ProviderEvent]) -> bool:
     answered = bool(answers) or CallOutcome.ANSWERED in outcomes
     if answered and answered_at is None and ended_at is not None and talk is not None:
         answered_at = ended_at - dt.timedelta(seconds=talk)
-    if answered_at is not None and answered_at < call.called_at:
-        answered_at = call.called_at
+    if answered_at is not None and answered_at < called_at:
+        answered_at = called_at
     if ended_at is not None and answered_at is not None and ended_at < answered_at:
         ended_at = answered_at + dt.timedelta(seconds=talk or 0)
-    call.answered_at, call.ended_at = answered_at, ended_at
+    facts["answered_at"], facts["ended_at"] = answered_at, ended_at
 
     final = bool(ends)
     if not final:
-        call.status = CallStatus.IN_PROGRESS
+        status = CallStatus.IN_PROGRESS
     elif answered:
-        call.status = CallStatus.ANSWERED
+        status = CallStatus.ANSWERED
     elif CallOutcome.BUSY in outcomes:
-        call.status = CallStatus.BUSY
+        status = CallStatus.BUSY
     elif CallOutcome.FAILED in outcomes and CallOutcome.MISSED not in outcomes:
-        call.status = CallStatus.FAILED
+        status = CallStatus.FAILED
     else:
-        call.status = CallStatus.MISSED
+        status = CallStatus.MISSED
+    facts["status"] = status
 
     wait_until = answered_at or ended_at
-    call.wait_seconds = max(0, round((wait_until - call.called_at).total_seconds())) if wait_until else 0
+    wait = max(0, round((wait_until - called_at).total_seconds())) if wait_until else 0
     if talk is None and answered_at and ended_at:
         talk = round((ended_at - answered_at).total_seconds())
-    call.talk_seconds = max(0, talk or 0) if answered else 0
-    call.abandoned = call.status == CallStatus.MISSED and call.wait_seconds < ABANDON_SECONDS
+    facts["wait_seconds"] = wait
+    facts["talk_seconds"] = max(0, talk or 0) if answered else 0
+    facts["abandoned"] = status == CallStatus.MISSED and wait < ABANDON_SECONDS
 
     forwarded = [e.forwarded_to for e in answers if e.forwarded_to] + [e.forwarded_to for e in ordered]
-    call.forwarded_to = _first(forwarded)  # type: ignore[assignment]
-    recordings = [e.recording_url for e in reversed(ordered)]
-    call.recording_url = _first(recordings) or call.recording_url  # type: ignore[assignment]
-    call.recording_ref = _first([e.recording_ref for e in reversed(ordered)]) or call.recording_ref  # type: ignore[assignment]
-    return final
+    facts["forwarded_to"] = _first(forwarded)
+    facts["recording_url"] = _first([e.recording_url for e in reversed(ordered)]) or call.recording_url
+    facts["recording_ref"] = _first([e.recording_ref for e in reversed(ordered)]) or call.recording_ref
+    return facts, final
 
 
-def _match_number(db: Session, call: Call) -> TrackingNumber | None:
+def _client_and_number(db: Session, call: Call) -> tuple[Client | None, TrackingNumber | None]:
+    """The call's client and the tracking number it called (None for a number we do not know)."""
     if call.called_number is None:
-        call.tracking_number_id = None
-        return None
-    # The entity, not just its id: attribution and the delivery payload then find it in the identity map.
-    number = db.scalar(
-        select(TrackingNumber).where(
-            TrackingNumber.e164 == call.called_number, TrackingNumber.client_id == call.client_id
-        )
-    )
-    call.tracking_number_id = number.id if number else None
-    return number
+        return db.get(Client, call.client_id), None
+    # Entities, not ids: attribution and the delivery payload then find them in the identity map.
+    params = {"e164": call.called_number, "client_id": call.client_id}
+    row = db.execute(_statements(_dialect(db))["client_number"], params).first()
+    return (row[0], row[1]) if row else (None, None)
 
 
 def is_first_time(db: Session, call: Call) -> bool:
@@ -314,19 +425,14 @@ def is_first_time(db: Session, call: Call) -> bool:
         return False
     client = db.get(Client, call.client_id)  # kept in the identity map for the delivery payload
     window = client.first_call_window_days if client else 180
-    since = call.called_at - dt.timedelta(days=window)
-    earlier = db.scalar(
-        select(func.count())
-        .select_from(Call)
-        .where(
-            Call.client_id == call.client_id,
-            Call.caller == call.caller,
-            Call.id != call.id,
-            Call.called_at >= since,
-            (Call.called_at < call.called_at) | ((Call.called_at == call.called_at) & (Call.id < call.id)),
-        )
-    )
-    return not earlier
+    params = {
+        "client_id": call.client_id,
+        "caller": call.caller,
+        "id": call.id,
+        "since": call.called_at - dt.timedelta(days=window),
+        "called_at": call.called_at,
+    }
+    return not db.connection().execute(_statements(_dialect(db))["earlier"], params).scalar()
 
 
 def delivery_key(call: Call) -> str:
@@ -378,12 +484,13 @@ def _payload_rows(
     ]
     found: Sequence[object] = ()
     if len(missing) > 1:
-        # Outer joins on constants from one row of the client, which always exists: one statement whatever
-        # the call lacks, and every row found lands in the identity map for the db.get calls below.
-        query = select(Client, TrackingNumber, Channel, VisitSession).select_from(Client)
-        for model, ident in wanted[1:]:
-            query = query.outerjoin(model, model.id == ident)  # type: ignore[attr-defined]
-        found = db.execute(query.where(Client.id == call.client_id)).all()  # holds the rows while read
+        # Outer joins on parameters from one row of the client, which always exists: one statement whatever
+        # the call lacks, and every row found lands in the identity map for the db.get calls below. A row
+        # already there is not asked for (its parameter is null and joins nothing).
+        absent = {model for model, _ident in missing}
+        params = {model.__name__: ident if model in absent else None for model, ident in wanted}
+        params[Client.__name__] = call.client_id
+        found = db.execute(_statements(_dialect(db))["payload_rows"], params).all()  # held while read
     client, number, channel, session = (db.get(model, ident) if ident else None for model, ident in wanted)
     del found
     return client, number, channel, session
