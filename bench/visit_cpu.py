@@ -50,6 +50,35 @@ def _add_channels(url: str) -> None:
     engine.dispose()
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _server_processes(app: Any) -> set[int]:
+    """The PostgreSQL server processes behind the hub's connections (local server: their CPU time can be
+    read from /proc), filled in as connections open."""
+    from sqlalchemy import event
+
+    pids: set[int] = set()
+    for name in ("otkuda.engine", "otkuda.tracking_engine"):
+
+        @event.listens_for(app.extensions[name], "connect")
+        def _pid(dbapi_conn: Any, _record: Any) -> None:
+            pids.add(dbapi_conn.info.backend_pid)
+
+    return pids
+
+
+def _ticks(pids: set[int] | None) -> int:
+    total = 0
+    for pid in pids or ():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total
+
+
 def run(backend: str, n: int, channels: bool, profile: str | None) -> dict[str, Any]:
     from bench.visits import make_wsgi
     from tracking import visit_path
@@ -69,6 +98,7 @@ def run(backend: str, n: int, channels: bool, profile: str | None) -> dict[str, 
             )
             app = make_wsgi()
             client = app.test_client()
+            backends = _server_processes(app) if backend == "postgresql" else None
             counts = {"hot": 0, "full": 0}
             current = [""]
             hot_visit = visit_path.visit
@@ -109,13 +139,16 @@ def run(backend: str, n: int, channels: bool, profile: str | None) -> dict[str, 
             # Routes take turns in short batches, and each route's figure is its median batch: a burst of
             # other work on a shared machine then spoils a batch, not a route.
             batches: dict[str, list[tuple[float, float]]] = {name: [] for name in routes}
+            server_ticks = dict.fromkeys(routes, 0)
             size = max(1, n // ROUNDS)
             for _ in range(ROUNDS):
                 for name, send in routes.items():
                     current[0] = name
+                    ticks0 = _ticks(backends)
                     cpu0, wall0 = time.process_time(), time.perf_counter()
                     for _ in range(size):
                         send()
+                    server_ticks[name] += _ticks(backends) - ticks0
                     batches[name].append(
                         ((time.process_time() - cpu0) / size, (time.perf_counter() - wall0) / size)
                     )
@@ -123,6 +156,7 @@ def run(backend: str, n: int, channels: bool, profile: str | None) -> dict[str, 
                 out[name] = {
                     "cpu_ms": statistics.median(c for c, _ in got) * 1000,
                     "wall_ms": statistics.median(w for _, w in got) * 1000,
+                    "db_cpu_ms": server_ticks[name] / TICKS / (size * ROUNDS) * 1000 if backends else 0.0,
                 }
             out["new"].update(counts)
             if profile:
@@ -153,11 +187,12 @@ def main() -> None:
     parser.add_argument("--profile", choices=("hello", "new", "repeat", "heartbeat"))
     args = parser.parse_args()
     out = run(args.backend, args.n, args.channels, args.profile)
-    print(f"{'route':<11}{'cpu ms':>8}{'wall ms':>9}{'x hello cpu':>13}")
+    print(f"{'route':<11}{'cpu ms':>8}{'db cpu ms':>11}{'wall ms':>9}{'x hello cpu':>13}")
     for name in ("hello", "new", "repeat", "heartbeat"):
         m = out[name]
         print(
-            f"{name:<11}{m['cpu_ms']:>8.3f}{m['wall_ms']:>9.3f}{out['hello']['cpu_ms'] / m['cpu_ms']:>13.3f}"
+            f"{name:<11}{m['cpu_ms']:>8.3f}{m['db_cpu_ms']:>11.3f}{m['wall_ms']:>9.3f}"
+            f"{out['hello']['cpu_ms'] / m['cpu_ms']:>13.3f}"
         )
     print(
         f"new visits answered by the hot path {out['new']['hot']}, "
