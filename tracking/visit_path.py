@@ -376,7 +376,7 @@ def _touch_statements(postgres: bool) -> dict[str, Any]:
         bindparam("p_until", type_=at),
         bindparam("p_left", type_=at),
     )
-    session_id = bindparam("p_session_id")
+    session_id: Any = bindparam("p_session_id")
     static: Any = (
         update(_SESSIONS)
         .where(VisitSession.id == session_id)
