@@ -507,12 +507,9 @@ def _start(
     pool = site.pool_for(channel_id) if static is None and not site.archived else None
     if pool is None:
         until = now + dt.timedelta(seconds=allocation.STATIC_SESSION_SECONDS)
-        stmt = (
-            insert(_SESSIONS)
-            .values(**values, number_id=static.id if static else None, hold_until=until)
-            .returning(VisitSession.id)
-        )
-        sid = conn.execute(_with_async_commit(stmt) if _postgres(conn) else stmt).scalar_one()
+        row = {**values, "number_id": static.id if static else None, "hold_until": until}
+        stmt = _static_start_statement(_postgres(conn), tuple(sorted(row)))
+        sid = conn.execute(stmt, {f"v_{c}": v for c, v in row.items()}).scalar_one()
         return Answer(
             site,
             _view(sid, values, static.id if static else None, until),
@@ -525,7 +522,7 @@ def _start(
     if _postgres(conn):
         taken, reason, sid = _allocate_pg(conn, pool, values, channel_id, now, requester, fallback)
     else:
-        refusal = abuse.refusal_expression(pool.id, data.visitor_id, now, requester)
+        refusal = abuse.refusal_expression(pool.id, site.id, data.visitor_id, now, requester)
         try:
             taken, reason, sid = _allocate_sqlite(conn, pool, values, channel_id, now, refusal, fallback)
         except _NoFreeNumber:
@@ -540,6 +537,20 @@ def _start(
         until = now + dt.timedelta(seconds=pool.hold_seconds)
     view = _view(sid, values, number.id if number else None, until)
     return Answer(site, view, number, until, True, _hb(pool))
+
+
+_STATIC_STARTS: dict[tuple[bool, tuple[str, ...]], Any] = {}
+
+
+def _static_start_statement(postgres: bool, columns: tuple[str, ...]) -> Any:
+    """The insert of a session shown a static number (or none), built once per column list."""
+    stmt = _STATIC_STARTS.get((postgres, columns))
+    if stmt is None:
+        # Parameter names must not be column names: SQLAlchemy would take those as values to SET.
+        binds = {c: bindparam(f"v_{c}", type_=_SESSIONS.c[c].type) for c in columns}
+        stmt = insert(_SESSIONS).values(binds).returning(VisitSession.id)
+        stmt = _STATIC_STARTS[(postgres, columns)] = _with_async_commit(stmt) if postgres else stmt
+    return stmt
 
 
 def _view(sid: int, values: dict[str, Any], number_id: int | None, until: dt.datetime) -> SessionView:
@@ -605,7 +616,12 @@ def _allocation_statement(
         else None
     )
     refusal = abuse.refusal_expression(
-        pool_id, bindparam("p_visitor_id"), now, bound_requester, source_key=bindparam("p_source_key")
+        pool_id,
+        bindparam("p_site_id"),
+        bindparam("p_visitor_id"),
+        now,
+        bound_requester,
+        source_key=bindparam("p_source_key"),
     )
     if refusal is not None:
         why = select(refusal.label("reason")).cte("why")
@@ -722,6 +738,7 @@ def _allocate_pg(
         p_fallback_id=fallback.id if fallback else None,
         p_fallback_until=now + dt.timedelta(seconds=pool.hold_seconds),
         p_visitor_id=values["visitor_id"],
+        p_site_id=values["site_id"],
         p_source_key=requester.key if requester else None,
     )
     row = conn.execute(stmt, params).one()
