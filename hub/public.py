@@ -61,15 +61,23 @@ def _cors(resp: Response, origin: str) -> Response:
 def origin_allowed(site: Site | SiteConfig, origin: str | None) -> bool:
     if not origin:
         return False
+    host = _origin_host(origin)
+    return host is not None and visits.site_has_host(site, host)
+
+
+@lru_cache(maxsize=4096)
+def _origin_host(origin: str) -> str | None:
+    """The canonical host of an http(s) ``Origin``; None for anything else. A site's visitors send the same
+    few origins, so each is parsed once per process."""
     try:
         parts = urlsplit(origin)
     except ValueError:
-        return False
+        return None
     # One canonical form on both sides (IDNA ASCII, lower-case, no trailing dot), whatever form was typed.
     host = canonical_host(parts.hostname)
     if parts.scheme not in ("http", "https") or not host:
-        return False
-    return visits.site_has_host(site, host)
+        return None
+    return host
 
 
 def _read_json() -> Any:
@@ -139,6 +147,19 @@ def replace_rules(site: Site | SiteConfig, tracking_e164: str | None) -> list[di
     return rules
 
 
+def _swap(site: Site | SiteConfig, e164: str | None) -> tuple[dict[str, str] | None, list[dict[str, Any]]]:
+    """The number and swap rules a visit answers with; formatted once per number and setup (the rules of
+    a number depend on nothing else)."""
+    memo = site.memo if isinstance(site, SiteConfig) else None
+    key = ("swap", e164)
+    if memo is not None and key in memo:
+        return memo[key]
+    swap = (_number_json(site, e164) if e164 else None, replace_rules(site, e164))
+    if memo is not None:
+        memo[key] = swap
+    return swap
+
+
 def _result_json(result: visits.VisitResult | visit_path.Answer, *, full: bool) -> dict[str, Any]:
     session = result.session
     body: dict[str, Any] = {
@@ -149,8 +170,7 @@ def _result_json(result: visits.VisitResult | visit_path.Answer, *, full: bool) 
     }
     if full:
         e164 = result.number.e164 if result.number is not None else None
-        body["number"] = _number_json(result.site, e164) if e164 else None
-        body["replace"] = replace_rules(result.site, e164)
+        body["number"], body["replace"] = _swap(result.site, e164)
         body["attributes"] = list(result.site.swap_attributes or [])
         if session.promo_code:
             body["promo_code"] = session.promo_code
@@ -166,6 +186,7 @@ def _handle(site_key: str, action: str) -> Response:
     data: Any = None
     body_error: Exception | None = None
     by: dict[str, str] = {}
+    parsed: visits.VisitInput | None = None
     if request.method != "OPTIONS":
         try:
             data = _read_json()
@@ -178,7 +199,7 @@ def _handle(site_key: str, action: str) -> Response:
             body_error = exc
     for attempt in (1, 2):
         try:
-            return _answer(site_key, action, origin, data, body_error, by)
+            return _answer(site_key, action, origin, data, parsed, body_error, by)
         except DBAPIError as exc:
             # The hot path's pool does not ping on checkout: a connection the server dropped fails here once.
             if not exc.connection_invalidated or attempt == 2:
@@ -191,6 +212,7 @@ def _answer(
     action: str,
     origin: str | None,
     data: Any,
+    parsed: visits.VisitInput | None,
     body_error: Exception | None,
     by: dict[str, str],
 ) -> Response:
@@ -217,7 +239,7 @@ def _answer(
             now = utcnow()
             result: Any
             if action == "visit":
-                parsed = visits.parse_visit(data, request.headers.get("User-Agent"))
+                assert parsed is not None  # the body parsed without error
                 requester = _requester()
                 result = visit_path.visit(conn, found, parsed, now, requester) or visits.visit_full(
                     db(), site_key, data, now, request.headers.get("User-Agent"), requester

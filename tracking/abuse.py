@@ -16,7 +16,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, func, null, select
+from sqlalchemy import and_, case, func, null, select
 from sqlalchemy.orm import Session
 
 from tracking.models import Pool, TrackingNumber, VisitSession
@@ -56,7 +56,8 @@ def hold_refusal(
         )
     )
     if requester.holds_per_visitor > 0:
-        held = db.scalar(live.where(VisitSession.visitor_id == session.visitor_id)) or 0
+        by_visitor = _visitor_holds(pool.id, pool.site_id, session.visitor_id, now)
+        held = db.scalar(by_visitor.where(VisitSession.id != session.id)) or 0
         if held >= requester.holds_per_visitor:
             return VISITOR_CAP
     if requester.key and requester.holds_per_source > 0:
@@ -66,13 +67,43 @@ def hold_refusal(
     return None
 
 
+def _visitor_holds(pool_id: Any, site_id: Any, visitor_id: Any, now: Any) -> Any:
+    """How many live numbers of the pool the visitor holds, counted from the visitor's own sessions on the
+    pool's site (index ``ix_visit_sessions_site_visitor``; a session holding a number shows it as its
+    ``number_id``), not by walking every number of the pool: that cost grew with the pool and was most of
+    the database's work for a new visit."""
+    return (
+        select(func.count())
+        .select_from(VisitSession)
+        .join(
+            TrackingNumber,
+            and_(
+                TrackingNumber.id == VisitSession.number_id,
+                TrackingNumber.held_by_session_id == VisitSession.id,
+            ),
+        )
+        .where(
+            VisitSession.site_id == site_id,
+            VisitSession.visitor_id == visitor_id,
+            TrackingNumber.pool_id == pool_id,
+            TrackingNumber.status == NumberStatus.ACTIVE,
+            TrackingNumber.held_until >= now,
+        )
+    )
+
+
 def continues_sessions(visitor_id: str) -> bool:
     """Whether a visit with this visitor id may continue (and be shown) an earlier session of it."""
     return len(visitor_id) >= STRONG_VISITOR_ID
 
 
 def refusal_expression(
-    pool_id: Any, visitor_id: Any, now: Any, requester: Requester | None, source_key: Any = None
+    pool_id: Any,
+    site_id: Any,
+    visitor_id: Any,
+    now: Any,
+    requester: Requester | None,
+    source_key: Any = None,
 ) -> Any:
     """:func:`hold_refusal` as one SQL expression (NULL when the session may take a number), for the hot path
     that decides and takes in one statement. None when no cap applies. The values may be bound parameters
@@ -91,7 +122,7 @@ def refusal_expression(
     )
     whens = []
     if requester.holds_per_visitor > 0:
-        by_visitor = live.where(VisitSession.visitor_id == visitor_id).scalar_subquery()
+        by_visitor = _visitor_holds(pool_id, site_id, visitor_id, now).scalar_subquery()
         whens.append((by_visitor >= requester.holds_per_visitor, VISITOR_CAP))
     if requester.key and requester.holds_per_source > 0:
         key = requester.key if source_key is None else source_key

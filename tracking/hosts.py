@@ -8,6 +8,7 @@ them equal. UTS 46 mapping is what browsers apply to what is typed in an address
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 import idna
@@ -31,6 +32,9 @@ def host_of(text: str | None) -> str | None:
     return (host or "").rstrip(".").lower() or None
 
 
+# Every snippet request compares its Origin with the site's domains: the same few texts, each converted once
+# per process rather than through IDNA on every request.
+@lru_cache(maxsize=4096)
 def canonical_host(text: str | None) -> str | None:
     """The canonical host of a host name or URL, or None when it names no host."""
     host = host_of(text)
@@ -42,6 +46,7 @@ def canonical_host(text: str | None) -> str | None:
         return host if _PLAIN_ASCII.fullmatch(host) else None
 
 
+@lru_cache(maxsize=4096)
 def canonical_domain_entry(entry: str) -> str | None:
     """A site domain entry as stored: a canonical host, or "*." and one for every subdomain of it."""
     text = entry.strip()

@@ -74,6 +74,9 @@ class SiteConfig:
     default_channel_id: int | None = None
     pools: dict[int, PoolConfig] = field(default_factory=dict)  # every pool of the site, active or not
     static_numbers: dict[int, NumberConfig] = field(default_factory=dict)  # channel id -> its static number
+    # What callers derive from this setup alone (the snippet's swap rules for a number), kept while it is
+    # current: a changed setup is a new SiteConfig. Keyed by the caller; bounded by the client's numbers.
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def resolve_channel(self, source: VisitSource) -> int | None:
         """As :func:`tracking.channels.resolve_channel`; None when the default channel does not exist yet."""

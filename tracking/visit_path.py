@@ -308,7 +308,7 @@ def _is_fallback(number: NumberView | None) -> bool:
     return number is not None and number.pool_id is None and number.channel_id is None
 
 
-def _with_async_commit(conn: Connection, stmt: Any) -> Any:
+def _with_async_commit(stmt: Any) -> Any:
     """A PostgreSQL write as ``WITH w AS (<stmt>) SELECT …, set_config('synchronous_commit', 'off', true)``:
     the statement's own transaction commits without waiting for the WAL flush."""
     w = stmt.cte("w")
@@ -325,16 +325,12 @@ def _touch(
     if not state.live:
         return None
     left = now if leaving else None
+    postgres = _postgres(conn)
     if state.assignment is None:
         extra = 0 if leaving else allocation.STATIC_SESSION_SECONDS
         until = max(session.hold_until or now, now + dt.timedelta(seconds=extra))
-        stmt = (
-            update(_SESSIONS)
-            .where(VisitSession.id == session.id)
-            .values(hold_until=until, last_seen_at=now, left_at=left)
-            .returning(VisitSession.id)
-        )
-        conn.execute(_with_async_commit(conn, stmt) if _postgres(conn) else stmt)
+        params = {"p_session_id": session.id, "p_until": until, "p_now": now, "p_left": left}
+        conn.execute(_touch_statements(postgres)["static"], params)
         return until
     pool = state.pool
     if pool is None:
@@ -344,40 +340,85 @@ def _touch(
     until = min(now + dt.timedelta(seconds=seconds), started_at + dt.timedelta(seconds=pool.max_hold_seconds))
     if until < now:
         return None
+    params = {
+        "p_number_id": number_id,
+        "p_session_id": session.id,
+        "p_assignment_id": a_id,
+        "p_until": until,
+        "p_now": now,
+        "p_left": left,
+    }
+    stmts = _touch_statements(postgres)
+    if postgres:
+        if conn.execute(stmts["pool"], params).scalar() is None:
+            return None
+        return until
+    with _sqlite_write(conn):
+        if conn.execute(stmts["move"], params).scalar() is None:
+            return None
+        conn.execute(stmts["history"], params)
+        conn.execute(stmts["own"], params)
+    return until
+
+
+_TOUCHES: dict[bool, dict[str, Any]] = {}
+
+
+def _touch_statements(postgres: bool) -> dict[str, Any]:
+    """The statements that move a hold, built once with bound parameters (building them per request cost
+    more Python than the rest of a heartbeat)."""
+    stmts = _TOUCHES.get(postgres)
+    if stmts is not None:
+        return stmts
+    at = UTCDateTime()
+    now, until, left = (
+        bindparam("p_now", type_=at),
+        bindparam("p_until", type_=at),
+        bindparam("p_left", type_=at),
+    )
+    session_id: Any = bindparam("p_session_id")
+    static: Any = (
+        update(_SESSIONS)
+        .where(VisitSession.id == session_id)
+        .values(hold_until=until, last_seen_at=now, left_at=left)
+        .returning(VisitSession.id)
+    )
     move = (
         update(TrackingNumber)
         .where(
-            TrackingNumber.id == number_id,
-            TrackingNumber.held_by_session_id == session.id,
+            TrackingNumber.id == bindparam("p_number_id"),
+            TrackingNumber.held_by_session_id == session_id,
             TrackingNumber.held_until >= now,
         )
         .values(held_until=until)
         .returning(TrackingNumber.id)
     )
-    history = update(_ASSIGNMENTS).where(NumberAssignment.id == a_id).values(hold_until=until)
+    history = (
+        update(_ASSIGNMENTS)
+        .where(NumberAssignment.id == bindparam("p_assignment_id"))
+        .values(hold_until=until)
+    )
     own = (
         update(_SESSIONS)
-        .where(VisitSession.id == session.id)
+        .where(VisitSession.id == session_id)
         .values(hold_until=until, last_seen_at=now, left_at=left)
     )
-    if _postgres(conn):
+    if postgres:
         moved = move.cte("moved")
         held = exists(select(moved.c.id))
-        together = select(
-            select(moved.c.id).scalar_subquery(), func.set_config("synchronous_commit", "off", True)
-        ).add_cte(
-            history.where(held).returning(NumberAssignment.id).cte("history"),
-            own.where(held).returning(VisitSession.id).cte("own"),
-        )
-        if conn.execute(together).scalar() is None:
-            return None
-        return until
-    with _sqlite_write(conn):
-        if conn.execute(move).scalar() is None:
-            return None
-        conn.execute(history)
-        conn.execute(own)
-    return until
+        stmts = {
+            "static": _with_async_commit(static),
+            "pool": select(
+                select(moved.c.id).scalar_subquery(), func.set_config("synchronous_commit", "off", True)
+            ).add_cte(
+                history.where(held).returning(NumberAssignment.id).cte("history"),
+                own.where(held).returning(VisitSession.id).cte("own"),
+            ),
+        }
+    else:
+        stmts = {"static": static, "move": move, "history": history, "own": own}
+    _TOUCHES[postgres] = stmts
+    return stmts
 
 
 class _sqlite_write:
@@ -466,12 +507,9 @@ def _start(
     pool = site.pool_for(channel_id) if static is None and not site.archived else None
     if pool is None:
         until = now + dt.timedelta(seconds=allocation.STATIC_SESSION_SECONDS)
-        stmt = (
-            insert(_SESSIONS)
-            .values(**values, number_id=static.id if static else None, hold_until=until)
-            .returning(VisitSession.id)
-        )
-        sid = conn.execute(_with_async_commit(conn, stmt) if _postgres(conn) else stmt).scalar_one()
+        row = {**values, "number_id": static.id if static else None, "hold_until": until}
+        stmt = _static_start_statement(_postgres(conn), tuple(sorted(row)))
+        sid = conn.execute(stmt, {f"v_{c}": v for c, v in row.items()}).scalar_one()
         return Answer(
             site,
             _view(sid, values, static.id if static else None, until),
@@ -484,7 +522,7 @@ def _start(
     if _postgres(conn):
         taken, reason, sid = _allocate_pg(conn, pool, values, channel_id, now, requester, fallback)
     else:
-        refusal = abuse.refusal_expression(pool.id, data.visitor_id, now, requester)
+        refusal = abuse.refusal_expression(pool.id, site.id, data.visitor_id, now, requester)
         try:
             taken, reason, sid = _allocate_sqlite(conn, pool, values, channel_id, now, refusal, fallback)
         except _NoFreeNumber:
@@ -499,6 +537,20 @@ def _start(
         until = now + dt.timedelta(seconds=pool.hold_seconds)
     view = _view(sid, values, number.id if number else None, until)
     return Answer(site, view, number, until, True, _hb(pool))
+
+
+_STATIC_STARTS: dict[tuple[bool, tuple[str, ...]], Any] = {}
+
+
+def _static_start_statement(postgres: bool, columns: tuple[str, ...]) -> Any:
+    """The insert of a session shown a static number (or none), built once per column list."""
+    stmt = _STATIC_STARTS.get((postgres, columns))
+    if stmt is None:
+        # Parameter names must not be column names: SQLAlchemy would take those as values to SET.
+        binds = {c: bindparam(f"v_{c}", type_=_SESSIONS.c[c].type) for c in columns}
+        stmt = insert(_SESSIONS).values(binds).returning(VisitSession.id)
+        stmt = _STATIC_STARTS[(postgres, columns)] = _with_async_commit(stmt) if postgres else stmt
+    return stmt
 
 
 def _view(sid: int, values: dict[str, Any], number_id: int | None, until: dt.datetime) -> SessionView:
@@ -564,7 +616,12 @@ def _allocation_statement(
         else None
     )
     refusal = abuse.refusal_expression(
-        pool_id, bindparam("p_visitor_id"), now, bound_requester, source_key=bindparam("p_source_key")
+        pool_id,
+        bindparam("p_site_id"),
+        bindparam("p_visitor_id"),
+        now,
+        bound_requester,
+        source_key=bindparam("p_source_key"),
     )
     if refusal is not None:
         why = select(refusal.label("reason")).cte("why")
@@ -681,6 +738,7 @@ def _allocate_pg(
         p_fallback_id=fallback.id if fallback else None,
         p_fallback_until=now + dt.timedelta(seconds=pool.hold_seconds),
         p_visitor_id=values["visitor_id"],
+        p_site_id=values["site_id"],
         p_source_key=requester.key if requester else None,
     )
     row = conn.execute(stmt, params).one()
