@@ -270,9 +270,9 @@ def take_number(
     idle for ``HOME_IDLE``: then it joins the borrower's. So a late caller who wrote a number down still
     lands in the number's channel, and each channel keeps about as many numbers as its traffic keeps busy.
     Within the session's channel a free number its campaign holds (``home_campaign``, given like the home
-    channel) goes before the channel's other numbers, so a late call to it names the right campaign even
-    when the session is mistaken. ``borrow=False`` takes only a number that is or may become the session's
-    channel's (see ``allocate``).
+    channel) that has rested ``CAMPAIGN_REST`` goes before the channel's other numbers, so a late call to it
+    names the right campaign even when the session is mistaken. ``borrow=False`` takes only a number that
+    is or may become the session's channel's (see ``allocate``).
     """
     hold_until = new_hold_until(pool, now)
     campaign = campaign_key(session.utm_campaign)
