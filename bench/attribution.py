@@ -9,12 +9,15 @@ heartbeating, leave beacons lost on mobile, calls on the page, within 15 minutes
 minutes later, hours or a day later (the number written down), redials of missed calls and misdials to pool
 numbers.
 
-Printed per pool size (numbers per daily visitors): session and channel accuracy per call-timing bucket for
-the hub and for the naive rule "the latest holder of the number called" on the same calls, the fallback
-share of visits, how often a misdial is named as a session, and reliability tables with the expected
-calibration error of the session and channel confidences.
+Printed per pool size (numbers per daily visitors): session, channel and campaign accuracy per call-timing
+bucket for the hub and for the naive rule "the latest holder of the number called" on the same calls
+(campaign: over the calls whose true session has a utm_campaign, right when the named session's campaign
+is the true one, as ROMI's campaign rows count them), the fallback share of visits, how often a misdial is
+named as a session, and reliability tables with the expected calibration error of the session and channel
+confidences.
 
     python bench/attribution.py [--days 5] [--visitors-per-day 450] [--ratios 45,20] [--quick]
+    python bench/attribution.py --no-campaign   # pools keep channels but not campaigns together
     python bench/attribution.py --fit      # fit tracking.attribution_model's parameters to this world
 """
 
@@ -43,7 +46,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from tracking import attribution, visits
+from tracking import allocation, attribution, visits
 from tracking import attribution_model as model
 from tracking.calls import ingest
 from tracking.crypto import encrypt_json
@@ -126,6 +129,9 @@ class World:
     days: float = 6.0
     visitors_per_number: float = 45.0  # pool size = daily visitors / this
     coherent: bool = True  # the pool keeps numbers within their channel
+    campaign_coherent: bool = (
+        True  # and, within a channel, with their campaign (allocation.CAMPAIGN_COHERENT)
+    )
     seed: int = 1
     call_rate: float = 0.15  # visits that lead to a call
     # How those calls are timed: on the page, <=15 min after leaving, 15-120 min, hours or a day later.
@@ -155,6 +161,7 @@ class Truth:
     bucket: str
     session_id: int | None  # None: a misdial
     channel: str | None
+    campaign: str | None = None  # allocation.campaign_key of the true session's utm_campaign
 
 
 @dataclass
@@ -166,6 +173,9 @@ class Bucket:
     naive_channel: int = 0
     named: int = 0  # calls given a session
     naive_named: int = 0
+    campaign_calls: int = 0  # real calls whose true session has a campaign
+    campaign: int = 0
+    naive_campaign: int = 0
 
 
 @dataclass
@@ -331,12 +341,14 @@ class Sim:
         self.visitors.append((now, visitor))
         spec = next(c for c in CHANNELS if c.name == visitor["channel"])
         marks = spec.marks(rng)
+        campaign = allocation.campaign_key(marks.get("utm_campaign"))
         query = "&".join(f"{k}={v}" for k, v in marks.items() if k != "referrer")
         pages = min(6, 1 + int(rng.expovariate(0.7)))
         dwell = [max(5.0, rng.lognormvariate(math.log(50), 0.9)) for _ in range(pages)]
         tab = {
             "visitor": visitor,
             "channel": spec.name,
+            "campaign": campaign,
             "landing": f"https://{DOMAIN}/{'?' + query if query else ''}",
             "referrer": marks.get("referrer"),
             "pages": dwell,
@@ -438,11 +450,11 @@ class Sim:
         if tab["number"] is None:
             return  # the page kept its own number: not a tracked call
         fallback = tab["number"] == "+74955559999"
-        truth = Truth(bucket, tab["session"], tab["channel"])
+        truth = Truth(bucket, tab["session"], tab["channel"], tab["campaign"])
         missed = self._call(now, tab["visitor"]["phone"], tab["number"], truth)
         if missed and not fallback and self.rng.random() < self.w.redial_share:
             later = now + dt.timedelta(seconds=30 + self.rng.expovariate(1 / 900))
-            redial = Truth("redial", tab["session"], tab["channel"])
+            redial = Truth("redial", tab["session"], tab["channel"], tab["campaign"])
             phone, number = tab["visitor"]["phone"], tab["number"]
             self.at(later, lambda t: self._call(t, phone, number, redial))
 
@@ -504,7 +516,7 @@ class Sim:
             b = buckets[truth.bucket]
             b.calls += 1
             naive = db.execute(
-                select(NumberAssignment.session_id, VisitSession.channel_id)
+                select(NumberAssignment.session_id, VisitSession.channel_id, VisitSession.utm_campaign)
                 .join(VisitSession, VisitSession.id == NumberAssignment.session_id)
                 .where(
                     NumberAssignment.number_id == call.tracking_number_id,
@@ -523,6 +535,15 @@ class Sim:
                 b.naive_named += 1
                 b.naive_session += naive.session_id == truth.session_id
                 b.naive_channel += channel_name.get(naive.channel_id) == truth.channel
+            if truth.campaign is not None:
+                b.campaign_calls += 1
+                named = db.get(VisitSession, call.session_id) if call.session_id is not None else None
+                b.campaign += (
+                    named is not None and allocation.campaign_key(named.utm_campaign) == truth.campaign
+                )
+                b.naive_campaign += (
+                    naive is not None and allocation.campaign_key(naive.utm_campaign) == truth.campaign
+                )
             if call.session_id is not None and call.session_confidence is not None:
                 session_conf.append((call.session_confidence, right_session))
             if call.channel_id is not None and call.channel_confidence is not None:
@@ -553,6 +574,7 @@ def simulate(world: World, keep: Callable[[Session, Report], Any] | None = None)
             dbapi_conn.execute("PRAGMA synchronous=OFF")
 
         engine.dispose()
+        allocation.CAMPAIGN_COHERENT = world.campaign_coherent
         with make_session_factory(engine)() as db:
             sim = Sim(world, db)
             sim.run()
@@ -562,6 +584,7 @@ def simulate(world: World, keep: Callable[[Session, Report], Any] | None = None)
         engine.dispose()
         return report
     finally:
+        allocation.CAMPAIGN_COHERENT = True
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -709,28 +732,37 @@ def _pct(n: int, d: int) -> str:
 
 def print_report(r: Report) -> None:
     w = r.world
+    kind = "least-recently-used"
+    if w.coherent:
+        kind = "channel- and campaign-coherent" if w.campaign_coherent else "channel-coherent"
     print(
-        f"\n### 1 number per {w.visitors_per_number:.0f} daily visitors: {w.pool_size} numbers, "
-        f"{'channel-coherent' if w.coherent else 'least-recently-used'} pool\n"
+        f"\n### 1 number per {w.visitors_per_number:.0f} daily visitors: {w.pool_size} numbers, {kind} pool\n"
     )
     print(
         f"{r.sessions} sessions, fallback {_pct(r.fallback_visits, r.sessions)} of visits, "
         f"{sum(b.calls for b in r.buckets.values())} calls, {r.elapsed:.0f} s\n"
     )
-    print("| call timing | calls | session acc | naive session | channel acc | naive channel |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "| call timing | calls | session acc | naive session | channel acc | naive channel "
+        "| campaign calls | campaign acc | naive campaign |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, b in r.buckets.items():
         if name == "misdial":
             continue
         print(
             f"| {name} | {b.calls} | {_pct(b.session, b.calls)} | {_pct(b.naive_session, b.calls)} "
-            f"| {_pct(b.channel, b.calls)} | {_pct(b.naive_channel, b.calls)} |"
+            f"| {_pct(b.channel, b.calls)} | {_pct(b.naive_channel, b.calls)} "
+            f"| {b.campaign_calls} | {_pct(b.campaign, b.campaign_calls)} "
+            f"| {_pct(b.naive_campaign, b.campaign_calls)} |"
         )
     t = r.total()
     print(
         f"| **all real calls** | {t.calls} | **{_pct(t.session, t.calls)}** "
         f"| {_pct(t.naive_session, t.calls)} "
-        f"| **{_pct(t.channel, t.calls)}** | {_pct(t.naive_channel, t.calls)} |"
+        f"| **{_pct(t.channel, t.calls)}** | {_pct(t.naive_channel, t.calls)} "
+        f"| {t.campaign_calls} | **{_pct(t.campaign, t.campaign_calls)}** "
+        f"| {_pct(t.naive_campaign, t.campaign_calls)} |"
     )
     m = r.buckets["misdial"]
     print(
@@ -754,6 +786,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--lru", action="store_true", help="also run least-recently-used (non-coherent) pools"
+    )
+    parser.add_argument(
+        "--no-campaign", action="store_true", help="pools keep channels together but not campaigns"
     )
     parser.add_argument("--quick", action="store_true", help="a small world, for a smoke run")
     parser.add_argument("--fit", action="store_true", help="fit the model's parameters and print them")
@@ -795,7 +830,10 @@ def main() -> None:
         return
     for ratio in ratios:
         for coherent in (True, False) if args.lru else (True,):
-            print_report(simulate(World(vpd, days, ratio, coherent=coherent, seed=args.seed)))
+            world = World(
+                vpd, days, ratio, coherent=coherent, campaign_coherent=not args.no_campaign, seed=args.seed
+            )
+            print_report(simulate(world))
 
 
 if __name__ == "__main__":

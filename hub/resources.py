@@ -305,7 +305,9 @@ class PoolChange(In):
     max_hold_seconds: Annotated[int, Field(strict=True, ge=60, le=86_400)] | None = None
     active: StrictBool | None = None
     channel_coherent: StrictBool | None = Field(
-        None, description="Keep numbers within the channel of their last holder (default true)"
+        None,
+        description="Keep numbers within the channel of their last holder and, within it, with their "
+        "campaign (default true)",
     )
     fallback_number_id: StrictInt | None = None
     channel_ids: list[StrictInt] | None = Field(None, description="Replaces the channels the pool serves")

@@ -13,6 +13,8 @@ def test_one_visitor_per_number_is_attributed_almost_perfectly() -> None:
     assert report.world.pool_size == 160 and report.fallback_visits == 0
     assert total.calls >= 15 and report.buckets["misdial"].calls == 0
     assert total.session >= 0.9 * total.calls and total.channel >= 0.9 * total.calls
+    # Yandex Direct and Google Ads visitors come with campaigns; the others with none.
+    assert 0 < total.campaign_calls < total.calls and total.campaign >= 0.9 * total.campaign_calls
     assert set(report.buckets) == set(BUCKETS)
     assert sum(b.calls for b in report.buckets.values()) == len(report.truths)
 
@@ -25,8 +27,9 @@ def test_a_crowded_pool_is_worse_and_misdials_are_counted() -> None:
     assert crowded.fallback_visits > 0
     total = crowded.total()
     assert total.calls >= 15 and total.session < 0.9 * total.calls
+    assert total.campaign <= total.campaign_calls and total.naive_campaign <= total.campaign_calls
     misdials = crowded.buckets["misdial"]
-    assert misdials.calls > 0 and misdials.session == 0
+    assert misdials.calls > 0 and misdials.session == 0 and misdials.campaign_calls == 0
     # The naive rule names a session for every misdial to a number someone held.
     assert misdials.naive_named >= misdials.named
 

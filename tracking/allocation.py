@@ -17,7 +17,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Select, Update, case, func, or_, select, update
+from sqlalchemy import Select, Update, and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from tracking import abuse
@@ -34,6 +34,7 @@ from tracking.models import (
     VisitSession,
 )
 from tracking.models.numbers import NumberStatus
+from tracking.romi import norm
 
 # Sessions shown a static number (or none) have no pool to take hold times from.
 STATIC_SESSION_SECONDS = 30 * 60
@@ -132,6 +133,39 @@ def _new_home(pool: PoolLike, channel_id: Any, now: Any, idle_since: Any = None)
     )
 
 
+# Within its channel a coherent pool gives a session a free number its campaign holds (see
+# ``free_number_candidate``); off, the channel's longest-rested number. A switch for measuring the two.
+CAMPAIGN_COHERENT = True
+# Only a number that has rested this long counts as its campaign's: taking a number freed minutes ago over
+# one rested for hours would leave a late caller of the last holder two plausible sessions.
+CAMPAIGN_REST = dt.timedelta(minutes=15)
+
+
+def campaign_key(utm_campaign: str | None) -> str | None:
+    """The campaign a session's ``utm_campaign`` stands for when numbers are kept together: the spelling
+    ROMI matches campaign mappings and names with (case and runs of spaces do not count)."""
+    return norm(utm_campaign)[:255] or None
+
+
+def _new_home_campaign(pool: PoolLike, channel_id: Any, campaign: Any, now: Any, idle_since: Any = None):
+    """The number's campaign after a session of ``channel_id`` and ``campaign`` takes it: the session's
+    when the number joins the session's channel (see ``_new_home``) or is its channel's and serves no
+    campaign yet; otherwise it keeps serving its own (a lent number, or one another campaign of the
+    channel had to take because its own were held)."""
+    if not pool.channel_coherent:
+        return campaign
+    rested_since = func.coalesce(TrackingNumber.held_until, TrackingNumber.released_at)
+    return case(
+        (TrackingNumber.home_channel_id.is_(None), campaign),
+        (rested_since < (now - HOME_IDLE if idle_since is None else idle_since), campaign),
+        (
+            and_(TrackingNumber.home_channel_id == channel_id, TrackingNumber.home_campaign.is_(None)),
+            campaign,
+        ),
+        else_=TrackingNumber.home_campaign,
+    )
+
+
 def new_hold_until(pool: PoolLike, now: dt.datetime) -> dt.datetime:
     """When a hold taken now on a number of ``pool`` ends."""
     return min(now + dt.timedelta(seconds=pool.hold_seconds), _cap(pool, now))
@@ -155,9 +189,12 @@ def free_number_candidate(
     postgres: bool,
     borrow: bool = True,
     idle_since: Any = None,
+    campaign: Any = None,
+    campaign_since: Any = None,
 ) -> Select:
-    """The id of the free number of ``pool`` a session of ``channel_id`` takes next (see :func:`take_number`
-    for the order and ``borrow``); locked with ``SKIP LOCKED`` on PostgreSQL."""
+    """The id of the free number of ``pool`` a session of ``channel_id`` (and ``campaign``, a
+    :func:`campaign_key` or a parameter holding one) takes next (see :func:`take_number` for the order and
+    ``borrow``); locked with ``SKIP LOCKED`` on PostgreSQL."""
     # A free number's last hold ended at its (past) held_until, or at released_at when the hold was cleared
     # early; never-used numbers (both NULL) go first.
     rested = func.coalesce(TrackingNumber.held_until, TrackingNumber.released_at).asc().nulls_first()
@@ -169,6 +206,12 @@ def free_number_candidate(
             else_=2,
         )
         order.insert(0, home)
+        if CAMPAIGN_COHERENT and campaign is not None:
+            # After the channel, before the rest: NULL (a session with no campaign) matches nothing.
+            since = now - CAMPAIGN_REST if campaign_since is None else campaign_since
+            rested_before = func.coalesce(TrackingNumber.held_until, TrackingNumber.released_at) < since
+            ours = and_(TrackingNumber.home_campaign == campaign, rested_before)
+            order.insert(1, case((ours, 0), else_=1))
     candidate = (
         select(TrackingNumber.id)
         .where(
@@ -197,6 +240,7 @@ def take_statement(
     *,
     hold_until: Any = None,
     idle_since: Any = None,
+    campaign: Any = None,
 ) -> Update:
     """The UPDATE that holds the ``candidate`` number for ``session_id``, re-checking on the newest row
     version that it is still free. Every value may be an SQL expression (a bound parameter of a statement
@@ -208,6 +252,7 @@ def take_statement(
             held_by_session_id=session_id,
             held_until=new_hold_until(pool, now) if hold_until is None else hold_until,
             home_channel_id=_new_home(pool, channel_id, now, idle_since),
+            home_campaign=_new_home_campaign(pool, channel_id, campaign, now, idle_since),
             # SET expressions see the old row: remember when the previous hold ended.
             released_at=func.coalesce(TrackingNumber.held_until, TrackingNumber.released_at),
         )
@@ -224,12 +269,18 @@ def take_number(
     number (before falling back). A borrowed number stays its channel's unless that channel had left it
     idle for ``HOME_IDLE``: then it joins the borrower's. So a late caller who wrote a number down still
     lands in the number's channel, and each channel keeps about as many numbers as its traffic keeps busy.
-    ``borrow=False`` takes only a number that is or may become the session's channel's (see ``allocate``).
+    Within the session's channel a free number its campaign holds (``home_campaign``, given like the home
+    channel) that has rested ``CAMPAIGN_REST`` goes before the channel's other numbers, so a late call to it
+    names the right campaign even when the session is mistaken. ``borrow=False`` takes only a number that
+    is or may become the session's channel's (see ``allocate``).
     """
     hold_until = new_hold_until(pool, now)
-    candidate = free_number_candidate(pool, session.channel_id, now, postgres=is_postgres(db), borrow=borrow)
+    campaign = campaign_key(session.utm_campaign)
+    candidate = free_number_candidate(
+        pool, session.channel_id, now, postgres=is_postgres(db), borrow=borrow, campaign=campaign
+    )
     stmt = (
-        take_statement(pool, session.id, session.channel_id, now, candidate)
+        take_statement(pool, session.id, session.channel_id, now, candidate, campaign=campaign)
         .returning(TrackingNumber)
         .execution_options(synchronize_session=False, populate_existing=True)
     )

@@ -596,7 +596,8 @@ def _allocation_statement(
     caps = None
     if requester is not None:
         caps = (requester.holds_per_visitor, requester.holds_per_source if requester.key else 0)
-    shape = (coherent, excludes_fallback, caps, columns)
+    # The campaign switch changes the statement's text too (it is read when the statement is built).
+    shape = (coherent, allocation.CAMPAIGN_COHERENT, excludes_fallback, caps, columns)
     stmt = _ALLOCATIONS.get(shape)
     if stmt is not None:
         return stmt
@@ -628,8 +629,16 @@ def _allocation_statement(
         reason_v = select(why.c.reason).scalar_subquery()
     channel_id: Any = bindparam("p_channel_id")
     idle_since = bindparam("p_idle_since", type_=at)
+    campaign = bindparam("p_campaign", type_=TrackingNumber.__table__.c.home_campaign.type)
     candidate = allocation.free_number_candidate(
-        pool, channel_id, now, postgres=True, borrow=False, idle_since=idle_since
+        pool,
+        channel_id,
+        now,
+        postgres=True,
+        borrow=False,
+        idle_since=idle_since,
+        campaign=campaign,
+        campaign_since=bindparam("p_campaign_since", type_=at),
     )
     if refusal is not None:
         candidate = candidate.where(reason_v.is_(None))
@@ -642,6 +651,7 @@ def _allocation_statement(
             candidate,
             hold_until=hold_until,
             idle_since=idle_since,
+            campaign=campaign,
         )
         .returning(TrackingNumber.id, TrackingNumber.e164)
         .cte("took")
@@ -732,8 +742,10 @@ def _allocate_pg(
         p_now=now,
         p_hold_until=allocation.new_hold_until(pool, now),
         p_idle_since=now - allocation.HOME_IDLE,
+        p_campaign_since=now - allocation.CAMPAIGN_REST,
         p_pool_id=pool.id,
         p_channel_id=channel_id,
+        p_campaign=allocation.campaign_key(values["utm_campaign"]),
         p_fallback_excl=pool.fallback_number_id,
         p_fallback_id=fallback.id if fallback else None,
         p_fallback_until=now + dt.timedelta(seconds=pool.hold_seconds),
@@ -765,9 +777,12 @@ def _allocate_sqlite(
         reason = conn.execute(select(refusal)).scalar() if refusal is not None else None
         taken = None
         if reason is None:
-            candidate = allocation.free_number_candidate(pool, channel_id, now, postgres=False, borrow=False)
+            campaign = allocation.campaign_key(values["utm_campaign"])
+            candidate = allocation.free_number_candidate(
+                pool, channel_id, now, postgres=False, borrow=False, campaign=campaign
+            )
             row = conn.execute(
-                allocation.take_statement(pool, sid, channel_id, now, candidate).returning(
+                allocation.take_statement(pool, sid, channel_id, now, candidate, campaign=campaign).returning(
                     TrackingNumber.id, TrackingNumber.e164
                 )
             ).first()

@@ -33,7 +33,9 @@ class PoolOut(Out):
     channel_ids: list[int]
     number_ids: list[int]
     active: bool
-    channel_coherent: bool = Field(description="Keep numbers within the channel of their last holder")
+    channel_coherent: bool = Field(
+        description="Keep numbers within the channel of their last holder and, within it, with their campaign"
+    )
     utilisation: float
 
 

@@ -73,6 +73,9 @@ class TrackingNumber(Base):
     # Pool numbers: the channel of the last session that held it. Allocation keeps a number in its channel
     # (a late call to it then still lands in the right channel); borrowing moves it to the borrower's.
     home_channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id", ondelete="SET NULL"))
+    # Within its channel, the campaign (``allocation.campaign_key`` of utm_campaign) the number serves: a
+    # session of that campaign takes it before the channel's other free numbers.
+    home_campaign: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     channel: Mapped[Channel | None] = relationship(foreign_keys=[channel_id])
