@@ -176,6 +176,8 @@ class Bucket:
     campaign_calls: int = 0  # real calls whose true session has a campaign
     campaign: int = 0
     naive_campaign: int = 0
+    held: int = 0  # calls to a number some session held at the moment of the call
+    holder_right: int = 0  # ... whose holder then was the true session
 
 
 @dataclass
@@ -525,6 +527,16 @@ class Sim:
                 .order_by(NumberAssignment.started_at.desc())
                 .limit(1)
             ).first()
+            holder = db.scalar(
+                select(NumberAssignment.session_id).where(
+                    NumberAssignment.number_id == call.tracking_number_id,
+                    NumberAssignment.started_at <= call.called_at,
+                    func.coalesce(NumberAssignment.ended_at, NumberAssignment.hold_until) >= call.called_at,
+                )
+            )
+            if holder is not None:
+                b.held += 1
+                b.holder_right += holder == truth.session_id
             hub_channel = channel_name.get(call.channel_id) if call.channel_id else None
             right_session = call.session_id is not None and call.session_id == truth.session_id
             right_channel = hub_channel is not None and hub_channel == truth.channel
@@ -767,7 +779,14 @@ def print_report(r: Report) -> None:
     m = r.buckets["misdial"]
     print(
         f"\nmisdials named as a session: hub {_pct(m.named, m.calls)}, naive {_pct(m.naive_named, m.calls)} "
-        f"(of {m.calls})\n"
+        f"(of {m.calls})"
+    )
+    # What any rule that reads only the number and the time can do about misdials: a call to a number
+    # someone holds looks the same whether the holder or a stranger dialled it.
+    print(
+        f"calls to a number held at that moment: {t.held} real calls (the holder was the caller in "
+        f"{_pct(t.holder_right, t.held)}) and {m.held} misdials ({_pct(m.held, m.calls)} of misdials, "
+        f"{_pct(m.held, m.held + t.held)} of such calls)\n"
     )
     for label, pairs in (("session", r.session_conf), ("channel", r.channel_conf)):
         rows, ece = reliability(pairs)
