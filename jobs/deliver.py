@@ -21,9 +21,12 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import requests
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection as DbConnection
 from sqlalchemy.orm import Session
 
 from connectors.base import (
@@ -36,8 +39,9 @@ from connectors.base import (
     RateLimit,
     TokenExpired,
 )
+from connectors.http import SessionShelf
 from jobs.contexts import make_connector
-from jobs.history import RunTally, recorded
+from jobs.history import RunTally, close_run, open_run, recorded
 from jobs.ratelimit import admit
 from jobs.runtime import Runtime
 from jobs.tokens import RefreshFailed, TokenSource
@@ -110,14 +114,26 @@ def _claim_id(worker: str) -> str:
     return f"{worker[:40]}:{uuid.uuid4().hex[:16]}"
 
 
-def _item(d: Delivery) -> DeliveryItem:
+@dataclass(frozen=True)
+class Claimed:
+    """What a worker needs of a claimed outbox row, as the claim's UPDATE returned it."""
+
+    id: int
+    kind: str
+    key: str
+    payload: dict[str, Any]
+    attempts: int  # counting the attempt this claim makes
+
+
+def _item(d: Claimed) -> DeliveryItem:
     return DeliveryItem(id=d.id, kind=ItemKind(d.kind), key=d.key, payload=d.payload, attempts=d.attempts)
 
 
 def _claim(
-    db: Session, condition: ColumnElement[bool], claim_id: str, limit: int, *, count_attempt: bool
-) -> list[Delivery]:
-    """Mark up to ``limit`` rows matching ``condition`` as claimed by ``claim_id``, commit, return them."""
+    db: DbConnection, condition: ColumnElement[bool], claim_id: str, limit: int, *, count_attempt: bool
+) -> tuple[list[Claimed], bool]:
+    """Mark up to ``limit`` rows matching ``condition`` as claimed by ``claim_id`` in ``db``'s transaction
+    (the caller commits): the rows, and whether more matched than were taken."""
     now = utcnow()
     values: dict[str, object] = {
         "status": DeliveryStatus.IN_FLIGHT,
@@ -126,31 +142,32 @@ def _claim(
     }
     if count_attempt:
         values["attempts"] = Delivery.attempts + 1
-    ids = select(Delivery.id).where(condition).order_by(Delivery.id).limit(limit)
+    ids = select(Delivery.id).where(condition).order_by(Delivery.id)
     if is_postgres(db):
         # Lock first, then update by id: a LIMIT … SKIP LOCKED subquery inside the UPDATE may be run more
-        # than once by the planner and claim more rows than asked for.
-        chosen = list(db.scalars(ids.with_for_update(skip_locked=True)))
-        target = Delivery.id.in_(chosen)
+        # than once by the planner and claim more rows than asked for. One row more than the batch is
+        # locked, only to learn whether another batch follows without a claim that finds nothing.
+        chosen = list(db.scalars(ids.limit(limit + 1).with_for_update(skip_locked=True)))
+        if not chosen:
+            return [], False
+        more: bool | None = len(chosen) > limit
+        target = Delivery.id.in_(chosen[:limit])
     else:
-        # SQLite: one UPDATE runs under the database write lock, so the choice and the claim are atomic.
-        target = Delivery.id.in_(ids.scalar_subquery())
+        # SQLite: one UPDATE runs under the database write lock, so the choice and the claim are atomic;
+        # a full batch may have more behind it.
+        target = Delivery.id.in_(ids.limit(limit).scalar_subquery())
+        more = None
     # The condition is checked again on the rows the UPDATE writes, so a row another worker claimed in
     # between is left alone.
-    db.execute(
+    rows = db.execute(
         update(Delivery)
         .where(target, condition)
         .values(**values)
+        .returning(Delivery.id, Delivery.kind, Delivery.key, Delivery.payload, Delivery.attempts)
         .execution_options(synchronize_session=False)
-    )
-    db.commit()
-    return list(
-        db.scalars(
-            select(Delivery)
-            .where(Delivery.claimed_by == claim_id, Delivery.status == DeliveryStatus.IN_FLIGHT)
-            .order_by(Delivery.id)
-        )
-    )
+    ).all()
+    claimed = sorted((Claimed(r[0], r[1], r[2], r[3], r[4]) for r in rows), key=lambda c: c.id)
+    return claimed, (len(claimed) == limit if more is None else more)
 
 
 def _due(now: dt.datetime) -> ColumnElement[bool]:
@@ -185,7 +202,7 @@ def claim_destinations(rt: Runtime, worker: str, limit: int, hold: dt.timedelta)
     now = utcnow()
     token = _claim_id(worker)
     dd = DeliveryDestination
-    with rt.sessions() as db:
+    with rt.engine.connect() as db:
         dialect = postgresql if is_postgres(db) else sqlite
         open_items = Delivery.status.in_((*DUE, DeliveryStatus.IN_FLIGHT))
         db.execute(
@@ -234,7 +251,7 @@ def renew_holds(rt: Runtime, tokens: Sequence[str], hold: dt.timedelta) -> None:
     """Keep the destinations a live worker is still serving."""
     if not tokens:
         return
-    with rt.sessions() as db:
+    with rt.engine.connect() as db:
         db.execute(
             update(DeliveryDestination)
             .where(DeliveryDestination.held_by.in_(list(tokens)))
@@ -244,13 +261,23 @@ def renew_holds(rt: Runtime, tokens: Sequence[str], hold: dt.timedelta) -> None:
 
 
 def release(rt: Runtime, held: Held) -> None:
-    with rt.sessions() as db:
+    with rt.engine.connect() as db:
         db.execute(
             update(DeliveryDestination)
             .where(DeliveryDestination.id == held.id, DeliveryDestination.held_by == held.token)
             .values(held_by=None, held_until=utcnow())  # the time it was last served: its place in line
         )
         db.commit()
+
+
+@dataclass(frozen=True)
+class _Claim:
+    rows: list[Claimed]
+    more: bool  # more items were due than this batch took
+    run_id: int | None  # the history row the claim opened, if it was asked to
+
+
+NOTHING = _Claim([], False, None)
 
 
 def _claim_paced(
@@ -263,29 +290,40 @@ def _claim_paced(
     *,
     count_attempt: bool,
     batch_size: int,
-) -> list[Delivery]:
-    """Claim a batch at the held destination with one request's worth of its rate limit, in one commit.
+    job: str | None = None,
+) -> _Claim:
+    """Claim a batch at the held destination with one request's worth of its rate limit, in one commit;
+    with ``job``, the batch's history row is opened in the same commit.
 
     Empty when there is nothing to claim, the destination is no longer held, or the rate limit asks for
     a wait longer than ``settings.max_pacing`` (``ready_at`` then keeps every worker off it until then).
+    A claim that finds nothing writes nothing: no request goes, so no slot of the rate limit is used.
     """
+    dd = DeliveryDestination
     while True:
-        with rt.sessions() as db:
-            row = db.get(DeliveryDestination, held.id)
+        with rt.engine.connect() as db:
+            row = db.execute(select(dd.held_by, dd.ready_at).where(dd.id == held.id)).first()
             if row is None or row.held_by != held.token:
-                return []  # no longer ours: whoever holds it now sends
+                return NOTHING  # no longer ours: whoever holds it now sends
             wait, ready = admit(row.ready_at, utcnow(), limit)
             if not wait:
-                row.ready_at = ready
-                db.flush()
-                return _claim(db, condition, claim_id, batch_size, count_attempt=count_attempt)
+                rows, more = _claim(db, condition, claim_id, batch_size, count_attempt=count_attempt)
+                if not rows:
+                    db.rollback()
+                    return NOTHING
+                db.execute(update(dd).where(dd.id == held.id).values(ready_at=ready))
+                run_id = None
+                if job is not None:
+                    run_id = open_run(db, job, connector=held.connector, connection_id=held.connection_id)
+                db.commit()
+                return _Claim(rows, more, run_id)
         if wait > settings.max_pacing:
-            return []
+            return NOTHING
         time.sleep(wait)
 
 
 def _defer(rt: Runtime, held: Held, until: dt.datetime) -> None:
-    with rt.sessions() as db:
+    with rt.engine.connect() as db:
         db.execute(
             update(DeliveryDestination)
             .where(DeliveryDestination.id == held.id, DeliveryDestination.held_by == held.token)
@@ -294,34 +332,60 @@ def _defer(rt: Runtime, held: Held, until: dt.datetime) -> None:
         db.commit()
 
 
-def _orphans_in_doubt(rt: Runtime, held: Held, settings: DeliverSettings) -> bool:
-    """Turn items in flight at a destination just taken over into items in doubt (their worker is gone);
-    whether any item there is in doubt now."""
+def _orphans_in_doubt(db: Session, held: Held, settings: DeliverSettings) -> bool:
+    """Turn items in flight at a destination just taken over into items in doubt (their worker is gone),
+    in ``db``'s transaction (the caller commits); whether any item there is in doubt now."""
     at_destination = (Delivery.connection_id == held.connection_id, Delivery.connector == held.connector)
-    with rt.sessions() as db:
-        db.execute(
-            update(Delivery)
-            .where(
-                *at_destination,
-                Delivery.status == DeliveryStatus.IN_FLIGHT,
-                Delivery.claimed_by.is_not(None),
-            )
-            .values(claimed_by=None, next_attempt_at=utcnow())
-            .execution_options(synchronize_session=False)
+    db.execute(
+        update(Delivery)
+        .where(
+            *at_destination,
+            Delivery.status == DeliveryStatus.IN_FLIGHT,
+            Delivery.claimed_by.is_not(None),
         )
-        found = db.scalar(select(Delivery.id).where(*at_destination, _in_doubt(utcnow(), settings)).limit(1))
-        db.commit()
+        .values(claimed_by=None, next_attempt_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    found = db.scalar(select(Delivery.id).where(*at_destination, _in_doubt(utcnow(), settings)).limit(1))
     return found is not None
 
 
 class _Batch:
-    def __init__(self, rt: Runtime, settings: DeliverSettings, claim_id: str, rows: list[Delivery]) -> None:
+    """A claimed batch. With ``run_id`` (its history row, opened with the claim), the commit that writes
+    the outcome or gives the batch back also finishes the history row."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        settings: DeliverSettings,
+        claim_id: str,
+        rows: list[Claimed],
+        run_id: int | None = None,
+    ) -> None:
         self.rt = rt
         self.settings = settings
         self.claim_id = claim_id
         self.rows = {r.id: r for r in rows}
+        self.run_id = run_id
 
-    def _write(self, db: Session, delivery_id: int, **values: object) -> bool:
+    def _commit(self, db: DbConnection, tally: RunTally | None) -> None:
+        if self.run_id is not None and tally is not None:
+            close_run(db, self.run_id, tally)
+            db.commit()
+            self.run_id = None
+        else:
+            db.commit()
+
+    def finish_run(self, tally: RunTally) -> None:
+        """Finish the history row if no outcome commit did (the run failed before it could)."""
+        if self.run_id is None:
+            return
+        with self.rt.engine.connect() as db:
+            close_run(db, self.run_id, tally)
+            db.commit()
+        self.run_id = None
+
+    def _write(self, db: DbConnection, delivery_id: int, **values: object) -> bool:
         res = db.execute(
             update(Delivery)
             .where(
@@ -343,7 +407,7 @@ class _Batch:
     ) -> None:
         now = utcnow()
         seen: set[int] = set()
-        with self.rt.sessions() as db:
+        with self.rt.engine.connect() as db:
             if connection_id is not None:  # the destination answered: note it in the same commit
                 db.execute(update(Connection).where(Connection.id == connection_id).values(last_sync_at=now))
             for r in results:
@@ -397,12 +461,20 @@ class _Batch:
                 stats.in_doubt += self._write(
                     db, i, claimed_by=None, last_error="no result from the connector; outcome in doubt"
                 )
-            db.commit()
+            self._commit(db, tally)
 
-    def release(self, stats: DeliverStats, *, error: str, in_doubt: bool, refund: bool = False) -> None:
+    def release(
+        self,
+        stats: DeliverStats,
+        *,
+        error: str,
+        in_doubt: bool,
+        refund: bool = False,
+        tally: RunTally | None = None,
+    ) -> None:
         """Give the whole batch back: queued again (nothing was sent) or in doubt (it may have been)."""
         now = utcnow()
-        with self.rt.sessions() as db:
+        with self.rt.engine.connect() as db:
             for row in self.rows.values():
                 values: dict[str, object] = {"claimed_by": None, "last_error": error[:MAX_ERROR]}
                 if refund:
@@ -418,11 +490,11 @@ class _Batch:
                         stats.in_doubt += 1
                     elif not refund:
                         stats.retry += 1
-            db.commit()
+            self._commit(db, tally)
 
 
 def mark_needs_reauth(rt: Runtime, connection_id: int, reason: str) -> None:
-    with rt.sessions() as db:
+    with rt.engine.connect() as db:
         db.execute(
             update(Connection)
             .where(Connection.id == connection_id)
@@ -449,21 +521,24 @@ class Worker:
         self.rt = rt
         self.name = name
         self.settings = settings or DeliverSettings.from_runtime(rt)
+        # HTTP sessions kept per destination between serves, so its API connection (and TLS session)
+        # stays open instead of being made again for every destination served.
+        self.http = SessionShelf()
 
-    def _connector(self, connection_id: int, connector: str) -> tuple[Connector, object]:
-        with self.rt.sessions() as db:
-            conn = db.get(Connection, connection_id)
-            if conn is None:
-                raise LookupError(f"connection {connection_id} is gone")
-            impl, ctx = make_connector(self.rt, db, conn, connector)
+    def _connector(self, db: Session, held: Held, http: requests.Session) -> tuple[Connector, object]:
+        conn = db.get(Connection, held.connection_id)
+        if conn is None:
+            raise LookupError(f"connection {held.connection_id} is gone")
+        impl, ctx = make_connector(self.rt, db, conn, held.connector, http=http)
         return impl, ctx.access_token
 
     def _fail_due(self, held: Held, error: str, stats: DeliverStats) -> None:
         connection_id, connector = held.connection_id, held.connector
         claim_id = _claim_id(self.name)
         cond = and_(_due(utcnow()), Delivery.connection_id == connection_id, Delivery.connector == connector)
-        with self.rt.sessions() as db:
-            rows = _claim(db, cond, claim_id, self.settings.batch_size, count_attempt=True)
+        with self.rt.engine.connect() as db:
+            rows, _ = _claim(db, cond, claim_id, self.settings.batch_size, count_attempt=True)
+            db.commit()
         if not rows:
             return
         with recorded(self.rt, "deliver", connector=connector, connection_id=connection_id) as tally:
@@ -476,7 +551,7 @@ class Worker:
     def _requests_today(self, connection_id: int, connector: str) -> int:
         """Requests made to this destination since midnight UTC: each batch and look-up is one run."""
         midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
-        with self.rt.sessions() as db:
+        with self.rt.engine.connect() as db:
             return int(
                 db.scalar(
                     select(func.count(SyncRun.id)).where(
@@ -504,20 +579,31 @@ class Worker:
 
     def serve(self, held: Held, stats: DeliverStats) -> None:
         """Work one held destination, then let it go."""
+        key = (held.connection_id, held.connector)
+        http = self.http.take(key)
+        served = False
         try:
-            in_doubt = _orphans_in_doubt(self.rt, held, self.settings)
-            try:
-                impl, token = self._connector(held.connection_id, held.connector)
-            except Exception as exc:
+            unavailable = None
+            with self.rt.sessions() as db:  # one transaction: the orphans and the connection's row
+                in_doubt = _orphans_in_doubt(db, held, self.settings)
+                try:
+                    impl, token = self._connector(db, held, http)
+                except Exception as exc:
+                    unavailable = f"connector unavailable: {type(exc).__name__}: {exc}"
+                db.commit()
+            if unavailable is not None:
                 # The connector cannot be built here (not installed, misconfigured): the due items fail
                 # visibly with the reason, back off, and end up dead for a person to retry once it is fixed.
-                self._fail_due(held, f"connector unavailable: {type(exc).__name__}: {exc}", stats)
+                self._fail_due(held, unavailable, stats)
                 return
             if in_doubt:
                 self._resolve(held, impl, token, stats)
             self._send(held, impl, token, stats)
+            served = True
         finally:
             release(self.rt, held)
+            # A serve that broke off may leave the session mid-request: only a clean one is kept.
+            self.http.give_back(key, http, keep=served)
 
     def _resolve(self, held: Held, impl: Connector, token: object, stats: DeliverStats) -> None:
         connection_id, connector = held.connection_id, held.connector
@@ -537,7 +623,7 @@ class Worker:
             claim_id,
             count_attempt=False,
             batch_size=self._batch_size(impl),
-        )
+        ).rows
         if not rows:
             return
         batch = _Batch(self.rt, self.settings, claim_id, rows)
@@ -557,7 +643,7 @@ class Worker:
                 tally.error(f"{type(exc).__name__}: {exc}")
                 return
             now = utcnow()
-            with self.rt.sessions() as db:
+            with self.rt.engine.connect() as db:
                 for row in rows:
                     if row.id in found:
                         if batch._write(
@@ -610,7 +696,7 @@ class Worker:
                 exists().where(Connection.id == connection_id, Connection.status == ConnectionStatus.ACTIVE),
             )
             claim_id = _claim_id(self.name)
-            rows = _claim_paced(
+            claim = _claim_paced(
                 self.rt,
                 held,
                 limit,
@@ -619,33 +705,50 @@ class Worker:
                 claim_id,
                 count_attempt=True,
                 batch_size=self._batch_size(impl),
+                job="deliver",
             )
-            if not rows:
+            if not claim.rows:
                 return
-            stats.claimed += len(rows)
-            batch = _Batch(self.rt, self.settings, claim_id, rows)
-            with recorded(self.rt, "deliver", connector=connector, connection_id=connection_id) as tally:
-                items = [_item(r) for r in rows]
-                try:
-                    results = with_token_retry(lambda items=items: impl.push(items), token)
-                except AuthRevoked as exc:
-                    mark_needs_reauth(self.rt, connection_id, f"authorisation revoked: {exc}")
-                    batch.release(
-                        stats, error=f"waiting for re-authorisation: {exc}", in_doubt=False, refund=True
-                    )
-                    tally.error(str(exc))
-                    return
-                except (TokenExpired, RefreshFailed) as exc:
-                    batch.release(stats, error=f"token: {exc or type(exc).__name__}", in_doubt=False)
-                    tally.error(str(exc) or type(exc).__name__)
-                    return
-                except Exception as exc:
-                    # The request may have reached the platform: treat the batch as in doubt.
-                    log.warning("push to %s@%s failed: %s", connector, connection_id, type(exc).__name__)
-                    batch.release(stats, error=f"{type(exc).__name__}: {exc}", in_doubt=True)
-                    tally.error(f"{type(exc).__name__}: {exc}")
-                    return
-                batch.record(results, stats, tally, connection_id)
+            stats.claimed += len(claim.rows)
+            batch = _Batch(self.rt, self.settings, claim_id, claim.rows, claim.run_id)
+            tally = RunTally()
+            try:
+                self._push(batch, impl, token, stats, tally, held)
+            except Exception as exc:
+                tally.error(f"{type(exc).__name__}: {exc}")
+                raise
+            finally:
+                batch.finish_run(tally)
+            if not claim.more:
+                return
+
+    def _push(
+        self, batch: _Batch, impl: Connector, token: object, stats: DeliverStats, tally: RunTally, held: Held
+    ) -> None:
+        """Send one claimed batch and record its outcome, or give it back; the history row is finished in
+        the same commit."""
+        connection_id, connector = held.connection_id, held.connector
+        items = [_item(r) for r in batch.rows.values()]
+        try:
+            results = with_token_retry(lambda: impl.push(items), token)
+        except AuthRevoked as exc:
+            mark_needs_reauth(self.rt, connection_id, f"authorisation revoked: {exc}")
+            tally.error(str(exc))
+            batch.release(
+                stats, error=f"waiting for re-authorisation: {exc}", in_doubt=False, refund=True, tally=tally
+            )
+            return
+        except (TokenExpired, RefreshFailed) as exc:
+            tally.error(str(exc) or type(exc).__name__)
+            batch.release(stats, error=f"token: {exc or type(exc).__name__}", in_doubt=False, tally=tally)
+            return
+        except Exception as exc:
+            # The request may have reached the platform: treat the batch as in doubt.
+            log.warning("push to %s@%s failed: %s", connector, connection_id, type(exc).__name__)
+            tally.error(f"{type(exc).__name__}: {exc}")
+            batch.release(stats, error=f"{type(exc).__name__}: {exc}", in_doubt=True, tally=tally)
+            return
+        batch.record(results, stats, tally, connection_id)
 
 
 def deliver_once(rt: Runtime, name: str = "worker", settings: DeliverSettings | None = None) -> DeliverStats:
