@@ -15,16 +15,17 @@ connector's ``find_delivered`` is asked first, and only the items it does not fi
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import random
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import requests
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection as DbConnection
 from sqlalchemy.orm import Session
@@ -129,45 +130,79 @@ def _item(d: Claimed) -> DeliveryItem:
     return DeliveryItem(id=d.id, kind=ItemKind(d.kind), key=d.key, payload=d.payload, attempts=d.attempts)
 
 
-def _claim(
-    db: DbConnection, condition: ColumnElement[bool], claim_id: str, limit: int, *, count_attempt: bool
-) -> tuple[list[Claimed], bool]:
-    """Mark up to ``limit`` rows matching ``condition`` as claimed by ``claim_id`` in ``db``'s transaction
-    (the caller commits): the rows, and whether more matched than were taken."""
-    now = utcnow()
-    values: dict[str, object] = {
+# The hot path's statements are built once, with their varying values as bound parameters: building a
+# statement and its cache key anew for every batch cost more CPU than running it. They are written against
+# the tables (not the mapped classes), which spares the ORM's handling of statements that load no objects.
+_D = cast(Table, Delivery.__table__)
+_DD = cast(Table, DeliveryDestination.__table__)
+_C = cast(Table, Connection.__table__)
+_AT_DESTINATION = and_(_D.c.connection_id == bindparam("p_cid"), _D.c.connector == bindparam("p_connector"))
+_DUE_NOW = and_(_D.c.status.in_(DUE), _D.c.next_attempt_at <= bindparam("p_now"))
+# What a claim may take, by purpose; each needs p_cid, p_connector and p_now (in_doubt also p_stale).
+_CLAIMABLE: dict[str, ColumnElement[bool]] = {
+    # Due items; a connection disabled or waiting for re-authorisation meanwhile keeps its items.
+    "send": and_(
+        _DUE_NOW,
+        _AT_DESTINATION,
+        exists().where(_C.c.id == bindparam("p_cid"), _C.c.status == ConnectionStatus.ACTIVE),
+    ),
+    "due": and_(_DUE_NOW, _AT_DESTINATION),
+    "in_doubt": and_(
+        _D.c.status == DeliveryStatus.IN_FLIGHT,
+        _D.c.next_attempt_at <= bindparam("p_now"),
+        or_(_D.c.claimed_by.is_(None), _D.c.claimed_at < bindparam("p_stale")),
+        _AT_DESTINATION,
+    ),
+}
+_RETURNED = (_D.c.id, _D.c.kind, _D.c.key, _D.c.payload, _D.c.attempts)
+
+
+@functools.cache
+def _claim_statements(purpose: str, count_attempt: bool, postgres: bool) -> tuple[Select[Any] | None, Any]:
+    condition = _CLAIMABLE[purpose]
+    values: dict[str, Any] = {
         "status": DeliveryStatus.IN_FLIGHT,
-        "claimed_by": claim_id,
-        "claimed_at": now,
+        "claimed_by": bindparam("p_claim"),
+        "claimed_at": bindparam("p_claimed"),
     }
     if count_attempt:
-        values["attempts"] = Delivery.attempts + 1
-    ids = select(Delivery.id).where(condition).order_by(Delivery.id)
-    if is_postgres(db):
+        values["attempts"] = _D.c.attempts + 1
+    ids = select(_D.c.id).where(condition).order_by(_D.c.id).limit(bindparam("p_n"))
+    if postgres:
         # Lock first, then update by id: a LIMIT … SKIP LOCKED subquery inside the UPDATE may be run more
-        # than once by the planner and claim more rows than asked for. One row more than the batch is
-        # locked, only to learn whether another batch follows without a claim that finds nothing.
-        chosen = list(db.scalars(ids.limit(limit + 1).with_for_update(skip_locked=True)))
-        if not chosen:
-            return [], False
-        more: bool | None = len(chosen) > limit
-        target = Delivery.id.in_(chosen[:limit])
+        # than once by the planner and claim more rows than asked for.
+        choose: Select[Any] | None = ids.with_for_update(skip_locked=True)
+        target = _D.c.id.in_(bindparam("p_ids", expanding=True))
     else:
-        # SQLite: one UPDATE runs under the database write lock, so the choice and the claim are atomic;
-        # a full batch may have more behind it.
-        target = Delivery.id.in_(ids.limit(limit).scalar_subquery())
-        more = None
+        # SQLite: one UPDATE runs under the database write lock, so the choice and the claim are atomic.
+        choose = None
+        target = _D.c.id.in_(ids.scalar_subquery())
     # The condition is checked again on the rows the UPDATE writes, so a row another worker claimed in
     # between is left alone.
-    rows = db.execute(
-        update(Delivery)
-        .where(target, condition)
-        .values(**values)
-        .returning(Delivery.id, Delivery.kind, Delivery.key, Delivery.payload, Delivery.attempts)
-        .execution_options(synchronize_session=False)
-    ).all()
+    return choose, update(_D).where(target, condition).values(values).returning(*_RETURNED)
+
+
+def _claim(
+    db: DbConnection, purpose: str, params: dict[str, Any], claim_id: str, limit: int, *, count_attempt: bool
+) -> tuple[list[Claimed], bool]:
+    """Mark up to ``limit`` rows of the destination in ``params`` that ``purpose`` may take (``_CLAIMABLE``)
+    as claimed by ``claim_id``, in ``db``'s transaction (the caller commits): the rows, and whether more
+    could have been taken."""
+    choose, claim = _claim_statements(purpose, count_attempt, is_postgres(db))
+    params = {**params, "p_claim": claim_id, "p_claimed": utcnow()}
+    if choose is not None:
+        # One row more than the batch is locked, only to learn whether another batch follows without a
+        # claim that finds nothing.
+        chosen = list(db.scalars(choose, {**params, "p_n": limit + 1}))
+        if not chosen:
+            return [], False
+        rows = db.execute(claim, {**params, "p_ids": chosen[:limit]}).all()
+        more = len(chosen) > limit
+    else:
+        rows = db.execute(claim, {**params, "p_n": limit}).all()
+        more = len(rows) == limit  # a full batch may have more behind it
     claimed = sorted((Claimed(r[0], r[1], r[2], r[3], r[4]) for r in rows), key=lambda c: c.id)
-    return claimed, (len(claimed) == limit if more is None else more)
+    return claimed, more
 
 
 def _due(now: dt.datetime) -> ColumnElement[bool]:
@@ -260,14 +295,22 @@ def renew_holds(rt: Runtime, tokens: Sequence[str], hold: dt.timedelta) -> None:
         db.commit()
 
 
+_RELEASE = (
+    update(_DD)
+    .where(_DD.c.id == bindparam("p_id"), _DD.c.held_by == bindparam("p_token"))
+    .values(held_by=None, held_until=bindparam("p_at"))
+)
+
+
 def release(rt: Runtime, held: Held) -> None:
     with rt.engine.connect() as db:
-        db.execute(
-            update(DeliveryDestination)
-            .where(DeliveryDestination.id == held.id, DeliveryDestination.held_by == held.token)
-            .values(held_by=None, held_until=utcnow())  # the time it was last served: its place in line
-        )
+        # held_until becomes the time it was last served: its place in line
+        db.execute(_RELEASE, {"p_id": held.id, "p_token": held.token, "p_at": utcnow()})
         db.commit()
+
+
+_DESTINATION_STATE = select(_DD.c.held_by, _DD.c.ready_at).where(_DD.c.id == bindparam("p_id"))
+_DESTINATION_READY = update(_DD).where(_DD.c.id == bindparam("p_id")).values(ready_at=bindparam("p_ready"))
 
 
 @dataclass(frozen=True)
@@ -285,7 +328,8 @@ def _claim_paced(
     held: Held,
     limit: RateLimit,
     settings: DeliverSettings,
-    condition: ColumnElement[bool],
+    purpose: str,
+    params: dict[str, Any],
     claim_id: str,
     *,
     count_attempt: bool,
@@ -299,19 +343,18 @@ def _claim_paced(
     a wait longer than ``settings.max_pacing`` (``ready_at`` then keeps every worker off it until then).
     A claim that finds nothing writes nothing: no request goes, so no slot of the rate limit is used.
     """
-    dd = DeliveryDestination
     while True:
         with rt.engine.connect() as db:
-            row = db.execute(select(dd.held_by, dd.ready_at).where(dd.id == held.id)).first()
+            row = db.execute(_DESTINATION_STATE, {"p_id": held.id}).first()
             if row is None or row.held_by != held.token:
                 return NOTHING  # no longer ours: whoever holds it now sends
             wait, ready = admit(row.ready_at, utcnow(), limit)
             if not wait:
-                rows, more = _claim(db, condition, claim_id, batch_size, count_attempt=count_attempt)
+                rows, more = _claim(db, purpose, params, claim_id, batch_size, count_attempt=count_attempt)
                 if not rows:
                     db.rollback()
                     return NOTHING
-                db.execute(update(dd).where(dd.id == held.id).values(ready_at=ready))
+                db.execute(_DESTINATION_READY, {"p_id": held.id, "p_ready": ready})
                 run_id = None
                 if job is not None:
                     run_id = open_run(db, job, connector=held.connector, connection_id=held.connection_id)
@@ -350,6 +393,23 @@ def _orphans_in_doubt(db: Session, held: Held, settings: DeliverSettings) -> boo
     return found is not None
 
 
+@functools.cache
+def _write_statement(columns: tuple[str, ...]) -> Any:
+    """The UPDATE of an item still claimed by ``p_claim`` that sets ``columns`` (from ``v_<column>``)."""
+    return (
+        update(_D)
+        .where(
+            _D.c.id == bindparam("p_id"),
+            _D.c.claimed_by == bindparam("p_claim"),
+            _D.c.status == DeliveryStatus.IN_FLIGHT,
+        )
+        .values({c: bindparam(f"v_{c}") for c in columns})
+    )
+
+
+_LAST_SYNC = update(_C).where(_C.c.id == bindparam("p_id")).values(last_sync_at=bindparam("p_at"))
+
+
 class _Batch:
     """A claimed batch. With ``run_id`` (its history row, opened with the claim), the commit that writes
     the outcome or gives the batch back also finishes the history row."""
@@ -386,15 +446,9 @@ class _Batch:
         self.run_id = None
 
     def _write(self, db: DbConnection, delivery_id: int, **values: object) -> bool:
+        params = {f"v_{k}": v for k, v in values.items()}
         res = db.execute(
-            update(Delivery)
-            .where(
-                Delivery.id == delivery_id,
-                Delivery.claimed_by == self.claim_id,
-                Delivery.status == DeliveryStatus.IN_FLIGHT,
-            )
-            .values(**values)
-            .execution_options(synchronize_session=False)
+            _write_statement(tuple(sorted(values))), {"p_id": delivery_id, "p_claim": self.claim_id, **params}
         )
         return bool(rowcount(res))
 
@@ -409,7 +463,7 @@ class _Batch:
         seen: set[int] = set()
         with self.rt.engine.connect() as db:
             if connection_id is not None:  # the destination answered: note it in the same commit
-                db.execute(update(Connection).where(Connection.id == connection_id).values(last_sync_at=now))
+                db.execute(_LAST_SYNC, {"p_id": connection_id, "p_at": now})
             for r in results:
                 row = self.rows.get(r.id)
                 if row is None or r.id in seen:
@@ -535,9 +589,9 @@ class Worker:
     def _fail_due(self, held: Held, error: str, stats: DeliverStats) -> None:
         connection_id, connector = held.connection_id, held.connector
         claim_id = _claim_id(self.name)
-        cond = and_(_due(utcnow()), Delivery.connection_id == connection_id, Delivery.connector == connector)
+        params = {"p_cid": connection_id, "p_connector": connector, "p_now": utcnow()}
         with self.rt.engine.connect() as db:
-            rows, _ = _claim(db, cond, claim_id, self.settings.batch_size, count_attempt=True)
+            rows, _ = _claim(db, "due", params, claim_id, self.settings.batch_size, count_attempt=True)
             db.commit()
         if not rows:
             return
@@ -607,11 +661,13 @@ class Worker:
 
     def _resolve(self, held: Held, impl: Connector, token: object, stats: DeliverStats) -> None:
         connection_id, connector = held.connection_id, held.connector
-        cond = and_(
-            _in_doubt(utcnow(), self.settings),
-            Delivery.connection_id == connection_id,
-            Delivery.connector == connector,
-        )
+        now = utcnow()
+        params = {
+            "p_cid": connection_id,
+            "p_connector": connector,
+            "p_now": now,
+            "p_stale": now - self.settings.stale_after,
+        }
         claim_id = _claim_id(self.name)
         limit = impl.rate_limit()
         rows = _claim_paced(
@@ -619,7 +675,8 @@ class Worker:
             held,
             limit,
             self.settings,
-            cond,
+            "in_doubt",
+            params,
             claim_id,
             count_attempt=False,
             batch_size=self._batch_size(impl),
@@ -688,20 +745,15 @@ class Worker:
                 tomorrow = utcnow().replace(hour=0, minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
                 _defer(self.rt, held, tomorrow)
                 return
-            cond = and_(
-                _due(utcnow()),
-                Delivery.connection_id == connection_id,
-                Delivery.connector == connector,
-                # A connection disabled or waiting for re-authorisation meanwhile keeps its items.
-                exists().where(Connection.id == connection_id, Connection.status == ConnectionStatus.ACTIVE),
-            )
+            params = {"p_cid": connection_id, "p_connector": connector, "p_now": utcnow()}
             claim_id = _claim_id(self.name)
             claim = _claim_paced(
                 self.rt,
                 held,
                 limit,
                 self.settings,
-                cond,
+                "send",
+                params,
                 claim_id,
                 count_attempt=True,
                 batch_size=self._batch_size(impl),

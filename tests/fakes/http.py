@@ -26,6 +26,8 @@ class FakeServer:
             wbufsize = 64 * 1024
 
             def _serve(self, method: str) -> None:
+                fake.peers.append(self.client_address[:2])
+                fake.current.peer = self.client_address[:2]
                 parts = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
@@ -54,6 +56,9 @@ class FakeServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
+        # The client address of every request, in order: requests on one kept-alive connection share one.
+        self.peers: list[tuple[str, int]] = []
+        self.current = threading.local()  # .peer: the client address of the request this thread serves
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
