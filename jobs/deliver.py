@@ -2,9 +2,10 @@
 
 A worker first holds the destination (``claim_destinations``: a ``delivery_destinations`` row taken with
 ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, under the write lock on SQLite), so one worker at a time sends to
-it. A claim is one short transaction that takes a slot of the destination's rate limit and marks a batch
-``in_flight`` with a claim id, so two workers never hold the same item. The batch is then sent outside any
-transaction, and the outcome of each item is written only if the claim is still ours.
+it. A claim is one short transaction that takes a slot of the destination's rate limit, marks a batch
+``in_flight`` with a claim id, so two workers never hold the same item, and opens the batch's history row.
+The batch is then sent outside any transaction, and the outcome of each item is written only if the claim
+is still ours, in one transaction with the end of the history row.
 
 An item is *in doubt* when it may have been sent but its outcome was never recorded: the process died
 mid-batch (its claim is stale, or its destination's hold lapsed and another worker took it up), or the
