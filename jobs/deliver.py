@@ -210,14 +210,6 @@ def _due(now: dt.datetime) -> ColumnElement[bool]:
     return and_(Delivery.status.in_(DUE), Delivery.next_attempt_at <= now)
 
 
-def _in_doubt(now: dt.datetime, settings: DeliverSettings) -> ColumnElement[bool]:
-    return and_(
-        Delivery.status == DeliveryStatus.IN_FLIGHT,
-        Delivery.next_attempt_at <= now,
-        or_(Delivery.claimed_by.is_(None), Delivery.claimed_at < now - settings.stale_after),
-    )
-
-
 @dataclass(frozen=True)
 class Held:
     """A destination a worker holds, under the token of that hold."""
@@ -376,21 +368,21 @@ def _defer(rt: Runtime, held: Held, until: dt.datetime) -> None:
         db.commit()
 
 
+_ORPHANS_IN_DOUBT = (
+    update(_D)
+    .where(_AT_DESTINATION, _D.c.status == DeliveryStatus.IN_FLIGHT, _D.c.claimed_by.is_not(None))
+    .values(claimed_by=None, next_attempt_at=bindparam("p_now"))
+)
+_ANY_IN_DOUBT = select(_D.c.id).where(_CLAIMABLE["in_doubt"]).limit(1)
+
+
 def _orphans_in_doubt(db: Session, held: Held, settings: DeliverSettings) -> bool:
     """Turn items in flight at a destination just taken over into items in doubt (their worker is gone),
     in ``db``'s transaction (the caller commits); whether any item there is in doubt now."""
-    at_destination = (Delivery.connection_id == held.connection_id, Delivery.connector == held.connector)
-    db.execute(
-        update(Delivery)
-        .where(
-            *at_destination,
-            Delivery.status == DeliveryStatus.IN_FLIGHT,
-            Delivery.claimed_by.is_not(None),
-        )
-        .values(claimed_by=None, next_attempt_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    found = db.scalar(select(Delivery.id).where(*at_destination, _in_doubt(utcnow(), settings)).limit(1))
+    now = utcnow()
+    params = {"p_cid": held.connection_id, "p_connector": held.connector, "p_now": now}
+    db.execute(_ORPHANS_IN_DOUBT, params)
+    found = db.scalar(_ANY_IN_DOUBT, {**params, "p_stale": now - settings.stale_after})
     return found is not None
 
 
