@@ -206,10 +206,6 @@ def _claim(
     return claimed, more
 
 
-def _due(now: dt.datetime) -> ColumnElement[bool]:
-    return and_(Delivery.status.in_(DUE), Delivery.next_attempt_at <= now)
-
-
 @dataclass(frozen=True)
 class Held:
     """A destination a worker holds, under the token of that hold."""
@@ -218,6 +214,53 @@ class Held:
     connection_id: int
     connector: str
     token: str
+
+
+@functools.cache
+def _destination_statements(postgres: bool) -> tuple[Any, Select[Any] | None, Any]:
+    """(register the destinations with open items, choose free ones with work, hold them) for a dialect."""
+    dialect = postgresql if postgres else sqlite
+    open_items = _D.c.status.in_((*DUE, DeliveryStatus.IN_FLIGHT))
+    register = (
+        dialect.insert(_DD)
+        .from_select(
+            ["connection_id", "connector"],
+            select(_D.c.connection_id, _D.c.connector).where(open_items).distinct(),
+        )
+        .on_conflict_do_nothing(index_elements=["connection_id", "connector"])
+    )
+    has_work = exists().where(
+        _D.c.connection_id == _DD.c.connection_id,
+        _D.c.connector == _DD.c.connector,
+        # An item in flight at a destination nobody holds was left by a worker that is gone.
+        or_(_DUE_NOW, _D.c.status == DeliveryStatus.IN_FLIGHT),
+    )
+    free = or_(_DD.c.held_until.is_(None), _DD.c.held_until < bindparam("p_now"))
+    ids = (
+        select(_DD.c.id)
+        .join(_C, _C.c.id == _DD.c.connection_id)
+        .where(
+            free,
+            or_(_DD.c.ready_at.is_(None), _DD.c.ready_at <= bindparam("p_now")),
+            _C.c.status == ConnectionStatus.ACTIVE,
+            has_work,
+        )
+        .order_by(_DD.c.held_until.is_not(None), _DD.c.held_until, _DD.c.id)
+        .limit(bindparam("p_n"))
+    )
+    choose: Select[Any] | None = None
+    if postgres:
+        choose = ids.with_for_update(of=_DD, skip_locked=True)
+        target = _DD.c.id.in_(bindparam("p_ids", expanding=True))
+    else:
+        target = _DD.c.id.in_(ids.scalar_subquery())
+    hold = (
+        update(_DD)
+        .where(target, free)
+        .values(held_by=bindparam("p_token"), held_until=bindparam("p_until"))
+        .returning(_DD.c.id, _DD.c.connection_id, _DD.c.connector)
+    )
+    return register, choose, hold
 
 
 def claim_destinations(rt: Runtime, worker: str, limit: int, hold: dt.timedelta) -> list[Held]:
@@ -229,50 +272,19 @@ def claim_destinations(rt: Runtime, worker: str, limit: int, hold: dt.timedelta)
     """
     now = utcnow()
     token = _claim_id(worker)
-    dd = DeliveryDestination
+    params: dict[str, Any] = {"p_now": now, "p_n": limit, "p_token": token, "p_until": now + hold}
     with rt.engine.connect() as db:
-        dialect = postgresql if is_postgres(db) else sqlite
-        open_items = Delivery.status.in_((*DUE, DeliveryStatus.IN_FLIGHT))
-        db.execute(
-            dialect.insert(dd)
-            .from_select(
-                ["connection_id", "connector"],
-                select(Delivery.connection_id, Delivery.connector).where(open_items).distinct(),
-            )
-            .on_conflict_do_nothing(index_elements=["connection_id", "connector"])
-        )
-        has_work = exists().where(
-            Delivery.connection_id == dd.connection_id,
-            Delivery.connector == dd.connector,
-            # An item in flight at a destination nobody holds was left by a worker that is gone.
-            or_(_due(now), Delivery.status == DeliveryStatus.IN_FLIGHT),
-        )
-        free = or_(dd.held_until.is_(None), dd.held_until < now)
-        ids = (
-            select(dd.id)
-            .join(Connection, Connection.id == dd.connection_id)
-            .where(
-                free,
-                or_(dd.ready_at.is_(None), dd.ready_at <= now),
-                Connection.status == ConnectionStatus.ACTIVE,
-                has_work,
-            )
-            .order_by(dd.held_until.is_not(None), dd.held_until, dd.id)
-            .limit(limit)
-        )
-        if is_postgres(db):
-            target = dd.id.in_(list(db.scalars(ids.with_for_update(of=dd, skip_locked=True))))
-        else:
-            target = dd.id.in_(ids.scalar_subquery())
-        db.execute(
-            update(dd)
-            .where(target, free)
-            .values(held_by=token, held_until=now + hold)
-            .execution_options(synchronize_session=False)
-        )
+        register, choose, take = _destination_statements(is_postgres(db))
+        db.execute(register)
+        if choose is not None:
+            chosen = list(db.scalars(choose, params))
+            if not chosen:
+                db.commit()
+                return []
+            params["p_ids"] = chosen
+        rows = db.execute(take, params).all()
         db.commit()
-        rows = db.execute(select(dd.id, dd.connection_id, dd.connector).where(dd.held_by == token)).all()
-    return [Held(r[0], r[1], r[2], token) for r in rows]
+    return sorted((Held(r[0], r[1], r[2], token) for r in rows), key=lambda h: h.id)
 
 
 def renew_holds(rt: Runtime, tokens: Sequence[str], hold: dt.timedelta) -> None:
