@@ -13,9 +13,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tracking.values import MAX_AMOUNT
+
+if TYPE_CHECKING:
+    import requests
 
 
 def bounded_amount(value: Any) -> tuple[Decimal, str | None]:
@@ -145,6 +148,9 @@ class AccountContext:
     timezone: str = "Europe/Moscow"
     currency: str = "RUB"
     extra: Mapping[str, str] = field(default_factory=dict)  # e.g. Google developer token
+    # An HTTP session the pipeline keeps for this account between runs (its connection stays open); the
+    # connector's HTTP requests go through it. None: the connector makes its own.
+    http: requests.Session | None = None
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,13 @@ the connection, or give up on the request. The connector then decides what that 
 from __future__ import annotations
 
 import enum
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import requests
 
@@ -159,3 +162,94 @@ class ApiClient:
             if header is not None:
                 problem = Problem(problem.status, problem.code, problem.message, problem.body, header)
         raise_for(problem, self.rules, self.error)
+
+
+class KeptSession(requests.Session):
+    """A session kept for one account between runs.
+
+    requests reads the proxy and CA settings from the environment on every request (a scan of the whole
+    environment, twice), which was a good part of the CPU a small push costs; a kept session reads them
+    once per origin, as a process's environment does not change under it. A request that passes its own
+    proxies, verify, cert or stream goes the ordinary way.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: dict[str, dict[str, Any]] = {}
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> dict[str, Any]:
+        if proxies or stream is not None or verify is not None or cert is not None:
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(str(url))
+        origin = f"{parts.scheme}://{parts.netloc}"
+        settings = self._environment.get(origin)
+        if settings is None:
+            settings = super().merge_environment_settings(url, {}, None, None, None)
+            self._environment[origin] = settings
+        return {**settings, "proxies": dict(settings["proxies"] or {})}
+
+
+class SessionShelf:
+    """``requests.Session`` objects kept between runs, one per key (an account at a destination), so that
+    the next run to the same account reuses its open connection instead of connecting (and shaking hands
+    over TLS) again.
+
+    A session is taken for the exclusive use of one run and given back after it; two runs for the same key
+    at once get two sessions. A session belongs to one key only, so cookies an API sets for one account are
+    never sent for another (the token itself goes with each request, never on the session). At most
+    ``keep`` sessions are kept; the least recently used and those idle longer than ``idle`` seconds are
+    closed.
+    """
+
+    def __init__(
+        self, keep: int = 256, idle: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.keep = keep
+        self.idle = idle
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._shelf: OrderedDict[Hashable, tuple[requests.Session, float]] = OrderedDict()
+
+    def take(self, key: Hashable) -> requests.Session:
+        with self._lock:
+            kept = self._shelf.pop(key, None)
+        if kept is not None:
+            session, since = kept
+            if self._clock() - since <= self.idle:
+                return session
+            session.close()
+        return KeptSession()
+
+    def give_back(self, key: Hashable, session: requests.Session, *, keep: bool = True) -> None:
+        """Keep ``session`` for the next run with ``key``; ``keep=False`` closes it (the run broke off)."""
+        if not keep:
+            session.close()
+            return
+        now = self._clock()
+        closing: list[requests.Session] = []
+        with self._lock:
+            old = self._shelf.pop(key, None)
+            if old is not None:
+                closing.append(old[0])
+            self._shelf[key] = (session, now)
+            while len(self._shelf) > self.keep:
+                closing.append(self._shelf.popitem(last=False)[1][0])
+            while self._shelf:
+                first = next(iter(self._shelf.values()))
+                if now - first[1] <= self.idle:
+                    break
+                closing.append(self._shelf.popitem(last=False)[1][0])
+        for s in closing:
+            s.close()
+
+    def __len__(self) -> int:
+        return len(self._shelf)
+
+    def close(self) -> None:
+        with self._lock:
+            kept = list(self._shelf.values())
+            self._shelf.clear()
+        for session, _ in kept:
+            session.close()

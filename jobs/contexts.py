@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import requests
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -13,7 +14,9 @@ from jobs.tokens import TokenSource
 from tracking.models import Client, Connection, ConnectionClient, ConnectionStatus
 
 
-def account_context(rt: Runtime, db: Session, conn: Connection, connector: str) -> AccountContext:
+def account_context(
+    rt: Runtime, db: Session, conn: Connection, connector: str, *, http: requests.Session | None = None
+) -> AccountContext:
     provider = providers.resolve(rt.config, providers.connector_provider(connector))
     client = db.get(Client, conn.client_id) if conn.client_id else None
     return AccountContext(
@@ -22,18 +25,19 @@ def account_context(rt: Runtime, db: Session, conn: Connection, connector: str) 
         api_base=providers.account_url(provider, provider.api_base, conn.account or {}),
         account={k: str(v) for k, v in (conn.account or {}).items()},
         settings=dict(conn.settings or {}),
-        access_token=TokenSource(rt, conn.id),
+        access_token=TokenSource(rt, conn.id, conn),
         hub_base_url=str(rt.setting("BASE_URL")).rstrip("/"),
         timezone=client.timezone if client else "Europe/Moscow",
         currency=client.currency if client else "RUB",
         extra=dict(provider.extra),
+        http=http,
     )
 
 
 def make_connector(
-    rt: Runtime, db: Session, conn: Connection, connector: str
+    rt: Runtime, db: Session, conn: Connection, connector: str, *, http: requests.Session | None = None
 ) -> tuple[Connector, AccountContext]:
-    ctx = account_context(rt, db, conn, connector)
+    ctx = account_context(rt, db, conn, connector, http=http)
     return registry.load(connector).make_connector(ctx), ctx
 
 

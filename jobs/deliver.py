@@ -2,9 +2,10 @@
 
 A worker first holds the destination (``claim_destinations``: a ``delivery_destinations`` row taken with
 ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, under the write lock on SQLite), so one worker at a time sends to
-it. A claim is one short transaction that takes a slot of the destination's rate limit and marks a batch
-``in_flight`` with a claim id, so two workers never hold the same item. The batch is then sent outside any
-transaction, and the outcome of each item is written only if the claim is still ours.
+it. A claim is one short transaction that takes a slot of the destination's rate limit, marks a batch
+``in_flight`` with a claim id, so two workers never hold the same item, and opens the batch's history row.
+The batch is then sent outside any transaction, and the outcome of each item is written only if the claim
+is still ours, in one transaction with the end of the history row.
 
 An item is *in doubt* when it may have been sent but its outcome was never recorded: the process died
 mid-batch (its claim is stale, or its destination's hold lapsed and another worker took it up), or the
@@ -15,15 +16,19 @@ connector's ``find_delivered`` is asked first, and only the items it does not fi
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import random
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+import requests
+from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection as DbConnection
 from sqlalchemy.orm import Session
 
 from connectors.base import (
@@ -36,8 +41,9 @@ from connectors.base import (
     RateLimit,
     TokenExpired,
 )
+from connectors.http import SessionShelf
 from jobs.contexts import make_connector
-from jobs.history import RunTally, recorded
+from jobs.history import RunTally, close_run, open_run, recorded
 from jobs.ratelimit import admit
 from jobs.runtime import Runtime
 from jobs.tokens import RefreshFailed, TokenSource
@@ -110,59 +116,94 @@ def _claim_id(worker: str) -> str:
     return f"{worker[:40]}:{uuid.uuid4().hex[:16]}"
 
 
-def _item(d: Delivery) -> DeliveryItem:
+@dataclass(frozen=True)
+class Claimed:
+    """What a worker needs of a claimed outbox row, as the claim's UPDATE returned it."""
+
+    id: int
+    kind: str
+    key: str
+    payload: dict[str, Any]
+    attempts: int  # counting the attempt this claim makes
+
+
+def _item(d: Claimed) -> DeliveryItem:
     return DeliveryItem(id=d.id, kind=ItemKind(d.kind), key=d.key, payload=d.payload, attempts=d.attempts)
 
 
-def _claim(
-    db: Session, condition: ColumnElement[bool], claim_id: str, limit: int, *, count_attempt: bool
-) -> list[Delivery]:
-    """Mark up to ``limit`` rows matching ``condition`` as claimed by ``claim_id``, commit, return them."""
-    now = utcnow()
-    values: dict[str, object] = {
+# The hot path's statements are built once, with their varying values as bound parameters: building a
+# statement and its cache key anew for every batch cost more CPU than running it. They are written against
+# the tables (not the mapped classes), which spares the ORM's handling of statements that load no objects.
+_D = cast(Table, Delivery.__table__)
+_DD = cast(Table, DeliveryDestination.__table__)
+_C = cast(Table, Connection.__table__)
+_AT_DESTINATION = and_(_D.c.connection_id == bindparam("p_cid"), _D.c.connector == bindparam("p_connector"))
+_DUE_NOW = and_(_D.c.status.in_(DUE), _D.c.next_attempt_at <= bindparam("p_now"))
+# What a claim may take, by purpose; each needs p_cid, p_connector and p_now (in_doubt also p_stale).
+_CLAIMABLE: dict[str, ColumnElement[bool]] = {
+    # Due items; a connection disabled or waiting for re-authorisation meanwhile keeps its items.
+    "send": and_(
+        _DUE_NOW,
+        _AT_DESTINATION,
+        exists().where(_C.c.id == bindparam("p_cid"), _C.c.status == ConnectionStatus.ACTIVE),
+    ),
+    "due": and_(_DUE_NOW, _AT_DESTINATION),
+    "in_doubt": and_(
+        _D.c.status == DeliveryStatus.IN_FLIGHT,
+        _D.c.next_attempt_at <= bindparam("p_now"),
+        or_(_D.c.claimed_by.is_(None), _D.c.claimed_at < bindparam("p_stale")),
+        _AT_DESTINATION,
+    ),
+}
+_RETURNED = (_D.c.id, _D.c.kind, _D.c.key, _D.c.payload, _D.c.attempts)
+
+
+@functools.cache
+def _claim_statements(purpose: str, count_attempt: bool, postgres: bool) -> tuple[Select[Any] | None, Any]:
+    condition = _CLAIMABLE[purpose]
+    values: dict[str, Any] = {
         "status": DeliveryStatus.IN_FLIGHT,
-        "claimed_by": claim_id,
-        "claimed_at": now,
+        "claimed_by": bindparam("p_claim"),
+        "claimed_at": bindparam("p_claimed"),
     }
     if count_attempt:
-        values["attempts"] = Delivery.attempts + 1
-    ids = select(Delivery.id).where(condition).order_by(Delivery.id).limit(limit)
-    if is_postgres(db):
+        values["attempts"] = _D.c.attempts + 1
+    ids = select(_D.c.id).where(condition).order_by(_D.c.id).limit(bindparam("p_n"))
+    if postgres:
         # Lock first, then update by id: a LIMIT … SKIP LOCKED subquery inside the UPDATE may be run more
         # than once by the planner and claim more rows than asked for.
-        chosen = list(db.scalars(ids.with_for_update(skip_locked=True)))
-        target = Delivery.id.in_(chosen)
+        choose: Select[Any] | None = ids.with_for_update(skip_locked=True)
+        target = _D.c.id.in_(bindparam("p_ids", expanding=True))
     else:
         # SQLite: one UPDATE runs under the database write lock, so the choice and the claim are atomic.
-        target = Delivery.id.in_(ids.scalar_subquery())
+        choose = None
+        target = _D.c.id.in_(ids.scalar_subquery())
     # The condition is checked again on the rows the UPDATE writes, so a row another worker claimed in
     # between is left alone.
-    db.execute(
-        update(Delivery)
-        .where(target, condition)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    db.commit()
-    return list(
-        db.scalars(
-            select(Delivery)
-            .where(Delivery.claimed_by == claim_id, Delivery.status == DeliveryStatus.IN_FLIGHT)
-            .order_by(Delivery.id)
-        )
-    )
+    return choose, update(_D).where(target, condition).values(values).returning(*_RETURNED)
 
 
-def _due(now: dt.datetime) -> ColumnElement[bool]:
-    return and_(Delivery.status.in_(DUE), Delivery.next_attempt_at <= now)
-
-
-def _in_doubt(now: dt.datetime, settings: DeliverSettings) -> ColumnElement[bool]:
-    return and_(
-        Delivery.status == DeliveryStatus.IN_FLIGHT,
-        Delivery.next_attempt_at <= now,
-        or_(Delivery.claimed_by.is_(None), Delivery.claimed_at < now - settings.stale_after),
-    )
+def _claim(
+    db: DbConnection, purpose: str, params: dict[str, Any], claim_id: str, limit: int, *, count_attempt: bool
+) -> tuple[list[Claimed], bool]:
+    """Mark up to ``limit`` rows of the destination in ``params`` that ``purpose`` may take (``_CLAIMABLE``)
+    as claimed by ``claim_id``, in ``db``'s transaction (the caller commits): the rows, and whether more
+    could have been taken."""
+    choose, claim = _claim_statements(purpose, count_attempt, is_postgres(db))
+    params = {**params, "p_claim": claim_id, "p_claimed": utcnow()}
+    if choose is not None:
+        # One row more than the batch is locked, only to learn whether another batch follows without a
+        # claim that finds nothing.
+        chosen = list(db.scalars(choose, {**params, "p_n": limit + 1}))
+        if not chosen:
+            return [], False
+        rows = db.execute(claim, {**params, "p_ids": chosen[:limit]}).all()
+        more = len(chosen) > limit
+    else:
+        rows = db.execute(claim, {**params, "p_n": limit}).all()
+        more = len(rows) == limit  # a full batch may have more behind it
+    claimed = sorted((Claimed(r[0], r[1], r[2], r[3], r[4]) for r in rows), key=lambda c: c.id)
+    return claimed, more
 
 
 @dataclass(frozen=True)
@@ -175,6 +216,53 @@ class Held:
     token: str
 
 
+@functools.cache
+def _destination_statements(postgres: bool) -> tuple[Any, Select[Any] | None, Any]:
+    """(register the destinations with open items, choose free ones with work, hold them) for a dialect."""
+    dialect = postgresql if postgres else sqlite
+    open_items = _D.c.status.in_((*DUE, DeliveryStatus.IN_FLIGHT))
+    register = (
+        dialect.insert(_DD)
+        .from_select(
+            ["connection_id", "connector"],
+            select(_D.c.connection_id, _D.c.connector).where(open_items).distinct(),
+        )
+        .on_conflict_do_nothing(index_elements=["connection_id", "connector"])
+    )
+    has_work = exists().where(
+        _D.c.connection_id == _DD.c.connection_id,
+        _D.c.connector == _DD.c.connector,
+        # An item in flight at a destination nobody holds was left by a worker that is gone.
+        or_(_DUE_NOW, _D.c.status == DeliveryStatus.IN_FLIGHT),
+    )
+    free = or_(_DD.c.held_until.is_(None), _DD.c.held_until < bindparam("p_now"))
+    ids = (
+        select(_DD.c.id)
+        .join(_C, _C.c.id == _DD.c.connection_id)
+        .where(
+            free,
+            or_(_DD.c.ready_at.is_(None), _DD.c.ready_at <= bindparam("p_now")),
+            _C.c.status == ConnectionStatus.ACTIVE,
+            has_work,
+        )
+        .order_by(_DD.c.held_until.is_not(None), _DD.c.held_until, _DD.c.id)
+        .limit(bindparam("p_n"))
+    )
+    choose: Select[Any] | None = None
+    if postgres:
+        choose = ids.with_for_update(of=_DD, skip_locked=True)
+        target = _DD.c.id.in_(bindparam("p_ids", expanding=True))
+    else:
+        target = _DD.c.id.in_(ids.scalar_subquery())
+    hold = (
+        update(_DD)
+        .where(target, free)
+        .values(held_by=bindparam("p_token"), held_until=bindparam("p_until"))
+        .returning(_DD.c.id, _DD.c.connection_id, _DD.c.connector)
+    )
+    return register, choose, hold
+
+
 def claim_destinations(rt: Runtime, worker: str, limit: int, hold: dt.timedelta) -> list[Held]:
     """Hold up to ``limit`` destinations that have work, nobody holds, and whose rate limit lets a request go.
 
@@ -184,57 +272,26 @@ def claim_destinations(rt: Runtime, worker: str, limit: int, hold: dt.timedelta)
     """
     now = utcnow()
     token = _claim_id(worker)
-    dd = DeliveryDestination
-    with rt.sessions() as db:
-        dialect = postgresql if is_postgres(db) else sqlite
-        open_items = Delivery.status.in_((*DUE, DeliveryStatus.IN_FLIGHT))
-        db.execute(
-            dialect.insert(dd)
-            .from_select(
-                ["connection_id", "connector"],
-                select(Delivery.connection_id, Delivery.connector).where(open_items).distinct(),
-            )
-            .on_conflict_do_nothing(index_elements=["connection_id", "connector"])
-        )
-        has_work = exists().where(
-            Delivery.connection_id == dd.connection_id,
-            Delivery.connector == dd.connector,
-            # An item in flight at a destination nobody holds was left by a worker that is gone.
-            or_(_due(now), Delivery.status == DeliveryStatus.IN_FLIGHT),
-        )
-        free = or_(dd.held_until.is_(None), dd.held_until < now)
-        ids = (
-            select(dd.id)
-            .join(Connection, Connection.id == dd.connection_id)
-            .where(
-                free,
-                or_(dd.ready_at.is_(None), dd.ready_at <= now),
-                Connection.status == ConnectionStatus.ACTIVE,
-                has_work,
-            )
-            .order_by(dd.held_until.is_not(None), dd.held_until, dd.id)
-            .limit(limit)
-        )
-        if is_postgres(db):
-            target = dd.id.in_(list(db.scalars(ids.with_for_update(of=dd, skip_locked=True))))
-        else:
-            target = dd.id.in_(ids.scalar_subquery())
-        db.execute(
-            update(dd)
-            .where(target, free)
-            .values(held_by=token, held_until=now + hold)
-            .execution_options(synchronize_session=False)
-        )
+    params: dict[str, Any] = {"p_now": now, "p_n": limit, "p_token": token, "p_until": now + hold}
+    with rt.engine.connect() as db:
+        register, choose, take = _destination_statements(is_postgres(db))
+        db.execute(register)
+        if choose is not None:
+            chosen = list(db.scalars(choose, params))
+            if not chosen:
+                db.commit()
+                return []
+            params["p_ids"] = chosen
+        rows = db.execute(take, params).all()
         db.commit()
-        rows = db.execute(select(dd.id, dd.connection_id, dd.connector).where(dd.held_by == token)).all()
-    return [Held(r[0], r[1], r[2], token) for r in rows]
+    return sorted((Held(r[0], r[1], r[2], token) for r in rows), key=lambda h: h.id)
 
 
 def renew_holds(rt: Runtime, tokens: Sequence[str], hold: dt.timedelta) -> None:
     """Keep the destinations a live worker is still serving."""
     if not tokens:
         return
-    with rt.sessions() as db:
+    with rt.engine.connect() as db:
         db.execute(
             update(DeliveryDestination)
             .where(DeliveryDestination.held_by.in_(list(tokens)))
@@ -243,14 +300,32 @@ def renew_holds(rt: Runtime, tokens: Sequence[str], hold: dt.timedelta) -> None:
         db.commit()
 
 
+_RELEASE = (
+    update(_DD)
+    .where(_DD.c.id == bindparam("p_id"), _DD.c.held_by == bindparam("p_token"))
+    .values(held_by=None, held_until=bindparam("p_at"))
+)
+
+
 def release(rt: Runtime, held: Held) -> None:
-    with rt.sessions() as db:
-        db.execute(
-            update(DeliveryDestination)
-            .where(DeliveryDestination.id == held.id, DeliveryDestination.held_by == held.token)
-            .values(held_by=None, held_until=utcnow())  # the time it was last served: its place in line
-        )
+    with rt.engine.connect() as db:
+        # held_until becomes the time it was last served: its place in line
+        db.execute(_RELEASE, {"p_id": held.id, "p_token": held.token, "p_at": utcnow()})
         db.commit()
+
+
+_DESTINATION_STATE = select(_DD.c.held_by, _DD.c.ready_at).where(_DD.c.id == bindparam("p_id"))
+_DESTINATION_READY = update(_DD).where(_DD.c.id == bindparam("p_id")).values(ready_at=bindparam("p_ready"))
+
+
+@dataclass(frozen=True)
+class _Claim:
+    rows: list[Claimed]
+    more: bool  # more items were due than this batch took
+    run_id: int | None  # the history row the claim opened, if it was asked to
+
+
+NOTHING = _Claim([], False, None)
 
 
 def _claim_paced(
@@ -258,34 +333,45 @@ def _claim_paced(
     held: Held,
     limit: RateLimit,
     settings: DeliverSettings,
-    condition: ColumnElement[bool],
+    purpose: str,
+    params: dict[str, Any],
     claim_id: str,
     *,
     count_attempt: bool,
     batch_size: int,
-) -> list[Delivery]:
-    """Claim a batch at the held destination with one request's worth of its rate limit, in one commit.
+    job: str | None = None,
+) -> _Claim:
+    """Claim a batch at the held destination with one request's worth of its rate limit, in one commit;
+    with ``job``, the batch's history row is opened in the same commit.
 
     Empty when there is nothing to claim, the destination is no longer held, or the rate limit asks for
     a wait longer than ``settings.max_pacing`` (``ready_at`` then keeps every worker off it until then).
+    A claim that finds nothing writes nothing: no request goes, so no slot of the rate limit is used.
     """
     while True:
-        with rt.sessions() as db:
-            row = db.get(DeliveryDestination, held.id)
+        with rt.engine.connect() as db:
+            row = db.execute(_DESTINATION_STATE, {"p_id": held.id}).first()
             if row is None or row.held_by != held.token:
-                return []  # no longer ours: whoever holds it now sends
+                return NOTHING  # no longer ours: whoever holds it now sends
             wait, ready = admit(row.ready_at, utcnow(), limit)
             if not wait:
-                row.ready_at = ready
-                db.flush()
-                return _claim(db, condition, claim_id, batch_size, count_attempt=count_attempt)
+                rows, more = _claim(db, purpose, params, claim_id, batch_size, count_attempt=count_attempt)
+                if not rows:
+                    db.rollback()
+                    return NOTHING
+                db.execute(_DESTINATION_READY, {"p_id": held.id, "p_ready": ready})
+                run_id = None
+                if job is not None:
+                    run_id = open_run(db, job, connector=held.connector, connection_id=held.connection_id)
+                db.commit()
+                return _Claim(rows, more, run_id)
         if wait > settings.max_pacing:
-            return []
+            return NOTHING
         time.sleep(wait)
 
 
 def _defer(rt: Runtime, held: Held, until: dt.datetime) -> None:
-    with rt.sessions() as db:
+    with rt.engine.connect() as db:
         db.execute(
             update(DeliveryDestination)
             .where(DeliveryDestination.id == held.id, DeliveryDestination.held_by == held.token)
@@ -294,43 +380,80 @@ def _defer(rt: Runtime, held: Held, until: dt.datetime) -> None:
         db.commit()
 
 
-def _orphans_in_doubt(rt: Runtime, held: Held, settings: DeliverSettings) -> bool:
-    """Turn items in flight at a destination just taken over into items in doubt (their worker is gone);
-    whether any item there is in doubt now."""
-    at_destination = (Delivery.connection_id == held.connection_id, Delivery.connector == held.connector)
-    with rt.sessions() as db:
-        db.execute(
-            update(Delivery)
-            .where(
-                *at_destination,
-                Delivery.status == DeliveryStatus.IN_FLIGHT,
-                Delivery.claimed_by.is_not(None),
-            )
-            .values(claimed_by=None, next_attempt_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-        found = db.scalar(select(Delivery.id).where(*at_destination, _in_doubt(utcnow(), settings)).limit(1))
-        db.commit()
+_ORPHANS_IN_DOUBT = (
+    update(_D)
+    .where(_AT_DESTINATION, _D.c.status == DeliveryStatus.IN_FLIGHT, _D.c.claimed_by.is_not(None))
+    .values(claimed_by=None, next_attempt_at=bindparam("p_now"))
+)
+_ANY_IN_DOUBT = select(_D.c.id).where(_CLAIMABLE["in_doubt"]).limit(1)
+
+
+def _orphans_in_doubt(db: Session, held: Held, settings: DeliverSettings) -> bool:
+    """Turn items in flight at a destination just taken over into items in doubt (their worker is gone),
+    in ``db``'s transaction (the caller commits); whether any item there is in doubt now."""
+    now = utcnow()
+    params = {"p_cid": held.connection_id, "p_connector": held.connector, "p_now": now}
+    db.execute(_ORPHANS_IN_DOUBT, params)
+    found = db.scalar(_ANY_IN_DOUBT, {**params, "p_stale": now - settings.stale_after})
     return found is not None
 
 
+@functools.cache
+def _write_statement(columns: tuple[str, ...]) -> Any:
+    """The UPDATE of an item still claimed by ``p_claim`` that sets ``columns`` (from ``v_<column>``)."""
+    return (
+        update(_D)
+        .where(
+            _D.c.id == bindparam("p_id"),
+            _D.c.claimed_by == bindparam("p_claim"),
+            _D.c.status == DeliveryStatus.IN_FLIGHT,
+        )
+        .values({c: bindparam(f"v_{c}") for c in columns})
+    )
+
+
+_LAST_SYNC = update(_C).where(_C.c.id == bindparam("p_id")).values(last_sync_at=bindparam("p_at"))
+
+
 class _Batch:
-    def __init__(self, rt: Runtime, settings: DeliverSettings, claim_id: str, rows: list[Delivery]) -> None:
+    """A claimed batch. With ``run_id`` (its history row, opened with the claim), the commit that writes
+    the outcome or gives the batch back also finishes the history row."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        settings: DeliverSettings,
+        claim_id: str,
+        rows: list[Claimed],
+        run_id: int | None = None,
+    ) -> None:
         self.rt = rt
         self.settings = settings
         self.claim_id = claim_id
         self.rows = {r.id: r for r in rows}
+        self.run_id = run_id
 
-    def _write(self, db: Session, delivery_id: int, **values: object) -> bool:
+    def _commit(self, db: DbConnection, tally: RunTally | None) -> None:
+        if self.run_id is not None and tally is not None:
+            close_run(db, self.run_id, tally)
+            db.commit()
+            self.run_id = None
+        else:
+            db.commit()
+
+    def finish_run(self, tally: RunTally) -> None:
+        """Finish the history row if no outcome commit did (the run failed before it could)."""
+        if self.run_id is None:
+            return
+        with self.rt.engine.connect() as db:
+            close_run(db, self.run_id, tally)
+            db.commit()
+        self.run_id = None
+
+    def _write(self, db: DbConnection, delivery_id: int, **values: object) -> bool:
+        params = {f"v_{k}": v for k, v in values.items()}
         res = db.execute(
-            update(Delivery)
-            .where(
-                Delivery.id == delivery_id,
-                Delivery.claimed_by == self.claim_id,
-                Delivery.status == DeliveryStatus.IN_FLIGHT,
-            )
-            .values(**values)
-            .execution_options(synchronize_session=False)
+            _write_statement(tuple(sorted(values))), {"p_id": delivery_id, "p_claim": self.claim_id, **params}
         )
         return bool(rowcount(res))
 
@@ -343,9 +466,9 @@ class _Batch:
     ) -> None:
         now = utcnow()
         seen: set[int] = set()
-        with self.rt.sessions() as db:
+        with self.rt.engine.connect() as db:
             if connection_id is not None:  # the destination answered: note it in the same commit
-                db.execute(update(Connection).where(Connection.id == connection_id).values(last_sync_at=now))
+                db.execute(_LAST_SYNC, {"p_id": connection_id, "p_at": now})
             for r in results:
                 row = self.rows.get(r.id)
                 if row is None or r.id in seen:
@@ -397,12 +520,20 @@ class _Batch:
                 stats.in_doubt += self._write(
                     db, i, claimed_by=None, last_error="no result from the connector; outcome in doubt"
                 )
-            db.commit()
+            self._commit(db, tally)
 
-    def release(self, stats: DeliverStats, *, error: str, in_doubt: bool, refund: bool = False) -> None:
+    def release(
+        self,
+        stats: DeliverStats,
+        *,
+        error: str,
+        in_doubt: bool,
+        refund: bool = False,
+        tally: RunTally | None = None,
+    ) -> None:
         """Give the whole batch back: queued again (nothing was sent) or in doubt (it may have been)."""
         now = utcnow()
-        with self.rt.sessions() as db:
+        with self.rt.engine.connect() as db:
             for row in self.rows.values():
                 values: dict[str, object] = {"claimed_by": None, "last_error": error[:MAX_ERROR]}
                 if refund:
@@ -418,11 +549,11 @@ class _Batch:
                         stats.in_doubt += 1
                     elif not refund:
                         stats.retry += 1
-            db.commit()
+            self._commit(db, tally)
 
 
 def mark_needs_reauth(rt: Runtime, connection_id: int, reason: str) -> None:
-    with rt.sessions() as db:
+    with rt.engine.connect() as db:
         db.execute(
             update(Connection)
             .where(Connection.id == connection_id)
@@ -449,21 +580,24 @@ class Worker:
         self.rt = rt
         self.name = name
         self.settings = settings or DeliverSettings.from_runtime(rt)
+        # HTTP sessions kept per destination between serves, so its API connection (and TLS session)
+        # stays open instead of being made again for every destination served.
+        self.http = SessionShelf()
 
-    def _connector(self, connection_id: int, connector: str) -> tuple[Connector, object]:
-        with self.rt.sessions() as db:
-            conn = db.get(Connection, connection_id)
-            if conn is None:
-                raise LookupError(f"connection {connection_id} is gone")
-            impl, ctx = make_connector(self.rt, db, conn, connector)
+    def _connector(self, db: Session, held: Held, http: requests.Session) -> tuple[Connector, object]:
+        conn = db.get(Connection, held.connection_id)
+        if conn is None:
+            raise LookupError(f"connection {held.connection_id} is gone")
+        impl, ctx = make_connector(self.rt, db, conn, held.connector, http=http)
         return impl, ctx.access_token
 
     def _fail_due(self, held: Held, error: str, stats: DeliverStats) -> None:
         connection_id, connector = held.connection_id, held.connector
         claim_id = _claim_id(self.name)
-        cond = and_(_due(utcnow()), Delivery.connection_id == connection_id, Delivery.connector == connector)
-        with self.rt.sessions() as db:
-            rows = _claim(db, cond, claim_id, self.settings.batch_size, count_attempt=True)
+        params = {"p_cid": connection_id, "p_connector": connector, "p_now": utcnow()}
+        with self.rt.engine.connect() as db:
+            rows, _ = _claim(db, "due", params, claim_id, self.settings.batch_size, count_attempt=True)
+            db.commit()
         if not rows:
             return
         with recorded(self.rt, "deliver", connector=connector, connection_id=connection_id) as tally:
@@ -476,7 +610,7 @@ class Worker:
     def _requests_today(self, connection_id: int, connector: str) -> int:
         """Requests made to this destination since midnight UTC: each batch and look-up is one run."""
         midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
-        with self.rt.sessions() as db:
+        with self.rt.engine.connect() as db:
             return int(
                 db.scalar(
                     select(func.count(SyncRun.id)).where(
@@ -504,28 +638,41 @@ class Worker:
 
     def serve(self, held: Held, stats: DeliverStats) -> None:
         """Work one held destination, then let it go."""
+        key = (held.connection_id, held.connector)
+        http = self.http.take(key)
+        served = False
         try:
-            in_doubt = _orphans_in_doubt(self.rt, held, self.settings)
-            try:
-                impl, token = self._connector(held.connection_id, held.connector)
-            except Exception as exc:
+            unavailable = None
+            with self.rt.sessions() as db:  # one transaction: the orphans and the connection's row
+                in_doubt = _orphans_in_doubt(db, held, self.settings)
+                try:
+                    impl, token = self._connector(db, held, http)
+                except Exception as exc:
+                    unavailable = f"connector unavailable: {type(exc).__name__}: {exc}"
+                db.commit()
+            if unavailable is not None:
                 # The connector cannot be built here (not installed, misconfigured): the due items fail
                 # visibly with the reason, back off, and end up dead for a person to retry once it is fixed.
-                self._fail_due(held, f"connector unavailable: {type(exc).__name__}: {exc}", stats)
+                self._fail_due(held, unavailable, stats)
                 return
             if in_doubt:
                 self._resolve(held, impl, token, stats)
             self._send(held, impl, token, stats)
+            served = True
         finally:
             release(self.rt, held)
+            # A serve that broke off may leave the session mid-request: only a clean one is kept.
+            self.http.give_back(key, http, keep=served)
 
     def _resolve(self, held: Held, impl: Connector, token: object, stats: DeliverStats) -> None:
         connection_id, connector = held.connection_id, held.connector
-        cond = and_(
-            _in_doubt(utcnow(), self.settings),
-            Delivery.connection_id == connection_id,
-            Delivery.connector == connector,
-        )
+        now = utcnow()
+        params = {
+            "p_cid": connection_id,
+            "p_connector": connector,
+            "p_now": now,
+            "p_stale": now - self.settings.stale_after,
+        }
         claim_id = _claim_id(self.name)
         limit = impl.rate_limit()
         rows = _claim_paced(
@@ -533,11 +680,12 @@ class Worker:
             held,
             limit,
             self.settings,
-            cond,
+            "in_doubt",
+            params,
             claim_id,
             count_attempt=False,
             batch_size=self._batch_size(impl),
-        )
+        ).rows
         if not rows:
             return
         batch = _Batch(self.rt, self.settings, claim_id, rows)
@@ -557,7 +705,7 @@ class Worker:
                 tally.error(f"{type(exc).__name__}: {exc}")
                 return
             now = utcnow()
-            with self.rt.sessions() as db:
+            with self.rt.engine.connect() as db:
                 for row in rows:
                     if row.id in found:
                         if batch._write(
@@ -602,50 +750,62 @@ class Worker:
                 tomorrow = utcnow().replace(hour=0, minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
                 _defer(self.rt, held, tomorrow)
                 return
-            cond = and_(
-                _due(utcnow()),
-                Delivery.connection_id == connection_id,
-                Delivery.connector == connector,
-                # A connection disabled or waiting for re-authorisation meanwhile keeps its items.
-                exists().where(Connection.id == connection_id, Connection.status == ConnectionStatus.ACTIVE),
-            )
+            params = {"p_cid": connection_id, "p_connector": connector, "p_now": utcnow()}
             claim_id = _claim_id(self.name)
-            rows = _claim_paced(
+            claim = _claim_paced(
                 self.rt,
                 held,
                 limit,
                 self.settings,
-                cond,
+                "send",
+                params,
                 claim_id,
                 count_attempt=True,
                 batch_size=self._batch_size(impl),
+                job="deliver",
             )
-            if not rows:
+            if not claim.rows:
                 return
-            stats.claimed += len(rows)
-            batch = _Batch(self.rt, self.settings, claim_id, rows)
-            with recorded(self.rt, "deliver", connector=connector, connection_id=connection_id) as tally:
-                items = [_item(r) for r in rows]
-                try:
-                    results = with_token_retry(lambda items=items: impl.push(items), token)
-                except AuthRevoked as exc:
-                    mark_needs_reauth(self.rt, connection_id, f"authorisation revoked: {exc}")
-                    batch.release(
-                        stats, error=f"waiting for re-authorisation: {exc}", in_doubt=False, refund=True
-                    )
-                    tally.error(str(exc))
-                    return
-                except (TokenExpired, RefreshFailed) as exc:
-                    batch.release(stats, error=f"token: {exc or type(exc).__name__}", in_doubt=False)
-                    tally.error(str(exc) or type(exc).__name__)
-                    return
-                except Exception as exc:
-                    # The request may have reached the platform: treat the batch as in doubt.
-                    log.warning("push to %s@%s failed: %s", connector, connection_id, type(exc).__name__)
-                    batch.release(stats, error=f"{type(exc).__name__}: {exc}", in_doubt=True)
-                    tally.error(f"{type(exc).__name__}: {exc}")
-                    return
-                batch.record(results, stats, tally, connection_id)
+            stats.claimed += len(claim.rows)
+            batch = _Batch(self.rt, self.settings, claim_id, claim.rows, claim.run_id)
+            tally = RunTally()
+            try:
+                self._push(batch, impl, token, stats, tally, held)
+            except Exception as exc:
+                tally.error(f"{type(exc).__name__}: {exc}")
+                raise
+            finally:
+                batch.finish_run(tally)
+            if not claim.more:
+                return
+
+    def _push(
+        self, batch: _Batch, impl: Connector, token: object, stats: DeliverStats, tally: RunTally, held: Held
+    ) -> None:
+        """Send one claimed batch and record its outcome, or give it back; the history row is finished in
+        the same commit."""
+        connection_id, connector = held.connection_id, held.connector
+        items = [_item(r) for r in batch.rows.values()]
+        try:
+            results = with_token_retry(lambda: impl.push(items), token)
+        except AuthRevoked as exc:
+            mark_needs_reauth(self.rt, connection_id, f"authorisation revoked: {exc}")
+            tally.error(str(exc))
+            batch.release(
+                stats, error=f"waiting for re-authorisation: {exc}", in_doubt=False, refund=True, tally=tally
+            )
+            return
+        except (TokenExpired, RefreshFailed) as exc:
+            tally.error(str(exc) or type(exc).__name__)
+            batch.release(stats, error=f"token: {exc or type(exc).__name__}", in_doubt=False, tally=tally)
+            return
+        except Exception as exc:
+            # The request may have reached the platform: treat the batch as in doubt.
+            log.warning("push to %s@%s failed: %s", connector, connection_id, type(exc).__name__)
+            tally.error(f"{type(exc).__name__}: {exc}")
+            batch.release(stats, error=f"{type(exc).__name__}: {exc}", in_doubt=True, tally=tally)
+            return
+        batch.record(results, stats, tally, connection_id)
 
 
 def deliver_once(rt: Runtime, name: str = "worker", settings: DeliverSettings | None = None) -> DeliverStats:

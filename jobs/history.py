@@ -5,6 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import cast
+
+from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
 
 from jobs.runtime import Runtime
 from tracking.db import utcnow
@@ -22,16 +27,64 @@ class RunTally:
         self.errors.append(text)
 
 
+_RUNS = cast(Table, SyncRun.__table__)
+# Built once: a worker writes two of these for every batch it sends.
+_OPEN = (
+    insert(_RUNS)
+    .values(
+        job=bindparam("p_job"),
+        connector=bindparam("p_connector"),
+        connection_id=bindparam("p_cid"),
+        started_at=bindparam("p_at"),
+    )
+    .returning(_RUNS.c.id)
+)
+_CLOSE = (
+    update(_RUNS)
+    .where(_RUNS.c.id == bindparam("p_id"))
+    .values(
+        finished_at=bindparam("p_at"),
+        items=bindparam("p_items"),
+        errors=bindparam("p_errors"),
+        error_text=bindparam("p_text"),
+    )
+)
+
+
+def open_run(
+    db: Session | Connection, job: str, *, connector: str | None = None, connection_id: int | None = None
+) -> int:
+    """Write the row of a run that starts now, in ``db``'s transaction (the caller commits); its id."""
+    run_id = db.scalar(
+        _OPEN, {"p_job": job, "p_connector": connector, "p_cid": connection_id, "p_at": utcnow()}
+    )
+    assert run_id is not None
+    return int(run_id)
+
+
+def close_run(db: Session | Connection, run_id: int, tally: RunTally) -> None:
+    """Finish a run's row with what it did, in ``db``'s transaction (the caller commits)."""
+    text = "\n".join(tally.errors)[:MAX_ERROR_TEXT] or None
+    db.execute(
+        _CLOSE,
+        {
+            "p_id": run_id,
+            "p_at": utcnow(),
+            "p_items": tally.items,
+            "p_errors": len(tally.errors),
+            "p_text": text,
+        },
+    )
+
+
 @contextmanager
 def recorded(
     rt: Runtime, job: str, *, connector: str | None = None, connection_id: int | None = None
 ) -> Iterator[RunTally]:
     """Record one job run. The row is written when the run starts, so a crash leaves it unfinished."""
     with rt.sessions() as db:
-        run = SyncRun(job=job, connector=connector, connection_id=connection_id, started_at=utcnow())
-        db.add(run)
+        run_id = open_run(db, job, connector=connector, connection_id=connection_id)
         db.commit()
-        run_id = run.id
     tally = RunTally()
     try:
         yield tally
@@ -40,10 +93,5 @@ def recorded(
         raise
     finally:
         with rt.sessions() as db:
-            row = db.get(SyncRun, run_id)
-            if row is not None:
-                row.finished_at = utcnow()
-                row.items = tally.items
-                row.errors = len(tally.errors)
-                row.error_text = "\n".join(tally.errors)[:MAX_ERROR_TEXT] or None
-                db.commit()
+            close_run(db, run_id, tally)
+            db.commit()

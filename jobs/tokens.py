@@ -159,16 +159,24 @@ def _mark_reauth(db: Session, conn: Connection, reason: str) -> None:
     log.warning("connection %s needs re-authorisation: %s", conn.id, reason)
 
 
+def _stored(rt: Runtime, conn: Connection, min_valid: dt.timedelta) -> str | None:
+    """The connection's stored token if it stays valid for ``min_valid``; None when it needs a refresh."""
+    if conn.status == ConnectionStatus.NEEDS_REAUTH:
+        raise AuthRevoked(conn.status_reason or "the connection needs re-authorisation")
+    token = rt.box.open(conn.access_token_enc)
+    if token and not _needs_refresh(conn, min_valid):
+        return token
+    return None
+
+
 def access_token(rt: Runtime, connection_id: int, min_valid: dt.timedelta = MIN_VALID) -> str:
     """A token valid for at least ``min_valid``, refreshing first when it is about to expire."""
     with rt.sessions() as db:
         conn = db.get(Connection, connection_id)
         if conn is None:
             raise LookupError(f"no connection {connection_id}")
-        if conn.status == ConnectionStatus.NEEDS_REAUTH:
-            raise AuthRevoked(conn.status_reason or "the connection needs re-authorisation")
-        token = rt.box.open(conn.access_token_enc)
-        if token and not _needs_refresh(conn, min_valid):
+        token = _stored(rt, conn, min_valid)
+        if token is not None:
             return token
     return refresh_connection(rt, connection_id, min_valid=min_valid)
 
@@ -203,17 +211,49 @@ def refresh_expiring(rt: Runtime, ahead: dt.timedelta = dt.timedelta(minutes=30)
 
 
 class TokenSource:
-    """The ``access_token`` callable of an AccountContext: cached, refreshed behind the connector's back."""
+    """The ``access_token`` callable of an AccountContext, refreshed behind the connector's back.
 
-    def __init__(self, rt: Runtime, connection_id: int) -> None:
+    A token it handed out is handed out again without reading the connection row for up to ``REUSE``, and
+    never closer than ``MIN_VALID`` to its expiry; a token the API refuses is refreshed at once
+    (``refresh_after_rejection``) whatever its age, so a token replaced meanwhile by another process costs
+    one refused request. Given the connection's row just read (``conn``), the first token comes from it.
+    """
+
+    REUSE = dt.timedelta(seconds=60)
+
+    def __init__(self, rt: Runtime, connection_id: int, conn: Connection | None = None) -> None:
         self._rt = rt
         self._id = connection_id
         self.last: str | None = None
+        self._reuse_until: dt.datetime | None = None
+        self._row = conn
 
     def __call__(self) -> str:
-        self.last = access_token(self._rt, self._id)
-        return self.last
+        now = utcnow()
+        if self.last is not None and self._reuse_until is not None and now < self._reuse_until:
+            return self.last
+        conn, self._row = self._row, None
+        if conn is None:
+            with self._rt.sessions() as db:
+                conn = db.get(Connection, self._id)
+                if conn is None:
+                    raise LookupError(f"no connection {self._id}")
+        token = _stored(self._rt, conn, MIN_VALID)
+        if token is None:
+            self.last = refresh_connection(self._rt, self._id)
+            self._reuse_until = None  # its expiry is read with the row next time
+            return self.last
+        self.last = token
+        until = now + self.REUSE
+        if conn.expires_at is not None:
+            until = min(until, conn.expires_at - MIN_VALID)
+        self._reuse_until = until
+        return token
 
     def refresh_after_rejection(self) -> str:
         self.last = refresh_connection(self._rt, self._id, rejected_token=self.last)
+        self._reuse_until = None
         return self.last
+
+    def __repr__(self) -> str:  # never show the token in logs or tracebacks
+        return f"TokenSource(connection {self._id})"

@@ -106,6 +106,7 @@ class AmoClient:
         throttle: Throttle | None = None,
         timeout: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        session: requests.Session | None = None,
     ) -> None:
         self.api = ApiClient(
             base_url,
@@ -116,6 +117,7 @@ class AmoClient:
             throttle or Throttle(PER_SECOND, sleep),
             timeout,
             frozenset({200, 201, 202, 204}),
+            session=session or requests.Session(),
         )
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:

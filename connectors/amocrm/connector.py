@@ -54,7 +54,7 @@ class AmoConnector:
             # Built from the stored account rather than configured: the token goes there, so it must be
             # a real account host.
             check_account(ctx.account)
-        self.client = AmoClient(base, ctx.access_token, sleep=sleep)
+        self.client = AmoClient(base, ctx.access_token, sleep=sleep, session=ctx.http)
         self.mode = str(self.settings.get("mode") or "unsorted")
         self._codes: set[str] | None = None
         self.dedupe = bool(self.settings.get("dedupe_open_deals", True))

@@ -31,7 +31,15 @@ def read_problem(response: requests.Response) -> Problem:
 
 
 class Ga4Client:
-    def __init__(self, api_base: str, measurement_id: str, api_secret: str, *, timeout: float = 20.0) -> None:
+    def __init__(
+        self,
+        api_base: str,
+        measurement_id: str,
+        api_secret: str,
+        *,
+        timeout: float = 20.0,
+        session: requests.Session | None = None,
+    ) -> None:
         # The secret travels in the query string, as the protocol requires; it is never logged here.
         self._params = {"measurement_id": measurement_id, "api_secret": api_secret}
         self.api = ApiClient(
@@ -42,6 +50,7 @@ class Ga4Client:
             error=Ga4Error,
             timeout=timeout,
             ok_statuses=frozenset(range(200, 300)),
+            session=session or requests.Session(),
         )
 
     def _post(self, path: str, body: dict[str, Any]) -> requests.Response:

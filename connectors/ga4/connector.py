@@ -42,7 +42,10 @@ class Ga4Connector(PushOnly):
 
     def _client(self) -> Ga4Client:
         return Ga4Client(
-            self.ctx.api_base, str(self.ctx.account.get("measurement_id", "")), self.ctx.access_token()
+            self.ctx.api_base,
+            str(self.ctx.account.get("measurement_id", "")),
+            self.ctx.access_token(),
+            session=self.ctx.http,
         )
 
     def push(self, items: Sequence[DeliveryItem]) -> list[DeliveryResult]:

@@ -67,6 +67,7 @@ class MetrikaClient:
         *,
         throttle: Throttle | None = None,
         timeout: float = 60.0,
+        session: requests.Session | None = None,
     ) -> None:
         self.api = ApiClient(
             f"{api_base.rstrip('/')}/management/v1/counter/{counter_id}/offline_conversions",
@@ -76,6 +77,7 @@ class MetrikaClient:
             MetrikaError,
             throttle or Throttle(3.0),
             timeout,
+            session=session or requests.Session(),
         )
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:

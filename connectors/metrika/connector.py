@@ -56,7 +56,7 @@ class MetrikaConnector:
         if not counter_id.isdigit():
             raise ValueError(f"Metrika connection {ctx.connection_id} has no numeric counter_id")
         self.client = MetrikaClient(
-            ctx.api_base, counter_id, ctx.access_token, throttle=Throttle(PER_SECOND, sleep)
+            ctx.api_base, counter_id, ctx.access_token, throttle=Throttle(PER_SECOND, sleep), session=ctx.http
         )
 
     def rate_limit(self) -> RateLimit:

@@ -68,7 +68,7 @@ class TelegramConnector(PushOnly):
             read_problem,
             RULES,
             timeout=TIMEOUT,
-            session=http or requests.Session(),
+            session=http or ctx.http or requests.Session(),
         )
 
     def rate_limit(self) -> RateLimit:

@@ -62,7 +62,7 @@ class WebhookConnector(PushOnly):
             RULES,
             timeout=TIMEOUT,
             ok_statuses=frozenset(range(200, 300)),
-            session=http or requests.Session(),
+            session=http or ctx.http or requests.Session(),
         )
 
     def rate_limit(self) -> RateLimit:

@@ -77,6 +77,7 @@ class DirectClient:
         *,
         client_login: str | None = None,
         timeout: float = 120.0,
+        session: requests.Session | None = None,
     ) -> None:
         self._token = access_token
         self._client_login = client_login
@@ -88,6 +89,7 @@ class DirectClient:
             DirectError,
             timeout=timeout,
             ok_statuses=frozenset({200, 201, 202}),
+            session=session or requests.Session(),
         )
 
     def _headers(self) -> dict[str, str]:

@@ -36,7 +36,10 @@ class YandexDirectConnector:
         self.max_wait = float(settings.get("max_poll_interval", 120))
         self.currency = str(ctx.account.get("currency") or ctx.currency)
         self.client = DirectClient(
-            ctx.api_base, ctx.access_token, client_login=ctx.account.get("client_login") or None
+            ctx.api_base,
+            ctx.access_token,
+            client_login=ctx.account.get("client_login") or None,
+            session=ctx.http,
         )
 
     def rate_limit(self) -> RateLimit:

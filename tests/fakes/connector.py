@@ -45,7 +45,7 @@ class FakeDestConnector:
 
     def __init__(self, ctx: AccountContext) -> None:
         self.ctx = ctx
-        self.http = requests.Session()
+        self.http = ctx.http or requests.Session()
 
     def rate_limit(self) -> RateLimit:
         daily = self.ctx.settings.get("daily")

@@ -14,6 +14,7 @@ import collections
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tests.fakes.http import FakeServer, Response, json_response
@@ -25,6 +26,9 @@ class FakeDestination(FakeServer):
         self.lock = threading.Lock()
         self.valid_tokens: set[str] = set()
         self.arrivals: list[str] = []  # uids, in arrival order, duplicates included
+        self.pushes: list[tuple[str, str, int]] = []  # (uid, bearer token, client port) of each arrival
+        self.refused = 0  # requests refused for their token
+        self.after_push: Callable[[], None] | None = None  # runs after each accepted push, before the answer
         self.ids: dict[str, str] = {}
         self.push_requests = 0
         self.fail_next: list[tuple[int, dict[str, str]]] = []  # whole-request failures to answer, in order
@@ -58,6 +62,8 @@ class FakeDestination(FakeServer):
         self, method: str, path: str, query: dict[str, list[str]], body: bytes, headers: dict[str, str]
     ) -> Response:
         if not self._auth_ok(headers):
+            with self.lock:
+                self.refused += 1
             return json_response(401, {"error": "unauthorized"})
         if method == "POST" and path == "/v1/events":
             account = headers.get("Authorization", "")
@@ -67,7 +73,16 @@ class FakeDestination(FakeServer):
                 self.max_active_per_account = max(self.max_active_per_account, self.active[account])
                 self.push_times[account].append(time.monotonic())
             try:
-                return self._push(json.loads(body or b"{}"))
+                doc = json.loads(body or b"{}")
+                answer = self._push(doc)
+                with self.lock:
+                    port = self.current.peer[1]
+                    for r in json.loads(answer[2]).get("results", []):
+                        if r.get("status") == "ok":
+                            self.pushes.append((r["uid"], account[7:], port))
+                if self.after_push is not None:
+                    self.after_push()
+                return answer
             finally:
                 with self.lock:
                     self.active[account] -= 1

@@ -15,6 +15,12 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     return status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(body).encode()
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: dozens of workers' threads connecting at once overflow it,
+    # and a connection the kernel then drops fails a push that never reached the fake.
+    request_queue_size = 128
+
+
 class FakeServer:
     def __init__(self) -> None:
         fake = self
@@ -26,6 +32,8 @@ class FakeServer:
             wbufsize = 64 * 1024
 
             def _serve(self, method: str) -> None:
+                fake.peers.append(self.client_address[:2])
+                fake.current.peer = self.client_address[:2]
                 parts = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
@@ -54,7 +62,10 @@ class FakeServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # The client address of every request, in order: requests on one kept-alive connection share one.
+        self.peers: list[tuple[str, int]] = []
+        self.current = threading.local()  # .peer: the client address of the request this thread serves
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

@@ -241,7 +241,8 @@ def test_rate_limits_hold_across_workers(db, rt, fakes) -> None:
     try:
         _wait_for(
             "every delivery",
-            lambda: db.scalar(select(func.count()).where(Delivery.status == DeliveryStatus.DONE)) == 6,
+            # At least half: with the burst, the count may go past 6 between two looks.
+            lambda: (db.scalar(select(func.count()).where(Delivery.status == DeliveryStatus.DONE)) or 0) >= 6,
             [],
         )
     finally:
