@@ -24,10 +24,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet
 from sqlalchemy import delete, func, select, text
+from sqlalchemy.engine import Engine
 
 from connectors import registry
 from jobs.outbox import install
@@ -46,6 +50,57 @@ LAUNCH = (
     "import connectors.registry as r; r.CONNECTORS['fakedest'] = 'tests.fakes.connector'; "
     "from hub.cli import main; main(['worker'])"
 )
+
+
+@dataclass
+class DeliveryWorld:
+    """A throwaway PostgreSQL database with one client and its connections to the fake destination."""
+
+    url: str
+    engine: Engine
+    key: str  # the encryption key the connections' tokens are sealed with
+    fakes: Fakes
+    client_id: int
+
+
+@contextmanager
+def delivery_world(destinations: int, *, latency: float = 0.0) -> Iterator[DeliveryWorld]:
+    """The database, the fake OAuth server and the fake destination (answering after ``latency`` seconds)
+    with ``destinations`` connections of one client; all dropped and stopped on leaving."""
+    import tests.pipeline.support as support
+    from tracking.crypto import SecretBox
+
+    registry.CONNECTORS["fakedest"] = "tests.fakes.connector"
+    install()
+    name = f"otkuda_bench_{secrets.token_hex(4)}"
+    admin = make_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    dest = FakeDestination().start()
+    dest.latency = latency
+    oauth = FakeOAuth(GENERIC, on_issue=dest.valid_tokens.add).start()
+    fakes = Fakes(oauth, dest)
+    engine = None
+    try:
+        upgrade(url)
+        engine = make_engine(url)
+        key = Fernet.generate_key().decode()
+        support.BOX = SecretBox(key)  # the connections' tokens are sealed with this run's key
+        with make_session_factory(engine)() as db:
+            tenant = make_tenant(db, "Bench")
+            for _ in range(destinations):
+                make_connection(db, tenant, fakes, settings={"per_second": 1000})
+            client_id = tenant.client.id
+        yield DeliveryWorld(url, engine, key, fakes, client_id)
+    finally:
+        if engine is not None:
+            engine.dispose()
+        dest.stop()
+        oauth.stop()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def start_workers(n: int, env: dict[str, str], log: Path) -> list[subprocess.Popen[bytes]]:
@@ -150,32 +205,9 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=120.0, help="seconds per round at most")
     args = ap.parse_args()
 
-    registry.CONNECTORS["fakedest"] = "tests.fakes.connector"
-    install()
     tmp = Path(tempfile.mkdtemp())
-    name = f"otkuda_bench_{secrets.token_hex(4)}"
-    admin = make_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    dest = FakeDestination().start()
-    dest.latency = args.latency
-    oauth = FakeOAuth(GENERIC, on_issue=dest.valid_tokens.add).start()
-    fakes = Fakes(oauth, dest)
-    try:
-        upgrade(url)
-        engine = make_engine(url)
-        key = Fernet.generate_key().decode()
-        import tests.pipeline.support as support
-        from tracking.crypto import SecretBox
-
-        support.BOX = SecretBox(key)  # the connections' tokens are sealed with this run's key
-        db = make_session_factory(engine)()
-        tenant = make_tenant(db, "Bench")
-        for _ in range(args.destinations):
-            make_connection(db, tenant, fakes, settings={"per_second": 1000})
-        client_id = tenant.client.id
-        db.close()
+    with delivery_world(args.destinations, latency=args.latency) as world:
+        url, engine, key, fakes, client_id = world.url, world.engine, world.key, world.fakes, world.client_id
         env = dict(os.environ)
         env.update(
             {
@@ -216,13 +248,6 @@ def main() -> None:
                 f" {r['cpu'] / r['elapsed']:4.2f} cores busy; machine load average at start {r['load']:.1f}"
                 f" on {os.cpu_count()} cores"
             )
-        engine.dispose()
-    finally:
-        dest.stop()
-        oauth.stop()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 if __name__ == "__main__":

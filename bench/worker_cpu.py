@@ -16,29 +16,16 @@ import argparse
 import cProfile
 import os
 import pstats
-import secrets
 import statistics
 import tempfile
 import time
 
-from cryptography.fernet import Fernet
-from sqlalchemy import text
-
-import tests.pipeline.support as support
-from connectors import registry
+from bench.delivery_throughput import delivery_world
 from jobs.deliver import DeliverSettings, Worker
-from jobs.outbox import install
 from jobs.runtime import Runtime
-from tests.factories import make_tenant
-from tests.fakes.destination import FakeDestination
-from tests.fakes.oauth import GENERIC, FakeOAuth
-from tests.pipeline.support import Fakes, call_payload, make_connection
+from tests.pipeline.support import call_payload
 from tracking import hooks
-from tracking.crypto import SecretBox
-from tracking.db import make_engine, make_session_factory
-from tracking.migrate import upgrade
-
-PG_ADMIN = os.environ.get("OTKUDA_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+from tracking.db import make_session_factory
 
 
 def main() -> None:
@@ -49,27 +36,9 @@ def main() -> None:
     ap.add_argument("--profile", default=None, help="write a cProfile of the counted rounds here")
     args = ap.parse_args()
 
-    registry.CONNECTORS["fakedest"] = "tests.fakes.connector"
-    install()
-    name = f"otkuda_bench_{secrets.token_hex(4)}"
-    admin = make_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    dest = FakeDestination().start()
-    oauth = FakeOAuth(GENERIC, on_issue=dest.valid_tokens.add).start()
-    fakes = Fakes(oauth, dest)
-    try:
-        upgrade(url)
-        engine = make_engine(url)
-        key = Fernet.generate_key().decode()
-        support.BOX = SecretBox(key)  # the connections' tokens are sealed with this run's key
+    with delivery_world(args.destinations) as world:
+        url, engine, key, fakes, client_id = world.url, world.engine, world.key, world.fakes, world.client_id
         sessions = make_session_factory(engine)
-        with sessions() as db:
-            tenant = make_tenant(db, "Bench")
-            for _ in range(args.destinations):
-                make_connection(db, tenant, fakes, settings={"per_second": 1000})
-            client_id = tenant.client.id
         config = {
             "DATABASE_URL": url,
             "ENCRYPTION_KEY": key,
@@ -112,13 +81,6 @@ def main() -> None:
             profile.dump_stats(args.profile)
             stats = pstats.Stats(args.profile).sort_stats("cumulative")
             stats.print_stats(r"(jobs|connectors|tests/fakes)", 25)
-        engine.dispose()
-    finally:
-        dest.stop()
-        oauth.stop()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 if __name__ == "__main__":
