@@ -19,6 +19,8 @@ confidences.
     python bench/attribution.py [--days 5] [--visitors-per-day 450] [--ratios 45,20] [--quick]
     python bench/attribution.py --no-campaign   # pools keep channels but not campaigns together
     python bench/attribution.py --fit      # fit tracking.attribution_model's parameters to this world
+    python bench/attribution.py --world misdials_per_call=0.15 --world timing=0.3,0.2,0.2,0.3
+                                           # another world than the one the model was fitted on
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -797,6 +799,28 @@ def print_report(r: Report) -> None:
         print()
 
 
+def _changed(world: World, settings: list[str]) -> World:
+    """``world`` with FIELD=VALUE settings applied, each converted to the field's current type."""
+    values: dict[str, Any] = {}
+    for setting in settings:
+        name, sep, raw = setting.partition("=")
+        if not sep or name not in World.__dataclass_fields__:
+            raise SystemExit(f"--world {setting!r}: expected FIELD=VALUE with FIELD one of World's fields")
+        current = getattr(world, name)
+        if isinstance(current, tuple):
+            parts = tuple(float(x) for x in raw.split(","))
+            if len(parts) != len(current):
+                raise SystemExit(f"--world {name}: {len(current)} comma-separated numbers expected")
+            values[name] = parts
+        elif isinstance(current, bool):
+            values[name] = raw.lower() in ("1", "true", "yes", "on")
+        else:
+            values[name] = type(current)(raw)
+    if values:
+        print("world changed: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+    return replace(world, **values)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=float, default=6.0)
@@ -810,6 +834,13 @@ def main() -> None:
         "--no-campaign", action="store_true", help="pools keep channels together but not campaigns"
     )
     parser.add_argument("--quick", action="store_true", help="a small world, for a smoke run")
+    parser.add_argument(
+        "--world",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="change one of the world's settings (a World field; tuples as comma-separated numbers)",
+    )
     parser.add_argument("--fit", action="store_true", help="fit the model's parameters and print them")
     parser.add_argument(
         "--calibrate", action="store_true", help="with --fit: keep the rates, fit only the calibration"
@@ -852,6 +883,7 @@ def main() -> None:
             world = World(
                 vpd, days, ratio, coherent=coherent, campaign_coherent=not args.no_campaign, seed=args.seed
             )
+            world = _changed(world, args.world)
             print_report(simulate(world))
 
 
