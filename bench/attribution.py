@@ -138,6 +138,10 @@ class World:
     call_rate: float = 0.15  # visits that lead to a call
     # How those calls are timed: on the page, <=15 min after leaving, 15-120 min, hours or a day later.
     timing: tuple[float, float, float, float] = (0.45, 0.25, 0.12, 0.18)
+    # Shapes within the buckets: "<=15 min" is 20 s plus an exponential of this mean (cut at 15 min);
+    # "hours later" a log-normal of this median (cut to 2-30 h).
+    soon_mean_seconds: float = 240.0
+    late_median_hours: float = 6.0
     missed_share: float = 0.2
     redial_share: float = 0.6  # of missed calls
     misdials_per_call: float = 0.06
@@ -442,11 +446,12 @@ class Sim:
         if plan is None or plan == "on page":
             return
         if plan == "<=15 min":
-            delay = min(899.0, 20 + self.rng.expovariate(1 / 240))
+            delay = min(899.0, 20 + self.rng.expovariate(1 / self.w.soon_mean_seconds))
         elif plan == "15-120 min":
             delay = math.exp(self.rng.uniform(math.log(15 * 60 + 1), math.log(120 * 60)))
         else:
-            delay = min(30 * 3600.0, max(2 * 3600.0, self.rng.lognormvariate(math.log(6 * 3600), 0.8)))
+            median = math.log(self.w.late_median_hours * 3600)
+            delay = min(30 * 3600.0, max(2 * 3600.0, self.rng.lognormvariate(median, 0.8)))
         self.at(now + dt.timedelta(seconds=delay), lambda t: self._dial(t, tab, plan))
 
     # --- calls -----------------------------------------------------------------------------------------
