@@ -48,23 +48,6 @@ def test_a_hold_that_started_after_the_call_never_wins(db: Session) -> None:
     assert newcomer.id not in ids
 
 
-def test_a_hold_that_started_a_fraction_of_a_second_after_the_call_never_wins(db: Session) -> None:
-    t, integ, ads, seo = _setup(db)
-    p = h.make_pool_setup(db, t.site, "+749522200", 1)
-    number = p.numbers[0]
-    # The caller left 5 minutes ago; their hold is still in its grace period.
-    left = h.make_visit(db, t, seo, started=T0, last_seen=T0 + 3 * M, left=T0 + 3 * M)
-    h.make_hold(db, left, number, T0, T0 + 10 * M)
-    at = T0 + 8 * M
-    # A newcomer took the number a third of a second after the call (and is on the page, alive).
-    newcomer = h.make_visit(db, t, ads, started=at + dt.timedelta(milliseconds=330), last_seen=at + 2 * M)
-    h.make_hold(db, newcomer, number, at + dt.timedelta(milliseconds=330), at + 17 * M)
-    call = _call(db, integ, number.e164, at)
-    assert call.session_id == left.id and call.channel_id == seo.id
-    ids = db.scalars(select(CallCandidate.session_id).where(CallCandidate.call_id == call.id)).all()
-    assert newcomer.id not in ids
-
-
 def test_latest_holder_after_the_window_with_confidence_decaying_with_time(db: Session) -> None:
     t, integ, ads, seo = _setup(db)
     p = h.make_pool_setup(db, t.site, "+749522200", 2)

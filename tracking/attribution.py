@@ -44,10 +44,10 @@ from tracking.models import (
 )
 
 # Provider and hub clocks differ a little: fallback showings and promo codes this long after the call still
-# count. Pool holds do not: a hold that began after the call cannot have shown the number to the caller.
-# Not even within a second, where a provider's whole-second time may hide the order: nobody sees a number
-# and dials it in less than the second that separates them.
+# count. Pool holds do not: a hold that began after the call cannot have shown the number to the caller,
+# except within the rounding of providers' whole-second times.
 CLOCK_SKEW = dt.timedelta(seconds=30)
+HOLD_START_ROUNDING = dt.timedelta(seconds=2)
 # How far back holders of the number and the caller's earlier calls are hypotheses.
 HOLDER_LOOKBACK = dt.timedelta(hours=48)
 MAX_HOLDERS = 300
@@ -176,7 +176,7 @@ def _hypotheses(db: Session, call: Call, number: TrackingNumber, pool: Pool) -> 
         .join(VisitSession, VisitSession.id == NumberAssignment.session_id)
         .where(
             NumberAssignment.number_id == number.id,
-            NumberAssignment.started_at <= call_at,
+            NumberAssignment.started_at <= call_at + HOLD_START_ROUNDING,
             hold_end >= call_at - HOLDER_LOOKBACK,
         )
         .order_by(NumberAssignment.started_at.desc())
