@@ -818,7 +818,9 @@ def _changed(world: World, settings: list[str]) -> World:
                 raise SystemExit(f"--world {name}: {len(current)} comma-separated numbers expected")
             values[name] = parts
         elif isinstance(current, bool):
-            values[name] = raw.lower() in ("1", "true", "yes", "on")
+            if raw.lower() not in ("true", "false"):
+                raise SystemExit(f"--world {name}: true or false expected")
+            values[name] = raw.lower() == "true"
         else:
             values[name] = type(current)(raw)
     if values:
@@ -860,7 +862,7 @@ def main() -> None:
     if args.fit:
         samples: list[Sample] = []
         for ratio in ratios:
-            world = World(vpd, days, ratio, seed=args.seed + 100)
+            world = _changed(World(vpd, days, ratio, seed=args.seed + 100), args.world)
             simulate(world, keep=lambda db, rep: samples.extend(fit_samples(db, rep)))
         before = log_likelihood(samples, model.PARAMS)
         fitted = model.PARAMS if args.calibrate else fit(samples)
